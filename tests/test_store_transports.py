@@ -1,0 +1,91 @@
+"""What each transport does on its own: auth headers, errors, retries, reconnects."""
+import time
+
+import psycopg
+import pytest
+
+from lib.store import AuthRejected, Unavailable
+from lib.store.postgrest import PostgrestStore
+from lib.store.psycopg import PsycopgStore
+
+JWT_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
+
+
+def rest(fake, key=None):
+    return PostgrestStore(f"{fake.base_url}/rest/v1", key or fake.key)
+
+
+def test_secret_key_goes_in_apikey_only(fake_postgrest):
+    rest(fake_postgrest).call_one("training_status")
+    headers = fake_postgrest.headers[-1]
+    assert headers["apikey"] == fake_postgrest.key
+    assert "Authorization" not in headers
+
+
+def test_jwt_key_is_also_sent_as_bearer(fake_postgrest):
+    fake_postgrest.key = JWT_KEY
+    rest(fake_postgrest).call_one("training_status")
+    assert fake_postgrest.headers[-1]["Authorization"] == f"Bearer {JWT_KEY}"
+
+
+def test_wrong_key_is_named_without_echoing_it(fake_postgrest):
+    with pytest.raises(AuthRejected) as err:
+        rest(fake_postgrest, key="sb_secret_wrong_key_value").call_one("training_status")
+    assert "Supabase rejected the service role key" in str(err.value)
+    assert "sb_secret_wrong_key_value" not in str(err.value)
+
+
+def test_void_answer_is_none_and_set_answer_is_a_list(fake_postgrest, db):
+    db.execute("create or replace function test_void() returns void language sql as 'select'")
+    store = rest(fake_postgrest)
+    assert store.call_void("test_void") is None
+    assert store.call_all("upsert_personas", p_personas=[]) == []
+
+
+def test_503_is_retried_until_the_database_answers(fake_postgrest):
+    fake_postgrest.unavailable_for = 3
+    status = rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 5)
+    assert status["paused"] is False
+    assert fake_postgrest.calls.count("training_status") == 4
+
+
+def test_retries_stop_at_the_callers_deadline(fake_postgrest):
+    fake_postgrest.unavailable_for = 1000
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        rest(fake_postgrest).call_one("training_status", deadline=started + 0.5)
+    assert time.monotonic() - started < 1.5
+    assert 2 <= fake_postgrest.calls.count("training_status") < 10
+
+
+def test_connection_refused_is_unavailable_and_bounded():
+    store = PostgrestStore("http://127.0.0.1:9/rest/v1", "key")
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="Supabase unreachable"):
+        store.call_one("training_status", deadline=started + 0.3)
+    assert time.monotonic() - started < 2
+
+
+def test_psycopg_reconnects_after_the_server_drops_the_connection(database_url, db):
+    store = PsycopgStore(database_url)
+    store.call_one("training_status")
+    pid = store._conn.info.backend_pid
+    db.execute("select pg_terminate_backend(%s)", (pid,))
+    assert store.call_one("training_status", deadline=time.monotonic() + 5)["paused"] is False
+    assert store._conn.info.backend_pid != pid
+    store.close()
+
+
+def test_psycopg_unreachable_server_is_unavailable():
+    store = PsycopgStore("postgresql://postgres@127.0.0.1:9/none")
+    with pytest.raises(Unavailable, match="database unreachable"):
+        store.call_one("training_status", deadline=time.monotonic() + 0.2)
+
+
+def test_psycopg_sends_no_prepared_statements(database_url, db):
+    store = PsycopgStore(database_url)
+    for _ in range(10):
+        store.call_one("training_status")
+    prepared = store._conn.execute("select count(*) from pg_prepared_statements").fetchone()[0]
+    assert prepared == 0
+    store.close()
