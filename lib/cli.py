@@ -26,7 +26,26 @@ def _parser() -> argparse.ArgumentParser:
     pause.add_argument("--reason", required=True, help="why training is paused (shown everywhere)")
     commands.add_parser("resume", help="resume paused training",
                         description="Resume training after a pause or a tripped kill-switch.")
+    train = commands.add_parser("train", help="run one batch of battles here, with a progress bar",
+                                description="Run one batch of battles locally, with a progress bar and a "
+                                            "summary. Exits non-zero when the run failed, was killed or "
+                                            "refused.")
+    train.add_argument("--batch-size", type=_positive_int, metavar="N",
+                       help="battles in this batch (default TRAINING_BATCH_SIZE, at most MAX_TRAINING_BATCH_SIZE)")
+    train.add_argument("--simulate", action="store_true",
+                       help="offline: the simulated LLM and the embedded database (no keys needed); "
+                            "applies the schema and seeds the personas if needed")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 @contextmanager
@@ -81,7 +100,40 @@ def cmd_resume(settings, args) -> int:
     return 0
 
 
+def cmd_train(settings, args) -> int:
+    import dataclasses
+
+    from lib.llm import make_llm
+    from lib.progress import ProgressPrinter, print_summary
+    from lib.runner import RunRefused, run_batch
+
+    if args.simulate:
+        from lib.config import Database
+
+        settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
+    llm = make_llm(settings)
+    with _store(settings) as store:
+        if args.simulate:
+            store.migrate()
+            if store.call_one("training_status")["personas"]["total"] == 0:
+                from lib.personas import upsert_catalog
+
+                upsert_catalog(store)
+        printer = ProgressPrinter(sys.stdout)
+        try:
+            batch = run_batch(settings, store, llm, trigger="cli", requested_batch_size=args.batch_size,
+                              on_progress=printer.update)
+        except RunRefused as refused:
+            print(f"error: {refused}", file=sys.stderr)
+            return 1
+        finally:
+            printer.close()
+    print_summary(batch, sys.stdout)
+    return 0 if batch["status"] in ("completed", "timed_out") else 1
+
+
 COMMANDS = {
+    "train": cmd_train,
     "migrate": cmd_migrate,
     "generate-personas": cmd_generate_personas,
     "status": cmd_status,
@@ -92,13 +144,14 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from lib.llm import LLMError
     from lib.store import StoreError
     from lib.store.embedded import EmbeddedPostgresError
 
     try:
         settings = Settings.from_env()
         return COMMANDS[args.command](settings, args)
-    except (ConfigError, StoreError, EmbeddedPostgresError) as exc:
+    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

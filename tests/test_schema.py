@@ -38,7 +38,7 @@ def test_applying_twice_changes_nothing_and_grants_service_role(pg_server):
 @pytest.mark.parametrize("statement", [
     "insert into training_runs (trigger, batch_size, cost_cap, deadline_at) values ('cron', 1, -1, now())",
     "insert into training_runs (trigger, batch_size, cost_cap, deadline_at, total_cost) "
-    "values ('cron', 1, 1, now(), 2)",
+    "values ('cron', 1, 1, now(), -2)",
     "insert into training_runs (trigger, batch_size, cost_cap, deadline_at) values ('robot', 1, 1, now())",
     "insert into training_runs (trigger, batch_size, cost_cap, deadline_at, status) "
     "values ('cron', 1, 1, now(), 'completed')",

@@ -44,8 +44,7 @@ create table if not exists training_runs (
     started_at timestamptz not null default now(),
     finished_at timestamptz,
     error text,
-    check ((status = 'running') = (finished_at is null)),
-    check (total_cost <= cost_cap)
+    check ((status = 'running') = (finished_at is null))
 );
 create index if not exists training_runs_running_idx on training_runs (started_at) where status = 'running';
 create index if not exists training_runs_started_idx on training_runs (started_at desc);
@@ -221,6 +220,230 @@ language sql stable as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Runs and battles
+-- ---------------------------------------------------------------------------------------------
+
+-- The batch figures of a run, in the shape of the HTTP response's `batch`.
+create or replace function run_summary(p_run training_runs)
+returns jsonb
+language sql stable as $$
+    select jsonb_build_object(
+        'batchId', p_run.id, 'status', p_run.status, 'trigger', p_run.trigger,
+        'simulated', p_run.simulated,
+        'requestedBatchSize', p_run.requested_batch_size, 'batchSize', p_run.batch_size,
+        'battlesStarted', p_run.battles_started, 'battlesCompleted', p_run.battles_completed,
+        'battlesFailed', p_run.battles_failed, 'battlesTimedOut', p_run.battles_timed_out,
+        'battlesKilled', p_run.battles_killed, 'totalCost', p_run.total_cost, 'costCap', p_run.cost_cap,
+        'averageScore', p_run.average_score, 'breakthroughs', p_run.breakthroughs,
+        'killSwitchTriggered', p_run.kill_switch_triggered, 'timedOut', p_run.timed_out,
+        'durationMs', p_run.duration_ms, 'scoutNotified', p_run.scout_notified, 'errors', p_run.errors,
+        'startedAt', p_run.started_at, 'finishedAt', p_run.finished_at, 'error', p_run.error);
+$$;
+
+-- Closes runs whose process died: still `running` well past their deadline. Their battles end
+-- `failed` with whatever transcript they had, and their personas are released.
+create or replace function close_orphaned_runs(p_grace_ms integer default 5000)
+returns integer
+language plpgsql as $$
+declare
+    orphan training_runs%rowtype;
+    closed integer := 0;
+begin
+    for orphan in
+        select * from training_runs
+        where status = 'running' and deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now()
+        for update skip locked
+    loop
+        update sandbox_battles set status = 'failed', ended_at = now(), updated_at = now(),
+            error = 'the run''s process died before this battle finished; closed by a later run'
+        where run_id = orphan.id and status = 'running';
+        perform tally_run(orphan.id);
+        update training_runs set status = 'failed', finished_at = now(),
+            error = 'the process died before the run finished; closed by a later run',
+            duration_ms = (extract(epoch from now() - started_at) * 1000)::integer
+        where id = orphan.id;
+        update sandbox_personas set lease_run_id = null where lease_run_id = orphan.id;
+        closed := closed + 1;
+    end loop;
+    return closed;
+end;
+$$;
+
+-- Recomputes a run's figures from its battle rows: the rows are the truth.
+create or replace function tally_run(p_run_id uuid, p_breakthrough_threshold integer default 95)
+returns void
+language sql as $$
+    update training_runs r set
+        battles_started = t.started, battles_completed = t.completed, battles_failed = t.failed,
+        battles_timed_out = t.timed_out, battles_killed = t.killed, total_cost = t.cost,
+        average_score = t.average, breakthroughs = t.breakthroughs
+    from (
+        select count(*) as started,
+               count(*) filter (where status = 'completed') as completed,
+               count(*) filter (where status = 'failed') as failed,
+               count(*) filter (where status = 'timed_out') as timed_out,
+               count(*) filter (where status = 'killed') as killed,
+               coalesce(sum(cost_usd), 0) as cost,
+               round(avg(referee_score), 2) as average,
+               count(*) filter (where referee_score >= p_breakthrough_threshold) as breakthroughs
+        from sandbox_battles where run_id = p_run_id
+    ) t
+    where r.id = p_run_id;
+$$;
+
+-- Starts a run, atomically: closes orphaned runs, honours the pause and MAX_CONCURRENT_RUNS,
+-- and leases up to p_batch_size active personas, least recently battled first, that no running
+-- run holds. Returns {"status": "started" | "paused" | "busy" | "no_personas" | "no_free_personas", …}.
+create or replace function start_training_run(
+    p_trigger text, p_requested_batch_size integer, p_batch_size integer, p_cost_cap numeric,
+    p_max_concurrent_runs integer, p_deadline_ms integer, p_simulated boolean,
+    p_default_battle_ms integer)
+returns jsonb
+language plpgsql as $$
+declare
+    control training_control%rowtype;
+    run training_runs%rowtype;
+    recovered integer;
+    busy uuid;
+    personas jsonb;
+    expected_ms integer;
+begin
+    perform pg_advisory_xact_lock(hashtext('training_run_start'));
+    recovered := close_orphaned_runs();
+    select * into control from training_control where id;
+    if control.paused then
+        return jsonb_build_object('status', 'paused', 'reason', control.reason, 'since', control.updated_at);
+    end if;
+    select id into busy from training_runs where status = 'running' order by started_at
+        offset greatest(p_max_concurrent_runs - 1, 0) limit 1;
+    if busy is not null then
+        return jsonb_build_object('status', 'busy', 'runId', busy);
+    end if;
+    if not exists (select 1 from sandbox_personas where is_active) then
+        return jsonb_build_object('status', 'no_personas');
+    end if;
+
+    insert into training_runs (trigger, requested_batch_size, batch_size, cost_cap, simulated, deadline_at)
+    values (p_trigger, p_requested_batch_size, p_batch_size, p_cost_cap, p_simulated,
+            now() + make_interval(secs => p_deadline_ms / 1000.0))
+    returning * into run;
+
+    with free as (
+        select p.id from sandbox_personas p
+        where p.is_active
+          and (p.lease_run_id is null
+               or not exists (select 1 from training_runs r where r.id = p.lease_run_id and r.status = 'running'))
+        order by p.last_battled_at asc nulls first, p.name
+        limit p_batch_size
+        for update of p skip locked
+    ), leased as (
+        update sandbox_personas p set lease_run_id = run.id from free where p.id = free.id returning p.*
+    )
+    select jsonb_agg(jsonb_build_object(
+               'id', id, 'name', name, 'persona_type', persona_type, 'system_prompt', system_prompt,
+               'characteristics', characteristics, 'attack_patterns', attack_patterns)
+               order by last_battled_at asc nulls first, name)
+    into personas from leased;
+
+    if personas is null then
+        delete from training_runs where id = run.id;
+        return jsonb_build_object('status', 'no_free_personas');
+    end if;
+
+    select coalesce(round(avg(extract(epoch from b.ended_at - b.started_at) * 1000))::integer,
+                    p_default_battle_ms)
+    into expected_ms
+    from (select b.started_at, b.ended_at from sandbox_battles b join training_runs r on r.id = b.run_id
+          where b.status = 'completed' and r.simulated = p_simulated
+          order by b.ended_at desc limit 20) b;
+
+    return jsonb_build_object('status', 'started', 'run', run_summary(run), 'personas', personas,
+                              'recovered', recovered, 'expectedBattleMs', expected_ms);
+end;
+$$;
+
+create or replace function active_tactics()
+returns table (id uuid, tactic_text text, priority integer)
+language sql stable as $$
+    select id, tactic_text, priority from sandbox_tactics where is_active order by priority, promoted_at;
+$$;
+
+-- Writes the battle row as the battle starts; the persona moves to the back of the rotation.
+create or replace function start_battle(p_run_id uuid, p_persona_id uuid)
+returns uuid
+language plpgsql as $$
+declare
+    battle_id uuid;
+begin
+    if not exists (select 1 from training_runs where id = p_run_id and status = 'running') then
+        raise exception 'run % is not running', p_run_id using errcode = 'P0001';
+    end if;
+    if not exists (select 1 from sandbox_personas where id = p_persona_id and lease_run_id = p_run_id) then
+        raise exception 'persona % is not leased to run %', p_persona_id, p_run_id using errcode = 'P0001';
+    end if;
+    insert into sandbox_battles (run_id, persona_id) values (p_run_id, p_persona_id) returning id into battle_id;
+    update sandbox_personas set last_battled_at = now() where id = p_persona_id;
+    return battle_id;
+end;
+$$;
+
+-- Ends a battle. Only a running battle changes: the first ending wins, so the runner closing a
+-- battle at the deadline and its thread finishing late cannot overwrite each other.
+create or replace function finish_battle(
+    p_battle_id uuid, p_status text, p_transcript jsonb, p_turns integer,
+    p_prompt_tokens integer, p_cached_tokens integer, p_completion_tokens integer, p_cost_usd numeric,
+    p_referee_score numeric default null, p_scores jsonb default null, p_referee_feedback text default null,
+    p_winning_rebuttal text default null, p_seller_agreed boolean default null, p_error text default null)
+returns boolean
+language plpgsql as $$
+begin
+    if p_status not in ('completed', 'failed', 'timed_out', 'killed') then
+        raise exception 'finish_battle: % is not a terminal status', p_status using errcode = 'P0001';
+    end if;
+    update sandbox_battles set
+        status = p_status, transcript = p_transcript, turns = p_turns,
+        prompt_tokens = p_prompt_tokens, cached_tokens = p_cached_tokens,
+        completion_tokens = p_completion_tokens, cost_usd = p_cost_usd,
+        referee_score = p_referee_score, scores = p_scores, referee_feedback = p_referee_feedback,
+        winning_rebuttal = p_winning_rebuttal, seller_agreed = p_seller_agreed, error = p_error,
+        ended_at = now(), updated_at = now()
+    where id = p_battle_id and status = 'running';
+    return found;
+end;
+$$;
+
+-- Ends a run: battles still running end with p_leftover_status, the figures are tallied from the
+-- battle rows, personas are released, and a tripped kill-switch pauses training (persisted).
+create or replace function finish_training_run(
+    p_run_id uuid, p_status text, p_leftover_status text, p_kill_switch_triggered boolean,
+    p_timed_out boolean, p_errors jsonb, p_breakthrough_threshold integer, p_duration_ms integer,
+    p_error text default null, p_pause_reason text default null)
+returns jsonb
+language plpgsql as $$
+declare
+    run training_runs%rowtype;
+begin
+    update sandbox_battles set status = p_leftover_status, ended_at = now(), updated_at = now(),
+        error = coalesce(error, 'still running when the run ended')
+    where run_id = p_run_id and status = 'running';
+    perform tally_run(p_run_id, p_breakthrough_threshold);
+    update training_runs set status = p_status, kill_switch_triggered = p_kill_switch_triggered,
+        timed_out = p_timed_out, errors = p_errors, duration_ms = p_duration_ms, error = p_error,
+        finished_at = now()
+    where id = p_run_id and status = 'running'
+    returning * into run;
+    if not found then
+        raise exception 'run % is not running (closed by another process?)', p_run_id using errcode = 'P0001';
+    end if;
+    update sandbox_personas set lease_run_id = null where lease_run_id = p_run_id;
+    if p_pause_reason is not null then
+        perform set_training_paused(true, p_pause_reason);
+    end if;
+    return run_summary(run);
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Grants: Supabase calls these as service_role; elsewhere the role does not exist.
 -- ---------------------------------------------------------------------------------------------
 
@@ -231,7 +454,9 @@ begin
     for fn in
         select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = current_schema()
-          and p.proname in ('upsert_personas', 'set_training_paused', 'training_status')
+          and p.proname in ('upsert_personas', 'set_training_paused', 'training_status', 'run_summary',
+                            'close_orphaned_runs', 'tally_run', 'start_training_run', 'active_tactics',
+                            'start_battle', 'finish_battle', 'finish_training_run')
     loop
         execute format('revoke all on function %s from public', fn);
         if exists (select 1 from pg_roles where rolname = 'service_role') then

@@ -1,0 +1,53 @@
+"""The CLI's view of a run: a live bar on a terminal, plain lines otherwise, then a summary."""
+from __future__ import annotations
+
+import threading
+
+
+class ProgressPrinter:
+    def __init__(self, stream):
+        self.stream = stream
+        self.live = stream.isatty()
+        self._lock = threading.Lock()
+        self._drawn = False
+
+    def update(self, p) -> None:
+        with self._lock:
+            if self.live:
+                width = 24
+                filled = int(width * p.done / p.total) if p.total else width
+                bar = "#" * filled + "-" * (width - filled)
+                self.stream.write(f"\r[{bar}] {p.done}/{p.total} battles  ${p.spent:.4f} of ${p.cap:.2f}  "
+                                  f"{p.time_left_s:4.0f}s left ")
+                self._drawn = True
+            else:
+                last = p.last
+                score = f" score {last['score']:.1f}" if last.get("score") is not None else ""
+                self.stream.write(f"{p.done}/{p.total} done  {last['persona']}: {last['status']}{score}  "
+                                  f"${p.spent:.4f} of ${p.cap:.2f}  {p.time_left_s:.0f}s left\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._drawn:
+                self.stream.write("\n")
+                self._drawn = False
+
+
+def print_summary(batch: dict, stream) -> None:
+    label = " (simulated LLM)" if batch.get("simulated") else ""
+    rows = [
+        ("run", f"{batch['batchId']}{label}"),
+        ("status", batch["status"]),
+        ("battles", f"{batch['battlesStarted']} started, {batch['battlesCompleted']} completed, "
+                    f"{batch['battlesFailed']} failed, {batch['battlesTimedOut']} timed out, "
+                    f"{batch['battlesKilled']} killed"),
+        ("average score", "-" if batch["averageScore"] is None else f"{batch['averageScore']:.1f}"),
+        ("breakthroughs", str(batch["breakthroughs"])),
+        ("spend", f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"),
+        ("duration", f"{batch['durationMs'] / 1000:.1f}s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    stream.write("\n".join(f"{name:<{width}}  {value}" for name, value in rows) + "\n")
+    for error in batch["errors"]:
+        stream.write(f"  ! {error}\n")

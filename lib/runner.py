@@ -1,0 +1,281 @@
+"""One batch: persona leases, a thread pool, start spacing, the deadline and the cost cap.
+
+`run_batch` starts a run in the database (which refuses when paused, busy or out of personas),
+runs one battle per leased persona on a `ThreadPoolExecutor`, and ends the run with figures
+tallied from the battle rows. Every battle that starts is written when it starts and when it
+ends; a battle cut short by the deadline or the kill-switch keeps its transcript.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from lib.battle import BattleState, Models, closer_system_prompt, fight
+from lib.llm import Budget, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
+from lib.log import log
+
+DEFAULT_BATTLE_MS = 15_000
+# Before any battle has finished, assume one takes this share of the run's time at most.
+DEFAULT_BATTLE_SHARE = 0.4
+# After the deadline, battles get this long to save themselves before the runner saves them.
+STOP_GRACE_S = 0.3
+
+
+class RunRefused(Exception):
+    """The database refused to start a run: paused, busy, or no persona to battle."""
+
+    MESSAGES = {
+        "paused": "Training paused",
+        "busy": "Run already in progress",
+        "no_personas": "No active personas found",
+        "no_free_personas": "Every active persona is in a run in progress",
+    }
+    HINTS = {
+        "paused": "resume with python -m lib resume (or the dashboard) once the cause is fixed",
+        "busy": "wait for it to finish, or raise MAX_CONCURRENT_RUNS to allow parallel runs",
+        "no_personas": "run python -m lib generate-personas, or activate a persona",
+        "no_free_personas": "add personas or lower MAX_CONCURRENT_RUNS",
+    }
+
+    def __init__(self, outcome: dict):
+        self.outcome = outcome
+        self.reason = outcome["status"]
+        self.error = self.MESSAGES[self.reason]
+        detail = f": {outcome['reason']}" if outcome.get("reason") else ""
+        self.hint = self.HINTS[self.reason]
+        super().__init__(f"{self.error}{detail} ({self.hint})")
+
+
+@dataclass
+class Progress:
+    """What the CLI's progress bar shows; passed to `on_progress` after every change."""
+
+    total: int
+    started: int = 0
+    done: int = 0
+    spent: float = 0.0
+    cap: float = 0.0
+    time_left_s: float = 0.0
+    last: dict = field(default_factory=dict)
+
+
+def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
+              on_progress=None) -> dict:
+    """Runs one batch and returns its figures (DESIGN.md's `batch`). Raises `RunRefused`."""
+    started = time.monotonic()
+    deadline = started + settings.max_execution_ms / 1000
+    batch_size = max(1, min(requested_batch_size or settings.batch_size, settings.max_batch_size))
+    outcome = store.call_one(
+        "start_training_run", deadline=deadline,
+        p_trigger=trigger, p_requested_batch_size=requested_batch_size, p_batch_size=batch_size,
+        p_cost_cap=settings.kill_switch_usd, p_max_concurrent_runs=settings.max_concurrent_runs,
+        p_deadline_ms=settings.max_execution_ms, p_simulated=llm.simulated,
+        p_default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)))
+    if outcome["status"] != "started":
+        raise RunRefused(outcome)
+    run = Run(settings, store, llm, outcome, started, deadline, on_progress)
+    log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
+        simulated=llm.simulated, recoveredRuns=outcome["recovered"])
+    summary = run.execute()
+    summary["requestedBatchSize"] = requested_batch_size
+    if run.budget.tripped:
+        _alert_kill_switch(settings, summary, run.budget.trip_reason, deadline)
+    log("run_finished", runId=run.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
+        battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
+        durationMs=summary["durationMs"])
+    return summary
+
+
+class Run:
+    def __init__(self, settings, store, llm, outcome, started, deadline, on_progress):
+        self.settings = settings
+        self.store = store
+        self.llm = llm
+        self.id = outcome["run"]["batchId"]
+        self.personas = outcome["personas"]
+        self.expected_battle_s = outcome["expectedBattleMs"] / 1000
+        self.started = started
+        self.deadline = deadline
+        self.budget = Budget(settings.kill_switch_usd)
+        self.stop = threading.Event()
+        self.ctx = CallContext(self.budget, deadline, RateGate(), self.stop)
+        self.models = Models(settings.closer_model, settings.persona_model, settings.referee_model,
+                             settings.battle_max_turns, settings.max_tokens_per_turn)
+        self.battles: list[BattleState] = []
+        self.errors: list[str] = []
+        self.timed_out = False
+        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._last_start: float | None = None
+        self._on_progress = on_progress
+        self.progress = Progress(total=len(self.personas), cap=float(settings.kill_switch_usd))
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def execute(self) -> dict:
+        status, error = "completed", None
+        try:
+            self.closer_prompt = closer_system_prompt(
+                self.settings.closer_prompt_path.read_text(),
+                self.store.call_all("active_tactics", deadline=self.deadline))
+            self._battle_all()
+        except Exception as exc:  # the run is closed and recorded whatever went wrong
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            self.stop.set()
+            log("run_error", runId=self.id, error=error)
+        if self.budget.tripped:
+            status = "killed"
+            self.errors.append(self.budget.trip_reason)
+        elif status == "completed" and self.timed_out:
+            status = "timed_out"
+        leftover = "killed" if self.budget.tripped else "timed_out" if self.timed_out else "failed"
+        for state in list(self.battles):
+            if state.status == "running":
+                self._save(state, leftover, "the run ended before this battle finished")
+        return self.store.call_one(
+            "finish_training_run", deadline=self.deadline + 1,
+            p_run_id=self.id, p_status=status, p_leftover_status=leftover,
+            p_kill_switch_triggered=self.budget.tripped, p_timed_out=self.timed_out,
+            p_errors=self.errors[:50], p_breakthrough_threshold=self.settings.scout_threshold,
+            p_duration_ms=int((time.monotonic() - self.started) * 1000), p_error=error,
+            p_pause_reason=self.budget.trip_reason if self.budget.tripped else None)
+
+    def _admits_another(self) -> bool:
+        """A battle starts only if it can finish: not stopped, under budget, and in time."""
+        if self.stop.is_set() or self.budget.tripped:
+            return False
+        if self.time_left() < self.expected_battle_s:
+            with self._lock:
+                if not self.timed_out:
+                    self.timed_out = True
+                    self.errors.append(
+                        f"Execution timeout: {max(0.0, self.time_left()):.1f}s left and a battle takes about "
+                        f"{self.expected_battle_s:.1f}s; the remaining personas wait for the next run")
+            return False
+        return True
+
+    def _battle_all(self) -> None:
+        workers = self.settings.max_concurrent_battles
+        free_slots = threading.Semaphore(workers)
+        futures = []
+        # Not a `with` block: its exit would wait for a battle hung past the deadline.
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"battle-{self.id[:8]}")
+        try:
+            for persona in self.personas:
+                if not self._admits_another() or not free_slots.acquire(timeout=max(0.0, self.time_left())):
+                    break
+                futures.append(pool.submit(self._one_battle, persona, free_slots))
+            pending = set(futures)
+            while pending and self.time_left() > 0:
+                _, pending = wait(pending, timeout=self.time_left(), return_when=FIRST_COMPLETED)
+            if pending:
+                with self._lock:
+                    self.timed_out = True
+                    self.errors.append("Execution timeout: battles still running at the deadline were saved "
+                                       "as timed_out with their transcripts")
+                self.stop.set()
+                wait(pending, timeout=STOP_GRACE_S)
+        finally:
+            self.stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start_spaced(self, persona: dict) -> str | None:
+        """Writes the battle's start at least DELAY_BETWEEN_BATTLES_MS after the previous one.
+
+        The spacing is measured from when the previous start was recorded, under a lock, so the
+        rows' `started_at` are spaced too. Returns None when the battle may no longer start.
+        """
+        with self._start_lock:
+            if self._last_start is not None:
+                gap = self._last_start + self.settings.delay_between_battles_ms / 1000 - time.monotonic()
+                if gap > 0 and self.stop.wait(gap):
+                    return None
+            if not self._admits_another():
+                return None
+            battle_id = self.store.call_one("start_battle", deadline=self.deadline,
+                                            p_run_id=self.id, p_persona_id=persona["id"])
+            self._last_start = time.monotonic()
+            return battle_id
+
+    def _one_battle(self, persona: dict, free_slots: threading.Semaphore) -> None:
+        try:
+            battle_id = self._start_spaced(persona)
+            if battle_id is None:
+                return
+            state = BattleState(battle_id, persona)
+            with self._lock:
+                self.battles.append(state)
+                self.progress.started += 1
+            self._report(state)
+            try:
+                fight(self.llm, self.ctx, self.models, self.closer_prompt, state)
+                self._save(state, "completed")
+            except BudgetExceeded as exc:
+                self._save(state, "killed", str(exc))
+            except (Stopped, DeadlineExceeded) as exc:
+                self._save(state, "killed" if self.budget.tripped else "timed_out", str(exc))
+            except LLMError as exc:
+                self._save(state, "failed", str(exc))
+        except Exception as exc:  # a battle's failure never takes the run down with it
+            with self._lock:
+                self.errors.append(f"{persona['name']}: {type(exc).__name__}: {exc}")
+            log("battle_error", runId=self.id, persona=persona["name"], error=str(exc))
+        finally:
+            free_slots.release()
+
+    def _save(self, state: BattleState, status: str, error: str | None = None) -> None:
+        """Writes the battle's ending once; whoever saves first (thread or runner) wins."""
+        with self._lock:
+            if state.status != "running":
+                return
+            state.status, state.error = status, error
+            transcript, usage, verdict = list(state.transcript), Usage(**vars(state.usage)), state.verdict
+            if error and status == "failed":
+                self.errors.append(f"{state.persona['name']}: {error}")
+        self.store.call_one(
+            "finish_battle", deadline=max(self.deadline, time.monotonic()) + 1,
+            p_battle_id=state.id, p_status=status, p_transcript=transcript,
+            p_turns=sum(1 for line in transcript if line["speaker"] == "persona"),
+            p_prompt_tokens=usage.prompt_tokens, p_cached_tokens=usage.cached_tokens,
+            p_completion_tokens=usage.completion_tokens, p_cost_usd=usage.cost,
+            p_referee_score=verdict.total if verdict and status == "completed" else None,
+            p_scores=verdict.scores if verdict and status == "completed" else None,
+            p_referee_feedback=verdict.feedback if verdict else None,
+            p_winning_rebuttal=verdict.winning_rebuttal if verdict else None,
+            p_seller_agreed=verdict.seller_agreed if verdict else None,
+            p_error=error)
+        with self._lock:
+            self.progress.done += 1
+        log("battle_finished", runId=self.id, battleId=state.id, persona=state.persona["name"], status=status,
+            turns=state.turns, score=float(verdict.total) if verdict and status == "completed" else None,
+            cost=float(usage.cost))
+        self._report(state)
+
+    def _report(self, state: BattleState) -> None:
+        if self._on_progress is None:
+            return
+        with self._lock:
+            self.progress.spent = float(self.budget.committed)
+            self.progress.time_left_s = max(0.0, self.time_left())
+            self.progress.last = {"persona": state.persona["name"], "status": state.status,
+                                  "score": float(state.verdict.total) if state.verdict else None}
+            snapshot = Progress(**vars(self.progress))
+        self._on_progress(snapshot)
+
+
+def _alert_kill_switch(settings, summary: dict, reason: str, deadline: float) -> None:
+    log("kill_switch", level=logging.WARNING, runId=summary["batchId"], reason=reason)
+    if not settings.slack_webhook_url:
+        return
+    from lib import slack
+
+    try:
+        slack.post(settings.slack_webhook_url, slack.kill_switch_message(summary, reason, settings.app_url),
+                   timeout=max(1.0, min(5.0, deadline + 1 - time.monotonic())))
+    except slack.SlackError as exc:
+        summary["errors"].append(f"Kill-switch Slack alert failed: {exc}")
+        log("slack_failed", level=logging.WARNING, runId=summary["batchId"], error=str(exc))

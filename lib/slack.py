@@ -1,0 +1,52 @@
+"""Slack incoming-webhook messages (Block Kit). Model text is escaped for mrkdwn."""
+from __future__ import annotations
+
+import requests
+
+DASHBOARD_PATH = "/admin/training-monitor"
+
+
+class SlackError(RuntimeError):
+    """Slack did not take the message; `retryable` for 429 and 5xx (try again on the next scan)."""
+
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def escape(text) -> str:
+    """Slack mrkdwn control characters: without this, `<!channel>` in a transcript pings everyone."""
+    return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def post(webhook_url: str, payload: dict, timeout: float = 5.0) -> None:
+    try:
+        response = requests.post(webhook_url, json=payload, timeout=timeout)
+    except requests.RequestException as exc:
+        raise SlackError(f"Slack unreachable ({type(exc).__name__})", retryable=True) from None
+    if not 200 <= response.status_code < 300:
+        retryable = response.status_code == 429 or response.status_code >= 500
+        raise SlackError(f"Slack answered HTTP {response.status_code}", retryable=retryable)
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+
+
+def _dashboard_button(app_url: str | None) -> list[dict]:
+    if not app_url:
+        return []
+    return [{"type": "actions", "elements": [{
+        "type": "button", "text": {"type": "plain_text", "text": "Review in dashboard"},
+        "url": f"{app_url}{DASHBOARD_PATH}", "style": "primary"}]}]
+
+
+def kill_switch_message(batch: dict, reason: str, app_url: str | None) -> dict:
+    text = f":rotating_light: Kill-switch activated: training paused after spending ${batch['totalCost']}"
+    return {"text": text, "blocks": [
+        _section(f"*{escape(text)}*"),
+        _section(f"{escape(reason)}\nRun `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles "
+                 f"started, {batch['battlesKilled']} stopped.\nResume with `python -m lib resume` or the "
+                 "dashboard once the cap or the cause is fixed."),
+        *_dashboard_button(app_url),
+    ]}
