@@ -16,9 +16,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     commands.add_parser("migrate", help="apply lib/sql/schema.sql (safe to repeat)",
                         description="Apply lib/sql/schema.sql to the selected database. Safe to repeat.")
-    commands.add_parser("generate-personas", help="upsert the built-in persona catalog by name",
-                        description="Upsert the built-in seller personas by name. Personas added by hand "
-                                    "are left alone.")
+    generate = commands.add_parser(
+        "generate-personas", help="upsert the built-in persona catalog by name (or invent new ones)",
+        description="Upsert the built-in seller personas by name. Personas added by hand are left alone.")
+    generate.add_argument("--llm", type=_positive_int, metavar="N",
+                          help="instead, ask PERSONA_MODEL for N new personas (validated, then upserted)")
     commands.add_parser("status", help="show the kill-switch, personas, runs and battles",
                         description="Show the kill-switch, persona counts, the last run and battle counts.")
     pause = commands.add_parser("pause", help="pause training (persisted kill-switch)",
@@ -67,10 +69,17 @@ def cmd_migrate(settings, args) -> int:
 
 
 def cmd_generate_personas(settings, args) -> int:
-    from lib.personas import upsert_catalog
+    from lib.personas import generate_with_llm, upsert_catalog
 
     with _store(settings) as store:
-        results = upsert_catalog(store)
+        if args.llm:
+            from lib.llm import make_llm
+
+            results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
+            for reason in refused:
+                print(f"  refused  {reason}")
+        else:
+            results = upsert_catalog(store)
     for row in results:
         print(f"{row['action']:>9}  {row['name']}")
     counts = {action: sum(1 for r in results if r["action"] == action)
@@ -145,13 +154,14 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from lib.llm import LLMError
+    from lib.personas import InvalidPersona
     from lib.store import StoreError
     from lib.store.embedded import EmbeddedPostgresError
 
     try:
         settings = Settings.from_env()
         return COMMANDS[args.command](settings, args)
-    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError) as exc:
+    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -71,6 +71,7 @@ class Settings:
     slack_webhook_url: str | None = field(repr=False)
     admin_password: str | None = field(repr=False)
     closer_prompt_path: Path
+    embedded_db_dir: Path
     on_vercel: bool
 
     @classmethod
@@ -108,6 +109,7 @@ class Settings:
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", secret=True),
             admin_password=env.text("ADMIN_PASSWORD"),
             closer_prompt_path=env.path("CLOSER_PROMPT_PATH", BUNDLED_CLOSER_PROMPT),
+            embedded_db_dir=Path(env.text("EMBEDDED_DB_DIR") or PROJECT_ROOT / ".data" / "pg"),
             on_vercel=bool(env.text("VERCEL")),
         )
 

@@ -326,8 +326,11 @@ class SimulatedLLM(LLM):
             time.sleep(timeout)
             raise DeadlineExceeded(f"{model} (simulated) did not answer within {timeout:.1f}s")
         time.sleep(latency)
-        if response_format is not None:
+        schema_name = (response_format or {}).get("json_schema", {}).get("name")
+        if schema_name == "battle_verdict":
             text = json.dumps(_simulated_verdict(rng, messages))
+        elif schema_name == "persona_batch":
+            text = json.dumps(_simulated_personas(rng, messages, max_tokens))
         else:
             text = _simulated_line(rng, messages)
         words = text.split()
@@ -366,8 +369,8 @@ def _simulated_verdict(rng: random.Random, messages: list[dict]) -> dict:
 
     transcript = messages[-1]["content"]
     agreed = "I accept" in transcript
-    base = rng.uniform(55, 88) + (12 if agreed else 0)
-    scores = {name: max(0, min(100, round(base + rng.uniform(-8, 8)))) for name in CRITERIA}
+    base = rng.uniform(88, 100) if agreed else rng.uniform(50, 88)
+    scores = {name: max(0, min(100, round(base + rng.uniform(-5, 5)))) for name in CRITERIA}
     return {
         "scores": scores,
         "feedback": "Strong discovery; the price justification landed." if agreed
@@ -375,6 +378,35 @@ def _simulated_verdict(rng: random.Random, messages: list[dict]) -> dict:
         "winning_rebuttal": rng.choice(_CLOSER_LINES),
         "seller_agreed": agreed,
     }
+
+
+_FIRST_NAMES = ["Marge", "Dale", "Priya", "Otis", "Wendell", "Lucia", "Bev", "Gus", "Nadia", "Rex"]
+_SITUATIONS = [
+    ("flip_gone_wrong", "An investor whose renovation stalled halfway and who hates admitting it.",
+     "You bought this house to flip it, ran out of money mid-renovation, and want to save face."),
+    ("code_violations", "A homeowner facing city code-violation fines that grow every week.",
+     "The city fined you for the roof and the fence; the fines double next month and you feel cornered."),
+    ("absentee_owner", "An out-of-state owner of a vacant house they have not seen in years.",
+     "You live three states away; the house sits empty and you suspect squatters, but you distrust callers."),
+    ("medical_move", "A seller moving into assisted living, guided by a protective niece.",
+     "Your health is failing and you must move soon; your niece screens every call and every number."),
+]
+
+
+def _simulated_personas(rng: random.Random, messages: list[dict], max_tokens: int) -> dict:
+    count = max(1, max_tokens // 700)
+    personas = []
+    for index in range(count):
+        kind, description, situation = _SITUATIONS[index % len(_SITUATIONS)]
+        name = f"{rng.choice(_FIRST_NAMES)} {kind.split('_')[0].title()} {rng.randint(100, 999)}"
+        personas.append({
+            "name": name, "persona_type": kind, "description": description, "situation": situation,
+            "characteristics": {"motivation": "high", "price_sensitivity": "medium", "trust": "low",
+                                "timeline_days": rng.choice([30, 60, 90]), "difficulty": rng.randint(2, 5)},
+            "attack_patterns": ["Questions every number", "Threatens to hang up",
+                                "Claims a neighbour got a better deal"],
+        })
+    return {"personas": personas}
 
 
 def make_llm(settings, latency_scale: float = 1.0) -> LLM:

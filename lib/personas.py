@@ -6,6 +6,8 @@ editing an entry here updates its row; personas added by hand are never touched.
 """
 from __future__ import annotations
 
+import json
+
 _COMMON_RULES = (
     "Stay in character as the homeowner for the whole conversation; never mention being an AI. "
     "Answer in one to four sentences, as people speak on the phone. Only agree to sell when the "
@@ -200,3 +202,105 @@ CATALOG = [
 def upsert_catalog(store, personas: list[dict] | None = None) -> list[dict]:
     """Upserts personas by name in one transaction; returns `[{name, action}]`."""
     return store.call_all("upsert_personas", p_personas=CATALOG if personas is None else personas)
+
+
+GENERATION_MAX_TOKENS_PER_PERSONA = 700
+GENERATION_TIMEOUT_S = 120
+_PERSONA_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "persona_type", "description", "situation", "characteristics", "attack_patterns"],
+    "properties": {
+        "name": {"type": "string"},
+        "persona_type": {"type": "string"},
+        "description": {"type": "string"},
+        "situation": {"type": "string"},
+        "characteristics": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["motivation", "price_sensitivity", "trust", "timeline_days", "difficulty"],
+            "properties": {
+                "motivation": {"type": "string"},
+                "price_sensitivity": {"type": "string"},
+                "trust": {"type": "string"},
+                "timeline_days": {"type": "integer"},
+                "difficulty": {"type": "integer"},
+            },
+        },
+        "attack_patterns": {"type": "array", "items": {"type": "string"}},
+    },
+}
+GENERATION_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "persona_batch", "strict": True, "schema": {
+        "type": "object", "additionalProperties": False, "required": ["personas"],
+        "properties": {"personas": {"type": "array", "items": _PERSONA_SCHEMA}}}},
+}
+
+
+class InvalidPersona(ValueError):
+    pass
+
+
+def validate_generated(item: dict, taken: set[str]) -> dict:
+    """A generated persona as a catalog entry, or `InvalidPersona` saying what is wrong."""
+    if not isinstance(item, dict):
+        raise InvalidPersona("not an object")
+    for key in ("name", "persona_type", "description", "situation"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            raise InvalidPersona(f"{key!r} is missing or empty")
+    name = item["name"].strip()[:200]
+    if name.lower() in taken:
+        raise InvalidPersona(f"{name!r} already exists")
+    patterns = item.get("attack_patterns")
+    if not isinstance(patterns, list) or not 2 <= len(patterns) <= 8 or \
+            not all(isinstance(p, str) and p.strip() for p in patterns):
+        raise InvalidPersona(f"{name!r}: attack_patterns must be 2 to 8 non-empty strings")
+    traits = item.get("characteristics")
+    if not isinstance(traits, dict):
+        raise InvalidPersona(f"{name!r}: characteristics must be an object")
+    difficulty = traits.get("difficulty")
+    if isinstance(difficulty, bool) or not isinstance(difficulty, int) or not 1 <= difficulty <= 5:
+        raise InvalidPersona(f"{name!r}: difficulty must be an integer from 1 to 5")
+    entry = _persona(name, item["persona_type"].strip()[:100], item["description"].strip(),
+                     item["situation"].strip(), traits, [p.strip() for p in patterns])
+    entry["source"] = "llm"
+    return entry
+
+
+def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], list[str]]:
+    """Asks PERSONA_MODEL for `count` new personas, validates and upserts them.
+
+    Returns the upsert results and the reasons any generated persona was refused. The call is
+    bounded by KILL_SWITCH_THRESHOLD_USD like any batch.
+    """
+    import threading
+    import time
+
+    from lib.llm import Budget, CallContext, RateGate
+
+    taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in store.call_all("persona_names")}
+    ctx = CallContext(Budget(settings.kill_switch_usd), time.monotonic() + GENERATION_TIMEOUT_S, RateGate(),
+                      threading.Event())
+    prompt = (f"Invent {count} distinct homeowners who might sell their house to a cash home-buying company, "
+              "each a hard but realistic sales conversation for the buyer's agent. Avoid these existing "
+              f"personas: {', '.join(sorted(taken))}. For each give a memorable two-word name, a snake_case "
+              "persona_type, a one-sentence description, the situation in the second person ('You …'), "
+              "characteristics (difficulty 1 to 5) and 3 to 5 attack patterns: the objections and tactics "
+              "they use on the phone.")
+    reply = llm.chat(ctx, settings.persona_model, [{"role": "user", "content": prompt}],
+                     GENERATION_MAX_TOKENS_PER_PERSONA * count, GENERATION_FORMAT)
+    try:
+        generated = json.loads(reply.text)["personas"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidPersona("the persona model's answer was not the requested JSON") from None
+    valid, refused = [], []
+    for item in generated[:count]:
+        try:
+            entry = validate_generated(item, taken)
+        except InvalidPersona as exc:
+            refused.append(str(exc))
+            continue
+        taken.add(entry["name"].lower())
+        valid.append(entry)
+    return (upsert_catalog(store, valid) if valid else []), refused

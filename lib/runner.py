@@ -14,7 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from lib.battle import BattleState, Models, closer_system_prompt, fight
-from lib.llm import Budget, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
+from lib.llm import (Budget, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage,
+                     price_for)
 from lib.log import log
 
 DEFAULT_BATTLE_MS = 15_000
@@ -68,6 +69,8 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
     started = time.monotonic()
     deadline = started + settings.max_execution_ms / 1000
     batch_size = max(1, min(requested_batch_size or settings.batch_size, settings.max_batch_size))
+    for model in (settings.closer_model, settings.persona_model, settings.referee_model):
+        price_for(model, settings.model_prices)  # a model with no price is refused before any call
     outcome = store.call_one(
         "start_training_run", deadline=deadline,
         p_trigger=trigger, p_requested_batch_size=requested_batch_size, p_batch_size=batch_size,

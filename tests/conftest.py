@@ -69,3 +69,47 @@ def store(request, db, database_url):
         store = PostgrestStore(f"{fake.base_url}/rest/v1", fake.key)
     yield store
     store.close()
+
+
+@pytest.fixture
+def fake_openai():
+    from tests.fakes.openai_server import FakeOpenAI
+
+    fake = FakeOpenAI(latency=0.02).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def psycopg_store(db, database_url):
+    store = PsycopgStore(database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_settings(fake_openai):
+    """Settings for a run against the fake OpenAI server; keyword arguments override the env."""
+    from lib.config import Settings
+
+    def make(**env):
+        base = {"OPENAI_API_KEY": "sk-test-key", "OPENAI_BASE_URL": fake_openai.base_url,
+                "DELAY_BETWEEN_BATTLES_MS": "0", "BATTLE_MAX_TURNS": "2", "MAX_TOKENS_PER_TURN": "64",
+                "MAX_TRAINING_EXECUTION_TIME_MS": "20000"}
+        base.update({k: str(v) for k, v in env.items()})
+        return Settings.from_env(base)
+
+    return make
+
+
+def seed_personas(store, count: int) -> list[str]:
+    from lib.personas import CATALOG, upsert_catalog
+
+    upsert_catalog(store, CATALOG[:count])
+    return [p["name"] for p in CATALOG[:count]]
+
+
+def assert_every_battle_ended(db) -> None:
+    running = db.execute("select count(*) from sandbox_battles where status = 'running'").fetchone()[0]
+    assert running == 0, f"{running} battles left running"
+    assert db.execute("select count(*) from training_runs where status = 'running'").fetchone()[0] == 0

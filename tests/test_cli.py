@@ -53,3 +53,38 @@ def test_every_command_has_help():
         result = subprocess.run([sys.executable, "-m", "lib", command, "--help"], cwd=PROJECT_ROOT,
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage: python -m lib " + command in result.stdout
+
+
+def test_train_simulate_on_a_fresh_data_dir_completes_and_prints_its_summary():
+    import shutil
+
+    data_dir = PROJECT_ROOT / ".data" / "pg-cli-train-test"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI"))}
+    env.update(EMBEDDED_DB_DIR=str(data_dir), USE_LOCAL_DB="true", LOCAL_DB_URL="postgresql://nowhere:1/x",
+               DELAY_BETWEEN_BATTLES_MS="100", BATTLE_MAX_TURNS="3")
+    try:
+        result = subprocess.run([sys.executable, "-m", "lib", "train", "--simulate", "--batch-size", "2"],
+                                cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("run ") and "(simulated LLM)" in line for line in lines)
+    assert "status         completed" in result.stdout
+    assert "battles        2 started, 2 completed" in result.stdout
+    assert sum(1 for line in lines if " done " in line) >= 2, "plain progress lines when not a terminal"
+
+
+def test_train_refuses_clearly_when_paused(database_url, db):
+    db.execute("insert into sandbox_personas (name, persona_type, system_prompt) values ('P', 't', 'You are P.')")
+    db.execute("update training_control set paused = true, reason = 'budget review'")
+    result = run_cli("train", db_url=database_url, extra_env={"LLM_PROVIDER": "simulated"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Training paused: budget review (resume with python -m lib resume")
+
+
+def test_train_rejects_a_bad_batch_size():
+    result = subprocess.run([sys.executable, "-m", "lib", "train", "--batch-size", "0"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--batch-size: must be at least 1, got 0" in result.stderr

@@ -175,6 +175,12 @@ begin
 end;
 $$;
 
+create or replace function persona_names()
+returns setof text
+language sql stable as $$
+    select name from sandbox_personas order by name;
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Kill-switch and status
 -- ---------------------------------------------------------------------------------------------
@@ -454,7 +460,7 @@ begin
     for fn in
         select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = current_schema()
-          and p.proname in ('upsert_personas', 'set_training_paused', 'training_status', 'run_summary',
+          and p.proname in ('upsert_personas', 'persona_names', 'set_training_paused', 'training_status', 'run_summary',
                             'close_orphaned_runs', 'tally_run', 'start_training_run', 'active_tactics',
                             'start_battle', 'finish_battle', 'finish_training_run')
     loop

@@ -144,5 +144,5 @@ def open_store(settings) -> Store:
         return PsycopgStore(database.url)
     from lib.store.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres().start()
+    server = EmbeddedPostgres(settings.embedded_db_dir).start()
     return PsycopgStore(server.url, on_close=server.stop)

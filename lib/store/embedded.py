@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = PROJECT_ROOT / ".data" / "pg"
 DATABASE = "sandbox"
 UNPRIVILEGED_USER = "nobody"
 START_TIMEOUT_S = 30.0
@@ -64,7 +63,7 @@ class EmbeddedPostgres:
     process may own it) and only a process that started the server stops it.
     """
 
-    def __init__(self, data_dir: Path = DEFAULT_DATA_DIR):
+    def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         self.pgdata = self.data_dir / "pgdata"
         self.port: int | None = None

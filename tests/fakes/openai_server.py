@@ -1,0 +1,171 @@
+"""A local OpenAI-compatible server for tests and benchmarks (127.0.0.1 only).
+
+`POST /v1/chat/completions` answers like the real API, with knobs: latency and jitter, scripted
+failures (429 with Retry-After, 500, a hang, malformed referee JSON), and usage either realistic
+or the largest the request allows. It records every request so tests can check concurrency,
+timing and cost.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from lib.battle import CRITERIA
+
+
+class FakeOpenAI:
+    def __init__(self, latency: float = 0.0, jitter: float = 0.0, usage: str = "realistic",
+                 referee_score: int = 80, seed: int = 7):
+        self.latency = latency
+        self.jitter = jitter
+        self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
+        self.referee_score = referee_score
+        self.accept_after_turns: int | None = None
+        self.hang_all = False
+        self.generated_personas: list[dict] = []
+        self._script: deque = deque()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.log: list[dict] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail_next(self, kind: str, count: int = 1, retry_after: float | None = None,
+                  referee_only: bool = False) -> None:
+        """Scripts the next `count` matching requests: "429", "500", "hang" or "malformed"."""
+        with self._lock:
+            for _ in range(count):
+                self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only})
+
+    def answered(self, status: int = 200) -> list[dict]:
+        return [entry for entry in self.log if entry.get("status") == status]
+
+    def _next_failure(self, is_referee: bool):
+        with self._lock:
+            for index, item in enumerate(self._script):
+                if not item["referee_only"] or is_referee:
+                    del self._script[index]
+                    return item
+        return None
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                    entry = {"arrived": time.monotonic(), "model": body.get("model"),
+                             "referee": "response_format" in body, "messages": body.get("messages", [])}
+                    fake.log.append(entry)
+                try:
+                    fake._answer(self, body, entry)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+                        entry["finished"] = time.monotonic()
+
+        return Handler
+
+    def _answer(self, handler, body: dict, entry: dict) -> None:
+        delay = self.latency + (self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+        failure = self._next_failure(entry["referee"])
+        if self.hang_all or (failure and failure["kind"] == "hang"):
+            entry["status"] = "hung"
+            self._released.wait(120)
+            return
+        time.sleep(max(0.0, delay))
+        if failure and failure["kind"] == "429":
+            headers = {"retry-after": str(failure["retry_after"] or 1)}
+            return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests"}},
+                              entry, headers)
+        if failure and failure["kind"] == "500":
+            return self._send(handler, 500, {"error": {"message": "The server had an error", "type": "server"}},
+                              entry)
+        messages = body.get("messages", [])
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
+        schema = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+        if failure and failure["kind"] == "malformed":
+            text = "{not json"
+        elif schema == "persona_batch":
+            text = json.dumps({"personas": self.generated_personas})
+        elif entry["referee"]:
+            text = json.dumps(self._verdict())
+        else:
+            text = self._line(messages)
+        prompt_bytes = sum(len(m["content"].encode()) for m in messages)
+        if "response_format" in body:
+            prompt_bytes += len(json.dumps(body["response_format"]).encode())
+        if self.usage == "max":
+            prompt_tokens = prompt_bytes + 4 * len(messages) + 3
+            cached, completion = 0, max_tokens
+        else:
+            prompt_tokens = max(1, prompt_bytes // 4)
+            cached = (prompt_tokens // 128) * 64
+            completion = min(max_tokens, max(1, len(text.encode()) // 4))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                 "total_tokens": prompt_tokens + completion,
+                 "prompt_tokens_details": {"cached_tokens": cached}}
+        entry["usage"] = usage
+        self._send(handler, 200, {
+            "id": f"chatcmpl-{len(self.log)}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": usage}, entry)
+
+    def _line(self, messages: list[dict]) -> str:
+        system = messages[0]["content"] if messages else ""
+        if "Attack patterns" in system:
+            turns = sum(1 for m in messages if m["role"] == "assistant")
+            if self.accept_after_turns is not None and turns + 1 >= self.accept_after_turns:
+                return "All right, you answered my worries. I accept. [ACCEPT]"
+            return "I'm not convinced. Why should I trust a cash buyer with my home?"
+        return "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
+
+    def _verdict(self) -> dict:
+        return {"scores": {name: self.referee_score for name in CRITERIA},
+                "feedback": "Solid.", "winning_rebuttal": "Our offer is in writing.", "seller_agreed": False}
+
+    @staticmethod
+    def _send(handler, status: int, payload: dict, entry: dict, headers: dict | None = None) -> None:
+        data = json.dumps(payload).encode()
+        entry["status"] = status
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            entry["status"] = "client_gone"
