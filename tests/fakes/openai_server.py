@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import threading
 import time
 from collections import deque
@@ -77,6 +78,11 @@ class FakeOpenAI:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                # Without this, Nagle's algorithm and delayed ACKs add ~40 ms to every answer.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -169,3 +175,28 @@ class FakeOpenAI:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             entry["status"] = "client_gone"
+
+
+def main() -> None:
+    """Runs the fake on its own (benchmarks use a separate process, as a real server would be)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A local OpenAI-compatible fake server (127.0.0.1).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds per call")
+    parser.add_argument("--jitter", type=float, default=0.0, help="± seconds, uniform")
+    args = parser.parse_args()
+    fake = FakeOpenAI(latency=args.latency, jitter=args.jitter)
+    if args.port:
+        fake.server.server_close()
+        fake.server = ThreadingHTTPServer(("127.0.0.1", args.port), fake._handler())
+        fake.server.daemon_threads = True
+    print(fake.base_url, flush=True)
+    try:
+        fake.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
