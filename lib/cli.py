@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from contextlib import contextmanager
 
 from lib.config import ConfigError, Settings
@@ -37,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--simulate", action="store_true",
                        help="offline: the simulated LLM and the embedded database (no keys needed); "
                             "applies the schema and seeds the personas if needed")
+    serve = commands.add_parser("serve", help="serve the Vercel functions locally",
+                                description="Serve the functions under api/ at the same paths as Vercel "
+                                            "(rewrites from vercel.json), on 127.0.0.1.")
+    serve.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
+    serve.add_argument("--cron", action="store_true", help="also fire vercel.json's cron schedules locally")
+    commands.add_parser("scan", help="run the Tactical Scout's breakthrough scan once",
+                        description="Flag breakthroughs, extract their defining moments and alert Slack.")
     return parser
 
 
@@ -137,11 +145,43 @@ def cmd_train(settings, args) -> int:
             return 1
         finally:
             printer.close()
-    print_summary(batch, sys.stdout)
+        print_summary(batch, sys.stdout)
+        if batch["battlesCompleted"]:
+            from lib.scout import scan
+
+            _print_scan(scan(settings, store, llm, deadline=time.monotonic() + settings.max_execution_ms / 1000))
     return 0 if batch["status"] in ("completed", "timed_out") else 1
 
 
+def cmd_serve(settings, args) -> int:
+    from lib.serve import serve
+
+    serve(args.port, args.cron)
+    return 0
+
+
+def cmd_scan(settings, args) -> int:
+    from lib.llm import make_llm
+    from lib.scout import scan
+
+    with _store(settings) as store:
+        result = scan(settings, store, make_llm(settings), deadline=time.monotonic() + settings.max_execution_ms / 1000)
+    _print_scan(result)
+    return 0
+
+
+def _print_scan(result: dict) -> None:
+    print(f"scout: {result['processed']} processed, {len(result['breakthroughs'])} new breakthroughs, "
+          f"{result['alerted']} alerted")
+    for item in result["breakthroughs"]:
+        print(f"  {item['score']:>6}  {item['persona']}  {item['battleId']}")
+    for error in result["errors"]:
+        print(f"  ! {error}")
+
+
 COMMANDS = {
+    "serve": cmd_serve,
+    "scan": cmd_scan,
     "train": cmd_train,
     "migrate": cmd_migrate,
     "generate-personas": cmd_generate_personas,
@@ -159,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     from lib.store.embedded import EmbeddedPostgresError
 
     try:
-        settings = Settings.from_env()
+        # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
+        settings = None if args.command == "serve" else Settings.from_env()
         return COMMANDS[args.command](settings, args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -333,6 +333,8 @@ class SimulatedLLM(LLM):
         schema_name = (response_format or {}).get("json_schema", {}).get("name")
         if schema_name == "battle_verdict":
             text = json.dumps(_simulated_verdict(rng, messages))
+        elif schema_name == "defining_moment":
+            text = json.dumps(_simulated_moment(messages))
         elif schema_name == "persona_batch":
             text = json.dumps(_simulated_personas(rng, messages, max_tokens))
         else:
@@ -382,6 +384,15 @@ def _simulated_verdict(rng: random.Random, messages: list[dict]) -> dict:
         "winning_rebuttal": rng.choice(_CLOSER_LINES),
         "seller_agreed": agreed,
     }
+
+
+def _simulated_moment(messages: list[dict]) -> dict:
+    closer_lines = [line[len("CLOSER: "):] for line in messages[-1]["content"].splitlines()
+                    if line.startswith("CLOSER: ")]
+    moment = closer_lines[-1] if closer_lines else "We put our offer in writing."
+    return {"defining_moment": moment,
+            "tactical_snippet": "Answer the hardest objection with a specific, written commitment, then ask "
+                                "for the next step."}
 
 
 _FIRST_NAMES = ["Marge", "Dale", "Priya", "Otis", "Wendell", "Lucia", "Bev", "Gus", "Nadia", "Rex"]

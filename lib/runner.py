@@ -64,9 +64,13 @@ class Progress:
 
 
 def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
-              on_progress=None) -> dict:
-    """Runs one batch and returns its figures (DESIGN.md's `batch`). Raises `RunRefused`."""
-    started = time.monotonic()
+              on_progress=None, started: float | None = None) -> dict:
+    """Runs one batch and returns its figures (DESIGN.md's `batch`). Raises `RunRefused`.
+
+    `started` (a `time.monotonic()` value, default now) is when the clock began: for a request,
+    its arrival, so the deadline counts from there.
+    """
+    started = time.monotonic() if started is None else started
     deadline = started + settings.max_execution_ms / 1000
     batch_size = max(1, min(requested_batch_size or settings.batch_size, settings.max_batch_size))
     for model in (settings.closer_model, settings.persona_model, settings.referee_model):

@@ -50,3 +50,31 @@ def kill_switch_message(batch: dict, reason: str, app_url: str | None) -> dict:
                  "dashboard once the cap or the cause is fixed."),
         *_dashboard_button(app_url),
     ]}
+
+
+def breakthrough_message(battle: dict, app_url: str | None) -> dict:
+    title = f":trophy: Breakthrough: {battle['persona']} scored {battle['score']}"
+    blocks = [
+        _section(f"*{escape(title)}*"),
+        _section(f"*Winning rebuttal*\n>{escape(battle.get('winningRebuttal') or '—')}"),
+    ]
+    if battle.get("definingMoment"):
+        blocks.append(_section(f"*Defining moment*\n>{escape(battle['definingMoment'])}"))
+    if battle.get("tacticalSnippet"):
+        blocks.append(_section(f"*Tactical snippet*\n{escape(battle['tacticalSnippet'])}"))
+    blocks.append({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"Battle `{escape(battle['id'])}` · pending review"}]})
+    return {"text": title, "blocks": blocks + _dashboard_button(app_url)}
+
+
+def batch_summary_message(batch: dict, app_url: str | None) -> dict:
+    label = " (simulated)" if batch.get("simulated") else ""
+    text = (f":crossed_swords: Training batch{label}: {batch['breakthroughs']} breakthrough(s) in "
+            f"{batch['battlesCompleted']} completed battles")
+    average = "-" if batch.get("averageScore") is None else f"{batch['averageScore']:.1f}"
+    return {"text": text, "blocks": [
+        _section(f"*{escape(text)}*"),
+        _section(f"Average score {average} · spend ${batch['totalCost']} of ${batch['costCap']} · "
+                 f"{batch['durationMs'] / 1000:.1f}s · run `{escape(batch['batchId'])}`"),
+        *_dashboard_button(app_url),
+    ]}

@@ -33,7 +33,7 @@ def test_valid_personas_are_upserted_and_invalid_ones_refused_with_reasons(make_
                      "where name = 'Flipper Phil'").fetchone()
     assert row[0] == "llm" and "You ran out of money" in row[1] and len(row[2]) == 2
     [request] = fake_openai.log
-    assert request["model"] == "gpt-4o-mini" and request["referee"]  # sent with a response_format
+    assert request["model"] == "gpt-4o-mini" and request["schema"] == "persona_batch"
 
 
 def test_an_answer_that_is_not_the_schema_writes_nothing(make_settings, psycopg_store, db, fake_openai):

@@ -98,6 +98,9 @@ create table if not exists sandbox_battles (
     check ((status = 'running') = (ended_at is null)),
     check (status = 'completed' or referee_score is null)
 );
+-- Columns added after the first release (kept apart so older databases gain them too).
+alter table sandbox_battles add column if not exists scout_lease_until timestamptz;
+
 create index if not exists sandbox_battles_run_idx on sandbox_battles (run_id);
 create index if not exists sandbox_battles_feed_idx on sandbox_battles (updated_at desc, id);
 create index if not exists sandbox_battles_persona_idx on sandbox_battles (persona_id, started_at desc);
@@ -450,6 +453,94 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Tactical Scout
+-- ---------------------------------------------------------------------------------------------
+
+create or replace function set_scout_notified(p_run_id uuid, p_notified boolean)
+returns void
+language sql as $$
+    update training_runs set scout_notified = p_notified where id = p_run_id;
+$$;
+
+-- Flags completed battles at or above the threshold as breakthroughs (once each), then leases up
+-- to p_limit breakthroughs that still need a defining moment or an alert. A lease keeps
+-- overlapping scans off the same battle; it lapses on its own if a scan dies.
+create or replace function claim_scout_work(p_threshold integer, p_limit integer, p_lease_seconds integer)
+returns jsonb
+language plpgsql as $$
+declare
+    flagged uuid[];
+    work jsonb;
+begin
+    with fresh as (
+        select id from sandbox_battles
+        where status = 'completed' and referee_score >= p_threshold and breakthrough_status is null
+        for update skip locked
+    ), marked as (
+        update sandbox_battles b set breakthrough_status = 'pending_review', breakthrough_detected_at = now(),
+            updated_at = now()
+        from fresh where b.id = fresh.id
+        returning b.id
+    )
+    select coalesce(array_agg(id), '{}') into flagged from marked;
+
+    with due as (
+        select b.id from sandbox_battles b
+        where b.breakthrough_status is not null
+          and (b.defining_moment is null or b.alerted_at is null)
+          and (b.scout_lease_until is null or b.scout_lease_until < now())
+        order by b.breakthrough_detected_at
+        limit p_limit
+        for update skip locked
+    ), leased as (
+        update sandbox_battles b set scout_lease_until = now() + make_interval(secs => p_lease_seconds)
+        from due where b.id = due.id
+        returning b.*
+    )
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'id', l.id, 'runId', l.run_id, 'persona', p.name, 'score', l.referee_score,
+        'transcript', l.transcript, 'winningRebuttal', l.winning_rebuttal,
+        'refereeFeedback', l.referee_feedback, 'definingMoment', l.defining_moment,
+        'tacticalSnippet', l.tactical_snippet, 'alerted', l.alerted_at is not null,
+        'newlyFlagged', l.id = any(flagged))
+        order by l.breakthrough_detected_at), '[]')
+    into work
+    from leased l join sandbox_personas p on p.id = l.persona_id;
+    return work;
+end;
+$$;
+
+create or replace function record_defining_moment(p_battle_id uuid, p_defining_moment text,
+                                                   p_tactical_snippet text)
+returns void
+language plpgsql as $$
+begin
+    if coalesce(btrim(p_defining_moment), '') = '' or coalesce(btrim(p_tactical_snippet), '') = '' then
+        raise exception 'a defining moment and a tactical snippet are both required' using errcode = 'P0001';
+    end if;
+    update sandbox_battles set defining_moment = p_defining_moment, tactical_snippet = p_tactical_snippet,
+        updated_at = now()
+    where id = p_battle_id;
+end;
+$$;
+
+-- Records a Slack alert that Slack accepted; false if another scan already had (at most once).
+create or replace function mark_alerted(p_battle_id uuid)
+returns boolean
+language plpgsql as $$
+begin
+    update sandbox_battles set alerted_at = now() where id = p_battle_id and alerted_at is null;
+    return found;
+end;
+$$;
+
+create or replace function release_scout_lease(p_battle_id uuid)
+returns void
+language sql as $$
+    update sandbox_battles set scout_lease_until = null where id = p_battle_id;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Grants: Supabase calls these as service_role; elsewhere the role does not exist.
 -- ---------------------------------------------------------------------------------------------
 
@@ -462,7 +553,9 @@ begin
         where n.nspname = current_schema()
           and p.proname in ('upsert_personas', 'persona_names', 'set_training_paused', 'training_status', 'run_summary',
                             'close_orphaned_runs', 'tally_run', 'start_training_run', 'active_tactics',
-                            'start_battle', 'finish_battle', 'finish_training_run')
+                            'start_battle', 'finish_battle', 'finish_training_run', 'set_scout_notified',
+                            'claim_scout_work', 'record_defining_moment', 'mark_alerted',
+                            'release_scout_lease')
     loop
         execute format('revoke all on function %s from public', fn);
         if exists (select 1 from pg_roles where rolname = 'service_role') then

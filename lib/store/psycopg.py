@@ -71,9 +71,14 @@ class PsycopgStore(Store):
 
     def migrate(self) -> None:
         """Applies the schema in one transaction; safe to repeat."""
-        with self._lock, psycopg.connect(self.url, prepare_threshold=None,
-                                         connect_timeout=CONNECT_TIMEOUT_S) as conn:
-            conn.execute(SCHEMA_PATH.read_text())
+        try:
+            with self._lock, psycopg.connect(self.url, prepare_threshold=None,
+                                             connect_timeout=CONNECT_TIMEOUT_S) as conn:
+                conn.execute(SCHEMA_PATH.read_text())
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"database unreachable: {_first_line(exc)}", code=exc.sqlstate) from None
+        except psycopg.Error as exc:
+            raise _typed(exc) from None
 
     def _drop_connection(self) -> None:
         if self._conn is not None:

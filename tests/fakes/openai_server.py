@@ -28,6 +28,8 @@ class FakeOpenAI:
         self.accept_after_turns: int | None = None
         self.hang_all = False
         self.generated_personas: list[dict] = []
+        self.moment = {"defining_moment": "We put it in writing and you choose the date.",
+                       "tactical_snippet": "Offer a written guarantee, then let the seller pick the date."}
         self._script: deque = deque()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -89,8 +91,9 @@ class FakeOpenAI:
                 with fake._lock:
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                    entry = {"arrived": time.monotonic(), "model": body.get("model"),
-                             "referee": "response_format" in body, "messages": body.get("messages", [])}
+                    schema = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+                    entry = {"arrived": time.monotonic(), "model": body.get("model"), "schema": schema,
+                             "referee": schema == "battle_verdict", "messages": body.get("messages", [])}
                     fake.log.append(entry)
                 try:
                     fake._answer(self, body, entry)
@@ -118,9 +121,11 @@ class FakeOpenAI:
                               entry)
         messages = body.get("messages", [])
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
-        schema = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+        schema = entry["schema"]
         if failure and failure["kind"] == "malformed":
             text = "{not json"
+        elif schema == "defining_moment":
+            text = json.dumps(self.moment)
         elif schema == "persona_batch":
             text = json.dumps({"personas": self.generated_personas})
         elif entry["referee"]:

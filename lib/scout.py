@@ -1,0 +1,94 @@
+"""The Tactical Scout: flags breakthroughs, extracts the winning moment, alerts Slack.
+
+A scan claims its work in SQL (`claim_scout_work`), so overlapping scans never handle one battle
+at once. A failed extraction leaves the breakthrough flagged and is retried on the next scan; an
+alert is recorded only after Slack answers 2xx, so a failed alert is retried and a delivered one
+is never repeated.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from decimal import Decimal
+
+from lib import slack
+from lib.battle import render_transcript
+from lib.llm import Budget, CallContext, LLMError, RateGate
+from lib.log import log
+
+SCAN_LIMIT = 20
+LEASE_SECONDS = 120
+# The scout's own spending cap per scan: extraction is small, a runaway loop must not be.
+SCOUT_COST_CAP_USD = Decimal("0.50")
+MOMENT_MAX_TOKENS = 400
+
+MOMENT_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "defining_moment", "strict": True, "schema": {
+        "type": "object", "additionalProperties": False,
+        "required": ["defining_moment", "tactical_snippet"],
+        "properties": {"defining_moment": {"type": "string"}, "tactical_snippet": {"type": "string"}}}},
+}
+MOMENT_PROMPT = (
+    "You study winning sales calls. From this transcript between an acquisitions agent (CLOSER) and a "
+    "homeowner (SELLER), quote as defining_moment the two or three sentences of the CLOSER that beat the "
+    "seller's hardest objection, exactly as said. As tactical_snippet, write one reusable instruction "
+    "(at most two sentences, imperative) that another agent could follow to repeat the win."
+)
+
+
+def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str, str]:
+    reply = llm.chat(ctx, model, [{"role": "system", "content": MOMENT_PROMPT},
+                                  {"role": "user", "content": render_transcript(battle["transcript"])}],
+                     MOMENT_MAX_TOKENS, MOMENT_FORMAT)
+    try:
+        data = json.loads(reply.text)
+        moment, snippet = data["defining_moment"].strip(), data["tactical_snippet"].strip()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise LLMError("the scout model's answer was not the requested JSON") from None
+    if not moment or not snippet:
+        raise LLMError("the scout model left the defining moment or the snippet empty")
+    return moment, snippet
+
+
+def scan(settings, store, llm, deadline: float) -> dict:
+    """One scan; returns `{"processed", "breakthroughs", "alerted", "errors"}`."""
+    work = store.call_one("claim_scout_work", deadline=deadline, p_threshold=settings.scout_threshold,
+                          p_limit=SCAN_LIMIT, p_lease_seconds=LEASE_SECONDS)
+    ctx = CallContext(Budget(SCOUT_COST_CAP_USD), deadline, RateGate(), threading.Event())
+    alerted, errors = 0, []
+    for battle in work:
+        try:
+            if not battle["definingMoment"]:
+                try:
+                    moment, snippet = extract_moment(llm, ctx, settings.scout_model, battle)
+                except LLMError as exc:
+                    errors.append(f"defining moment for battle {battle['id']}: {exc} (retried next scan)")
+                    continue
+                store.call_void("record_defining_moment", deadline=deadline, p_battle_id=battle["id"],
+                                p_defining_moment=moment, p_tactical_snippet=snippet)
+                battle.update(definingMoment=moment, tacticalSnippet=snippet)
+            if not battle["alerted"] and settings.slack_webhook_url:
+                if _alert(settings, store, battle, deadline, errors):
+                    alerted += 1
+        finally:
+            store.call_void("release_scout_lease", deadline=deadline + 1, p_battle_id=battle["id"])
+    flagged = [{"battleId": b["id"], "persona": b["persona"], "score": b["score"]} for b in work
+               if b["newlyFlagged"]]
+    log("scout_scan", processed=len(work), breakthroughs=len(flagged), alerted=alerted, errors=len(errors))
+    return {"processed": len(work), "breakthroughs": flagged, "alerted": alerted, "errors": errors}
+
+
+def _alert(settings, store, battle: dict, deadline: float, errors: list) -> bool:
+    timeout = deadline - time.monotonic()
+    if timeout < 0.5:
+        errors.append(f"alert for battle {battle['id']}: no time left (retried next scan)")
+        return False
+    try:
+        slack.post(settings.slack_webhook_url, slack.breakthrough_message(battle, settings.app_url),
+                   timeout=min(5.0, timeout))
+    except slack.SlackError as exc:
+        errors.append(f"alert for battle {battle['id']}: {exc} (retried next scan)")
+        return False
+    return bool(store.call_one("mark_alerted", deadline=deadline + 1, p_battle_id=battle["id"]))
