@@ -30,6 +30,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class Page:
+    """An HTML answer (the dashboard), with its own headers (its Content-Security-Policy)."""
+
+    def __init__(self, html: str, headers: dict):
+        self.html = html
+        self.headers = headers
+
+
 class Request:
     """What an endpoint needs of the request; the body is read only if asked for."""
 
@@ -84,7 +92,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     methods: tuple[str, ...] = ("GET", "POST")
     server_version = "autonomous-training"
 
-    def respond(self, request: Request) -> tuple[int, dict]:
+    def respond(self, request: Request) -> tuple[int, dict | Page]:
         raise NotImplementedError
 
     def do_GET(self):
@@ -121,15 +129,18 @@ class JsonHandler(BaseHTTPRequestHandler):
         logs.log("request", level=logging.INFO if status < 500 else logging.ERROR, requestId=request.id,
                  method=method, path=request.path, status=status,
                  ms=int((time.monotonic() - request.arrived) * 1000))
-        self.send_json(status, body, headers)
+        if isinstance(body, Page):
+            self._send(status, body.html.encode(), "text/html; charset=utf-8", {**headers, **body.headers})
+        else:
+            self._send(status, json.dumps(body, default=str).encode(), "application/json; charset=utf-8", headers)
 
-    def send_json(self, status: int, body: dict, headers: dict | None = None) -> None:
-        data = json.dumps(body, default=str).encode()
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":

@@ -126,7 +126,30 @@ def _fire(port: int, path: str, secret: str) -> None:
     print(f"cron {path}: {status} in {time.monotonic() - started:.1f}s", flush=True)
 
 
+def _embedded_database_for_handlers():
+    """With no database configured, start the embedded one once for the whole server.
+
+    The handlers read the environment per request, as on Vercel; pointing USE_LOCAL_DB at the
+    running server (before any thread starts) spares each request a start and a stop.
+    """
+    from lib.config import ConfigError, Settings
+
+    try:
+        database = Settings.from_env().database
+    except ConfigError:
+        return None  # each request will answer 500 naming the problem, as on Vercel
+    if database is None or database.kind != "embedded":
+        return None
+    from lib.store.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(Settings.from_env().embedded_db_dir).start()
+    os.environ["USE_LOCAL_DB"] = "true"
+    os.environ["LOCAL_DB_URL"] = server.url
+    return server
+
+
 def serve(port: int, with_crons: bool) -> None:
+    database = _embedded_database_for_handlers()
     config = json.loads(VERCEL_JSON.read_text())
     routes = load_handlers()
     server = ThreadingHTTPServer(("127.0.0.1", port), make_router(routes, config.get("rewrites", [])))
@@ -144,3 +167,5 @@ def serve(port: int, with_crons: bool) -> None:
     finally:
         stop.set()
         server.server_close()
+        if database is not None:
+            database.stop()

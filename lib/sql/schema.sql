@@ -541,6 +541,149 @@ language sql as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Dashboard
+-- ---------------------------------------------------------------------------------------------
+
+-- The live feed. Without a cursor: the latest battles. With one (updated_at, id): the battles
+-- changed after it, oldest first, so a poll that hits the limit resumes where it stopped.
+create or replace function dashboard_feed(p_after_updated_at timestamptz default null,
+                                          p_after_id uuid default null, p_limit integer default 50)
+returns jsonb
+language sql stable as $$
+    with candidates as (
+        select b.*, p.name as persona, r.simulated
+        from sandbox_battles b
+        join sandbox_personas p on p.id = b.persona_id
+        join training_runs r on r.id = b.run_id
+    ), picked as (
+        (select * from candidates where p_after_updated_at is null
+         order by updated_at desc, id desc limit least(greatest(p_limit, 1), 200))
+        union all
+        (select * from candidates
+         where p_after_updated_at is not null
+           and (updated_at, id) > (p_after_updated_at,
+                                   coalesce(p_after_id, '00000000-0000-0000-0000-000000000000'::uuid))
+         order by updated_at, id limit least(greatest(p_limit, 1), 200))
+    )
+    select jsonb_build_object(
+        'battles', coalesce(jsonb_agg(jsonb_build_object(
+            'id', id, 'runId', run_id, 'persona', persona, 'status', status, 'score', referee_score,
+            'cost', cost_usd, 'turns', turns, 'simulated', simulated, 'breakthrough', breakthrough_status,
+            'startedAt', started_at, 'updatedAt', updated_at,
+            'durationMs', (extract(epoch from coalesce(ended_at, now()) - started_at) * 1000)::bigint)
+            order by updated_at desc, id desc), '[]'),
+        'cursor', (select jsonb_build_object('updatedAt', updated_at, 'id', id) from picked
+                   order by updated_at desc, id desc limit 1))
+    from picked;
+$$;
+
+create or replace function dashboard_battle(p_battle_id uuid)
+returns jsonb
+language sql stable as $$
+    select jsonb_build_object(
+        'id', b.id, 'runId', b.run_id, 'persona', p.name, 'status', b.status, 'score', b.referee_score,
+        'scores', b.scores, 'feedback', b.referee_feedback, 'winningRebuttal', b.winning_rebuttal,
+        'sellerAgreed', b.seller_agreed, 'transcript', b.transcript, 'turns', b.turns, 'cost', b.cost_usd,
+        'error', b.error, 'simulated', r.simulated, 'startedAt', b.started_at, 'endedAt', b.ended_at,
+        'breakthrough', b.breakthrough_status, 'definingMoment', b.defining_moment,
+        'tacticalSnippet', b.tactical_snippet)
+    from sandbox_battles b
+    join sandbox_personas p on p.id = b.persona_id
+    join training_runs r on r.id = b.run_id
+    where b.id = p_battle_id;
+$$;
+
+create or replace function dashboard_breakthroughs(p_limit integer default 50)
+returns jsonb
+language sql stable as $$
+    select jsonb_build_object(
+        'pending', (select count(*) from sandbox_battles where breakthrough_status = 'pending_review'),
+        'items', coalesce((select jsonb_agg(item order by detected desc) from (
+            select jsonb_build_object(
+                'id', b.id, 'persona', p.name, 'score', b.referee_score, 'status', b.breakthrough_status,
+                'definingMoment', b.defining_moment, 'tacticalSnippet', b.tactical_snippet,
+                'winningRebuttal', b.winning_rebuttal, 'detectedAt', b.breakthrough_detected_at,
+                'simulated', r.simulated) as item, b.breakthrough_detected_at as detected
+            from sandbox_battles b
+            join sandbox_personas p on p.id = b.persona_id
+            join training_runs r on r.id = b.run_id
+            where b.breakthrough_status is not null
+            order by (b.breakthrough_status = 'pending_review') desc, b.breakthrough_detected_at desc
+            limit p_limit) x), '[]'));
+$$;
+
+create or replace function persona_analytics()
+returns jsonb
+language sql stable as $$
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'id', p.id, 'name', p.name, 'type', p.persona_type, 'active', p.is_active,
+        'battles', s.battles, 'averageScore', s.average, 'agreedRate', s.agreed_rate,
+        'lastBattledAt', p.last_battled_at, 'recentScores', coalesce(s.recent, '[]'))
+        order by p.name), '[]')
+    from sandbox_personas p
+    left join lateral (
+        select count(*) as battles,
+               round(avg(b.referee_score), 2) as average,
+               round(avg(case when b.seller_agreed then 1.0 else 0.0 end)
+                     filter (where b.status = 'completed'), 3) as agreed_rate,
+               (select jsonb_agg(score order by started_at)
+                from (select referee_score as score, started_at from sandbox_battles
+                      where persona_id = p.id and status = 'completed'
+                      order by started_at desc limit 12) recent) as recent
+        from sandbox_battles b where b.persona_id = p.id
+    ) s on true;
+$$;
+
+create or replace function run_history(p_limit integer default 30)
+returns jsonb
+language sql stable as $$
+    select coalesce(jsonb_agg(run_summary(r) order by r.started_at), '[]')
+    from (select * from training_runs order by started_at desc limit p_limit) r;
+$$;
+
+-- Promotes a breakthrough's tactic into the closer's prompt (the snippet unless edited).
+create or replace function promote_breakthrough(p_battle_id uuid, p_tactic_text text default null,
+                                                p_priority integer default 100)
+returns jsonb
+language plpgsql as $$
+declare
+    battle sandbox_battles%rowtype;
+    tactic sandbox_tactics%rowtype;
+begin
+    select * into battle from sandbox_battles where id = p_battle_id for update;
+    if not found or battle.breakthrough_status is null then
+        raise exception 'battle % is not a breakthrough', p_battle_id using errcode = 'P0001';
+    end if;
+    if battle.breakthrough_status = 'promoted' then
+        raise exception 'battle % is already promoted', p_battle_id using errcode = 'P0001';
+    end if;
+    if coalesce(btrim(coalesce(p_tactic_text, battle.tactical_snippet)), '') = '' then
+        raise exception 'no tactic text: the scout has not extracted a snippet yet' using errcode = 'P0001';
+    end if;
+    insert into sandbox_tactics (battle_id, tactic_text, priority)
+    values (p_battle_id, btrim(coalesce(p_tactic_text, battle.tactical_snippet)), p_priority)
+    returning * into tactic;
+    update sandbox_battles set breakthrough_status = 'promoted', updated_at = now() where id = p_battle_id;
+    return to_jsonb(tactic);
+end;
+$$;
+
+create or replace function set_breakthrough_status(p_battle_id uuid, p_status text)
+returns void
+language plpgsql as $$
+begin
+    if p_status not in ('reviewed', 'rejected', 'pending_review') then
+        raise exception 'status must be reviewed, rejected or pending_review' using errcode = 'P0001';
+    end if;
+    update sandbox_battles set breakthrough_status = p_status, updated_at = now()
+    where id = p_battle_id and breakthrough_status is not null and breakthrough_status <> 'promoted';
+    if not found then
+        raise exception 'battle % is not a breakthrough awaiting review', p_battle_id using errcode = 'P0001';
+    end if;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Grants: Supabase calls these as service_role; elsewhere the role does not exist.
 -- ---------------------------------------------------------------------------------------------
 
@@ -555,7 +698,9 @@ begin
                             'close_orphaned_runs', 'tally_run', 'start_training_run', 'active_tactics',
                             'start_battle', 'finish_battle', 'finish_training_run', 'set_scout_notified',
                             'claim_scout_work', 'record_defining_moment', 'mark_alerted',
-                            'release_scout_lease')
+                            'release_scout_lease', 'dashboard_feed', 'dashboard_battle',
+                            'dashboard_breakthroughs', 'persona_analytics', 'run_history',
+                            'promote_breakthrough', 'set_breakthrough_status')
     loop
         execute format('revoke all on function %s from public', fn);
         if exists (select 1 from pg_roles where rolname = 'service_role') then

@@ -1,0 +1,123 @@
+"""The training monitor: one HTML page and the JSON it polls, behind HTTP Basic.
+
+Reads are `GET ?view=…`; every state change is `POST ?action=…` with a JSON body, refused
+unless `Origin` (or `Referer`) names this host, so a cross-site form cannot promote or resume
+anything. The page is self-contained (no CDN, font or external script) under a strict CSP whose
+nonce changes per response.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from lib.http import ApiError, Page, Request
+
+STATIC = Path(__file__).resolve().parent / "static"
+REALM = 'Basic realm="Training monitor", charset="UTF-8"'
+
+
+def require_admin(request: Request) -> None:
+    password = os.environ.get("ADMIN_PASSWORD", "")
+    if not password:
+        raise ApiError(503, {"error": "Dashboard disabled",
+                             "message": "ADMIN_PASSWORD is not set; set it to enable the training monitor"})
+    scheme, _, encoded = (request.headers.get("Authorization") or "").partition(" ")
+    supplied = b""
+    if scheme.lower() == "basic":
+        try:
+            supplied = base64.b64decode(encoded.strip(), validate=True).partition(b":")[2]
+        except ValueError:
+            supplied = b""
+    if not hmac.compare_digest(supplied, password.encode()):
+        raise ApiError(401, {"error": "Unauthorized"}, {"WWW-Authenticate": REALM})
+
+
+def require_same_origin(request: Request) -> None:
+    source = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    host = (request.headers.get("X-Forwarded-Host") or request.headers.get("Host") or "").lower()
+    if not source or not host or urlsplit(source).netloc.lower() != host:
+        raise ApiError(403, {"error": "Forbidden", "message": "cross-site request refused"})
+
+
+def page() -> Page:
+    nonce = secrets.token_urlsafe(18)
+    html = ((STATIC / "dashboard.html").read_text()
+            .replace("{{css}}", (STATIC / "dashboard.css").read_text())
+            .replace("{{js}}", (STATIC / "dashboard.js").read_text())
+            .replace("{{nonce}}", nonce))
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
+           "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return Page(html, {"Content-Security-Policy": csp, "Referrer-Policy": "same-origin",
+                       "X-Frame-Options": "DENY", "Cache-Control": "no-store"})
+
+
+def _uuid_arg(value, name: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ApiError(400, {"error": f"{name} must be a battle id (a UUID)"}) from None
+
+
+VIEWS = {
+    "feed": lambda store, q: store.call_one("dashboard_feed", p_after_updated_at=q.get("afterUpdatedAt"),
+                                            p_after_id=_uuid_arg(q["afterId"], "afterId") if q.get("afterId")
+                                            else None),
+    "battle": lambda store, q: store.call_one("dashboard_battle", p_battle_id=_uuid_arg(q.get("id"), "id")),
+    "breakthroughs": lambda store, q: store.call_one("dashboard_breakthroughs"),
+    "personas": lambda store, q: store.call_one("persona_analytics"),
+    "runs": lambda store, q: store.call_one("run_history"),
+    "control": lambda store, q: store.call_one("training_status"),
+}
+
+
+def _act(store, action: str, body: dict):
+    if action == "promote":
+        return store.call_one("promote_breakthrough", p_battle_id=_uuid_arg(body.get("battleId"), "battleId"),
+                              p_tactic_text=body.get("tacticText"))
+    if action in ("review", "reject"):
+        status = "reviewed" if action == "review" else "rejected"
+        return store.call_void("set_breakthrough_status", p_battle_id=_uuid_arg(body.get("battleId"), "battleId"),
+                               p_status=status)
+    if action == "pause":
+        reason = str(body.get("reason") or "").strip()[:500]
+        if not reason:
+            raise ApiError(400, {"error": "A pause needs a reason"})
+        return store.call_one("set_training_paused", p_paused=True, p_reason=f"{reason} (dashboard)")
+    if action == "resume":
+        return store.call_one("set_training_paused", p_paused=False, p_reason=None)
+    raise ApiError(400, {"error": f"Unknown action {action[:40]!r}"})
+
+
+def respond(request: Request):
+    require_admin(request)
+    view, action = request.query.get("view"), request.query.get("action")
+    if request.method == "GET" and not view:
+        return 200, page()
+    if request.method == "POST":
+        require_same_origin(request)
+        if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
+            raise ApiError(415, {"error": "Content-Type must be application/json"})
+    from lib.config import Settings
+    from lib.store import Rejected, open_store
+
+    store = open_store(Settings.from_env())
+    try:
+        if request.method == "GET":
+            if view not in VIEWS:
+                raise ApiError(400, {"error": f"Unknown view {view[:40]!r}"})
+            result = VIEWS[view](store, request.query)
+            if result is None:
+                raise ApiError(404, {"error": "Not found"})
+            return 200, result
+        try:
+            return 200, {"success": True, "result": _act(store, action or "", request.json_object())}
+        except Rejected as exc:
+            raise ApiError(409, {"error": "Refused", "message": exc.message}) from None
+    finally:
+        store.close()
