@@ -152,8 +152,11 @@ class Models:
     max_tokens: int
 
 
-def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: BattleState) -> None:
+def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: BattleState,
+          on_turn=None) -> None:
     """Runs the conversation and the referee, recording into `state` as it goes.
+
+    `on_turn(state)` is called after each completed turn (the runner saves progress there).
 
     Raises `LLMError` (including `Stopped`, `BudgetExceeded`, `DeadlineExceeded`) with the
     transcript so far kept in `state`; a malformed referee answer is retried once, then the
@@ -170,6 +173,8 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
         ended = ACCEPT_MARK in seller or HANG_UP_MARK in seller
         text = seller.replace(ACCEPT_MARK, "").replace(HANG_UP_MARK, "").strip()
         state.transcript.append({"speaker": "persona", "text": text or "(hangs up)"})
+        if on_turn is not None:
+            on_turn(state)
         if ended:
             break
     messages = [{"role": "system", "content": REFEREE_PROMPT},

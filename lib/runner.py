@@ -23,6 +23,9 @@ DEFAULT_BATTLE_MS = 15_000
 DEFAULT_BATTLE_SHARE = 0.4
 # After the deadline, battles get this long to save themselves before the runner saves them.
 STOP_GRACE_S = 0.3
+# How often a running batch reads the kill-switch, so a pause (by a person or another run's
+# kill-switch) stops it within about one LLM call.
+PAUSE_POLL_S = 0.5
 
 
 class RunRefused(Exception):
@@ -83,6 +86,7 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         p_default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)))
     if outcome["status"] != "started":
         raise RunRefused(outcome)
+    llm.prepare()
     run = Run(settings, store, llm, outcome, started, deadline, on_progress)
     log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
@@ -114,6 +118,7 @@ class Run:
         self.battles: list[BattleState] = []
         self.errors: list[str] = []
         self.timed_out = False
+        self.paused_reason: str | None = None
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._last_start: float | None = None
@@ -134,12 +139,17 @@ class Run:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             self.stop.set()
             log("run_error", runId=self.id, error=error)
+        # Battles still running now end as the run does: killed, timed out, or failed with it.
+        leftover = "failed"
         if self.budget.tripped:
-            status = "killed"
+            status = leftover = "killed"
             self.errors.append(self.budget.trip_reason)
-        elif status == "completed" and self.timed_out:
-            status = "timed_out"
-        leftover = "killed" if self.budget.tripped else "timed_out" if self.timed_out else "failed"
+        elif self.paused_reason is not None:
+            status = leftover = "killed"
+            self.errors.append(f"Training paused mid-run: {self.paused_reason}")
+        elif self.timed_out:
+            leftover = "timed_out"
+            status = "timed_out" if status == "completed" else status
         for state in list(self.battles):
             if state.status == "running":
                 self._save(state, leftover, "the run ended before this battle finished")
@@ -150,6 +160,22 @@ class Run:
             p_errors=self.errors[:50], p_breakthrough_threshold=self.settings.scout_threshold,
             p_duration_ms=int((time.monotonic() - self.started) * 1000), p_error=error,
             p_pause_reason=self.budget.trip_reason if self.budget.tripped else None)
+
+    def _stopped_status(self) -> str:
+        return "killed" if self.budget.tripped or self.paused_reason is not None else "timed_out"
+
+    def _watch_pause(self) -> None:
+        while not self.stop.is_set():
+            try:
+                state = self.store.call_one("training_pause_state", deadline=self.deadline)
+            except Exception as exc:  # a missed poll only delays the stop; the battles go on
+                log("pause_poll_failed", runId=self.id, error=type(exc).__name__)
+                state = {"paused": False}
+            if state["paused"]:
+                self.paused_reason = state["reason"] or "paused"
+                self.stop.set()
+                return
+            self.stop.wait(PAUSE_POLL_S)
 
     def _admits_another(self) -> bool:
         """A battle starts only if it can finish: not stopped, under budget, and in time."""
@@ -171,6 +197,7 @@ class Run:
         futures = []
         # Not a `with` block: its exit would wait for a battle hung past the deadline.
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"battle-{self.id[:8]}")
+        threading.Thread(target=self._watch_pause, name=f"pause-{self.id[:8]}", daemon=True).start()
         try:
             for persona in self.personas:
                 if not self._admits_another() or not free_slots.acquire(timeout=max(0.0, self.time_left())):
@@ -219,12 +246,12 @@ class Run:
                 self.progress.started += 1
             self._report(state)
             try:
-                fight(self.llm, self.ctx, self.models, self.closer_prompt, state)
+                fight(self.llm, self.ctx, self.models, self.closer_prompt, state, on_turn=self._save_progress)
                 self._save(state, "completed")
             except BudgetExceeded as exc:
                 self._save(state, "killed", str(exc))
             except (Stopped, DeadlineExceeded) as exc:
-                self._save(state, "killed" if self.budget.tripped else "timed_out", str(exc))
+                self._save(state, self._stopped_status(), str(exc))
             except LLMError as exc:
                 self._save(state, "failed", str(exc))
         except Exception as exc:  # a battle's failure never takes the run down with it
@@ -233,6 +260,15 @@ class Run:
             log("battle_error", runId=self.id, persona=persona["name"], error=str(exc))
         finally:
             free_slots.release()
+
+    def _save_progress(self, state: BattleState) -> None:
+        with self._lock:
+            transcript, usage = list(state.transcript), Usage(**vars(state.usage))
+        self.store.call_one(
+            "record_battle_progress", deadline=self.deadline, p_battle_id=state.id, p_transcript=transcript,
+            p_turns=sum(1 for line in transcript if line["speaker"] == "persona"),
+            p_prompt_tokens=usage.prompt_tokens, p_cached_tokens=usage.cached_tokens,
+            p_completion_tokens=usage.completion_tokens, p_cost_usd=usage.cost)
 
     def _save(self, state: BattleState, status: str, error: str | None = None) -> None:
         """Writes the battle's ending once; whoever saves first (thread or runner) wins."""

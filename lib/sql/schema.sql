@@ -208,6 +208,14 @@ begin
 end;
 $$;
 
+-- The kill-switch alone: what a running batch polls to honour a pause within a call or so.
+create or replace function training_pause_state()
+returns jsonb
+language sql stable as $$
+    select jsonb_build_object('paused', paused, 'reason', reason, 'updatedAt', updated_at)
+    from training_control where id;
+$$;
+
 create or replace function training_status()
 returns jsonb
 language sql stable as $$
@@ -393,6 +401,22 @@ begin
     insert into sandbox_battles (run_id, persona_id) values (p_run_id, p_persona_id) returning id into battle_id;
     update sandbox_personas set last_battled_at = now() where id = p_persona_id;
     return battle_id;
+end;
+$$;
+
+-- Saves a running battle's transcript and spend after each turn, so a process that dies mid-battle
+-- loses at most the turn in flight: the next run closes the battle with what was saved.
+create or replace function record_battle_progress(
+    p_battle_id uuid, p_transcript jsonb, p_turns integer, p_prompt_tokens integer, p_cached_tokens integer,
+    p_completion_tokens integer, p_cost_usd numeric)
+returns boolean
+language plpgsql as $$
+begin
+    update sandbox_battles set transcript = p_transcript, turns = p_turns, prompt_tokens = p_prompt_tokens,
+        cached_tokens = p_cached_tokens, completion_tokens = p_completion_tokens, cost_usd = p_cost_usd,
+        updated_at = now()
+    where id = p_battle_id and status = 'running';
+    return found;
 end;
 $$;
 
@@ -694,9 +718,10 @@ begin
     for fn in
         select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = current_schema()
-          and p.proname in ('upsert_personas', 'persona_names', 'set_training_paused', 'training_status', 'run_summary',
+          and p.proname in ('upsert_personas', 'persona_names', 'set_training_paused', 'training_pause_state',
+                            'training_status', 'run_summary',
                             'close_orphaned_runs', 'tally_run', 'start_training_run', 'active_tactics',
-                            'start_battle', 'finish_battle', 'finish_training_run', 'set_scout_notified',
+                            'start_battle', 'record_battle_progress', 'finish_battle', 'finish_training_run', 'set_scout_notified',
                             'claim_scout_work', 'record_defining_moment', 'mark_alerted',
                             'release_scout_lease', 'dashboard_feed', 'dashboard_battle',
                             'dashboard_breakthroughs', 'persona_analytics', 'run_history',

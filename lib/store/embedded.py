@@ -63,10 +63,10 @@ class EmbeddedPostgres:
     process may own it) and only a process that started the server stops it.
     """
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, port: int | None = None):
         self.data_dir = Path(data_dir)
         self.pgdata = self.data_dir / "pgdata"
-        self.port: int | None = None
+        self.port = port  # None: a free port when launching
         self.started_here = False
 
     @property
@@ -156,7 +156,7 @@ class EmbeddedPostgres:
         raise EmbeddedPostgresError(f"a PostgreSQL server (pid {pid}) holds {self.pgdata} but does not answer")
 
     def _launch(self) -> None:
-        self.port = _free_port()
+        self.port = self.port or _free_port()
         log = open(self.data_dir / "server.log", "ab")
         self._chown(self.data_dir / "server.log")
         subprocess.Popen(
