@@ -88,9 +88,14 @@ class BattleState:
     status: str = "running"
     error: str | None = None
 
-    @property
-    def turns(self) -> int:
-        return sum(1 for line in self.transcript if line["speaker"] == "persona")
+    def snapshot(self) -> tuple[list, Usage]:
+        """Copies of the transcript and usage so far (the caller holds the run's lock)."""
+        return list(self.transcript), Usage(**vars(self.usage))
+
+
+def count_turns(transcript: list) -> int:
+    """A turn is one exchange: the closer speaks, the seller answers."""
+    return sum(1 for line in transcript if line["speaker"] == "persona")
 
 
 def total_score(scores: dict) -> Decimal:

@@ -5,6 +5,7 @@ functions, only once a request has passed authentication.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -31,14 +32,8 @@ def parse_batch_size(request: Request) -> int | None:
         return None
     value = body["batchSize"]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(400, {"error": f"batchSize must be a positive integer, got {json_repr(value)}"})
+        raise ApiError(400, {"error": f"batchSize must be a positive integer, got {json.dumps(value)[:40]}"})
     return value
-
-
-def json_repr(value) -> str:
-    import json
-
-    return json.dumps(value)[:40]
 
 
 def _open(settings):

@@ -116,6 +116,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         logs.configure()
         request = Request(self, method)
+        logs.request_id.set(request.id)
         headers = {"x-request-id": request.id}
         try:
             if method not in self.methods:
@@ -150,13 +151,12 @@ class JsonHandler(BaseHTTPRequestHandler):
 def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
     from lib.config import ConfigError
+    from lib.store import StoreError, Unavailable
 
     if isinstance(exc, ConfigError):
         return 500, {"error": "Configuration error", "message": str(exc)}
-    store = _store_module()
-    if store is not None and isinstance(exc, store.StoreError):
-        status = 503 if isinstance(exc, store.Unavailable) else 500
-        return status, {"error": "Database error", "message": str(exc)}
+    if isinstance(exc, StoreError):
+        return (503 if isinstance(exc, Unavailable) else 500), {"error": "Database error", "message": str(exc)}
     # The type and where it was raised, not the message: an exception's text can carry a URL or key.
     frame = exc.__traceback__
     while frame is not None and frame.tb_next is not None:
@@ -164,9 +164,3 @@ def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
     where = f"{frame.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.tb_lineno}" if frame else "?"
     logs.log("unhandled_error", level=logging.ERROR, requestId=request_id, error=type(exc).__name__, at=where)
     return 500, {"error": "Internal error", "message": f"see the function log for request {request_id}"}
-
-
-def _store_module():
-    import sys
-
-    return sys.modules.get("lib.store")

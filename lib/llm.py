@@ -136,11 +136,6 @@ class Budget:
                 self.tripped = True
                 self.trip_reason = f"Kill-switch activated: the provider billed ${self.committed}, past the ${self.cap} cap"
 
-    @property
-    def spent(self) -> Decimal:
-        with self._lock:
-            return self.committed + self.reserved
-
 
 class RateGate:
     """A cooldown shared by all threads of a run: after a 429 every thread waits it out."""

@@ -5,16 +5,22 @@ a progress bar. Callers pass figures and ids only: never secrets, never transcri
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 
 _logger = logging.getLogger("training")
+# The request being served, added to every line logged while serving it (battle threads included:
+# the runner starts them in a copy of the request's context).
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
 def log(event: str, level: int = logging.INFO, **fields) -> None:
     if _logger.isEnabledFor(level):
-        _logger.log(level, json.dumps({"event": event, **fields}, default=str))
+        current = request_id.get()
+        context = {"requestId": current} if current and "requestId" not in fields else {}
+        _logger.log(level, json.dumps({"event": event, **context, **fields}, default=str))
 
 
 def configure() -> None:

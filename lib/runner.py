@@ -7,13 +7,14 @@ ends; a battle cut short by the deadline or the kill-switch keeps its transcript
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from lib.battle import BattleState, Models, closer_system_prompt, fight
+from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
 from lib.llm import (Budget, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage,
                      price_for)
 from lib.log import log
@@ -86,7 +87,6 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         p_default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)))
     if outcome["status"] != "started":
         raise RunRefused(outcome)
-    llm.prepare()
     run = Run(settings, store, llm, outcome, started, deadline, on_progress)
     log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
@@ -131,6 +131,7 @@ class Run:
     def execute(self) -> dict:
         status, error = "completed", None
         try:
+            self.llm.prepare()
             self.closer_prompt = closer_system_prompt(
                 self.settings.closer_prompt_path.read_text(),
                 self.store.call_all("active_tactics", deadline=self.deadline))
@@ -197,12 +198,13 @@ class Run:
         futures = []
         # Not a `with` block: its exit would wait for a battle hung past the deadline.
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"battle-{self.id[:8]}")
-        threading.Thread(target=self._watch_pause, name=f"pause-{self.id[:8]}", daemon=True).start()
+        threading.Thread(target=contextvars.copy_context().run, args=(self._watch_pause,),
+                         name=f"pause-{self.id[:8]}", daemon=True).start()
         try:
             for persona in self.personas:
                 if not self._admits_another() or not free_slots.acquire(timeout=max(0.0, self.time_left())):
                     break
-                futures.append(pool.submit(self._one_battle, persona, free_slots))
+                futures.append(pool.submit(contextvars.copy_context().run, self._one_battle, persona, free_slots))
             pending = set(futures)
             while pending and self.time_left() > 0:
                 _, pending = wait(pending, timeout=self.time_left(), return_when=FIRST_COMPLETED)
@@ -263,12 +265,9 @@ class Run:
 
     def _save_progress(self, state: BattleState) -> None:
         with self._lock:
-            transcript, usage = list(state.transcript), Usage(**vars(state.usage))
-        self.store.call_one(
-            "record_battle_progress", deadline=self.deadline, p_battle_id=state.id, p_transcript=transcript,
-            p_turns=sum(1 for line in transcript if line["speaker"] == "persona"),
-            p_prompt_tokens=usage.prompt_tokens, p_cached_tokens=usage.cached_tokens,
-            p_completion_tokens=usage.completion_tokens, p_cost_usd=usage.cost)
+            transcript, usage = state.snapshot()
+        self.store.call_one("record_battle_progress", deadline=self.deadline, p_battle_id=state.id,
+                            **_recorded(transcript, usage))
 
     def _save(self, state: BattleState, status: str, error: str | None = None) -> None:
         """Writes the battle's ending once; whoever saves first (thread or runner) wins."""
@@ -276,17 +275,14 @@ class Run:
             if state.status != "running":
                 return
             state.status, state.error = status, error
-            transcript, usage, verdict = list(state.transcript), Usage(**vars(state.usage)), state.verdict
+            (transcript, usage), verdict = state.snapshot(), state.verdict
             if error and status == "failed":
                 self.errors.append(f"{state.persona['name']}: {error}")
+        scored = verdict if status == "completed" else None
         self.store.call_one(
             "finish_battle", deadline=max(self.deadline, time.monotonic()) + 1,
-            p_battle_id=state.id, p_status=status, p_transcript=transcript,
-            p_turns=sum(1 for line in transcript if line["speaker"] == "persona"),
-            p_prompt_tokens=usage.prompt_tokens, p_cached_tokens=usage.cached_tokens,
-            p_completion_tokens=usage.completion_tokens, p_cost_usd=usage.cost,
-            p_referee_score=verdict.total if verdict and status == "completed" else None,
-            p_scores=verdict.scores if verdict and status == "completed" else None,
+            p_battle_id=state.id, p_status=status, **_recorded(transcript, usage),
+            p_referee_score=scored.total if scored else None, p_scores=scored.scores if scored else None,
             p_referee_feedback=verdict.feedback if verdict else None,
             p_winning_rebuttal=verdict.winning_rebuttal if verdict else None,
             p_seller_agreed=verdict.seller_agreed if verdict else None,
@@ -294,8 +290,7 @@ class Run:
         with self._lock:
             self.progress.done += 1
         log("battle_finished", runId=self.id, battleId=state.id, persona=state.persona["name"], status=status,
-            turns=state.turns, score=float(verdict.total) if verdict and status == "completed" else None,
-            cost=float(usage.cost))
+            turns=count_turns(transcript), score=float(scored.total) if scored else None, cost=float(usage.cost))
         self._report(state)
 
     def _report(self, state: BattleState) -> None:
@@ -308,6 +303,13 @@ class Run:
                                   "score": float(state.verdict.total) if state.verdict else None}
             snapshot = Progress(**vars(self.progress))
         self._on_progress(snapshot)
+
+
+def _recorded(transcript: list, usage: Usage) -> dict:
+    """The columns a battle row is saved with, mid-battle and at its end."""
+    return {"p_transcript": transcript, "p_turns": count_turns(transcript), "p_prompt_tokens": usage.prompt_tokens,
+            "p_cached_tokens": usage.cached_tokens, "p_completion_tokens": usage.completion_tokens,
+            "p_cost_usd": usage.cost}
 
 
 def _alert_kill_switch(settings, summary: dict, reason: str, deadline: float) -> None:

@@ -97,6 +97,12 @@ def test_documented_curl_runs_a_batch_and_chains_the_scout(start_server, psycopg
     assert batch["scoutNotified"] is True and batch["errors"] == []
     assert db.execute("select scout_notified from training_runs").fetchone()[0] is True
     assert_every_battle_ended(db)
+    log_lines = [json.loads(line) for line in server.stop().splitlines() if line.startswith("{")]
+    battle_lines = [line for line in log_lines if line["event"] == "battle_finished"]
+    assert len(battle_lines) == 5 and all(line.get("requestId") for line in battle_lines)
+    text = json.dumps(log_lines)
+    for secret in (SECRET, "sk-test-key-9f9f", "slacksecret", "Our offer is in writing"):
+        assert secret not in text, "no secret and no transcript in the log"
 
 
 def test_cron_get_runs_a_batch_with_an_optional_batch_size(start_server, psycopg_store, db):

@@ -7,8 +7,8 @@ timing and cost.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import random
 import socket
 import threading
 import time
@@ -20,7 +20,7 @@ from lib.battle import CRITERIA
 
 class FakeOpenAI:
     def __init__(self, latency: float = 0.0, jitter: float = 0.0, usage: str = "realistic",
-                 referee_score: int = 80, seed: int = 7):
+                 referee_score: int = 80):
         self.latency = latency
         self.jitter = jitter
         self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
@@ -31,7 +31,6 @@ class FakeOpenAI:
         self.moment = {"defining_moment": "We put it in writing and you choose the date.",
                        "tactical_snippet": "Offer a written guarantee, then let the seller pick the date."}
         self._script: deque = deque()
-        self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._released = threading.Event()
         self.in_flight = 0
@@ -105,7 +104,11 @@ class FakeOpenAI:
         return Handler
 
     def _answer(self, handler, body: dict, entry: dict) -> None:
-        delay = self.latency + (self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+        # Jitter is a function of the request: the same conversation waits the same time, so a
+        # sequential baseline and the runner replaying it are compared fairly.
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+        spread = int.from_bytes(digest[:8], "big") / 2 ** 64 * 2 - 1
+        delay = self.latency + self.jitter * spread
         failure = self._next_failure(entry["referee"])
         if self.hang_all or (failure and failure["kind"] == "hang"):
             entry["status"] = "hung"
