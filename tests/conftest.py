@@ -3,6 +3,9 @@ database, and the store over both transports."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -15,6 +18,16 @@ from lib.store.psycopg import PsycopgStore
 from tests.fakes.postgrest import FakePostgrest
 
 TEST_DATABASE = "training_test"
+# Settings a developer's shell may hold; a child process of a test starts without them.
+PROJECT_VARIABLES = ("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI", "CRON", "SLACK", "VERCEL", "USE_LOCAL_DB",
+                     "LOCAL_DB_URL", "LLM_PROVIDER", "ADMIN_PASSWORD")
+
+
+def child_env(**settings) -> dict:
+    """The environment for a CLI or server process: this one's, minus project settings, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_VARIABLES)}
+    env.update({k: str(v) for k, v in settings.items() if v is not None})
+    return env
 TABLES = "training_runs, sandbox_personas, sandbox_battles, sandbox_tactics"
 
 
@@ -113,3 +126,62 @@ def assert_every_battle_ended(db) -> None:
     running = db.execute("select count(*) from sandbox_battles where status = 'running'").fetchone()[0]
     assert running == 0, f"{running} battles left running"
     assert db.execute("select count(*) from training_runs where status = 'running'").fetchone()[0] == 0
+
+
+# ---- the functions over real HTTP: `python -m lib serve` in a child process ----
+
+SECRET = "test-cron-secret-4b1d"
+BYPASS = "bypass-secret-77aa"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, env: dict):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = child_env(**{k: v.replace("{self}", self.url) for k, v in env.items() if v is not None})
+        self.process = subprocess.Popen([sys.executable, "-m", "lib", "serve", "--port", str(self.port)],
+                                        cwd=PROJECT_ROOT, env=full_env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        banner = self.process.stdout.readline()
+        assert banner.startswith("serving on"), banner
+
+    def stop(self) -> str:
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=10)
+        return out
+
+@pytest.fixture
+def slack():
+    from tests.fakes.receiver import Receiver
+
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()
+
+@pytest.fixture
+def base_env(database_url, fake_openai, slack):
+    return {"CRON_SECRET": SECRET, "USE_LOCAL_DB": "true", "LOCAL_DB_URL": database_url,
+            "OPENAI_API_KEY": "sk-test-key-9f9f", "OPENAI_BASE_URL": fake_openai.base_url,
+            "SLACK_WEBHOOK_URL": slack.url + "/services/T0/B0/slacksecret", "NEXT_PUBLIC_APP_URL": "{self}",
+            "DELAY_BETWEEN_BATTLES_MS": "0", "BATTLE_MAX_TURNS": "2", "MAX_TOKENS_PER_TURN": "64",
+            "MAX_TRAINING_EXECUTION_TIME_MS": "20000"}
+
+@pytest.fixture
+def start_server(base_env, db):
+    servers = []
+
+    def start(**overrides):
+        server = Server({**base_env, **overrides})
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+

@@ -1,5 +1,4 @@
 """The CLI as a user runs it: a real process against a real database."""
-import os
 import subprocess
 import sys
 
@@ -7,12 +6,11 @@ import psycopg
 
 from lib.personas import CATALOG
 from lib.store.embedded import PROJECT_ROOT
-from tests.conftest import fresh_database
+from tests.conftest import child_env, fresh_database
 
 
 def run_cli(*args, db_url, extra_env=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "SANDBOX", "NEXT_PUBLIC"))}
-    env.update(USE_LOCAL_DB="true", LOCAL_DB_URL=db_url, **(extra_env or {}))
+    env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=db_url, **(extra_env or {}))
     return subprocess.run([sys.executable, "-m", "lib", *args], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -60,9 +58,8 @@ def test_train_simulate_on_a_fresh_data_dir_completes_and_prints_its_summary():
 
     data_dir = PROJECT_ROOT / ".data" / "pg-cli-train-test"
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI"))}
-    env.update(EMBEDDED_DB_DIR=str(data_dir), USE_LOCAL_DB="true", LOCAL_DB_URL="postgresql://nowhere:1/x",
-               DELAY_BETWEEN_BATTLES_MS="100", BATTLE_MAX_TURNS="3")
+    env = child_env(EMBEDDED_DB_DIR=data_dir, USE_LOCAL_DB="true", LOCAL_DB_URL="postgresql://nowhere:1/x",
+                    DELAY_BETWEEN_BATTLES_MS=100, BATTLE_MAX_TURNS=3)
     try:
         result = subprocess.run([sys.executable, "-m", "lib", "train", "--simulate", "--batch-size", "2"],
                                 cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -73,10 +73,6 @@ def insert_battle(db, *, persona="Skeptical Sam", transcript=None, score=None, s
          score, breakthrough, breakthrough, snippet, moment)).fetchone()[0])
 
 
-# The helpers of the HTTP tests start `python -m lib serve` for these tests too.
-from tests.test_http import base_env, slack, start_server  # noqa: E402,F401
-
-
 def test_a_new_battle_appears_in_the_feed_without_a_reload(page, dashboard, psycopg_store, db):
     seed_personas(psycopg_store, 3)
     insert_battle(db, persona="Skeptical Sam", score=70)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from decimal import Decimal
 
 import psycopg
 import pytest
@@ -17,7 +16,7 @@ from lib.personas import upsert_catalog
 from lib.runner import PAUSE_POLL_S, run_batch
 from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
-from tests.conftest import assert_every_battle_ended, fresh_database, seed_personas
+from tests.conftest import assert_every_battle_ended, child_env, fresh_database, seed_personas
 
 
 def test_a_429_storm_backs_off_and_keeps_every_battle(make_settings, psycopg_store, db, fake_openai):
@@ -100,10 +99,9 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(make_settings, psyc
                                                             database_url):
     fake_openai.latency = 0.2
     seed_personas(psycopg_store, 4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "SANDBOX", "OPENAI", "NEXT_PUBLIC"))}
-    env.update(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
-               OPENAI_BASE_URL=fake_openai.base_url, MAX_TRAINING_EXECUTION_TIME_MS="4000",
-               BATTLE_MAX_TURNS="8", MAX_TOKENS_PER_TURN="64", DELAY_BETWEEN_BATTLES_MS="0")
+    env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
+                    OPENAI_BASE_URL=fake_openai.base_url, MAX_TRAINING_EXECUTION_TIME_MS=4000,
+                    BATTLE_MAX_TURNS=8, MAX_TOKENS_PER_TURN=64, DELAY_BETWEEN_BATTLES_MS=0)
     process = subprocess.Popen([sys.executable, "-m", "lib", "train", "--batch-size", "2"], cwd=PROJECT_ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -143,11 +141,9 @@ def parallel_trains(env: dict, count: int) -> list[subprocess.Popen]:
 
 @pytest.fixture
 def scale_env(database_url, fake_openai):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE", "SANDBOX", "OPENAI", "NEXT_PUBLIC"))}
-    env.update(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
-               OPENAI_BASE_URL=fake_openai.base_url, MAX_CONCURRENT_RUNS="4", MAX_TOKENS_PER_TURN="64",
-               DELAY_BETWEEN_BATTLES_MS="0", KILL_SWITCH_THRESHOLD_USD="0.50")
-    return env
+    return child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
+                     OPENAI_BASE_URL=fake_openai.base_url, MAX_CONCURRENT_RUNS=4, MAX_TOKENS_PER_TURN=64,
+                     DELAY_BETWEEN_BATTLES_MS=0, KILL_SWITCH_THRESHOLD_USD="0.50")
 
 
 def test_four_parallel_runs_share_no_persona_and_account_for_every_battle(scale_env, psycopg_store, db,

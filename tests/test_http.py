@@ -2,7 +2,6 @@
 + local receivers for Slack and the scout webhook. Every row of DESIGN.md's HTTP table."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,68 +11,8 @@ import pytest
 import requests
 
 from lib.store.embedded import PROJECT_ROOT
-from tests.conftest import assert_every_battle_ended, seed_personas
+from tests.conftest import BYPASS, SECRET, assert_every_battle_ended, child_env, free_port, seed_personas
 from tests.fakes.receiver import Receiver
-
-SECRET = "test-cron-secret-4b1d"
-BYPASS = "bypass-secret-77aa"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, env: dict):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI", "CRON", "SLACK", "VERCEL"))}
-        full_env.update({k: v.replace("{self}", self.url) for k, v in env.items() if v is not None})
-        self.process = subprocess.Popen([sys.executable, "-m", "lib", "serve", "--port", str(self.port)],
-                                        cwd=PROJECT_ROOT, env=full_env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
-        banner = self.process.stdout.readline()
-        assert banner.startswith("serving on"), banner
-        self.output = []
-
-    def stop(self) -> str:
-        self.process.terminate()
-        out, _ = self.process.communicate(timeout=10)
-        return out
-
-
-@pytest.fixture
-def slack():
-    receiver = Receiver()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def base_env(database_url, fake_openai, slack):
-    return {"CRON_SECRET": SECRET, "USE_LOCAL_DB": "true", "LOCAL_DB_URL": database_url,
-            "OPENAI_API_KEY": "sk-test-key-9f9f", "OPENAI_BASE_URL": fake_openai.base_url,
-            "SLACK_WEBHOOK_URL": slack.url + "/services/T0/B0/slacksecret", "NEXT_PUBLIC_APP_URL": "{self}",
-            "DELAY_BETWEEN_BATTLES_MS": "0", "BATTLE_MAX_TURNS": "2", "MAX_TOKENS_PER_TURN": "64",
-            "MAX_TRAINING_EXECUTION_TIME_MS": "20000"}
-
-
-@pytest.fixture
-def start_server(base_env, db):
-    servers = []
-
-    def start(**overrides):
-        server = Server({**base_env, **overrides})
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
 
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 
@@ -311,7 +250,7 @@ def test_model_text_is_escaped_for_slack_mrkdwn(start_server, psycopg_store, db,
 
 
 def test_auth_failures_load_neither_openai_nor_psycopg():
-    script = f"""
+    script = """
 import http.client, importlib.util, json, os, sys, threading
 from http.server import ThreadingHTTPServer
 spec = importlib.util.spec_from_file_location("train", "api/cron/train.py")
@@ -322,16 +261,16 @@ def status(headers):
     conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1])
     conn.request("POST", "/api/cron/train", headers=headers)
     return conn.getresponse().status
-results = {{}}
+results = {}
 os.environ.pop("CRON_SECRET", None)
-results["unset"] = status({{"Authorization": "Bearer x"}})
+results["unset"] = status({"Authorization": "Bearer x"})
 os.environ["CRON_SECRET"] = "s3cret"
-results["wrong"] = status({{"Authorization": "Bearer nope"}})
+results["wrong"] = status({"Authorization": "Bearer nope"})
 results["modules"] = sorted(m for m in ("openai", "psycopg", "requests", "lib.runner") if m in sys.modules)
 print(json.dumps(results))
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=30, env={k: v for k, v in os.environ.items() if k != "CRON_SECRET"})
+                            timeout=30, env=child_env())
     assert json.loads(result.stdout.splitlines()[-1]) == {"unset": 500, "wrong": 401, "modules": []}, result.stderr
 
 

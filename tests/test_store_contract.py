@@ -1,6 +1,4 @@
 """The store contract, run over psycopg and over PostgREST against the same real SQL."""
-import time
-
 import pytest
 
 from lib.personas import CATALOG, upsert_catalog

@@ -1,7 +1,6 @@
 """What each transport does on its own: auth headers, errors, retries, reconnects."""
 import time
 
-import psycopg
 import pytest
 
 from lib.store import AuthRejected, Unavailable
