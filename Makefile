@@ -11,9 +11,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# --simulate applies the schema and seeds the personas of the embedded database itself.
 train: $(VENV)/.installed
-	$(PY) -m lib migrate
-	$(PY) -m lib generate-personas
 	$(PY) -m lib train --simulate
 
 test: $(VENV)/.installed

@@ -147,9 +147,7 @@ def cmd_train(settings, args) -> int:
             printer.close()
         print_summary(batch, sys.stdout)
         if batch["battlesCompleted"]:
-            from lib.scout import scan
-
-            _print_scan(scan(settings, store, llm, deadline=time.monotonic() + settings.max_execution_ms / 1000))
+            _scan(settings, store, llm)  # no webhook to wait for here: the scout runs in-process
     return 0 if batch["status"] in ("completed", "timed_out") else 1
 
 
@@ -162,15 +160,16 @@ def cmd_serve(settings, args) -> int:
 
 def cmd_scan(settings, args) -> int:
     from lib.llm import make_llm
-    from lib.scout import scan
 
     with _store(settings) as store:
-        result = scan(settings, store, make_llm(settings), deadline=time.monotonic() + settings.max_execution_ms / 1000)
-    _print_scan(result)
+        _scan(settings, store, make_llm(settings))
     return 0
 
 
-def _print_scan(result: dict) -> None:
+def _scan(settings, store, llm) -> None:
+    from lib.scout import scan
+
+    result = scan(settings, store, llm, deadline=time.monotonic() + settings.max_execution_ms / 1000)
     print(f"scout: {result['processed']} processed, {len(result['breakthroughs'])} new breakthroughs, "
           f"{result['alerted']} alerted")
     for item in result["breakthroughs"]:
