@@ -375,7 +375,7 @@ def _simulated_line(rng: random.Random, messages: list[dict]) -> str:
     if "homeowner" in system and "Attack patterns" in system:
         patterns = [line[2:] for line in system.splitlines() if line.startswith("- ")] or ["I'm not sure"]
         pattern = rng.choice(patterns)
-        if len(messages) > 7 and rng.random() < 0.25:
+        if len(messages) > 7 and rng.random() < 0.12:
             return "You've answered what worried me. I accept your offer. [ACCEPT]"
         return f"{rng.choice(_SELLER_OPENERS)} {pattern[0].lower() + pattern[1:]}. Why should I trust you on that?"
     return rng.choice(_CLOSER_LINES)
@@ -386,7 +386,7 @@ def _simulated_verdict(rng: random.Random, messages: list[dict]) -> dict:
 
     transcript = messages[-1]["content"]
     agreed = "I accept" in transcript
-    base = rng.uniform(88, 100) if agreed else rng.uniform(50, 88)
+    base = rng.uniform(85, 100) if agreed else rng.uniform(50, 88)
     scores = {name: max(0, min(100, round(base + rng.uniform(-5, 5)))) for name in CRITERIA}
     return {
         "scores": scores,

@@ -27,7 +27,7 @@ def test_same_persona_same_battle_and_runs_are_labelled_simulated(make_settings,
 def test_simulated_scores_vary_and_some_reach_breakthrough_level(make_settings, psycopg_store, db):
     seed_personas(psycopg_store, 14)
     settings = make_settings(LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=14, MAX_TRAINING_BATCH_SIZE=14,
-                             MAX_CONCURRENT_BATTLES=14, BATTLE_MAX_TURNS=6)
+                             MAX_CONCURRENT_BATTLES=14, BATTLE_MAX_TURNS=10)
     batch = run_batch(settings, psycopg_store, SimulatedLLM(settings, latency_scale=0.02), trigger="cli")
     scores = [row[0] for row in db.execute("select referee_score from sandbox_battles").fetchall()]
     assert batch["battlesCompleted"] == 14
