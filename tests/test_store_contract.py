@@ -90,3 +90,38 @@ def test_calls_from_many_threads_share_the_store(store: Store, db):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: store.call_one("training_status"), range(40)))
     assert all(r["personas"]["total"] == len(CATALOG) for r in results)
+
+
+def test_feed_cursor_returns_only_new_or_changed_battles(store: Store, db):
+    upsert_catalog(store, CATALOG[:1])
+    run_id = db.execute("insert into training_runs (trigger, batch_size, cost_cap, deadline_at) "
+                        "values ('cron', 1, 5, now() + interval '1 minute') returning id").fetchone()[0]
+    persona_id = db.execute("select id from sandbox_personas").fetchone()[0]
+    battle_id = db.execute("insert into sandbox_battles (run_id, persona_id) values (%s, %s) returning id",
+                           (run_id, persona_id)).fetchone()[0]
+    first = store.call_one("dashboard_feed")
+    assert [b["id"] for b in first["battles"]] == [str(battle_id)] and first["battles"][0]["status"] == "running"
+    cursor = first["cursor"]
+    again = store.call_one("dashboard_feed", p_after_updated_at=cursor["updatedAt"], p_after_id=cursor["id"])
+    assert again["battles"] == [] and again["cursor"] is None
+    db.execute("update sandbox_battles set status = 'failed', ended_at = now(), updated_at = now()")
+    changed = store.call_one("dashboard_feed", p_after_updated_at=cursor["updatedAt"], p_after_id=cursor["id"])
+    assert [b["status"] for b in changed["battles"]] == ["failed"]
+
+
+def test_promotion_is_refused_twice_and_for_non_breakthroughs(store: Store, db):
+    upsert_catalog(store, CATALOG[:1])
+    run_id = db.execute("insert into training_runs (trigger, batch_size, cost_cap, deadline_at) "
+                        "values ('cron', 1, 5, now() + interval '1 minute') returning id").fetchone()[0]
+    persona_id = db.execute("select id from sandbox_personas").fetchone()[0]
+    plain, flagged = (db.execute(
+        "insert into sandbox_battles (run_id, persona_id, breakthrough_status, tactical_snippet) "
+        "values (%s, %s, %s, %s) returning id::text", (run_id, persona_id, status, snippet)).fetchone()[0]
+        for status, snippet in ((None, None), ("pending_review", "Name the repair costs.")))
+    with pytest.raises(Rejected, match="is not a breakthrough"):
+        store.call_one("promote_breakthrough", p_battle_id=plain)
+    tactic = store.call_one("promote_breakthrough", p_battle_id=flagged)
+    assert tactic["tactic_text"] == "Name the repair costs." and tactic["is_active"] is True
+    with pytest.raises(Rejected, match="already promoted"):
+        store.call_one("promote_breakthrough", p_battle_id=flagged)
+    assert [t["tactic_text"] for t in store.call_all("active_tactics")] == ["Name the repair costs."]
