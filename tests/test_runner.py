@@ -257,3 +257,17 @@ def test_batch_size_is_clamped_to_the_maximum(make_settings, psycopg_store, db):
     settings = make_settings(MAX_TRAINING_BATCH_SIZE=2, TRAINING_BATCH_SIZE=2)
     batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual", requested_batch_size=50)
     assert (batch["requestedBatchSize"], batch["batchSize"], batch["battlesStarted"]) == (50, 2, 2)
+
+
+def test_a_batch_runs_the_same_over_either_transport(store, make_settings, db, fake_openai):
+    """Every SQL function the runner calls, with uuids, numerics and jsonb, over psycopg and PostgREST."""
+    seed_personas(store, 3)
+    db.execute("insert into sandbox_tactics (tactic_text) values ('Ask before you pitch.')")
+    settings = make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=2)
+    batch = run_batch(settings, store, LLM(settings), trigger="cron")
+    assert (batch["status"], batch["battlesCompleted"]) == ("completed", 3)
+    recorded = db.execute("select sum(cost_usd), count(*) filter (where turns = 2) from sandbox_battles").fetchone()
+    assert recorded == (Decimal(str(batch["totalCost"])), 3)
+    assert all("Ask before you pitch." in e["messages"][0]["content"] for e in fake_openai.log
+               if e["model"] == settings.closer_model and e["schema"] is None)
+    assert_every_battle_ended(db)

@@ -88,3 +88,32 @@ def test_psycopg_sends_no_prepared_statements(database_url, db):
     prepared = store._conn.execute("select count(*) from pg_prepared_statements").fetchone()[0]
     assert prepared == 0
     store.close()
+
+
+def test_serialization_failures_are_retried_on_both_transports(store, db):
+    db.execute("create table if not exists flaky_calls (n integer)")
+    db.execute("truncate flaky_calls")
+    db.execute("create sequence if not exists flaky_attempts")
+    db.execute("select setval('flaky_attempts', 1, false)")
+    db.execute("""create or replace function flaky() returns bigint language plpgsql as $$
+        declare attempt bigint := nextval('flaky_attempts');  -- sequences survive a rollback
+        begin
+            if attempt <= 2 then
+                raise exception 'could not serialize access' using errcode = '40001';
+            end if;
+            return attempt;
+        end $$""")
+    assert store.call_one("flaky", deadline=time.monotonic() + 5) == 3
+
+
+def test_a_unique_violation_is_a_conflict_on_both_transports(store, db):
+    from lib.store import Conflict
+
+    db.execute("""create or replace function insert_twice() returns void language sql as $$
+        insert into sandbox_tactics (id, tactic_text) values ('00000000-0000-0000-0000-000000000001', 'x');
+        insert into sandbox_tactics (id, tactic_text) values ('00000000-0000-0000-0000-000000000001', 'x');
+    $$""")
+    with pytest.raises(Conflict) as err:
+        store.call_void("insert_twice")
+    assert err.value.code == "23505"
+    assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 0
