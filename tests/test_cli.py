@@ -85,3 +85,36 @@ def test_train_rejects_a_bad_batch_size():
     result = subprocess.run([sys.executable, "-m", "lib", "train", "--batch-size", "0"], cwd=PROJECT_ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--batch-size: must be at least 1, got 0" in result.stderr
+
+
+def test_train_on_a_terminal_draws_a_live_bar(database_url, db, fake_openai):
+    import os
+    import pty
+
+    from tests.conftest import seed_personas
+    from lib.store.psycopg import PsycopgStore
+
+    store = PsycopgStore(database_url)
+    seed_personas(store, 2)
+    store.close()
+    env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
+                    OPENAI_BASE_URL=fake_openai.base_url, BATTLE_MAX_TURNS=1, DELAY_BETWEEN_BATTLES_MS=0)
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "lib", "train", "--batch-size", "2"], cwd=PROJECT_ROOT,
+                               env=env, stdout=follower, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(60)
+    os.close(leader)
+    text = output.decode()
+    assert process.returncode == 0
+    assert "\r[" in text and "2/2 battles" in text and "left" in text
+    assert " done " not in text, "a terminal gets the bar, not the plain lines"
