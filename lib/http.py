@@ -48,7 +48,7 @@ class Request:
         self.path = parts.path
         self.query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         self.headers = handler.headers
-        self.id = handler.headers.get("x-vercel-id") or uuid.uuid4().hex[:12]
+        self.id = (handler.headers.get("x-vercel-id") or uuid.uuid4().hex[:12])[:80]
         self._handler = handler
 
     def raw_body(self) -> bytes:
