@@ -122,6 +122,20 @@ def seed_personas(store, count: int) -> list[str]:
     return [p["name"] for p in CATALOG[:count]]
 
 
+def batch_in_background(settings, store, trigger: str = "cron") -> tuple:
+    """Starts `run_batch` on a thread; the dict fills with the batch when it returns."""
+    import threading
+
+    from lib.llm import LLM
+    from lib.runner import run_batch
+
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(
+        run_batch(settings, store, LLM(settings), trigger=trigger)))
+    thread.start()
+    return thread, result
+
+
 def assert_every_battle_ended(db) -> None:
     running = db.execute("select count(*) from sandbox_battles where status = 'running'").fetchone()[0]
     assert running == 0, f"{running} battles left running"

@@ -5,7 +5,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import psycopg
@@ -16,7 +15,7 @@ from lib.personas import upsert_catalog
 from lib.runner import PAUSE_POLL_S, run_batch
 from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
-from tests.conftest import assert_every_battle_ended, child_env, fresh_database, seed_personas
+from tests.conftest import assert_every_battle_ended, batch_in_background, child_env, fresh_database, seed_personas
 
 
 def test_a_429_storm_backs_off_and_keeps_every_battle(make_settings, psycopg_store, db, fake_openai):
@@ -37,11 +36,7 @@ def test_a_429_storm_backs_off_and_keeps_every_battle(make_settings, psycopg_sto
 def test_a_pause_stops_a_running_batch_within_a_call(make_settings, psycopg_store, db, fake_openai):
     fake_openai.latency = 0.2
     seed_personas(psycopg_store, 3)
-    settings = make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=6)
-    result = {}
-    runner = threading.Thread(target=lambda: result.update(
-        run_batch(settings, psycopg_store, LLM(settings), trigger="cron")))
-    runner.start()
+    runner, result = batch_in_background(make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=6), psycopg_store)
     time.sleep(0.9)
     db.execute("select set_training_paused(true, 'stop everything')")
     paused_at = time.monotonic()
@@ -74,11 +69,7 @@ def test_postgres_restarted_mid_run_loses_no_battle(own_server, make_settings, f
 
     upsert_catalog(store, CATALOG[:3])
     fake_openai.latency = 0.15
-    settings = make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=4)
-    result = {}
-    runner = threading.Thread(target=lambda: result.update(
-        run_batch(settings, store, LLM(settings), trigger="cron")))
-    runner.start()
+    runner, result = batch_in_background(make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=4), store)
     time.sleep(0.8)
     port = own_server.port
     own_server.stop()

@@ -9,7 +9,7 @@ import responses
 from lib.config import ConfigError
 from lib.llm import LLM, price_for, usage_cost
 from lib.runner import RunRefused, run_batch
-from tests.conftest import assert_every_battle_ended, seed_personas
+from tests.conftest import assert_every_battle_ended, batch_in_background, seed_personas
 
 
 def battles(db, run_id=None):
@@ -201,10 +201,7 @@ def test_a_second_run_is_refused_while_one_is_in_progress(make_settings, psycopg
     fake_openai.latency = 0.2
     seed_personas(psycopg_store, 4)
     settings = make_settings(TRAINING_BATCH_SIZE=2)
-    outcome = {}
-    runner = threading.Thread(target=lambda: outcome.update(
-        run_batch(settings, psycopg_store, LLM(settings), trigger="cron")))
-    runner.start()
+    runner, outcome = batch_in_background(settings, psycopg_store)
     time.sleep(0.3)
     with pytest.raises(RunRefused) as refused:
         run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
