@@ -38,7 +38,9 @@ REFEREE_FORMAT = {
                     "type": "object",
                     "additionalProperties": False,
                     "required": list(CRITERIA),
-                    "properties": {name: {"type": "integer", "minimum": 0, "maximum": 100} for name in CRITERIA},
+                    # The range is in the description, not minimum/maximum: strict mode on some models
+                    # refuses numeric constraints. parse_verdict enforces it.
+                    "properties": {name: {"type": "integer", "description": "0 to 100"} for name in CRITERIA},
                 },
                 "feedback": {"type": "string"},
                 "winning_rebuttal": {"type": "string"},
