@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -104,12 +104,12 @@ def run_crons(port: int, crons: list[dict], stop: threading.Event) -> None:
     """Fires vercel.json's crons against the local server, as Vercel Cron does (GET + bearer)."""
     secret = os.environ.get("CRON_SECRET", "")
     while not stop.is_set():
-        now = datetime.utcnow().replace(second=0, microsecond=0)
+        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
         for cron in crons:
             if cron_matches(cron["schedule"], now):
                 threading.Thread(target=_fire, args=(port, cron["path"], secret), daemon=True).start()
         next_minute = now + timedelta(minutes=1)
-        stop.wait(max(0.0, (next_minute - datetime.utcnow()).total_seconds()))
+        stop.wait(max(0.0, (next_minute - datetime.now(timezone.utc)).total_seconds()))
 
 
 def _fire(port: int, path: str, secret: str) -> None:
