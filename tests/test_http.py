@@ -291,3 +291,13 @@ def test_the_response_leaves_by_the_deadline_against_a_hung_llm(start_server, ps
 def test_unknown_paths_are_404_and_the_dashboard_rewrite_is_routed(start_server):
     server = start_server()
     assert requests.get(f"{server.url}/api/nothing", timeout=10).status_code == 404
+
+
+def test_serve_cron_fires_a_schedule_with_the_bearer_as_vercel_cron_does(start_server, capsys):
+    from lib.serve import _fire
+
+    server = start_server(NEXT_PUBLIC_APP_URL=None)
+    _fire(server.port, "/api/cron/scout-scan", SECRET)
+    _fire(server.port, "/api/cron/scout-scan", "wrong")
+    fired = capsys.readouterr().out.splitlines()
+    assert fired[0].startswith("cron /api/cron/scout-scan: 200") and fired[1].startswith("cron /api/cron/scout-scan: 401")
