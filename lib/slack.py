@@ -42,7 +42,8 @@ def _dashboard_button(app_url: str | None) -> list[dict]:
 
 
 def kill_switch_message(batch: dict, reason: str, app_url: str | None) -> dict:
-    text = f":rotating_light: Kill-switch activated: training paused after spending ${batch['totalCost']}"
+    label = " (simulated run)" if batch.get("simulated") else ""
+    text = f":rotating_light: Kill-switch activated{label}: training paused after spending ${batch['totalCost']}"
     return {"text": text, "blocks": [
         _section(f"*{escape(text)}*"),
         _section(f"{escape(reason)}\nRun `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles "
@@ -53,7 +54,8 @@ def kill_switch_message(batch: dict, reason: str, app_url: str | None) -> dict:
 
 
 def breakthrough_message(battle: dict, app_url: str | None) -> dict:
-    title = f":trophy: Breakthrough: {battle['persona']} scored {battle['score']}"
+    label = " (simulated LLM)" if battle.get("simulated") else ""
+    title = f":trophy: Breakthrough{label}: {battle['persona']} scored {battle['score']}"
     blocks = [
         _section(f"*{escape(title)}*"),
         _section(f"*Winning rebuttal*\n>{escape(battle.get('winningRebuttal') or '—')}"),

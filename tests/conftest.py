@@ -158,7 +158,7 @@ class Server:
     def __init__(self, env: dict):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = child_env(**{k: v.replace("{self}", self.url) for k, v in env.items() if v is not None})
+        full_env = child_env(**{k: str(v).replace("{self}", self.url) for k, v in env.items() if v is not None})
         self.process = subprocess.Popen([sys.executable, "-m", "lib", "serve", "--port", str(self.port)],
                                         cwd=PROJECT_ROOT, env=full_env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)

@@ -301,3 +301,16 @@ def test_serve_cron_fires_a_schedule_with_the_bearer_as_vercel_cron_does(start_s
     _fire(server.port, "/api/cron/scout-scan", "wrong")
     fired = capsys.readouterr().out.splitlines()
     assert fired[0].startswith("cron /api/cron/scout-scan: 200") and fired[1].startswith("cron /api/cron/scout-scan: 401")
+
+
+def test_simulated_runs_are_labelled_in_slack(start_server, psycopg_store, db, slack):
+    seed_personas(psycopg_store, 14)
+    server = start_server(NEXT_PUBLIC_APP_URL=None, LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=10,
+                          BATTLE_MAX_TURNS=10, MAX_CONCURRENT_BATTLES=10, OPENAI_API_KEY=None)
+    batch = requests.post(f"{server.url}/api/cron/train", headers=AUTH, timeout=60).json()["batch"]
+    assert batch["simulated"] is True and batch["breakthroughs"] >= 1
+    requests.post(f"{server.url}/api/cron/scout-scan", headers=AUTH, timeout=60)
+    texts = [body["text"] for body in slack.bodies()]
+    assert any(text.startswith(":crossed_swords: Training batch (simulated)") for text in texts)
+    alerts = [text for text in texts if text.startswith(":trophy:")]
+    assert alerts and all(text.startswith(":trophy: Breakthrough (simulated LLM)") for text in alerts)

@@ -526,10 +526,12 @@ begin
         'transcript', l.transcript, 'winningRebuttal', l.winning_rebuttal,
         'refereeFeedback', l.referee_feedback, 'definingMoment', l.defining_moment,
         'tacticalSnippet', l.tactical_snippet, 'alerted', l.alerted_at is not null,
-        'newlyFlagged', l.id = any(flagged))
+        'newlyFlagged', l.id = any(flagged), 'simulated', r.simulated)
         order by l.breakthrough_detected_at), '[]')
     into work
-    from leased l join sandbox_personas p on p.id = l.persona_id;
+    from leased l
+    join sandbox_personas p on p.id = l.persona_id
+    join training_runs r on r.id = l.run_id;
     return work;
 end;
 $$;
