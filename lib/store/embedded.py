@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import logging
 import os
 import pwd
 import signal
 import socket
+import stat
 import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from lib.log import log
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "sandbox"
@@ -40,6 +44,28 @@ def _bin_dir() -> Path:
 
 def _run_as() -> str | None:
     return UNPRIVILEGED_USER if os.geteuid() == 0 else None
+
+
+def _process_identity() -> dict:
+    """subprocess arguments that drop root entirely: user, its own group, no root groups."""
+    user = _run_as()
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def _ensure_traversable(path: Path) -> None:
+    """Lets the unprivileged server user reach `path` (a clone under /root, say).
+
+    Adds only the search bit (o+x) to ancestors that lack it: enough to reach a known path,
+    without letting anyone list or write those directories.
+    """
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+            log("embedded_postgres_path_opened", level=logging.WARNING, directory=str(directory),
+                reason=f"the embedded PostgreSQL runs as {UNPRIVILEGED_USER} and must reach {path}")
 
 
 def _free_port() -> int:
@@ -121,6 +147,10 @@ class EmbeddedPostgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _init_cluster(self) -> None:
+        if _run_as():
+            _ensure_traversable(_bin_dir())
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            _ensure_traversable(self.data_dir)
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -128,7 +158,7 @@ class EmbeddedPostgres:
         result = subprocess.run(
             [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
              "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-            user=_run_as(), capture_output=True, text=True, cwd="/",
+            capture_output=True, text=True, cwd="/", **_process_identity(),
         )
         if result.returncode != 0:
             raise EmbeddedPostgresError(f"initdb failed in {self.pgdata}: {result.stderr.strip()}")
@@ -157,16 +187,16 @@ class EmbeddedPostgres:
 
     def _launch(self) -> None:
         self.port = self.port or _free_port()
-        log = open(self.data_dir / "server.log", "ab")
+        log_file = open(self.data_dir / "server.log", "ab")
         self._chown(self.data_dir / "server.log")
         subprocess.Popen(
             [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
              "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
-            user=_run_as(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd="/",
+            stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/",
+            **_process_identity(),
         )
-        log.close()
+        log_file.close()
         if not self._wait_ready(self.port, timeout=START_TIMEOUT_S):
             raise EmbeddedPostgresError(
                 f"PostgreSQL did not start; see {self.data_dir / 'server.log'}"
