@@ -1,5 +1,6 @@
 """The embedded PostgreSQL launcher: starts on demand, shares a running server, recovers a stale
 pid file, and only the process that started a server stops it."""
+import os
 import shutil
 import subprocess
 
@@ -46,3 +47,18 @@ def test_start_share_stop_and_recover_stale_pid_file(data_dir):
     finally:
         impostor.kill()
         impostor.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to an unprivileged user")
+def test_as_root_a_data_dir_behind_a_private_directory_still_works():
+    private = PROJECT_ROOT / ".data" / "private-test"
+    shutil.rmtree(private, ignore_errors=True)
+    private.mkdir(parents=True)
+    private.chmod(0o700)  # like /root: a clone there is out of reach of the server's user
+    server = EmbeddedPostgres(private / "pg").start()
+    try:
+        assert answers(server) == "sandbox"
+        assert private.stat().st_mode & 0o777 == 0o701, "only the search bit was added"
+    finally:
+        server.stop()
+        shutil.rmtree(private, ignore_errors=True)
