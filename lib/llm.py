@@ -101,8 +101,9 @@ class Budget:
     """A batch's spend against its cap, shared by the battle threads.
 
     A call reserves its worst case before it is made and settles at its real cost after. A call
-    whose worst case does not fit is refused and the budget trips. A call that fails without
-    usage (a timeout may still be billed) keeps its reservation, so real spend stays bounded too.
+    whose worst case does not fit is refused and the budget trips. A call that fails after its
+    request left (a timeout may still be billed) keeps its reservation, so real spend stays
+    bounded too; one that never left releases it.
     """
 
     def __init__(self, cap: Decimal):
