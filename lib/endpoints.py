@@ -71,15 +71,15 @@ def train(request: Request) -> tuple[int, dict]:
 
 
 def _refusal(refused) -> tuple[int, dict]:
+    """The status and body for a refused run; the wording is RunRefused's, shared with the CLI."""
     outcome = refused.outcome
     if refused.reason == "paused":
-        return 503, {"error": "Training paused", "killSwitchActive": True,
+        return 503, {"error": refused.error, "killSwitchActive": True,
                      "message": f"{outcome.get('reason') or 'paused'} ({refused.hint})"}
     if refused.reason == "busy":
-        return 409, {"error": "Run already in progress", "runId": outcome["runId"]}
-    if refused.reason == "no_personas":
-        return 422, {"error": "No active personas found", "message": refused.hint}
-    return 409, {"error": refused.error, "message": refused.hint}
+        return 409, {"error": refused.error, "runId": outcome["runId"]}
+    status = 422 if refused.reason == "no_personas" else 409
+    return status, {"error": refused.error, "message": refused.hint}
 
 
 def _follow_up_timeout(deadline: float) -> float | None:
