@@ -53,7 +53,7 @@ def count_round_trips(url: str, fake: str) -> list[list]:
     rows.append(["PostgREST", Counter(postgrest.calls)])
     table_rows = []
     for transport, calls in rows:
-        per_battle = sum(calls[fn] for fn in ("start_battle", "record_battle_progress", "finish_battle"))
+        per_battle = sum(calls[fn] for fn in ("training_start_battle", "training_record_battle_progress", "training_finish_battle"))
         polls = calls["training_pause_state"]
         fixed = sum(calls.values()) - per_battle - polls
         table_rows.append([transport, sum(calls.values()), f"{per_battle / BATTLES:.1f}", fixed, polls])

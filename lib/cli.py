@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 
 from lib.config import ConfigError, Settings
+from lib.store.queries import Queries
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,21 +99,21 @@ def cmd_generate_personas(settings, args) -> int:
 
 def cmd_status(settings, args) -> int:
     with _store(settings) as store:
-        status = store.call_one("training_status")
+        status = Queries(store).status()
     print(json.dumps(status, indent=2, default=str))
     return 0
 
 
 def cmd_pause(settings, args) -> int:
     with _store(settings) as store:
-        state = store.call_one("set_training_paused", p_paused=True, p_reason=args.reason)
+        state = Queries(store).set_paused(True, args.reason)
     print(f"training paused: {state['reason']}")
     return 0
 
 
 def cmd_resume(settings, args) -> int:
     with _store(settings) as store:
-        store.call_one("set_training_paused", p_paused=False, p_reason=None)
+        Queries(store).set_paused(False)
     print("training resumed")
     return 0
 
@@ -132,7 +133,7 @@ def cmd_train(settings, args) -> int:
     with _store(settings) as store:
         if args.simulate:
             store.migrate()
-            if store.call_one("training_status")["personas"]["total"] == 0:
+            if Queries(store).status()["personas"]["total"] == 0:
                 from lib.personas import upsert_catalog
 
                 upsert_catalog(store)

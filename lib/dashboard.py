@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lib.http import ApiError, Page, Request
+from lib.store.queries import Queries, ReviewStatus
 
 STATIC = Path(__file__).resolve().parent / "static"
 REALM = 'Basic realm="Training monitor", charset="UTF-8"'
@@ -64,33 +65,34 @@ def _uuid_arg(value, name: str) -> str:
         raise ApiError(400, {"error": f"{name} must be a battle id (a UUID)"}) from None
 
 
+def _feed(queries: Queries, query: dict):
+    after_id = query.get("afterId")
+    return queries.feed(query.get("afterUpdatedAt"), _uuid_arg(after_id, "afterId") if after_id else None)
+
+
 VIEWS = {
-    "feed": lambda store, q: store.call_one("dashboard_feed", p_after_updated_at=q.get("afterUpdatedAt"),
-                                            p_after_id=_uuid_arg(q["afterId"], "afterId") if q.get("afterId")
-                                            else None),
-    "battle": lambda store, q: store.call_one("dashboard_battle", p_battle_id=_uuid_arg(q.get("id"), "id")),
-    "breakthroughs": lambda store, q: store.call_one("dashboard_breakthroughs"),
-    "personas": lambda store, q: store.call_one("persona_analytics"),
-    "runs": lambda store, q: store.call_one("run_history"),
-    "control": lambda store, q: store.call_one("training_status"),
+    "feed": _feed,
+    "battle": lambda queries, query: queries.battle(_uuid_arg(query.get("id"), "id")),
+    "breakthroughs": lambda queries, query: queries.breakthroughs(),
+    "personas": lambda queries, query: queries.persona_analytics(),
+    "runs": lambda queries, query: queries.run_history(),
+    "control": lambda queries, query: queries.status(),
 }
+REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 
 
-def _act(store, action: str, body: dict):
+def _act(queries: Queries, action: str, body: dict):
     if action == "promote":
-        return store.call_one("promote_breakthrough", p_battle_id=_uuid_arg(body.get("battleId"), "battleId"),
-                              p_tactic_text=body.get("tacticText"))
-    if action in ("review", "reject"):
-        status = "reviewed" if action == "review" else "rejected"
-        return store.call_void("set_breakthrough_status", p_battle_id=_uuid_arg(body.get("battleId"), "battleId"),
-                               p_status=status)
+        return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"), body.get("tacticText"))
+    if action in REVIEWS:
+        return queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"), REVIEWS[action])
     if action == "pause":
         reason = str(body.get("reason") or "").strip()[:500]
         if not reason:
             raise ApiError(400, {"error": "A pause needs a reason"})
-        return store.call_one("set_training_paused", p_paused=True, p_reason=f"{reason} (dashboard)")
+        return queries.set_paused(True, f"{reason} (dashboard)")
     if action == "resume":
-        return store.call_one("set_training_paused", p_paused=False, p_reason=None)
+        return queries.set_paused(False)
     raise ApiError(400, {"error": f"Unknown action {action[:40]!r}"})
 
 
@@ -107,16 +109,17 @@ def respond(request: Request):
     from lib.store import Rejected, open_store
 
     store = open_store(Settings.from_env())
+    queries = Queries(store)
     try:
         if request.method == "GET":
             if view not in VIEWS:
                 raise ApiError(400, {"error": f"Unknown view {view[:40]!r}"})
-            result = VIEWS[view](store, request.query)
+            result = VIEWS[view](queries, request.query)
             if result is None:
                 raise ApiError(404, {"error": "Not found"})
             return 200, result
         try:
-            return 200, {"success": True, "result": _act(store, action or "", request.json_object())}
+            return 200, {"success": True, "result": _act(queries, action or "", request.json_object())}
         except Rejected as exc:
             raise ApiError(409, {"error": "Refused", "message": exc.message}) from None
     finally:

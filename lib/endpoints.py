@@ -47,6 +47,7 @@ def _open(settings):
 def train(request: Request) -> tuple[int, dict]:
     from lib.config import Settings
     from lib.runner import RunRefused, run_batch
+    from lib.store.queries import Queries
 
     requested = parse_batch_size(request)
     settings = Settings.from_env()
@@ -61,8 +62,7 @@ def train(request: Request) -> tuple[int, dict]:
         if batch["breakthroughs"] and settings.slack_webhook_url:
             _post_summary(settings, batch, response_deadline)
         batch["scoutNotified"] = notify_scout(settings, batch, response_deadline)
-        store.call_void("set_scout_notified", deadline=response_deadline, p_run_id=batch["batchId"],
-                        p_notified=batch["scoutNotified"])
+        Queries(store).set_scout_notified(batch["batchId"], batch["scoutNotified"], deadline=response_deadline)
     finally:
         store.close()
     message = (f"Training batch {batch['status']}: {batch['battlesCompleted']} of {batch['battlesStarted']} "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from lib.store.queries import Queries
+
 _COMMON_RULES = (
     "Stay in character as the homeowner for the whole conversation; never mention being an AI. "
     "Answer in one to four sentences, as people speak on the phone. Only agree to sell when the "
@@ -201,7 +203,7 @@ CATALOG = [
 
 def upsert_catalog(store, personas: list[dict] | None = None) -> list[dict]:
     """Upserts personas by name in one transaction; returns `[{name, action}]`."""
-    return store.call_all("upsert_personas", p_personas=CATALOG if personas is None else personas)
+    return Queries(store).upsert_personas(CATALOG if personas is None else personas)
 
 
 GENERATION_MAX_TOKENS_PER_PERSONA = 700
@@ -279,7 +281,7 @@ def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], lis
 
     from lib.llm import Budget, CallContext, RateGate
 
-    taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in store.call_all("persona_names")}
+    taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in Queries(store).persona_names()}
     ctx = CallContext(Budget(settings.kill_switch_usd), time.monotonic() + GENERATION_TIMEOUT_S, RateGate(),
                       threading.Event())
     prompt = (f"Invent {count} distinct homeowners who might sell their house to a cash home-buying company, "

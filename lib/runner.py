@@ -18,6 +18,7 @@ from lib.battle import BattleState, Models, closer_system_prompt, count_turns, f
 from lib.llm import (Budget, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage,
                      price_for)
 from lib.log import log
+from lib.store.queries import BattleRecord, BattleStatus, Queries, RunStatus, Trigger, VerdictRecord
 
 DEFAULT_BATTLE_MS = 15_000
 # Before any battle has finished, assume one takes this share of the run's time at most.
@@ -79,12 +80,12 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
     batch_size = max(1, min(requested_batch_size or settings.batch_size, settings.max_batch_size))
     for model in (settings.closer_model, settings.persona_model, settings.referee_model):
         price_for(model, settings.model_prices)  # a model with no price is refused before any call
-    outcome = store.call_one(
-        "start_training_run", deadline=deadline,
-        p_trigger=trigger, p_requested_batch_size=requested_batch_size, p_batch_size=batch_size,
-        p_cost_cap=settings.kill_switch_usd, p_max_concurrent_runs=settings.max_concurrent_runs,
-        p_deadline_ms=settings.max_execution_ms, p_simulated=llm.simulated,
-        p_default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)))
+    outcome = Queries(store).start_run(
+        trigger=Trigger(trigger), requested_batch_size=requested_batch_size, batch_size=batch_size,
+        cost_cap=settings.kill_switch_usd, max_concurrent_runs=settings.max_concurrent_runs,
+        deadline_ms=settings.max_execution_ms, simulated=llm.simulated,
+        default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)),
+        deadline=deadline)
     if outcome["status"] != "started":
         raise RunRefused(outcome)
     run = Run(settings, store, llm, outcome, started, deadline, on_progress)
@@ -103,7 +104,7 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
 class Run:
     def __init__(self, settings, store, llm, outcome, started, deadline, on_progress):
         self.settings = settings
-        self.store = store
+        self.queries = Queries(store)
         self.llm = llm
         self.id = outcome["run"]["batchId"]
         self.personas = outcome["personas"]
@@ -129,46 +130,47 @@ class Run:
         return self.deadline - time.monotonic()
 
     def execute(self) -> dict:
-        status, error = "completed", None
+        status, error = RunStatus.COMPLETED, None
         try:
             self.llm.prepare()
             self.closer_prompt = closer_system_prompt(
                 self.settings.closer_prompt_path.read_text(),
-                self.store.call_all("active_tactics", deadline=self.deadline))
+                self.queries.active_tactics(deadline=self.deadline))
             self._battle_all()
         except Exception as exc:  # the run is closed and recorded whatever went wrong
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
             self.stop.set()
             log("run_error", runId=self.id, error=error)
         # Battles still running now end as the run does: killed, timed out, or failed with it.
-        leftover = "failed"
+        leftover = BattleStatus.FAILED
         if self.budget.tripped:
-            status = leftover = "killed"
+            status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(self.budget.trip_reason)
         elif self.paused_reason is not None:
-            status = leftover = "killed"
+            status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(f"Training paused mid-run: {self.paused_reason}")
         elif self.timed_out:
-            leftover = "timed_out"
-            status = "timed_out" if status == "completed" else status
+            leftover = BattleStatus.TIMED_OUT
+            status = RunStatus.TIMED_OUT if status == RunStatus.COMPLETED else status
         for state in list(self.battles):
-            if state.status == "running":
+            if state.status == BattleStatus.RUNNING:
                 self._save(state, leftover, "the run ended before this battle finished")
-        return self.store.call_one(
-            "finish_training_run", deadline=self.deadline + 1,
-            p_run_id=self.id, p_status=status, p_leftover_status=leftover,
-            p_kill_switch_triggered=self.budget.tripped, p_timed_out=self.timed_out,
-            p_errors=self.errors[:50], p_breakthrough_threshold=self.settings.scout_threshold,
-            p_duration_ms=int((time.monotonic() - self.started) * 1000), p_error=error,
-            p_pause_reason=self.budget.trip_reason if self.budget.tripped else None)
+        return self.queries.finish_run(
+            self.id, status=status, leftover_status=leftover, cost_cap_tripped=self.budget.tripped,
+            timed_out=self.timed_out, errors=self.errors[:50],
+            breakthrough_threshold=self.settings.scout_threshold,
+            duration_ms=int((time.monotonic() - self.started) * 1000), error=error,
+            pause_reason=self.budget.trip_reason if self.budget.tripped else None, deadline=self.deadline + 1)
 
-    def _stopped_status(self) -> str:
-        return "killed" if self.budget.tripped or self.paused_reason is not None else "timed_out"
+    def _stopped_status(self) -> BattleStatus:
+        if self.budget.tripped or self.paused_reason is not None:
+            return BattleStatus.KILLED
+        return BattleStatus.TIMED_OUT
 
     def _watch_pause(self) -> None:
         while not self.stop.is_set():
             try:
-                state = self.store.call_one("training_pause_state", deadline=self.deadline)
+                state = self.queries.pause_state(deadline=self.deadline)
             except Exception as exc:  # a missed poll only delays the stop; the battles go on
                 log("pause_poll_failed", runId=self.id, error=type(exc).__name__)
                 state = {"paused": False}
@@ -232,8 +234,7 @@ class Run:
                     return None
             if not self._admits_another():
                 return None
-            battle_id = self.store.call_one("start_battle", deadline=self.deadline,
-                                            p_run_id=self.id, p_persona_id=persona["id"])
+            battle_id = self.queries.start_battle(self.id, persona["id"], deadline=self.deadline)
             self._last_start = time.monotonic()
             return battle_id
 
@@ -249,13 +250,13 @@ class Run:
             self._report(state)
             try:
                 fight(self.llm, self.ctx, self.models, self.closer_prompt, state, on_turn=self._save_progress)
-                self._save(state, "completed")
+                self._save(state, BattleStatus.COMPLETED)
             except BudgetExceeded as exc:
-                self._save(state, "killed", str(exc))
+                self._save(state, BattleStatus.KILLED, str(exc))
             except (Stopped, DeadlineExceeded) as exc:
                 self._save(state, self._stopped_status(), str(exc))
             except LLMError as exc:
-                self._save(state, "failed", str(exc))
+                self._save(state, BattleStatus.FAILED, str(exc))
         except Exception as exc:  # a battle's failure never takes the run down with it
             with self._lock:
                 self.errors.append(f"{persona['name']}: {type(exc).__name__}: {exc}")
@@ -266,27 +267,22 @@ class Run:
     def _save_progress(self, state: BattleState) -> None:
         with self._lock:
             transcript, usage = state.snapshot()
-        self.store.call_one("record_battle_progress", deadline=self.deadline, p_battle_id=state.id,
-                            **_recorded(transcript, usage))
+        self.queries.record_battle_progress(state.id, _recorded(transcript, usage), deadline=self.deadline)
 
-    def _save(self, state: BattleState, status: str, error: str | None = None) -> None:
+    def _save(self, state: BattleState, status: BattleStatus, error: str | None = None) -> None:
         """Writes the battle's ending once; whoever saves first (thread or runner) wins."""
         with self._lock:
-            if state.status != "running":
+            if state.status != BattleStatus.RUNNING:
                 return
             state.status, state.error = status, error
             (transcript, usage), verdict = state.snapshot(), state.verdict
-            if error and status == "failed":
+            if error and status == BattleStatus.FAILED:
                 self.errors.append(f"{state.persona['name']}: {error}")
-        scored = verdict if status == "completed" else None
-        self.store.call_one(
-            "finish_battle", deadline=max(self.deadline, time.monotonic()) + 1,
-            p_battle_id=state.id, p_status=status, **_recorded(transcript, usage),
-            p_referee_score=scored.total if scored else None, p_scores=scored.scores if scored else None,
-            p_referee_feedback=verdict.feedback if verdict else None,
-            p_winning_rebuttal=verdict.winning_rebuttal if verdict else None,
-            p_seller_agreed=verdict.seller_agreed if verdict else None,
-            p_error=error)
+        scored = verdict if status == BattleStatus.COMPLETED else None
+        kept = VerdictRecord(scored.total if scored else None, scored.scores if scored else None,
+                             verdict.feedback, verdict.winning_rebuttal, verdict.seller_agreed) if verdict else None
+        self.queries.finish_battle(state.id, status, _recorded(transcript, usage), kept, error,
+                                   deadline=max(self.deadline, time.monotonic()) + 1)
         with self._lock:
             self.progress.done += 1
         log("battle_finished", runId=self.id, battleId=state.id, persona=state.persona["name"], status=status,
@@ -305,11 +301,9 @@ class Run:
         self._on_progress(snapshot)
 
 
-def _recorded(transcript: list, usage: Usage) -> dict:
-    """The columns a battle row is saved with, mid-battle and at its end."""
-    return {"p_transcript": transcript, "p_turns": count_turns(transcript), "p_prompt_tokens": usage.prompt_tokens,
-            "p_cached_tokens": usage.cached_tokens, "p_completion_tokens": usage.completion_tokens,
-            "p_cost_usd": usage.cost}
+def _recorded(transcript: list, usage: Usage) -> BattleRecord:
+    return BattleRecord(transcript, count_turns(transcript), usage.prompt_tokens, usage.cached_tokens,
+                        usage.completion_tokens, usage.cost)
 
 
 def _alert_kill_switch(settings, summary: dict, reason: str, deadline: float) -> None:

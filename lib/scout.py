@@ -1,7 +1,7 @@
 """The Tactical Scout: flags breakthroughs, extracts the winning moment, alerts Slack.
 
-A scan claims its work in SQL (`claim_scout_work`), so overlapping scans never handle one battle
-at once. A failed extraction leaves the breakthrough flagged and is retried on the next scan; an
+A scan flags new breakthroughs and leases its work in SQL, so overlapping scans never handle one
+battle at once. A failed extraction leaves the breakthrough flagged and is retried on the next scan; an
 alert is recorded only after Slack answers 2xx, so a failed alert is retried and a delivered one
 is never repeated.
 """
@@ -16,6 +16,7 @@ from lib import slack
 from lib.battle import render_transcript
 from lib.llm import Budget, CallContext, LLMError, RateGate
 from lib.log import log
+from lib.store.queries import Queries
 
 SCAN_LIMIT = 20
 LEASE_SECONDS = 120
@@ -54,8 +55,9 @@ def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str
 
 def scan(settings, store, llm, deadline: float) -> dict:
     """One scan; returns `{"processed", "breakthroughs", "alerted", "errors"}`."""
-    work = store.call_one("claim_scout_work", deadline=deadline, p_threshold=settings.scout_threshold,
-                          p_limit=SCAN_LIMIT, p_lease_seconds=LEASE_SECONDS)
+    queries = Queries(store)
+    flagged_now = set(queries.flag_breakthroughs(settings.scout_threshold, deadline=deadline))
+    work = queries.lease_scout_work(SCAN_LIMIT, LEASE_SECONDS, deadline=deadline)
     ctx = CallContext(Budget(SCOUT_COST_CAP_USD), deadline, RateGate(), threading.Event())
     alerted, errors = 0, []
     for battle in work:
@@ -66,21 +68,20 @@ def scan(settings, store, llm, deadline: float) -> dict:
                 except LLMError as exc:
                     errors.append(f"defining moment for battle {battle['id']}: {exc} (retried next scan)")
                     continue
-                store.call_void("record_defining_moment", deadline=deadline, p_battle_id=battle["id"],
-                                p_defining_moment=moment, p_tactical_snippet=snippet)
+                queries.record_defining_moment(battle["id"], moment, snippet, deadline=deadline)
                 battle.update(definingMoment=moment, tacticalSnippet=snippet)
             if not battle["alerted"] and settings.slack_webhook_url:
-                if _alert(settings, store, battle, deadline, errors):
+                if _alert(settings, queries, battle, deadline, errors):
                     alerted += 1
         finally:
-            store.call_void("release_scout_lease", deadline=deadline + 1, p_battle_id=battle["id"])
+            queries.release_scout_lease(battle["id"], deadline=deadline + 1)
     flagged = [{"battleId": b["id"], "persona": b["persona"], "score": b["score"]} for b in work
-               if b["newlyFlagged"]]
+               if b["id"] in flagged_now]
     log("scout_scan", processed=len(work), breakthroughs=len(flagged), alerted=alerted, errors=len(errors))
     return {"processed": len(work), "breakthroughs": flagged, "alerted": alerted, "errors": errors}
 
 
-def _alert(settings, store, battle: dict, deadline: float, errors: list) -> bool:
+def _alert(settings, queries: Queries, battle: dict, deadline: float, errors: list) -> bool:
     timeout = deadline - time.monotonic()
     if timeout < 0.5:
         errors.append(f"alert for battle {battle['id']}: no time left (retried next scan)")
@@ -91,4 +92,4 @@ def _alert(settings, store, battle: dict, deadline: float, errors: list) -> bool
     except slack.SlackError as exc:
         errors.append(f"alert for battle {battle['id']}: {exc} (retried next scan)")
         return False
-    return bool(store.call_one("mark_alerted", deadline=deadline + 1, p_battle_id=battle["id"]))
+    return queries.mark_alerted(battle["id"], deadline=deadline + 1)

@@ -38,7 +38,7 @@ def test_a_pause_stops_a_running_batch_within_a_call(make_settings, psycopg_stor
     seed_personas(psycopg_store, 3)
     runner, result = batch_in_background(make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=6), psycopg_store)
     time.sleep(0.9)
-    db.execute("select set_training_paused(true, 'stop everything')")
+    db.execute("select training_set_paused(true, 'stop everything')")
     paused_at = time.monotonic()
     runner.join(10)
     assert result["status"] == "killed" and "Training paused mid-run: stop everything" in result["errors"]
@@ -168,7 +168,7 @@ def test_a_pause_is_honoured_by_four_parallel_runs_within_a_call(scale_env, psyc
     while db.execute("select count(distinct run_id) from sandbox_battles where turns >= 1").fetchone()[0] < 4:
         assert time.monotonic() < deadline, "the four runs did not start battling"
         time.sleep(0.05)
-    db.execute("select set_training_paused(true, 'operator stop')")
+    db.execute("select training_set_paused(true, 'operator stop')")
     paused_at = time.monotonic()
     in_flight = db.execute("select count(*) from sandbox_battles where status = 'running'").fetchone()[0]
     for process in processes:

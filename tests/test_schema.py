@@ -9,11 +9,45 @@ from lib.store.psycopg import PsycopgStore
 from tests.conftest import fresh_database
 
 
-def test_every_function_is_in_the_grant_list():
-    text = SCHEMA_PATH.read_text()
-    defined = set(re.findall(r"create or replace function (\w+)\(", text))
-    granted = set(re.findall(r"'(\w+)'", re.search(r"p\.proname in \(([^)]*)\)", text).group(1)))
-    assert defined == granted
+def test_every_function_carries_the_prefix_the_grants_select():
+    defined = re.findall(r"create or replace function (\w+)\(", SCHEMA_PATH.read_text())
+    assert defined and [name for name in defined if not name.startswith("training_")] == []
+
+
+SUPABASE_ROLES = """
+do $$ declare role text; begin
+    foreach role in array array['anon', 'authenticated', 'service_role'] loop
+        if not exists (select 1 from pg_roles where rolname = role) then
+            execute format('create role %I', role);
+        end if;
+    end loop;
+end $$;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+"""
+
+
+def test_on_supabase_only_the_service_role_may_call_functions_or_touch_tables(pg_server):
+    url = fresh_database(pg_server, "schema_roles_test")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_ROLES)  # Supabase's roles and default privileges, before our schema
+        store = PsycopgStore(url)
+        store.migrate()
+        store.close()
+        functions = [row[0] for row in conn.execute(
+            "select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+            "where n.nspname = 'public' and p.proname like 'training%'")]
+        assert len(functions) > 20
+        for role in ("anon", "authenticated", "public"):
+            callable_by = [fn for fn in functions if conn.execute(
+                "select has_function_privilege(%s, %s, 'execute')", (role, fn)).fetchone()[0]]
+            assert callable_by == [], f"{role} may call {callable_by}"
+            for table in ("training_runs", "sandbox_battles", "sandbox_personas"):
+                if role != "public":
+                    assert not conn.execute("select has_table_privilege(%s, %s, 'select')", (role, table)
+                                            ).fetchone()[0], f"{role} may read {table}"
+        assert all(conn.execute("select has_function_privilege('service_role', %s, 'execute')", (fn,)
+                                ).fetchone()[0] for fn in functions)
 
 
 def test_applying_twice_changes_nothing_and_grants_service_role(pg_server):

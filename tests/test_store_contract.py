@@ -3,6 +3,7 @@ import pytest
 
 from lib.personas import CATALOG, upsert_catalog
 from lib.store import Rejected, SchemaMissing, Store
+from lib.store.queries import Queries
 
 
 def test_catalog_upsert_is_idempotent_and_counts_one_row_per_persona(store: Store, db):
@@ -49,17 +50,17 @@ def test_check_constraint_is_a_rejection(store: Store, db):
 
 
 def test_pause_and_resume_round_trip_through_status(store: Store):
-    paused = store.call_one("set_training_paused", p_paused=True, p_reason="budget review")
+    paused = Queries(store).set_paused(True, "budget review")
     assert paused["paused"] is True and paused["reason"] == "budget review"
-    assert store.call_one("training_status")["paused"] is True
-    store.call_one("set_training_paused", p_paused=False, p_reason=None)
-    status = store.call_one("training_status")
+    assert Queries(store).status()["paused"] is True
+    Queries(store).set_paused(False)
+    status = Queries(store).status()
     assert status["paused"] is False and status["reason"] is None
 
 
 def test_pause_without_reason_is_refused_with_the_database_message(store: Store):
     with pytest.raises(Rejected, match="a pause needs a reason"):
-        store.call_one("set_training_paused", p_paused=True, p_reason="")
+        Queries(store).set_paused(True, "")
 
 
 def test_missing_function_says_to_apply_the_schema(store: Store):
@@ -71,7 +72,7 @@ def test_missing_function_says_to_apply_the_schema(store: Store):
 
 def test_status_shape_is_the_same_on_both_transports(store: Store):
     upsert_catalog(store)
-    status = store.call_one("training_status")
+    status = Queries(store).status()
     assert status["personas"] == {"active": len(CATALOG), "total": len(CATALOG)}
     assert status["battles"] == {}
     assert status["totalCost"] == 0
@@ -88,7 +89,7 @@ def test_calls_from_many_threads_share_the_store(store: Store, db):
 
     upsert_catalog(store)
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: store.call_one("training_status"), range(40)))
+        results = list(pool.map(lambda _: Queries(store).status(), range(40)))
     assert all(r["personas"]["total"] == len(CATALOG) for r in results)
 
 
@@ -99,13 +100,13 @@ def test_feed_cursor_returns_only_new_or_changed_battles(store: Store, db):
     persona_id = db.execute("select id from sandbox_personas").fetchone()[0]
     battle_id = db.execute("insert into sandbox_battles (run_id, persona_id) values (%s, %s) returning id",
                            (run_id, persona_id)).fetchone()[0]
-    first = store.call_one("dashboard_feed")
+    first = Queries(store).feed()
     assert [b["id"] for b in first["battles"]] == [str(battle_id)] and first["battles"][0]["status"] == "running"
     cursor = first["cursor"]
-    again = store.call_one("dashboard_feed", p_after_updated_at=cursor["updatedAt"], p_after_id=cursor["id"])
+    again = Queries(store).feed(cursor["updatedAt"], cursor["id"])
     assert again["battles"] == [] and again["cursor"] is None
     db.execute("update sandbox_battles set status = 'failed', ended_at = now(), updated_at = now()")
-    changed = store.call_one("dashboard_feed", p_after_updated_at=cursor["updatedAt"], p_after_id=cursor["id"])
+    changed = Queries(store).feed(cursor["updatedAt"], cursor["id"])
     assert [b["status"] for b in changed["battles"]] == ["failed"]
 
 
@@ -119,9 +120,9 @@ def test_promotion_is_refused_twice_and_for_non_breakthroughs(store: Store, db):
         "values (%s, %s, %s, %s) returning id::text", (run_id, persona_id, status, snippet)).fetchone()[0]
         for status, snippet in ((None, None), ("pending_review", "Name the repair costs.")))
     with pytest.raises(Rejected, match="is not a breakthrough"):
-        store.call_one("promote_breakthrough", p_battle_id=plain)
-    tactic = store.call_one("promote_breakthrough", p_battle_id=flagged)
+        Queries(store).promote_breakthrough(plain)
+    tactic = Queries(store).promote_breakthrough(flagged)
     assert tactic["tactic_text"] == "Name the repair costs." and tactic["is_active"] is True
     with pytest.raises(Rejected, match="already promoted"):
-        store.call_one("promote_breakthrough", p_battle_id=flagged)
-    assert [t["tactic_text"] for t in store.call_all("active_tactics")] == ["Name the repair costs."]
+        Queries(store).promote_breakthrough(flagged)
+    assert [t["tactic_text"] for t in Queries(store).active_tactics()] == ["Name the repair costs."]

@@ -38,7 +38,7 @@ def test_void_answer_is_none_and_set_answer_is_a_list(fake_postgrest, db):
     db.execute("create or replace function test_void() returns void language sql as 'select'")
     store = rest(fake_postgrest)
     assert store.call_void("test_void") is None
-    assert store.call_all("upsert_personas", p_personas=[]) == []
+    assert store.call_all("training_upsert_personas", p_personas=[]) == []
 
 
 def test_503_is_retried_until_the_database_answers(fake_postgrest):

@@ -7,6 +7,47 @@
 select pg_advisory_xact_lock(hashtext('autonomous_training_schema'));
 
 -- ---------------------------------------------------------------------------------------------
+-- Rules for changing this file (it is applied again, in place, to databases holding data)
+--
+-- * Every function is named training_… : Supabase's public schema is shared with the host app.
+-- * A new column is `alter table … add column if not exists`, never an edit of `create table`
+--   (an existing table keeps its old definition); a new table is `create table if not exists`.
+-- * A function whose arguments change gets `drop function if exists name(old argument types)`
+--   below, in the same change: `create or replace` with new arguments makes a second overload,
+--   and PostgREST then answers "function is not unique".
+-- * tests/test_schema_upgrade.py applies the previous release's file to a database holding data,
+--   then this one, and checks every row and every function.
+-- ---------------------------------------------------------------------------------------------
+
+-- Functions of the first release (unprefixed), renamed or split since.
+drop function if exists upsert_personas(jsonb);
+drop function if exists persona_names();
+drop function if exists set_training_paused(boolean, text);
+drop function if exists close_orphaned_runs(integer);
+drop function if exists tally_run(uuid, integer);
+drop function if exists start_training_run(text, integer, integer, numeric, integer, integer, boolean, integer);
+drop function if exists active_tactics();
+drop function if exists start_battle(uuid, uuid);
+drop function if exists record_battle_progress(uuid, jsonb, integer, integer, integer, integer, numeric);
+drop function if exists finish_battle(uuid, text, jsonb, integer, integer, integer, integer, numeric, numeric,
+                                      jsonb, text, text, boolean, text);
+drop function if exists finish_training_run(uuid, text, text, boolean, boolean, jsonb, integer, integer, text, text);
+drop function if exists set_scout_notified(uuid, boolean);
+drop function if exists claim_scout_work(integer, integer, integer);
+drop function if exists record_defining_moment(uuid, text, text);
+drop function if exists mark_alerted(uuid);
+drop function if exists release_scout_lease(uuid);
+drop function if exists dashboard_feed(timestamptz, uuid, integer);
+drop function if exists dashboard_battle(uuid);
+drop function if exists dashboard_breakthroughs(integer);
+drop function if exists persona_analytics();
+drop function if exists run_history(integer);
+drop function if exists promote_breakthrough(uuid, text, integer);
+drop function if exists set_breakthrough_status(uuid, text);
+-- Last: the first release's functions above took its row type.
+drop function if exists run_summary(training_runs);
+
+-- ---------------------------------------------------------------------------------------------
 -- Tables
 -- ---------------------------------------------------------------------------------------------
 
@@ -125,13 +166,19 @@ alter table sandbox_personas enable row level security;
 alter table sandbox_battles enable row level security;
 alter table sandbox_tactics enable row level security;
 
+comment on table training_control is 'The persisted pause: one row; a paused switch refuses every new run.';
+comment on table training_runs is 'One row per batch: its trigger, outcome, spend against its cost cap, and figures tallied from its battles.';
+comment on table sandbox_personas is 'The simulated sellers the closer trains against, with their rotation time and the run leasing them.';
+comment on table sandbox_battles is 'One conversation between the closer and a persona: transcript, referee verdict, spend, and breakthrough review state.';
+comment on table sandbox_tactics is 'Tactics promoted from breakthroughs; the active ones are added to every closer prompt by priority.';
+
 -- ---------------------------------------------------------------------------------------------
 -- Personas
 -- ---------------------------------------------------------------------------------------------
 
 -- Upserts personas by name. Each element: {name, persona_type, description, system_prompt,
 -- characteristics, attack_patterns, source}. One bad element rejects the whole call.
-create or replace function upsert_personas(p_personas jsonb)
+create or replace function training_upsert_personas(p_personas jsonb)
 returns table (name text, action text)
 language plpgsql as $$
 declare
@@ -178,7 +225,7 @@ begin
 end;
 $$;
 
-create or replace function persona_names()
+create or replace function training_persona_names()
 returns setof text
 language sql stable as $$
     select name from sandbox_personas order by name;
@@ -188,7 +235,7 @@ $$;
 -- Kill-switch and status
 -- ---------------------------------------------------------------------------------------------
 
-create or replace function set_training_paused(p_paused boolean, p_reason text default null)
+create or replace function training_set_paused(p_paused boolean, p_reason text default null)
 returns jsonb
 language plpgsql as $$
 declare
@@ -241,7 +288,7 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 
 -- The batch figures of a run, in the shape of the HTTP response's `batch`.
-create or replace function run_summary(p_run training_runs)
+create or replace function training_run_summary(p_run training_runs)
 returns jsonb
 language sql stable as $$
     select jsonb_build_object(
@@ -259,7 +306,7 @@ $$;
 
 -- Closes runs whose process died: still `running` well past their deadline. Their battles end
 -- `failed` with whatever transcript they had, and their personas are released.
-create or replace function close_orphaned_runs(p_grace_ms integer default 5000)
+create or replace function training_close_orphaned_runs(p_grace_ms integer default 5000)
 returns integer
 language plpgsql as $$
 declare
@@ -274,7 +321,7 @@ begin
         update sandbox_battles set status = 'failed', ended_at = now(), updated_at = now(),
             error = 'the run''s process died before this battle finished; closed by a later run'
         where run_id = orphan.id and status = 'running';
-        perform tally_run(orphan.id);
+        perform training_tally_run(orphan.id);
         update training_runs set status = 'failed', finished_at = now(),
             error = 'the process died before the run finished; closed by a later run',
             duration_ms = (extract(epoch from now() - started_at) * 1000)::integer
@@ -287,7 +334,7 @@ end;
 $$;
 
 -- Recomputes a run's figures from its battle rows: the rows are the truth.
-create or replace function tally_run(p_run_id uuid, p_breakthrough_threshold integer default 95)
+create or replace function training_tally_run(p_run_id uuid, p_breakthrough_threshold integer default 95)
 returns void
 language sql as $$
     update training_runs r set
@@ -308,25 +355,14 @@ language sql as $$
     where r.id = p_run_id;
 $$;
 
--- Starts a run, atomically: closes orphaned runs, honours the pause and MAX_CONCURRENT_RUNS,
--- and leases up to p_batch_size active personas, least recently battled first, that no running
--- run holds. Returns {"status": "started" | "paused" | "busy" | "no_personas" | "no_free_personas", …}.
-create or replace function start_training_run(
-    p_trigger text, p_requested_batch_size integer, p_batch_size integer, p_cost_cap numeric,
-    p_max_concurrent_runs integer, p_deadline_ms integer, p_simulated boolean,
-    p_default_battle_ms integer)
+-- Why a run may not start now, or null: paused, too many runs in progress, or no active persona.
+create or replace function training_run_refusal(p_max_concurrent_runs integer)
 returns jsonb
-language plpgsql as $$
+language plpgsql stable as $$
 declare
     control training_control%rowtype;
-    run training_runs%rowtype;
-    recovered integer;
     busy uuid;
-    personas jsonb;
-    expected_ms integer;
 begin
-    perform pg_advisory_xact_lock(hashtext('training_run_start'));
-    recovered := close_orphaned_runs();
     select * into control from training_control where id;
     if control.paused then
         return jsonb_build_object('status', 'paused', 'reason', control.reason, 'since', control.updated_at);
@@ -339,54 +375,89 @@ begin
     if not exists (select 1 from sandbox_personas where is_active) then
         return jsonb_build_object('status', 'no_personas');
     end if;
+    return null;
+end;
+$$;
 
-    insert into training_runs (trigger, requested_batch_size, batch_size, cost_cap, simulated, deadline_at)
-    values (p_trigger, p_requested_batch_size, p_batch_size, p_cost_cap, p_simulated,
-            now() + make_interval(secs => p_deadline_ms / 1000.0))
-    returning * into run;
-
+-- Leases up to p_count active personas that no running run holds, least recently battled first.
+create or replace function training_lease_personas(p_run_id uuid, p_count integer)
+returns jsonb
+language sql as $$
     with free as (
         select p.id from sandbox_personas p
         where p.is_active
           and (p.lease_run_id is null
                or not exists (select 1 from training_runs r where r.id = p.lease_run_id and r.status = 'running'))
         order by p.last_battled_at asc nulls first, p.name
-        limit p_batch_size
+        limit p_count
         for update of p skip locked
     ), leased as (
-        update sandbox_personas p set lease_run_id = run.id from free where p.id = free.id returning p.*
+        update sandbox_personas p set lease_run_id = p_run_id from free where p.id = free.id returning p.*
     )
     select jsonb_agg(jsonb_build_object(
                'id', id, 'name', name, 'persona_type', persona_type, 'system_prompt', system_prompt,
                'characteristics', characteristics, 'attack_patterns', attack_patterns)
                order by last_battled_at asc nulls first, name)
-    into personas from leased;
+    from leased;
+$$;
 
+-- How long a battle takes: the mean of the last 20 completed ones of the same kind (simulated or
+-- not), or p_default_ms before there are any. The runner admits a battle only if it fits.
+create or replace function training_expected_battle_ms(p_simulated boolean, p_default_ms integer)
+returns integer
+language sql stable as $$
+    select coalesce(round(avg(extract(epoch from b.ended_at - b.started_at) * 1000))::integer, p_default_ms)
+    from (select b.started_at, b.ended_at from sandbox_battles b join training_runs r on r.id = b.run_id
+          where b.status = 'completed' and r.simulated = p_simulated
+          order by b.ended_at desc limit 20) b;
+$$;
+
+-- Starts a run, atomically (one advisory lock, one transaction): closes orphaned runs, refuses if
+-- it may not start, records the run and leases its personas. Returns {"status": "started" |
+-- "paused" | "busy" | "no_personas" | "no_free_personas", …}.
+create or replace function training_start_run(
+    p_trigger text, p_requested_batch_size integer, p_batch_size integer, p_cost_cap numeric,
+    p_max_concurrent_runs integer, p_deadline_ms integer, p_simulated boolean,
+    p_default_battle_ms integer)
+returns jsonb
+language plpgsql as $$
+declare
+    run training_runs%rowtype;
+    recovered integer;
+    refusal jsonb;
+    personas jsonb;
+begin
+    perform pg_advisory_xact_lock(hashtext('training_run_start'));
+    recovered := training_close_orphaned_runs();
+    refusal := training_run_refusal(p_max_concurrent_runs);
+    if refusal is not null then
+        return refusal;
+    end if;
+
+    insert into training_runs (trigger, requested_batch_size, batch_size, cost_cap, simulated, deadline_at)
+    values (p_trigger, p_requested_batch_size, p_batch_size, p_cost_cap, p_simulated,
+            now() + make_interval(secs => p_deadline_ms / 1000.0))
+    returning * into run;
+
+    personas := training_lease_personas(run.id, p_batch_size);
     if personas is null then
         delete from training_runs where id = run.id;
         return jsonb_build_object('status', 'no_free_personas');
     end if;
-
-    select coalesce(round(avg(extract(epoch from b.ended_at - b.started_at) * 1000))::integer,
-                    p_default_battle_ms)
-    into expected_ms
-    from (select b.started_at, b.ended_at from sandbox_battles b join training_runs r on r.id = b.run_id
-          where b.status = 'completed' and r.simulated = p_simulated
-          order by b.ended_at desc limit 20) b;
-
-    return jsonb_build_object('status', 'started', 'run', run_summary(run), 'personas', personas,
-                              'recovered', recovered, 'expectedBattleMs', expected_ms);
+    return jsonb_build_object('status', 'started', 'run', training_run_summary(run), 'personas', personas,
+                              'recovered', recovered,
+                              'expectedBattleMs', training_expected_battle_ms(p_simulated, p_default_battle_ms));
 end;
 $$;
 
-create or replace function active_tactics()
+create or replace function training_active_tactics()
 returns table (id uuid, tactic_text text, priority integer)
 language sql stable as $$
     select id, tactic_text, priority from sandbox_tactics where is_active order by priority, promoted_at;
 $$;
 
 -- Writes the battle row as the battle starts; the persona moves to the back of the rotation.
-create or replace function start_battle(p_run_id uuid, p_persona_id uuid)
+create or replace function training_start_battle(p_run_id uuid, p_persona_id uuid)
 returns uuid
 language plpgsql as $$
 declare
@@ -406,7 +477,7 @@ $$;
 
 -- Saves a running battle's transcript and spend after each turn, so a process that dies mid-battle
 -- loses at most the turn in flight: the next run closes the battle with what was saved.
-create or replace function record_battle_progress(
+create or replace function training_record_battle_progress(
     p_battle_id uuid, p_transcript jsonb, p_turns integer, p_prompt_tokens integer, p_cached_tokens integer,
     p_completion_tokens integer, p_cost_usd numeric)
 returns boolean
@@ -422,7 +493,7 @@ $$;
 
 -- Ends a battle. Only a running battle changes: the first ending wins, so the runner closing a
 -- battle at the deadline and its thread finishing late cannot overwrite each other.
-create or replace function finish_battle(
+create or replace function training_finish_battle(
     p_battle_id uuid, p_status text, p_transcript jsonb, p_turns integer,
     p_prompt_tokens integer, p_cached_tokens integer, p_completion_tokens integer, p_cost_usd numeric,
     p_referee_score numeric default null, p_scores jsonb default null, p_referee_feedback text default null,
@@ -447,7 +518,7 @@ $$;
 
 -- Ends a run: battles still running end with p_leftover_status, the figures are tallied from the
 -- battle rows, personas are released, and a tripped kill-switch pauses training (persisted).
-create or replace function finish_training_run(
+create or replace function training_finish_run(
     p_run_id uuid, p_status text, p_leftover_status text, p_kill_switch_triggered boolean,
     p_timed_out boolean, p_errors jsonb, p_breakthrough_threshold integer, p_duration_ms integer,
     p_error text default null, p_pause_reason text default null)
@@ -459,7 +530,7 @@ begin
     update sandbox_battles set status = p_leftover_status, ended_at = now(), updated_at = now(),
         error = coalesce(error, 'still running when the run ended')
     where run_id = p_run_id and status = 'running';
-    perform tally_run(p_run_id, p_breakthrough_threshold);
+    perform training_tally_run(p_run_id, p_breakthrough_threshold);
     update training_runs set status = p_status, kill_switch_triggered = p_kill_switch_triggered,
         timed_out = p_timed_out, errors = p_errors, duration_ms = p_duration_ms, error = p_error,
         finished_at = now()
@@ -470,9 +541,9 @@ begin
     end if;
     update sandbox_personas set lease_run_id = null where lease_run_id = p_run_id;
     if p_pause_reason is not null then
-        perform set_training_paused(true, p_pause_reason);
+        perform training_set_paused(true, p_pause_reason);
     end if;
-    return run_summary(run);
+    return training_run_summary(run);
 end;
 $$;
 
@@ -480,22 +551,17 @@ $$;
 -- Tactical Scout
 -- ---------------------------------------------------------------------------------------------
 
-create or replace function set_scout_notified(p_run_id uuid, p_notified boolean)
+create or replace function training_set_scout_notified(p_run_id uuid, p_notified boolean)
 returns void
 language sql as $$
     update training_runs set scout_notified = p_notified where id = p_run_id;
 $$;
 
--- Flags completed battles at or above the threshold as breakthroughs (once each), then leases up
--- to p_limit breakthroughs that still need a defining moment or an alert. A lease keeps
--- overlapping scans off the same battle; it lapses on its own if a scan dies.
-create or replace function claim_scout_work(p_threshold integer, p_limit integer, p_lease_seconds integer)
+-- Flags completed battles at or above the threshold as breakthroughs, once each; returns the
+-- ids this call flagged.
+create or replace function training_flag_breakthroughs(p_threshold integer)
 returns jsonb
-language plpgsql as $$
-declare
-    flagged uuid[];
-    work jsonb;
-begin
+language sql as $$
     with fresh as (
         select id from sandbox_battles
         where status = 'completed' and referee_score >= p_threshold and breakthrough_status is null
@@ -506,8 +572,14 @@ begin
         from fresh where b.id = fresh.id
         returning b.id
     )
-    select coalesce(array_agg(id), '{}') into flagged from marked;
+    select coalesce(jsonb_agg(id), '[]') from marked;
+$$;
 
+-- Leases up to p_limit breakthroughs that still need a defining moment or an alert, oldest first.
+-- A lease keeps overlapping scans off the same battle; it lapses on its own if a scan dies.
+create or replace function training_lease_scout_work(p_limit integer, p_lease_seconds integer)
+returns jsonb
+language sql as $$
     with due as (
         select b.id from sandbox_battles b
         where b.breakthrough_status is not null
@@ -526,17 +598,14 @@ begin
         'transcript', l.transcript, 'winningRebuttal', l.winning_rebuttal,
         'refereeFeedback', l.referee_feedback, 'definingMoment', l.defining_moment,
         'tacticalSnippet', l.tactical_snippet, 'alerted', l.alerted_at is not null,
-        'newlyFlagged', l.id = any(flagged), 'simulated', r.simulated)
+        'simulated', r.simulated)
         order by l.breakthrough_detected_at), '[]')
-    into work
     from leased l
     join sandbox_personas p on p.id = l.persona_id
     join training_runs r on r.id = l.run_id;
-    return work;
-end;
 $$;
 
-create or replace function record_defining_moment(p_battle_id uuid, p_defining_moment text,
+create or replace function training_record_defining_moment(p_battle_id uuid, p_defining_moment text,
                                                    p_tactical_snippet text)
 returns void
 language plpgsql as $$
@@ -551,7 +620,7 @@ end;
 $$;
 
 -- Records a Slack alert that Slack accepted; false if another scan already had (at most once).
-create or replace function mark_alerted(p_battle_id uuid)
+create or replace function training_mark_alerted(p_battle_id uuid)
 returns boolean
 language plpgsql as $$
 begin
@@ -560,7 +629,7 @@ begin
 end;
 $$;
 
-create or replace function release_scout_lease(p_battle_id uuid)
+create or replace function training_release_scout_lease(p_battle_id uuid)
 returns void
 language sql as $$
     update sandbox_battles set scout_lease_until = null where id = p_battle_id;
@@ -572,7 +641,7 @@ $$;
 
 -- The live feed. Without a cursor: the latest battles. With one (updated_at, id): the battles
 -- changed after it, oldest first, so a poll that hits the limit resumes where it stopped.
-create or replace function dashboard_feed(p_after_updated_at timestamptz default null,
+create or replace function training_dashboard_feed(p_after_updated_at timestamptz default null,
                                           p_after_id uuid default null, p_limit integer default 50)
 returns jsonb
 language sql stable as $$
@@ -603,7 +672,7 @@ language sql stable as $$
     from picked;
 $$;
 
-create or replace function dashboard_battle(p_battle_id uuid)
+create or replace function training_dashboard_battle(p_battle_id uuid)
 returns jsonb
 language sql stable as $$
     select jsonb_build_object(
@@ -619,7 +688,7 @@ language sql stable as $$
     where b.id = p_battle_id;
 $$;
 
-create or replace function dashboard_breakthroughs(p_limit integer default 50)
+create or replace function training_dashboard_breakthroughs(p_limit integer default 50)
 returns jsonb
 language sql stable as $$
     select jsonb_build_object(
@@ -638,7 +707,7 @@ language sql stable as $$
             limit p_limit) x), '[]'));
 $$;
 
-create or replace function persona_analytics()
+create or replace function training_persona_analytics()
 returns jsonb
 language sql stable as $$
     select coalesce(jsonb_agg(jsonb_build_object(
@@ -660,15 +729,15 @@ language sql stable as $$
     ) s on true;
 $$;
 
-create or replace function run_history(p_limit integer default 30)
+create or replace function training_run_history(p_limit integer default 30)
 returns jsonb
 language sql stable as $$
-    select coalesce(jsonb_agg(run_summary(r) order by r.started_at), '[]')
+    select coalesce(jsonb_agg(training_run_summary(r) order by r.started_at), '[]')
     from (select * from training_runs order by started_at desc limit p_limit) r;
 $$;
 
 -- Promotes a breakthrough's tactic into the closer's prompt (the snippet unless edited).
-create or replace function promote_breakthrough(p_battle_id uuid, p_tactic_text text default null,
+create or replace function training_promote_breakthrough(p_battle_id uuid, p_tactic_text text default null,
                                                 p_priority integer default 100)
 returns jsonb
 language plpgsql as $$
@@ -694,7 +763,7 @@ begin
 end;
 $$;
 
-create or replace function set_breakthrough_status(p_battle_id uuid, p_status text)
+create or replace function training_set_breakthrough_status(p_battle_id uuid, p_status text)
 returns void
 language plpgsql as $$
 begin
@@ -710,31 +779,38 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- Grants: Supabase calls these as service_role; elsewhere the role does not exist.
+-- Grants. Supabase's default privileges give anon and authenticated EXECUTE on every new function
+-- and access to every new table; only the service role may use ours. Granted by prefix, so a new
+-- function is covered without editing a list. Elsewhere these roles do not exist.
 -- ---------------------------------------------------------------------------------------------
 
 do $$
 declare
     fn regprocedure;
+    outsider text;
+    has_service_role boolean := exists (select 1 from pg_roles where rolname = 'service_role');
 begin
     for fn in
         select p.oid::regprocedure from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where n.nspname = current_schema()
-          and p.proname in ('upsert_personas', 'persona_names', 'set_training_paused', 'training_pause_state',
-                            'training_status', 'run_summary',
-                            'close_orphaned_runs', 'tally_run', 'start_training_run', 'active_tactics',
-                            'start_battle', 'record_battle_progress', 'finish_battle', 'finish_training_run', 'set_scout_notified',
-                            'claim_scout_work', 'record_defining_moment', 'mark_alerted',
-                            'release_scout_lease', 'dashboard_feed', 'dashboard_battle',
-                            'dashboard_breakthroughs', 'persona_analytics', 'run_history',
-                            'promote_breakthrough', 'set_breakthrough_status')
+        where n.nspname = current_schema() and p.proname like 'training\_%'
     loop
         execute format('revoke all on function %s from public', fn);
-        if exists (select 1 from pg_roles where rolname = 'service_role') then
+        foreach outsider in array array['anon', 'authenticated'] loop
+            if exists (select 1 from pg_roles where rolname = outsider) then
+                execute format('revoke all on function %s from %I', fn, outsider);
+            end if;
+        end loop;
+        if has_service_role then
             execute format('grant execute on function %s to service_role', fn);
         end if;
     end loop;
-    if exists (select 1 from pg_roles where rolname = 'service_role') then
+    foreach outsider in array array['anon', 'authenticated'] loop
+        if exists (select 1 from pg_roles where rolname = outsider) then
+            execute format('revoke all on training_control, training_runs, sandbox_personas, sandbox_battles, '
+                           'sandbox_tactics from %I', outsider);
+        end if;
+    end loop;
+    if has_service_role then
         grant select, insert, update, delete on training_control, training_runs, sandbox_personas,
             sandbox_battles, sandbox_tactics to service_role;
     end if;
