@@ -15,8 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
-from lib.llm import (Budget, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage,
-                     price_for)
+from lib.budget import Budget, price_for
+from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 
 DEFAULT_BATTLE_MS = 15_000

@@ -10,7 +10,8 @@ import time
 import psycopg
 import pytest
 
-from lib.llm import LLM, price_for, usage_cost
+from lib.budget import price_for, usage_cost
+from lib.llm import LLM
 from lib.personas import upsert_catalog
 from lib.runner import PAUSE_POLL_S, run_batch
 from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres

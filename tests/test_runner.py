@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 import responses
 
+from lib.budget import price_for, usage_cost
 from lib.config import ConfigError
-from lib.llm import LLM, price_for, usage_cost
+from lib.llm import LLM
 from lib.runner import RunRefused, run_batch
 from tests.conftest import assert_every_battle_ended, batch_in_background, seed_personas
 
@@ -72,7 +73,7 @@ def test_spend_never_passes_the_cap_and_the_kill_switch_pauses_training(make_set
         slack.add(responses.POST, "https://hooks.slack.test/services/T/B/X", status=200)
         batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
         assert len(slack.calls) == 1
-        assert b"Kill-switch activated" in slack.calls[0].request.body
+        assert b"Cost cap reached" in slack.calls[0].request.body
     assert batch["status"] == "killed" and batch["killSwitchTriggered"] is True
     assert Decimal(str(batch["totalCost"])) <= Decimal("0.02")
     recorded = db.execute("select sum(cost_usd) from sandbox_battles").fetchone()[0]
@@ -84,7 +85,7 @@ def test_spend_never_passes_the_cap_and_the_kill_switch_pauses_training(make_set
     killed = [row for row in battles(db) if row["status"] == "killed"]
     assert all(row["transcript"] for row in killed if row["turns"]), "killed battles keep their transcripts"
     paused, reason = db.execute("select paused, reason from training_control").fetchone()
-    assert paused and reason.startswith("Kill-switch activated")
+    assert paused and reason.startswith("Cost cap reached")
     with pytest.raises(RunRefused) as refused:
         run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
     assert refused.value.reason == "paused"
