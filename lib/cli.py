@@ -81,7 +81,7 @@ def cmd_generate_personas(settings, args) -> int:
 
     with _store(settings) as store:
         if args.llm:
-            from lib.llm import make_llm
+            from lib.app import make_llm
 
             results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
             for reason in refused:
@@ -120,7 +120,7 @@ def cmd_resume(settings, args) -> int:
 def cmd_train(settings, args) -> int:
     import dataclasses
 
-    from lib.llm import make_llm
+    from lib.app import make_llm
     from lib.progress import ProgressPrinter, print_summary
     from lib.runner import RunRefused, run_batch
 
@@ -159,7 +159,7 @@ def cmd_serve(settings, args) -> int:
 
 
 def cmd_scan(settings, args) -> int:
-    from lib.llm import make_llm
+    from lib.app import make_llm
 
     with _store(settings) as store:
         _scan(settings, store, make_llm(settings))

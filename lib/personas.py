@@ -277,7 +277,8 @@ def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], lis
     import threading
     import time
 
-    from lib.llm import Budget, CallContext, RateGate
+    from lib.budget import Budget
+    from lib.llm import CallContext, RateGate, Role
 
     taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in store.call_all("persona_names")}
     ctx = CallContext(Budget(settings.kill_switch_usd), time.monotonic() + GENERATION_TIMEOUT_S, RateGate(),
@@ -288,7 +289,7 @@ def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], lis
               "persona_type, a one-sentence description, the situation in the second person ('You …'), "
               "characteristics (difficulty 1 to 5) and 3 to 5 attack patterns: the objections and tactics "
               "they use on the phone.")
-    reply = llm.chat(ctx, settings.persona_model, [{"role": "user", "content": prompt}],
+    reply = llm.chat(ctx, Role.PERSONA_WRITER, settings.persona_model, [{"role": "user", "content": prompt}],
                      GENERATION_MAX_TOKENS_PER_PERSONA * count, GENERATION_FORMAT)
     try:
         generated = json.loads(reply.text)["personas"]

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 from lib import slack
 from lib.battle import render_transcript
-from lib.llm import Budget, CallContext, LLMError, RateGate
+from lib.budget import Budget
+from lib.llm import CallContext, LLMError, RateGate, Role
 from lib.log import log
 
 SCAN_LIMIT = 20
@@ -39,8 +40,8 @@ MOMENT_PROMPT = (
 
 
 def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str, str]:
-    reply = llm.chat(ctx, model, [{"role": "system", "content": MOMENT_PROMPT},
-                                  {"role": "user", "content": render_transcript(battle["transcript"])}],
+    reply = llm.chat(ctx, Role.SCOUT, model, [{"role": "system", "content": MOMENT_PROMPT},
+                                              {"role": "user", "content": render_transcript(battle["transcript"])}],
                      MOMENT_MAX_TOKENS, MOMENT_FORMAT)
     try:
         data = json.loads(reply.text)
