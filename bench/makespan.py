@@ -10,7 +10,6 @@ per-call latency.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
 import psycopg
@@ -18,8 +17,7 @@ import psycopg
 from bench.common import bench_database, fake_openai, ideal_makespan, reset, settings_for, table
 from lib.app import make_llm
 from lib.battle import BattleState, Models, closer_system_prompt, fight
-from lib.budget import Budget
-from lib.llm import CallContext, RateGate
+from lib.llm import CallContext
 from lib.runner import run_batch
 
 CALLS_PER_BATTLE = 3
@@ -48,7 +46,7 @@ def sequential_baseline(url: str, fake: str, battles: int) -> float:
     llm = make_llm(settings)
     models = Models(settings.closer_model, settings.persona_model, settings.referee_model, 1, 64)
     prompt = closer_system_prompt(settings.closer_prompt_path.read_text(), [])
-    ctx = CallContext(Budget(settings.kill_switch_usd), time.monotonic() + 600, RateGate(), threading.Event())
+    ctx = CallContext.for_cap(settings.kill_switch_usd, time.monotonic() + 600)
     started = time.monotonic()
     for i, persona in enumerate(personas):
         fight(llm, ctx, models, prompt, BattleState(str(i), persona))

@@ -123,6 +123,11 @@ class CallContext:
     gate: RateGate
     stop: threading.Event
 
+    @classmethod
+    def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> "CallContext":
+        """A fresh context: a `Budget` with this cost cap, its own cooldown, and `stop` (or a new event)."""
+        return cls(Budget(cap), deadline, RateGate(), threading.Event() if stop is None else stop)
+
 
 class LLM:
     """Chat calls through a transport, bounded by the run's budget and deadline."""

@@ -8,14 +8,12 @@ is never repeated.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from decimal import Decimal
 
 from lib import slack
 from lib.battle import render_transcript
-from lib.budget import Budget
-from lib.llm import CallContext, LLMError, RateGate, Role
+from lib.llm import CallContext, LLMError, Role
 from lib.log import log
 
 SCAN_LIMIT = 20
@@ -57,7 +55,7 @@ def scan(settings, store, llm, deadline: float) -> dict:
     """One scan; returns `{"processed", "breakthroughs", "alerted", "errors"}`."""
     work = store.call_one("claim_scout_work", deadline=deadline, p_threshold=settings.scout_threshold,
                           p_limit=SCAN_LIMIT, p_lease_seconds=LEASE_SECONDS)
-    ctx = CallContext(Budget(SCOUT_COST_CAP_USD), deadline, RateGate(), threading.Event())
+    ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
     alerted, errors = 0, []
     for battle in work:
         try:
