@@ -10,14 +10,14 @@ per-call latency.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
 import psycopg
 
 from bench.common import bench_database, fake_openai, ideal_makespan, reset, settings_for, table
+from lib.app import make_llm
 from lib.battle import BattleState, Models, closer_system_prompt, fight
-from lib.llm import LLM, Budget, CallContext, RateGate
+from lib.llm import CallContext
 from lib.runner import run_batch
 
 CALLS_PER_BATTLE = 3
@@ -28,7 +28,7 @@ def timed_run(url, store, fake, battles, workers, delay_ms) -> tuple[float, dict
     settings = settings_for(fake, TRAINING_BATCH_SIZE=battles, MAX_CONCURRENT_BATTLES=workers,
                             DELAY_BETWEEN_BATTLES_MS=delay_ms, BATTLE_MAX_TURNS=1, MAX_TOKENS_PER_TURN=64)
     started = time.monotonic()
-    batch = run_batch(settings, store, LLM(settings), trigger="manual")
+    batch = run_batch(settings, store, make_llm(settings), trigger="manual")
     elapsed = time.monotonic() - started
     assert batch["battlesCompleted"] == battles, batch
     return elapsed, batch
@@ -43,10 +43,10 @@ def sequential_baseline(url: str, fake: str, battles: int) -> float:
                             (battles,)).fetchall()
     personas = [dict(zip(("name", "system_prompt", "characteristics", "attack_patterns"), row)) for row in rows]
     settings = settings_for(fake, BATTLE_MAX_TURNS=1, MAX_TOKENS_PER_TURN=64)
-    llm = LLM(settings)
+    llm = make_llm(settings)
     models = Models(settings.closer_model, settings.persona_model, settings.referee_model, 1, 64)
     prompt = closer_system_prompt(settings.closer_prompt_path.read_text(), [])
-    ctx = CallContext(Budget(settings.kill_switch_usd), time.monotonic() + 600, RateGate(), threading.Event())
+    ctx = CallContext.for_cap(settings.kill_switch_usd, time.monotonic() + 600)
     started = time.monotonic()
     for i, persona in enumerate(personas):
         fight(llm, ctx, models, prompt, BattleState(str(i), persona))

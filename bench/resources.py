@@ -14,7 +14,7 @@ from collections import Counter
 import responses
 
 from bench.common import bench_database, fake_openai, reset, settings_for, table
-from lib.llm import LLM
+from lib.app import make_llm
 from lib.runner import run_batch
 from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
@@ -39,7 +39,7 @@ def count_round_trips(url: str, fake: str) -> list[list]:
     rows = []
     reset(url)
     direct = CountingPsycopgStore(url)
-    run_batch(settings, direct, LLM(settings), trigger="manual")
+    run_batch(settings, direct, make_llm(settings), trigger="manual")
     direct.close()
     rows.append(["psycopg", direct.calls])
     reset(url)
@@ -48,7 +48,7 @@ def count_round_trips(url: str, fake: str) -> list[list]:
         mock.add_passthru("http://127.0.0.1")
         postgrest.install(mock)
         store = PostgrestStore(f"{postgrest.base_url}/rest/v1", postgrest.key)
-        run_batch(settings, store, LLM(settings), trigger="manual")
+        run_batch(settings, store, make_llm(settings), trigger="manual")
         store.close()
     rows.append(["PostgREST", Counter(postgrest.calls)])
     table_rows = []
@@ -65,10 +65,10 @@ def peak_memory(url: str, fake: str) -> list:
                             BATTLE_MAX_TURNS=TURNS, MAX_TOKENS_PER_TURN=64)
     reset(url)
     store = PsycopgStore(url)
-    run_batch(settings, store, LLM(settings), trigger="manual")  # warm: imports are not the run's memory
+    run_batch(settings, store, make_llm(settings), trigger="manual")  # warm: imports are not the run's memory
     reset(url)
     tracemalloc.start()
-    run_batch(settings, store, LLM(settings), trigger="manual")
+    run_batch(settings, store, make_llm(settings), trigger="manual")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     store.close()

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from lib.llm import CallContext, LLMError, Usage
+from lib.llm import CallContext, LLMError, Role, Usage
 
 # Referee criteria and their weights (summing to 1): the one place the total is defined.
 CRITERIA = {
@@ -172,10 +172,10 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
     persona_prompt = persona_system_prompt(state.persona)
     opening = {"role": "user", "content": "(The homeowner picks up the phone.) Hello?"}
     for _ in range(models.max_turns):
-        closer = _say(llm, ctx, state, models.closer, models.max_tokens,
+        closer = _say(llm, ctx, state, Role.CLOSER, models.closer, models.max_tokens,
                       [{"role": "system", "content": closer_prompt}, opening, *_view(state.transcript, "closer")])
         state.transcript.append({"speaker": "closer", "text": closer})
-        seller = _say(llm, ctx, state, models.persona, models.max_tokens,
+        seller = _say(llm, ctx, state, Role.SELLER, models.persona, models.max_tokens,
                       [{"role": "system", "content": persona_prompt}, *_view(state.transcript, "persona")])
         ended = ACCEPT_MARK in seller or HANG_UP_MARK in seller
         text = seller.replace(ACCEPT_MARK, "").replace(HANG_UP_MARK, "").strip()
@@ -188,7 +188,7 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
                 {"role": "user", "content": render_transcript(state.transcript)}]
     problem = None
     for _ in range(2):
-        answer = _say(llm, ctx, state, models.referee, REFEREE_MAX_TOKENS, messages, REFEREE_FORMAT)
+        answer = _say(llm, ctx, state, Role.REFEREE, models.referee, REFEREE_MAX_TOKENS, messages, REFEREE_FORMAT)
         try:
             state.verdict = parse_verdict(answer)
             return
@@ -197,7 +197,7 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
     raise LLMError(f"malformed referee answer twice: {problem}")
 
 
-def _say(llm, ctx, state, model, max_tokens, messages, response_format=None) -> str:
-    reply = llm.chat(ctx, model, messages, max_tokens, response_format)
+def _say(llm, ctx, state, role, model, max_tokens, messages, response_format=None) -> str:
+    reply = llm.chat(ctx, role, model, messages, max_tokens, response_format)
     state.usage.add(reply.usage)
     return reply.text.strip()

@@ -61,7 +61,7 @@ def _positive_int(text: str) -> int:
 
 @contextmanager
 def _store(settings: Settings):
-    from lib.store import open_store
+    from lib.app import open_store
 
     store = open_store(settings)
     try:
@@ -82,7 +82,7 @@ def cmd_generate_personas(settings, args) -> int:
 
     with _store(settings) as store:
         if args.llm:
-            from lib.llm import make_llm
+            from lib.app import make_llm
 
             results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
             for reason in refused:
@@ -121,7 +121,7 @@ def cmd_resume(settings, args) -> int:
 def cmd_train(settings, args) -> int:
     import dataclasses
 
-    from lib.llm import make_llm
+    from lib.app import make_llm
     from lib.progress import ProgressPrinter, print_summary
     from lib.runner import RunRefused, run_batch
 
@@ -160,7 +160,7 @@ def cmd_serve(settings, args) -> int:
 
 
 def cmd_scan(settings, args) -> int:
-    from lib.llm import make_llm
+    from lib.app import make_llm
 
     with _store(settings) as store:
         _scan(settings, store, make_llm(settings))

@@ -106,7 +106,8 @@ def respond(request: Request):
         if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             raise ApiError(415, {"error": "Content-Type must be application/json"})
     from lib.config import Settings
-    from lib.store import Rejected, open_store
+    from lib.app import open_store
+    from lib.store import Rejected
 
     store = open_store(Settings.from_env())
     queries = Queries(store)

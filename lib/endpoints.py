@@ -37,8 +37,8 @@ def parse_batch_size(request: Request) -> int | None:
 
 
 def _open(settings):
-    from lib.llm import make_llm
-    from lib.store import open_store
+    from lib.app import make_llm
+    from lib.app import open_store
 
     llm = make_llm(settings)  # a missing key fails before the database is touched
     return open_store(settings), llm

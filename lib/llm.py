@@ -1,48 +1,39 @@
-"""Chat calls: prices, the cost bound, deadline-bounded timeouts, retries, and the simulator.
+"""The chat client: the cost cap, deadline-bounded timeouts and retries, over a transport.
 
 Every call goes through `LLM.chat`, which (1) refuses a model with no price, (2) reserves the
-call's worst-case cost in the run's `Budget` and refuses the call if it does not fit, (3) waits
-out a shared rate-limit cooldown, (4) gives the request the time left to the deadline as its
-timeout, and retries only while a retry still fits, and (5) settles the reservation at the real
-cost from `usage`.
+call's worst-case cost in the run's `Budget` and refuses the call if it does not fit under the
+cost cap, (3) waits out a shared rate-limit cooldown, (4) gives the request the time left to the
+deadline as its timeout, and retries only while a retry still fits, and (5) settles the
+reservation at the real cost, computed here from the token counts the transport reports.
 
-The `openai` package is imported on the first real call, not at import time: cold starts of the
-handlers stay small.
+A transport sends one request and answers with the raw text and token counts, or raises: an
+`LLMError` for good, `Retryable` for a failure worth another attempt. `OpenAITransport` is the
+real one; `lib.simulator.SimulatedTransport` is the offline stand-in. The `openai` package is
+imported on the first real call, not at import time: cold starts of the handlers stay small.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 import threading
 import time
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
+from enum import StrEnum
 
-from lib.config import ConfigError
+from lib.budget import Budget, price_for, prompt_token_bound, usage_cost, worst_case_cost
 
-# USD per 1M tokens. MODEL_PRICES adds to or overrides this table.
-BUILTIN_PRICES = {
-    "gpt-4o": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},
-    "gpt-4o-2024-08-06": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},
-    "gpt-4o-2024-11-20": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},
-    "gpt-4o-mini": {"input": "0.15", "cached_input": "0.075", "output": "0.60"},
-    "gpt-4o-mini-2024-07-18": {"input": "0.15", "cached_input": "0.075", "output": "0.60"},
-    "gpt-4.1": {"input": "2.00", "cached_input": "0.50", "output": "8.00"},
-    "gpt-4.1-mini": {"input": "0.40", "cached_input": "0.10", "output": "1.60"},
-    "gpt-4.1-nano": {"input": "0.10", "cached_input": "0.025", "output": "0.40"},
-    "o4-mini": {"input": "1.10", "cached_input": "0.275", "output": "4.40"},
-    "gpt-5": {"input": "1.25", "cached_input": "0.125", "output": "10.00"},
-    "gpt-5-mini": {"input": "0.25", "cached_input": "0.025", "output": "2.00"},
-    "gpt-5-nano": {"input": "0.05", "cached_input": "0.005", "output": "0.40"},
-}
-PER_MILLION = Decimal(1_000_000)
-MICRO_DOLLAR = Decimal("0.000001")
-# Chat formatting adds a few tokens per message and for the reply; 16 is a generous bound.
-TOKENS_PER_MESSAGE_OVERHEAD = 16
 MAX_ATTEMPTS = 3
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 MIN_USEFUL_CALL_S = 0.5
+
+
+class Role(StrEnum):
+    """Who is speaking: every call says so, and a transport may answer by it."""
+
+    CLOSER = "closer"
+    SELLER = "seller"
+    REFEREE = "referee"
+    SCOUT = "scout"
+    PERSONA_WRITER = "persona_writer"
 
 
 class LLMError(RuntimeError):
@@ -50,7 +41,7 @@ class LLMError(RuntimeError):
 
 
 class BudgetExceeded(LLMError):
-    """The call's worst case does not fit under the batch's cost cap: the kill-switch trips."""
+    """The call's worst case does not fit under the batch's cost cap."""
 
 
 class DeadlineExceeded(LLMError):
@@ -58,84 +49,16 @@ class DeadlineExceeded(LLMError):
 
 
 class Stopped(LLMError):
-    """The run asked every battle to stop (deadline or kill-switch)."""
+    """The run asked every battle to stop (deadline, cost cap or pause)."""
 
 
-def price_for(model: str, overrides: dict) -> dict:
-    """The model's prices as Decimals per 1M tokens; a model with no price is refused."""
-    if model in overrides:
-        return overrides[model]
-    if model in BUILTIN_PRICES:
-        return {kind: Decimal(value) for kind, value in BUILTIN_PRICES[model].items()}
-    raise ConfigError(
-        f"no price for model {model!r}: add it to MODEL_PRICES, e.g. "
-        f'{{"{model}": {{"input": 2.5, "cached_input": 1.25, "output": 10}}}} (USD per 1M tokens)'
-    )
+class Retryable(Exception):
+    """A transport's failure worth another attempt; `retry_after` (seconds) cools every thread down."""
 
-
-def _micro_ceiling(amount: Decimal) -> Decimal:
-    return amount.quantize(MICRO_DOLLAR, rounding=ROUND_CEILING)
-
-
-def prompt_token_bound(messages: list[dict], response_format: dict | None = None) -> int:
-    """An upper bound on prompt tokens: a token covers at least one UTF-8 byte."""
-    total = sum(len(m["content"].encode("utf-8")) + TOKENS_PER_MESSAGE_OVERHEAD for m in messages)
-    if response_format is not None:
-        total += len(json.dumps(response_format).encode("utf-8"))
-    return total + TOKENS_PER_MESSAGE_OVERHEAD
-
-
-def worst_case_cost(prompt_tokens: int, max_tokens: int, price: dict) -> Decimal:
-    return _micro_ceiling((prompt_tokens * price["input"] + max_tokens * price["output"]) / PER_MILLION)
-
-
-def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, price: dict) -> Decimal:
-    """The real cost of one call, cached input at the cached price, rounded up to the micro-dollar."""
-    uncached = prompt_tokens - cached_tokens
-    exact = (uncached * price["input"] + cached_tokens * price["cached_input"]
-             + completion_tokens * price["output"]) / PER_MILLION
-    return _micro_ceiling(exact)
-
-
-class Budget:
-    """A batch's spend against its cap, shared by the battle threads.
-
-    A call reserves its worst case before it is made and settles at its real cost after. A call
-    whose worst case does not fit is refused and the budget trips. A call that fails after its
-    request left (a timeout may still be billed) keeps its reservation, so real spend stays
-    bounded too; one that never left releases it.
-    """
-
-    def __init__(self, cap: Decimal):
-        self.cap = Decimal(cap)
-        self.committed = Decimal(0)
-        self.reserved = Decimal(0)
-        self.tripped = False
-        self.trip_reason: str | None = None
-        self._lock = threading.Lock()
-
-    def reserve(self, amount: Decimal) -> bool:
-        with self._lock:
-            if self.tripped:
-                return False
-            if self.committed + self.reserved + amount > self.cap:
-                self.tripped = True
-                self.trip_reason = (
-                    f"Kill-switch activated: the next call (worst case ${amount}) would take the batch past "
-                    f"its ${self.cap} cap (${self.committed} spent, ${self.reserved} reserved)"
-                )
-                return False
-            self.reserved += amount
-            return True
-
-    def settle(self, reserved: Decimal, actual: Decimal) -> None:
-        # A provider reporting more than the bound allows is recorded as reported, and trips.
-        with self._lock:
-            self.reserved -= reserved
-            self.committed += actual
-            if self.committed > self.cap and not self.tripped:
-                self.tripped = True
-                self.trip_reason = f"Kill-switch activated: the provider billed ${self.committed}, past the ${self.cap} cap"
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class RateGate:
@@ -182,6 +105,16 @@ class Reply:
 
 
 @dataclass
+class Completion:
+    """What a transport answers: the raw text and the token counts the provider reported."""
+
+    text: str
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+
+
+@dataclass
 class CallContext:
     """What every call of one run shares: its budget, deadline, cooldown and stop signal."""
 
@@ -190,33 +123,28 @@ class CallContext:
     gate: RateGate
     stop: threading.Event
 
-
-_clients: dict = {}
-_clients_lock = threading.Lock()
+    @classmethod
+    def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> "CallContext":
+        """A fresh context: a `Budget` with this cost cap, its own cooldown, and `stop` (or a new event)."""
+        return cls(Budget(cap), deadline, RateGate(), threading.Event() if stop is None else stop)
 
 
 class LLM:
-    """Chat calls through the `openai` SDK, bounded by the run's budget and deadline."""
+    """Chat calls through a transport, bounded by the run's budget and deadline."""
 
-    simulated = False
+    def __init__(self, transport, prices: dict):
+        self.transport = transport
+        self.prices = prices
 
-    def __init__(self, settings):
-        self.api_key = settings.require_openai_key()
-        self.base_url = settings.openai_base_url
-        self.prices = settings.model_prices
+    @property
+    def simulated(self) -> bool:
+        return self.transport.simulated
 
-    def client(self):
-        """One SDK client per key and URL per process: a warm instance skips its ~0.1 s set-up."""
-        key = (self.api_key, self.base_url)
-        with _clients_lock:
-            if key not in _clients:
-                import openai
+    def prepare(self) -> None:
+        """Lets the transport set up (the SDK client, about 1 s on a cold start) before battles start."""
+        self.transport.prepare()
 
-                # Retries are ours: the SDK's would sleep past the deadline.
-                _clients[key] = openai.OpenAI(api_key=self.api_key, base_url=self.base_url, max_retries=0)
-            return _clients[key]
-
-    def chat(self, ctx: CallContext, model: str, messages: list[dict], max_tokens: int,
+    def chat(self, ctx: CallContext, role: Role, model: str, messages: list[dict], max_tokens: int,
              response_format: dict | None = None) -> Reply:
         price = price_for(model, self.prices)
         worst = worst_case_cost(prompt_token_bound(messages, response_format), max_tokens, price)
@@ -229,7 +157,7 @@ class LLM:
         sent = []
         actual = worst
         try:
-            reply = self._call_with_retries(ctx, model, messages, max_tokens, response_format, price, sent)
+            reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent)
             actual = reply.usage.cost
             return reply
         except LLMError:
@@ -239,11 +167,8 @@ class LLM:
         finally:
             ctx.budget.settle(worst, actual)
 
-    def prepare(self) -> None:
-        """Sets up the SDK client (about 1 s on a cold start) before the battles start."""
-        self.client()
-
-    def _call_with_retries(self, ctx, model, messages, max_tokens, response_format, price, sent: list) -> Reply:
+    def _call_with_retries(self, ctx, role, model, messages, max_tokens, response_format, price,
+                           sent: list) -> Reply:
         last_error = "no attempt made"
         for attempt in range(MAX_ATTEMPTS):
             ctx.gate.wait(ctx.deadline, ctx.stop)
@@ -254,17 +179,49 @@ class LLM:
                 raise DeadlineExceeded(f"no time left for a call to {model} ({last_error})")
             sent.append(attempt)
             try:
-                return self._request(model, messages, max_tokens, response_format, price, remaining)
-            except _Retryable as exc:
+                done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining)
+            except Retryable as exc:
                 last_error = exc.reason
                 if exc.retry_after is not None:
                     ctx.gate.cool_down(exc.retry_after)
                 elif attempt + 1 < MAX_ATTEMPTS:
                     if ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
                         raise Stopped("run stopped") from None
+                continue
+            cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
+            return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost))
         raise LLMError(f"{model}: {last_error} after {MAX_ATTEMPTS} attempts")
 
-    def _request(self, model, messages, max_tokens, response_format, price, timeout) -> Reply:
+
+_clients: dict = {}
+_clients_lock = threading.Lock()
+
+
+class OpenAITransport:
+    """Requests through the `openai` SDK, imported on first use."""
+
+    simulated = False
+
+    def __init__(self, api_key: str, base_url: str | None):
+        self.api_key = api_key
+        self.base_url = base_url
+
+    def client(self):
+        """One SDK client per key and URL per process: a warm instance skips its ~0.1 s set-up."""
+        key = (self.api_key, self.base_url)
+        with _clients_lock:
+            if key not in _clients:
+                import openai
+
+                # Retries are the client's: the SDK's would sleep past the deadline.
+                _clients[key] = openai.OpenAI(api_key=self.api_key, base_url=self.base_url, max_retries=0)
+            return _clients[key]
+
+    def prepare(self) -> None:
+        self.client()
+
+    def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
+                 response_format: dict | None, timeout: float) -> Completion:
         import openai
 
         kwargs = {"response_format": response_format} if response_format else {}
@@ -274,27 +231,19 @@ class LLM:
         except openai.APITimeoutError:
             raise DeadlineExceeded(f"{model} did not answer within {timeout:.1f}s") from None
         except openai.APIConnectionError:
-            raise _Retryable("connection error") from None
+            raise Retryable("connection error") from None
         except openai.APIStatusError as exc:
             if exc.status_code in RETRYABLE_STATUS:
-                raise _Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)
-                                 if exc.status_code == 429 else None) from None
+                raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)
+                                if exc.status_code == 429 else None) from None
             raise LLMError(f"{model}: HTTP {exc.status_code} {_error_message(exc)}") from None
         if not completion.choices:
             raise LLMError(f"{model}: the answer had no choices")
         usage = completion.usage
         details = getattr(usage, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
-        spent = Usage(usage.prompt_tokens, cached, usage.completion_tokens,
-                      usage_cost(usage.prompt_tokens, cached, usage.completion_tokens, price))
-        return Reply(completion.choices[0].message.content or "", spent)
-
-
-class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
+        return Completion(completion.choices[0].message.content or "", usage.prompt_tokens, cached,
+                          usage.completion_tokens)
 
 
 def _retry_after(headers) -> float:
@@ -315,128 +264,3 @@ def _error_message(exc) -> str:
         if message:
             return str(message)[:200]
     return ""
-
-
-class SimulatedLLM(LLM):
-    """An offline, deterministic stand-in: same interface, same budget and deadline rules.
-
-    Replies are seeded by the conversation so far, built from the persona's attack patterns, with
-    realistic latency and token usage priced at the model's real price. The referee's scores vary,
-    and some battles reach breakthrough level.
-    """
-
-    simulated = True
-
-    def __init__(self, settings, latency_scale: float = 1.0):
-        self.prices = settings.model_prices
-        self.latency_scale = latency_scale
-
-    def prepare(self) -> None:
-        pass
-
-    def _request(self, model, messages, max_tokens, response_format, price, timeout) -> Reply:
-        seed = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
-        rng = random.Random(seed)
-        latency = rng.uniform(0.15, 0.45) * self.latency_scale
-        if latency > timeout:
-            time.sleep(timeout)
-            raise DeadlineExceeded(f"{model} (simulated) did not answer within {timeout:.1f}s")
-        time.sleep(latency)
-        schema_name = (response_format or {}).get("json_schema", {}).get("name")
-        if schema_name == "battle_verdict":
-            text = json.dumps(_simulated_verdict(rng, messages))
-        elif schema_name == "defining_moment":
-            text = json.dumps(_simulated_moment(messages))
-        elif schema_name == "persona_batch":
-            text = json.dumps(_simulated_personas(rng, messages, max_tokens))
-        else:
-            text = _simulated_line(rng, messages)
-        words = text.split()
-        text = " ".join(words[: max(1, int(max_tokens * 0.75))])
-        prompt_tokens = prompt_token_bound(messages, response_format) // 4
-        cached = (prompt_tokens // 2) if len(messages) > 4 else 0
-        completion_tokens = min(max_tokens, max(1, len(text.encode()) // 4))
-        return Reply(text, Usage(prompt_tokens, cached, completion_tokens,
-                                 usage_cost(prompt_tokens, cached, completion_tokens, price)))
-
-
-_CLOSER_LINES = [
-    "I hear you, and that concern makes sense. Can I ask what would need to be true for this to feel fair to you?",
-    "Let me be straight with you: we buy as-is, we cover closing costs, and you pick the date.",
-    "Here's how we got to our number: recent sales on your street, minus the repairs, and nothing hidden.",
-    "If we could close on your timeline and put the earnest money in escrow today, would that help?",
-    "I'd rather lose the deal than have you feel pushed. What matters most to you in this sale?",
-    "Other buyers may say a higher number now and cut it after inspection. We put ours in writing.",
-]
-_SELLER_OPENERS = ["Look,", "Honestly,", "Hold on.", "I don't know.", "Fine, but", "Listen,"]
-
-
-def _simulated_line(rng: random.Random, messages: list[dict]) -> str:
-    system = messages[0]["content"] if messages else ""
-    if "homeowner" in system and "Attack patterns" in system:
-        patterns = [line[2:] for line in system.splitlines() if line.startswith("- ")] or ["I'm not sure"]
-        pattern = rng.choice(patterns)
-        if len(messages) > 7 and rng.random() < 0.12:
-            return "You've answered what worried me. I accept your offer. [ACCEPT]"
-        return f"{rng.choice(_SELLER_OPENERS)} {pattern[0].lower() + pattern[1:]}. Why should I trust you on that?"
-    return rng.choice(_CLOSER_LINES)
-
-
-def _simulated_verdict(rng: random.Random, messages: list[dict]) -> dict:
-    from lib.battle import CRITERIA
-
-    transcript = messages[-1]["content"]
-    agreed = "I accept" in transcript
-    base = rng.uniform(85, 100) if agreed else rng.uniform(50, 88)
-    scores = {name: max(0, min(100, round(base + rng.uniform(-5, 5)))) for name in CRITERIA}
-    return {
-        "scores": scores,
-        "feedback": "Strong discovery; the price justification landed." if agreed
-        else "Good rapport, but the core objection was never fully resolved.",
-        "winning_rebuttal": rng.choice(_CLOSER_LINES),
-        "seller_agreed": agreed,
-    }
-
-
-def _simulated_moment(messages: list[dict]) -> dict:
-    closer_lines = [line[len("CLOSER: "):] for line in messages[-1]["content"].splitlines()
-                    if line.startswith("CLOSER: ")]
-    moment = closer_lines[-1] if closer_lines else "We put our offer in writing."
-    return {"defining_moment": moment,
-            "tactical_snippet": "Answer the hardest objection with a specific, written commitment, then ask "
-                                "for the next step."}
-
-
-_FIRST_NAMES = ["Marge", "Dale", "Priya", "Otis", "Wendell", "Lucia", "Bev", "Gus", "Nadia", "Rex"]
-_SITUATIONS = [
-    ("flip_gone_wrong", "An investor whose renovation stalled halfway and who hates admitting it.",
-     "You bought this house to flip it, ran out of money mid-renovation, and want to save face."),
-    ("code_violations", "A homeowner facing city code-violation fines that grow every week.",
-     "The city fined you for the roof and the fence; the fines double next month and you feel cornered."),
-    ("absentee_owner", "An out-of-state owner of a vacant house they have not seen in years.",
-     "You live three states away; the house sits empty and you suspect squatters, but you distrust callers."),
-    ("medical_move", "A seller moving into assisted living, guided by a protective niece.",
-     "Your health is failing and you must move soon; your niece screens every call and every number."),
-]
-
-
-def _simulated_personas(rng: random.Random, messages: list[dict], max_tokens: int) -> dict:
-    count = max(1, max_tokens // 700)
-    personas = []
-    for index in range(count):
-        kind, description, situation = _SITUATIONS[index % len(_SITUATIONS)]
-        name = f"{rng.choice(_FIRST_NAMES)} {kind.split('_')[0].title()} {rng.randint(100, 999)}"
-        personas.append({
-            "name": name, "persona_type": kind, "description": description, "situation": situation,
-            "characteristics": {"motivation": "high", "price_sensitivity": "medium", "trust": "low",
-                                "timeline_days": rng.choice([30, 60, 90]), "difficulty": rng.randint(2, 5)},
-            "attack_patterns": ["Questions every number", "Threatens to hang up",
-                                "Claims a neighbour got a better deal"],
-        })
-    return {"personas": personas}
-
-
-def make_llm(settings, latency_scale: float = 1.0) -> LLM:
-    if settings.simulated:
-        return SimulatedLLM(settings, latency_scale)
-    return LLM(settings)

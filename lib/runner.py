@@ -15,8 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
-from lib.llm import (Budget, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage,
-                     price_for)
+from lib.budget import price_for
+from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Stopped, Usage
 from lib.log import log
 from lib.store.queries import BattleRecord, BattleStatus, Queries, RunStatus, Trigger, VerdictRecord
 
@@ -111,9 +111,8 @@ class Run:
         self.expected_battle_s = outcome["expectedBattleMs"] / 1000
         self.started = started
         self.deadline = deadline
-        self.budget = Budget(settings.kill_switch_usd)
-        self.stop = threading.Event()
-        self.ctx = CallContext(self.budget, deadline, RateGate(), self.stop)
+        self.ctx = CallContext.for_cap(settings.kill_switch_usd, deadline)
+        self.budget, self.stop = self.ctx.budget, self.ctx.stop
         self.models = Models(settings.closer_model, settings.persona_model, settings.referee_model,
                              settings.battle_max_turns, settings.max_tokens_per_turn)
         self.battles: list[BattleState] = []

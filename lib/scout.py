@@ -8,13 +8,12 @@ is never repeated.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from decimal import Decimal
 
 from lib import slack
 from lib.battle import render_transcript
-from lib.llm import Budget, CallContext, LLMError, RateGate
+from lib.llm import CallContext, LLMError, Role
 from lib.log import log
 from lib.store.queries import Queries
 
@@ -40,8 +39,8 @@ MOMENT_PROMPT = (
 
 
 def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str, str]:
-    reply = llm.chat(ctx, model, [{"role": "system", "content": MOMENT_PROMPT},
-                                  {"role": "user", "content": render_transcript(battle["transcript"])}],
+    reply = llm.chat(ctx, Role.SCOUT, model, [{"role": "system", "content": MOMENT_PROMPT},
+                                              {"role": "user", "content": render_transcript(battle["transcript"])}],
                      MOMENT_MAX_TOKENS, MOMENT_FORMAT)
     try:
         data = json.loads(reply.text)
@@ -58,7 +57,7 @@ def scan(settings, store, llm, deadline: float) -> dict:
     queries = Queries(store)
     flagged_now = set(queries.flag_breakthroughs(settings.scout_threshold, deadline=deadline))
     work = queries.lease_scout_work(SCAN_LIMIT, LEASE_SECONDS, deadline=deadline)
-    ctx = CallContext(Budget(SCOUT_COST_CAP_USD), deadline, RateGate(), threading.Event())
+    ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
     alerted, errors = 0, []
     for battle in work:
         try:

@@ -126,12 +126,12 @@ def batch_in_background(settings, store, trigger: str = "cron") -> tuple:
     """Starts `run_batch` on a thread; the dict fills with the batch when it returns."""
     import threading
 
-    from lib.llm import LLM
+    from lib.app import make_llm
     from lib.runner import run_batch
 
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(
-        run_batch(settings, store, LLM(settings), trigger=trigger)))
+        run_batch(settings, store, make_llm(settings), trigger=trigger)))
     thread.start()
     return thread, result
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from lib.battle import CRITERIA, MalformedVerdict, closer_system_prompt, parse_verdict, total_score
-from lib.llm import prompt_token_bound, usage_cost, worst_case_cost
+from lib.budget import prompt_token_bound, usage_cost, worst_case_cost
 
 
 def verdict(**changes):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from lib.llm import LLM
+from lib.app import make_llm
 from lib.runner import run_batch
 from lib.store.embedded import PROJECT_ROOT
 from tests.conftest import seed_personas
@@ -100,7 +100,7 @@ def test_promote_writes_the_tactic_and_the_next_closer_prompt_uses_it(page, dash
     tactic = db.execute("select tactic_text, battle_id from sandbox_tactics").fetchone()
     assert tactic == ("Offer the written guarantee before the price.", uuid.UUID(battle_id))
     settings = make_settings(TRAINING_BATCH_SIZE=1)
-    run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     closer_prompt = next(e["messages"][0]["content"] for e in fake_openai.log if e["model"] == settings.closer_model
                          and e["schema"] is None)
     assert "Offer the written guarantee before the price." in closer_prompt

@@ -10,7 +10,8 @@ import time
 import psycopg
 import pytest
 
-from lib.llm import LLM, price_for, usage_cost
+from lib.app import make_llm
+from lib.budget import price_for, usage_cost
 from lib.personas import upsert_catalog
 from lib.runner import PAUSE_POLL_S, run_batch
 from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
@@ -22,7 +23,7 @@ def test_a_429_storm_backs_off_and_keeps_every_battle(make_settings, psycopg_sto
     seed_personas(psycopg_store, 3)
     fake_openai.fail_next("429", count=8, retry_after=0.2)
     settings = make_settings(TRAINING_BATCH_SIZE=3, MAX_CONCURRENT_BATTLES=3)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert len(fake_openai.answered(429)) == 8
     assert batch["battlesStarted"] == 3
     assert batch["battlesCompleted"] + batch["battlesFailed"] == 3
@@ -110,7 +111,7 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(make_settings, psyc
                      (orphan_id,)).fetchone()[0]:
         time.sleep(0.2)
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     assert batch["battlesCompleted"] == 2
     status, error, total = db.execute("select status, error, total_cost from training_runs where id = %s",
                                       (orphan_id,)).fetchone()

@@ -207,7 +207,7 @@ def test_one_slack_alert_per_breakthrough_across_repeated_and_concurrent_scans(s
         results = list(pool.map(lambda _: requests.post(f"{server.url}/api/cron/scout-scan", headers=AUTH,
                                                         timeout=30).json(), range(4)))
     results.append(requests.get(f"{server.url}/api/cron/scout-scan", headers=AUTH, timeout=30).json())
-    assert sum(r["alerted"] for r in results) == 4
+    assert sum(r["alerted"] for r in results) == 4, results
     assert sum(len(r["breakthroughs"]) for r in results) == 4
     alerts = breakthrough_alerts(slack)
     assert len(alerts) == 4

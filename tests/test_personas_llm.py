@@ -1,7 +1,7 @@
 """generate-personas --llm: the persona model's answer is validated before anything is written."""
 import pytest
 
-from lib.llm import LLM, SimulatedLLM
+from lib.app import make_llm
 from lib.personas import InvalidPersona, generate_with_llm
 from tests.conftest import seed_personas
 
@@ -26,7 +26,7 @@ def test_valid_personas_are_upserted_and_invalid_ones_refused_with_reasons(make_
         persona("Blank Type", persona_type=" "),
     ]
     settings = make_settings(PERSONA_MODEL="gpt-4o-mini")
-    results, refused = generate_with_llm(settings, psycopg_store, LLM(settings), 5)
+    results, refused = generate_with_llm(settings, psycopg_store, make_llm(settings), 5)
     assert results == [{"name": "Flipper Phil", "action": "inserted"}]
     assert len(refused) == 4 and any("already exists" in r for r in refused)
     row = db.execute("select source, system_prompt, attack_patterns from sandbox_personas "
@@ -40,11 +40,11 @@ def test_an_answer_that_is_not_the_schema_writes_nothing(make_settings, psycopg_
     fake_openai.fail_next("malformed")
     settings = make_settings()
     with pytest.raises(InvalidPersona, match="not the requested JSON"):
-        generate_with_llm(settings, psycopg_store, LLM(settings), 2)
+        generate_with_llm(settings, psycopg_store, make_llm(settings), 2)
     assert db.execute("select count(*) from sandbox_personas").fetchone()[0] == 0
 
 
 def test_the_simulator_invents_valid_personas(make_settings, psycopg_store, db):
     settings = make_settings(LLM_PROVIDER="simulated")
-    results, refused = generate_with_llm(settings, psycopg_store, SimulatedLLM(settings, latency_scale=0), 3)
+    results, refused = generate_with_llm(settings, psycopg_store, make_llm(settings, latency_scale=0), 3)
     assert len(results) == 3 and not refused

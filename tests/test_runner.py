@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 import responses
 
+from lib.app import make_llm
+from lib.budget import price_for, usage_cost
 from lib.config import ConfigError
-from lib.llm import LLM, price_for, usage_cost
 from lib.runner import RunRefused, run_batch
 from tests.conftest import assert_every_battle_ended, batch_in_background, seed_personas
 
@@ -27,7 +28,7 @@ def test_a_batch_runs_concurrently_but_never_above_the_worker_limit(make_setting
     fake_openai.latency = 0.05
     seed_personas(psycopg_store, 6)
     settings = make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=2)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert batch["status"] == "completed"
     assert batch["battlesStarted"] == batch["battlesCompleted"] == 6
     assert fake_openai.max_in_flight == 2
@@ -41,7 +42,7 @@ def test_a_batch_runs_concurrently_but_never_above_the_worker_limit(make_setting
 def test_battle_starts_are_spaced_by_the_delay(make_settings, psycopg_store, db):
     seed_personas(psycopg_store, 4)
     settings = make_settings(TRAINING_BATCH_SIZE=4, MAX_CONCURRENT_BATTLES=4, DELAY_BETWEEN_BATTLES_MS=300)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     starts = [row["started_at"] for row in battles(db, batch["batchId"])]
     gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
     assert len(gaps) == 3 and min(gaps) >= 0.3, gaps
@@ -52,7 +53,7 @@ def test_the_run_returns_by_the_deadline_against_a_hung_server(make_settings, ps
     seed_personas(psycopg_store, 3)
     settings = make_settings(TRAINING_BATCH_SIZE=3, MAX_TRAINING_EXECUTION_TIME_MS=2000)
     started = time.monotonic()
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     elapsed = time.monotonic() - started
     assert elapsed < 3.0, elapsed
     assert batch["status"] == "timed_out" and batch["timedOut"] is True
@@ -70,9 +71,9 @@ def test_spend_never_passes_the_cap_and_the_kill_switch_pauses_training(make_set
                              SLACK_WEBHOOK_URL="https://hooks.slack.test/services/T/B/X")
     with responses.RequestsMock() as slack:
         slack.add(responses.POST, "https://hooks.slack.test/services/T/B/X", status=200)
-        batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+        batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
         assert len(slack.calls) == 1
-        assert b"Kill-switch activated" in slack.calls[0].request.body
+        assert b"Cost cap reached" in slack.calls[0].request.body
     assert batch["status"] == "killed" and batch["killSwitchTriggered"] is True
     assert Decimal(str(batch["totalCost"])) <= Decimal("0.02")
     recorded = db.execute("select sum(cost_usd) from sandbox_battles").fetchone()[0]
@@ -84,9 +85,9 @@ def test_spend_never_passes_the_cap_and_the_kill_switch_pauses_training(make_set
     killed = [row for row in battles(db) if row["status"] == "killed"]
     assert all(row["transcript"] for row in killed if row["turns"]), "killed battles keep their transcripts"
     paused, reason = db.execute("select paused, reason from training_control").fetchone()
-    assert paused and reason.startswith("Kill-switch activated")
+    assert paused and reason.startswith("Cost cap reached")
     with pytest.raises(RunRefused) as refused:
-        run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
+        run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     assert refused.value.reason == "paused"
     assert_every_battle_ended(db)
 
@@ -96,7 +97,7 @@ def test_recorded_cost_is_usage_times_price_to_the_micro_dollar(make_settings, p
     settings = make_settings(TRAINING_BATCH_SIZE=3, MODEL_PRICES='{"gpt-4o": {"input": 2.5, "cached_input": 1.25, '
                                                                  '"output": 10}, "gpt-4o-mini": {"input": 0.15, '
                                                                  '"cached_input": 0.075, "output": 0.6}}')
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     expected = Decimal(0)
     prompt = cached = completion = 0
     for entry in fake_openai.answered():
@@ -116,7 +117,7 @@ def test_a_model_with_no_price_is_refused_before_any_call(make_settings, psycopg
     seed_personas(psycopg_store, 1)
     settings = make_settings(CLOSER_MODEL="mystery-model-9")
     with pytest.raises(ConfigError, match="no price for model 'mystery-model-9': add it to MODEL_PRICES"):
-        run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+        run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert fake_openai.log == []
     assert db.execute("select count(*) from training_runs").fetchone()[0] == 0
 
@@ -126,7 +127,7 @@ def test_429_makes_every_thread_back_off_together(make_settings, psycopg_store, 
     fake_openai.fail_next("429", retry_after=0.6)
     seed_personas(psycopg_store, 3)
     settings = make_settings(TRAINING_BATCH_SIZE=3, MAX_CONCURRENT_BATTLES=3)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert batch["battlesCompleted"] == 3
     limited = fake_openai.answered(429)
     assert len(limited) == 1
@@ -139,11 +140,11 @@ def test_500s_are_retried_and_then_fail_the_battle_not_the_run(make_settings, ps
     seed_personas(psycopg_store, 2)
     fake_openai.fail_next("500", count=2)
     settings = make_settings(TRAINING_BATCH_SIZE=1)
-    first = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    first = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert first["battlesCompleted"] == 1
 
     fake_openai.fail_next("500", count=3)
-    second = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    second = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert second["status"] == "completed" and second["battlesFailed"] == 1
     assert any("HTTP 500 after 3 attempts" in error for error in second["errors"])
     assert_every_battle_ended(db)
@@ -154,10 +155,10 @@ def test_malformed_referee_is_retried_once_then_fails_keeping_the_transcript(mak
     seed_personas(psycopg_store, 2)
     settings = make_settings(TRAINING_BATCH_SIZE=1)
     fake_openai.fail_next("malformed", referee_only=True)
-    assert run_batch(settings, psycopg_store, LLM(settings), trigger="manual")["battlesCompleted"] == 1
+    assert run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")["battlesCompleted"] == 1
 
     fake_openai.fail_next("malformed", count=2, referee_only=True)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     [row] = battles(db, batch["batchId"])
     assert row["status"] == "failed" and "malformed referee answer twice" in row["error"]
     assert len(row["transcript"]) == 4 and row["referee_score"] is None
@@ -169,7 +170,7 @@ def test_rotation_covers_every_persona_within_ceil_n_over_batch_runs(make_settin
     settings = make_settings(TRAINING_BATCH_SIZE=2)
     seen = []
     for _ in range(3):
-        batch = run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
+        batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
         run_personas = [row["persona"] for row in battles(db, batch["batchId"])]
         assert len(run_personas) == len(set(run_personas))
         seen += run_personas
@@ -186,7 +187,7 @@ def test_concurrent_runs_never_share_a_persona(make_settings, psycopg_store, db,
 
     def one_run():
         store = PsycopgStore(database_url)
-        results.append(run_batch(settings, store, LLM(settings), trigger="cron"))
+        results.append(run_batch(settings, store, make_llm(settings), trigger="cron"))
         store.close()
 
     threads = [threading.Thread(target=one_run) for _ in range(2)]
@@ -204,7 +205,7 @@ def test_a_second_run_is_refused_while_one_is_in_progress(make_settings, psycopg
     runner, outcome = batch_in_background(settings, psycopg_store)
     time.sleep(0.3)
     with pytest.raises(RunRefused) as refused:
-        run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
+        run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     runner.join(30)
     assert refused.value.error == "Run already in progress"
     assert refused.value.outcome["runId"] == outcome["batchId"]
@@ -220,7 +221,7 @@ def test_an_orphaned_run_is_closed_by_the_next_run(make_settings, psycopg_store,
     db.execute("insert into sandbox_battles (run_id, persona_id, transcript, turns) values "
                "(%s, %s, '[{\"speaker\": \"closer\", \"text\": \"Hi\"}]', 0)", (run_id, persona_id))
     settings = make_settings(TRAINING_BATCH_SIZE=2)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     assert batch["battlesCompleted"] == 2, "the orphan's persona is free again"
     status, error = db.execute("select status, error from training_runs where id = %s", (run_id,)).fetchone()
     assert status == "failed" and "process died" in error
@@ -233,7 +234,7 @@ def test_an_orphaned_run_is_closed_by_the_next_run(make_settings, psycopg_store,
 def test_no_active_personas_is_refused_without_a_run_row(make_settings, psycopg_store, db):
     settings = make_settings()
     with pytest.raises(RunRefused) as refused:
-        run_batch(settings, psycopg_store, LLM(settings), trigger="cron")
+        run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     assert refused.value.error == "No active personas found"
     assert db.execute("select count(*) from training_runs").fetchone()[0] == 0
 
@@ -243,7 +244,7 @@ def test_promoted_tactics_reach_the_closer_prompt_by_priority(make_settings, psy
     db.execute("insert into sandbox_tactics (tactic_text, priority) values "
                "('Offer a flexible closing date.', 2), ('Name the repair costs line by line.', 1)")
     settings = make_settings(TRAINING_BATCH_SIZE=1)
-    run_batch(settings, psycopg_store, LLM(settings), trigger="manual")
+    run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     closer_system = next(e["messages"][0]["content"] for e in fake_openai.log if e["model"] == "gpt-4o"
                          and not e["referee"])
     assert closer_system.index("Name the repair costs") < closer_system.index("Offer a flexible closing date")
@@ -252,7 +253,7 @@ def test_promoted_tactics_reach_the_closer_prompt_by_priority(make_settings, psy
 def test_batch_size_is_clamped_to_the_maximum(make_settings, psycopg_store, db):
     seed_personas(psycopg_store, 3)
     settings = make_settings(MAX_TRAINING_BATCH_SIZE=2, TRAINING_BATCH_SIZE=2)
-    batch = run_batch(settings, psycopg_store, LLM(settings), trigger="manual", requested_batch_size=50)
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual", requested_batch_size=50)
     assert (batch["requestedBatchSize"], batch["batchSize"], batch["battlesStarted"]) == (50, 2, 2)
 
 
@@ -261,7 +262,7 @@ def test_a_batch_runs_the_same_over_either_transport(store, make_settings, db, f
     seed_personas(store, 3)
     db.execute("insert into sandbox_tactics (tactic_text) values ('Ask before you pitch.')")
     settings = make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=2)
-    batch = run_batch(settings, store, LLM(settings), trigger="cron")
+    batch = run_batch(settings, store, make_llm(settings), trigger="cron")
     assert (batch["status"], batch["battlesCompleted"]) == ("completed", 3)
     recorded = db.execute("select sum(cost_usd), count(*) filter (where turns = 2) from sandbox_battles").fetchone()
     assert recorded == (Decimal(str(batch["totalCost"])), 3)

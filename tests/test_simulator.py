@@ -1,5 +1,5 @@
 """The offline simulator: deterministic, realistic in shape, and labelled as simulated."""
-from lib.llm import SimulatedLLM
+from lib.app import make_llm
 from lib.runner import run_batch
 from tests.conftest import seed_personas
 
@@ -13,7 +13,7 @@ def transcripts(db, run_id):
 def test_same_persona_same_battle_and_runs_are_labelled_simulated(make_settings, psycopg_store, db, fake_openai):
     seed_personas(psycopg_store, 2)
     settings = make_settings(LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=4)
-    llm = SimulatedLLM(settings, latency_scale=0.05)
+    llm = make_llm(settings, latency_scale=0.05)
     first = run_batch(settings, psycopg_store, llm, trigger="cli")
     second = run_batch(settings, psycopg_store, llm, trigger="cli")
     assert first["simulated"] is True and second["simulated"] is True
@@ -28,7 +28,7 @@ def test_simulated_scores_vary_and_some_reach_breakthrough_level(make_settings, 
     seed_personas(psycopg_store, 14)
     settings = make_settings(LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=14, MAX_TRAINING_BATCH_SIZE=14,
                              MAX_CONCURRENT_BATTLES=14, BATTLE_MAX_TURNS=10)
-    batch = run_batch(settings, psycopg_store, SimulatedLLM(settings, latency_scale=0.02), trigger="cli")
+    batch = run_batch(settings, psycopg_store, make_llm(settings, latency_scale=0.02), trigger="cli")
     scores = [row[0] for row in db.execute("select referee_score from sandbox_battles").fetchall()]
     assert batch["battlesCompleted"] == 14
     assert len(set(scores)) > 5

@@ -129,20 +129,3 @@ def retry_until(attempt: Callable[[float], Any], deadline: float | None) -> Any:
                 raise
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
-
-
-def open_store(settings) -> Store:
-    """The store the settings select (see `lib.config`): PostgREST, psycopg or embedded."""
-    database = settings.require_database()
-    if database.kind == "postgrest":
-        from lib.store.postgrest import PostgrestStore
-
-        return PostgrestStore(database.rest_url, database.service_role_key)
-    from lib.store.psycopg import PsycopgStore
-
-    if database.kind == "psycopg":
-        return PsycopgStore(database.url)
-    from lib.store.embedded import EmbeddedPostgres
-
-    server = EmbeddedPostgres(settings.embedded_db_dir).start()
-    return PsycopgStore(server.url, on_close=server.stop)

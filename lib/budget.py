@@ -1,0 +1,111 @@
+"""Prices and the cost cap: what a call may cost at worst, what it did cost, and the batch's cap.
+
+Prices are USD per 1M tokens (`BUILTIN_PRICES`, extended or overridden by MODEL_PRICES). A call's
+worst case is bounded before it is made (`prompt_token_bound`, `worst_case_cost`) and its real
+cost is computed from the usage the provider reports (`usage_cost`), rounded up to the
+micro-dollar. `Budget` holds one batch's spend against its cost cap (KILL_SWITCH_THRESHOLD_USD).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from decimal import ROUND_CEILING, Decimal
+
+from lib.config import ConfigError
+
+# USD per 1M tokens. MODEL_PRICES adds to or overrides this table.
+BUILTIN_PRICES = {
+    "gpt-4o": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},
+    "gpt-4o-2024-08-06": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},
+    "gpt-4o-2024-11-20": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},
+    "gpt-4o-mini": {"input": "0.15", "cached_input": "0.075", "output": "0.60"},
+    "gpt-4o-mini-2024-07-18": {"input": "0.15", "cached_input": "0.075", "output": "0.60"},
+    "gpt-4.1": {"input": "2.00", "cached_input": "0.50", "output": "8.00"},
+    "gpt-4.1-mini": {"input": "0.40", "cached_input": "0.10", "output": "1.60"},
+    "gpt-4.1-nano": {"input": "0.10", "cached_input": "0.025", "output": "0.40"},
+    "o4-mini": {"input": "1.10", "cached_input": "0.275", "output": "4.40"},
+    "gpt-5": {"input": "1.25", "cached_input": "0.125", "output": "10.00"},
+    "gpt-5-mini": {"input": "0.25", "cached_input": "0.025", "output": "2.00"},
+    "gpt-5-nano": {"input": "0.05", "cached_input": "0.005", "output": "0.40"},
+}
+PER_MILLION = Decimal(1_000_000)
+MICRO_DOLLAR = Decimal("0.000001")
+# Chat formatting adds a few tokens per message and for the reply; 16 is a generous bound.
+TOKENS_PER_MESSAGE_OVERHEAD = 16
+
+
+def price_for(model: str, overrides: dict) -> dict:
+    """The model's prices as Decimals per 1M tokens; a model with no price is refused."""
+    if model in overrides:
+        return overrides[model]
+    if model in BUILTIN_PRICES:
+        return {kind: Decimal(value) for kind, value in BUILTIN_PRICES[model].items()}
+    raise ConfigError(
+        f"no price for model {model!r}: add it to MODEL_PRICES, e.g. "
+        f'{{"{model}": {{"input": 2.5, "cached_input": 1.25, "output": 10}}}} (USD per 1M tokens)'
+    )
+
+
+def _micro_ceiling(amount: Decimal) -> Decimal:
+    return amount.quantize(MICRO_DOLLAR, rounding=ROUND_CEILING)
+
+
+def prompt_token_bound(messages: list[dict], response_format: dict | None = None) -> int:
+    """An upper bound on prompt tokens: a token covers at least one UTF-8 byte."""
+    total = sum(len(m["content"].encode("utf-8")) + TOKENS_PER_MESSAGE_OVERHEAD for m in messages)
+    if response_format is not None:
+        total += len(json.dumps(response_format).encode("utf-8"))
+    return total + TOKENS_PER_MESSAGE_OVERHEAD
+
+
+def worst_case_cost(prompt_tokens: int, max_tokens: int, price: dict) -> Decimal:
+    return _micro_ceiling((prompt_tokens * price["input"] + max_tokens * price["output"]) / PER_MILLION)
+
+
+def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, price: dict) -> Decimal:
+    """The real cost of one call, cached input at the cached price, rounded up to the micro-dollar."""
+    uncached = prompt_tokens - cached_tokens
+    exact = (uncached * price["input"] + cached_tokens * price["cached_input"]
+             + completion_tokens * price["output"]) / PER_MILLION
+    return _micro_ceiling(exact)
+
+
+class Budget:
+    """A batch's spend against its cost cap, shared by the battle threads.
+
+    A call reserves its worst case before it is made and settles at its real cost after. A call
+    whose worst case does not fit is refused and the cost cap is reached (`tripped`). A call that
+    fails after its request left (a timeout may still be billed) keeps its reservation, so real
+    spend stays bounded too; one that never left releases it.
+    """
+
+    def __init__(self, cap: Decimal):
+        self.cap = Decimal(cap)
+        self.committed = Decimal(0)
+        self.reserved = Decimal(0)
+        self.tripped = False
+        self.trip_reason: str | None = None
+        self._lock = threading.Lock()
+
+    def reserve(self, amount: Decimal) -> bool:
+        with self._lock:
+            if self.tripped:
+                return False
+            if self.committed + self.reserved + amount > self.cap:
+                self.tripped = True
+                self.trip_reason = (
+                    f"Cost cap reached: the next call (worst case ${amount}) would take the batch past "
+                    f"its ${self.cap} cap (${self.committed} spent, ${self.reserved} reserved)"
+                )
+                return False
+            self.reserved += amount
+            return True
+
+    def settle(self, reserved: Decimal, actual: Decimal) -> None:
+        # A provider reporting more than the bound allows is recorded as reported, and trips.
+        with self._lock:
+            self.reserved -= reserved
+            self.committed += actual
+            if self.committed > self.cap and not self.tripped:
+                self.tripped = True
+                self.trip_reason = f"Cost cap reached: the provider billed ${self.committed}, past the ${self.cap} cap"
