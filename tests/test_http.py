@@ -78,6 +78,17 @@ def test_missing_or_wrong_bearer_is_401(start_server, headers):
         assert (response.status_code, response.json()) == (401, {"error": "Unauthorized"})
 
 
+def test_a_stranger_gets_401_even_when_another_setting_is_malformed(start_server):
+    server = start_server(KILL_SWITCH_THRESHOLD_USD="free", ADMIN_PASSWORD="dash-pw")
+    for path in ("/api/cron/train", "/api/cron/scout-scan"):
+        response = requests.post(server.url + path, headers={"Authorization": "Bearer wrong"}, timeout=10)
+        assert (response.status_code, response.json()) == (401, {"error": "Unauthorized"})
+    page = requests.get(f"{server.url}/admin/training-monitor", auth=("admin", "wrong"), timeout=10)
+    assert (page.status_code, page.json()) == (401, {"error": "Unauthorized"})
+    allowed = requests.post(f"{server.url}/api/cron/train", headers=AUTH, timeout=10)
+    assert allowed.status_code == 500 and "KILL_SWITCH_THRESHOLD_USD" in allowed.json()["message"]
+
+
 def test_other_methods_are_405_with_allow(start_server):
     server = start_server()
     response = requests.put(f"{server.url}/api/cron/train", headers=AUTH, timeout=10)
