@@ -710,6 +710,30 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- After the batch (kept last, above the grants, which only see the functions defined before them)
+-- ---------------------------------------------------------------------------------------------
+
+-- Appends what went wrong after a run was finished (a Slack alert, the scout webhook) to its
+-- errors, so the row says what the HTTP response and the CLI summary say. Returns the new array.
+create or replace function training_append_run_errors(p_run_id uuid, p_errors jsonb)
+returns jsonb
+language plpgsql as $$
+declare
+    appended jsonb;
+begin
+    if jsonb_typeof(p_errors) is distinct from 'array' then
+        raise exception 'errors must be a JSON array' using errcode = 'P0001';
+    end if;
+    update training_runs set errors = errors || p_errors where id = p_run_id
+    returning errors into appended;
+    if not found then
+        raise exception 'run % does not exist', p_run_id using errcode = 'P0001';
+    end if;
+    return appended;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Grants: Supabase calls these as service_role; elsewhere the role does not exist.
 -- ---------------------------------------------------------------------------------------------
 
@@ -727,7 +751,8 @@ begin
                             'claim_scout_work', 'record_defining_moment', 'mark_alerted',
                             'release_scout_lease', 'dashboard_feed', 'dashboard_battle',
                             'dashboard_breakthroughs', 'persona_analytics', 'run_history',
-                            'promote_breakthrough', 'set_breakthrough_status')
+                            'promote_breakthrough', 'set_breakthrough_status',
+                            'training_append_run_errors')
     loop
         execute format('revoke all on function %s from public', fn);
         if exists (select 1 from pg_roles where rolname = 'service_role') then
