@@ -8,7 +8,6 @@ ends; a battle cut short by the deadline or the kill-switch keeps its transcript
 from __future__ import annotations
 
 import contextvars
-import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -69,7 +68,9 @@ class Progress:
 
 def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
               on_progress=None, started: float | None = None) -> dict:
-    """Runs one batch and returns its figures (DESIGN.md's `batch`). Raises `RunRefused`.
+    """Runs one batch and returns its figures (docs/http.md's `batch`). Raises `RunRefused`.
+
+    What follows a batch (the Slack alerts, the scout) is `lib.training.train_once`'s.
 
     `started` (a `time.monotonic()` value, default now) is when the clock began: for a request,
     its arrival, so the deadline counts from there.
@@ -92,8 +93,6 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
     summary = run.execute()
     summary["requestedBatchSize"] = requested_batch_size
-    if run.budget.tripped:
-        _alert_kill_switch(settings, summary, run.budget.trip_reason, deadline)
     log("run_finished", runId=run.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
         battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
         durationMs=summary["durationMs"])
@@ -311,16 +310,3 @@ def _recorded(transcript: list, usage: Usage) -> dict:
             "p_cached_tokens": usage.cached_tokens, "p_completion_tokens": usage.completion_tokens,
             "p_cost_usd": usage.cost}
 
-
-def _alert_kill_switch(settings, summary: dict, reason: str, deadline: float) -> None:
-    log("kill_switch", level=logging.WARNING, runId=summary["batchId"], reason=reason)
-    if not settings.slack_webhook_url:
-        return
-    from lib import slack
-
-    try:
-        slack.post(settings.slack_webhook_url, slack.kill_switch_message(summary, reason, settings.app_url),
-                   timeout=max(1.0, min(5.0, deadline + 1 - time.monotonic())))
-    except slack.SlackError as exc:
-        summary["errors"].append(f"Kill-switch Slack alert failed: {exc}")
-        log("slack_failed", level=logging.WARNING, runId=summary["batchId"], error=str(exc))
