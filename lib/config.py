@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
@@ -73,18 +73,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PERSONA_MODEL", "gpt-4o-mini", "the sellers' model, and the one `generate-personas --llm` asks"),
     Setting("REFEREE_MODEL", "gpt-4o", "the referee's model"),
     Setting("SCOUT_MODEL", "gpt-4o-mini", "the Tactical Scout's model (defining moments)"),
-    Setting("MODEL_PRICES", None, 'JSON `{"model": {"input": usd_per_1M, "cached_input": …, "output": …}}`, '
-                                  "added to the built-in prices", shown="built-in table"),
+    Setting("MODEL_PRICES", None, 'JSON `{"model": {"input": usd_per_1M, "cached_input": …, "output": …}}`; '
+                                  "adds to or overrides the built-in prices", shown="built-in table"),
     Setting("TRAINING_BATCH_SIZE", "5", "battles per run when the request names no size"),
     Setting("MAX_TRAINING_BATCH_SIZE", "10", "the most battles one run may have; larger requests are clamped"),
-    Setting("MAX_TRAINING_EXECUTION_TIME_MS", "50000", "the run's deadline, counted from the request's arrival"),
+    Setting("MAX_TRAINING_EXECUTION_TIME_MS", "50000",
+            "the run's deadline, from the request's arrival (or the command's start)"),
     Setting("MAX_CONCURRENT_BATTLES", "3", "battles of one run in flight at once"),
     Setting("DELAY_BETWEEN_BATTLES_MS", "1000", "the least time between two battle starts"),
     Setting("MAX_CONCURRENT_RUNS", "1", "runs allowed at once across all invocations"),
-    Setting("KILL_SWITCH_THRESHOLD_USD", "5.00", "the most one batch may spend; reaching it pauses training"),
+    Setting("KILL_SWITCH_THRESHOLD_USD", "5.00",
+            "the most one batch may spend, in USD; the call that would pass it pauses training"),
     Setting("BATTLE_MAX_TURNS", "10", "closer–seller exchanges in one battle, at most"),
     Setting("MAX_TOKENS_PER_TURN", "300", "the longest reply, in tokens"),
-    Setting("SCOUT_BREAKTHROUGH_THRESHOLD", "95", "referee score that makes a breakthrough"),
+    Setting("SCOUT_BREAKTHROUGH_THRESHOLD", "95", "referee score (0–100) from which a battle is a breakthrough"),
     Setting("NEXT_PUBLIC_APP_URL", None, "this deployment's URL: the scout webhook's target, dashboard links in Slack"),
     Setting("VERCEL_AUTOMATION_BYPASS_SECRET", None, "sent as `x-vercel-protection-bypass` on the scout webhook"),
     Setting("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts; unset, nothing is sent"),

@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from lib import log as logs
 from lib.config import ConfigError, cron_secret
-from lib.store import StoreError, Unavailable
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -150,6 +149,8 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
+    from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
+
     if isinstance(exc, ConfigError):
         return 500, {"error": "Configuration error", "message": str(exc)}
     if isinstance(exc, StoreError):
