@@ -11,7 +11,7 @@ def settings(**env):
     return Settings.from_env(env)
 
 
-def test_defaults_match_the_design():
+def test_defaults_match_the_docs():
     s = settings()
     assert (s.batch_size, s.max_batch_size, s.max_execution_ms) == (5, 10, 50_000)
     assert (s.max_concurrent_battles, s.delay_between_battles_ms, s.max_concurrent_runs) == (3, 1000, 1)

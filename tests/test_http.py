@@ -1,5 +1,5 @@
 """The functions over real HTTP: `python -m lib serve` + real PostgreSQL + the fake OpenAI server
-+ local receivers for Slack and the scout webhook. Every row of DESIGN.md's HTTP table."""
++ local receivers for Slack and the scout webhook. Every row of docs/http.md's tables for the cron functions."""
 import json
 import os
 import subprocess
