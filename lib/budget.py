@@ -13,6 +13,8 @@ from decimal import ROUND_CEILING, Decimal
 
 from lib.config import ConfigError
 
+# How every message about a batch stopped by its cost cap begins (Slack, errors, the pause reason).
+COST_CAP_REACHED = "Cost cap reached"
 # USD per 1M tokens. MODEL_PRICES adds to or overrides this table.
 BUILTIN_PRICES = {
     "gpt-4o": {"input": "2.50", "cached_input": "1.25", "output": "10.00"},
@@ -94,7 +96,7 @@ class Budget:
             if self.committed + self.reserved + amount > self.cap:
                 self.tripped = True
                 self.trip_reason = (
-                    f"Cost cap reached: the next call (worst case ${amount}) would take the batch past "
+                    f"{COST_CAP_REACHED}: the next call (worst case ${amount}) would take the batch past "
                     f"its ${self.cap} cap (${self.committed} spent, ${self.reserved} reserved)"
                 )
                 return False
@@ -108,4 +110,4 @@ class Budget:
             self.committed += actual
             if self.committed > self.cap and not self.tripped:
                 self.tripped = True
-                self.trip_reason = f"Cost cap reached: the provider billed ${self.committed}, past the ${self.cap} cap"
+                self.trip_reason = f"{COST_CAP_REACHED}: the provider billed ${self.committed}, past the ${self.cap} cap"

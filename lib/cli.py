@@ -2,13 +2,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from contextlib import contextmanager
 
-from lib.config import ConfigError, Settings
+from lib.config import ConfigError, Database, Settings
+from lib.app import make_llm, open_store
+from lib.llm import LLMError
+from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
+from lib.progress import ProgressPrinter, print_summary
+from lib.runner import RunRefused
+from lib.scout import scan
+from lib.serve import serve
+from lib.store import StoreError
+from lib.store.embedded import EmbeddedPostgresError
 from lib.store.queries import Queries
+from lib.training import train_once
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,13 +34,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Upsert the built-in seller personas by name. Personas added by hand are left alone.")
     generate.add_argument("--llm", type=_positive_int, metavar="N",
                           help="instead, ask PERSONA_MODEL for N new personas (validated, then upserted)")
-    commands.add_parser("status", help="show the kill-switch, personas, runs and battles",
-                        description="Show the kill-switch, persona counts, the last run and battle counts.")
-    pause = commands.add_parser("pause", help="pause training (persisted kill-switch)",
+    commands.add_parser("status", help="show the pause, personas, runs and battles",
+                        description="Show the pause, persona counts, the last run and battle counts.")
+    pause = commands.add_parser("pause", help="pause training (persisted until resume)",
                                 description="Pause training: cron and manual runs answer 503 until resume.")
     pause.add_argument("--reason", required=True, help="why training is paused (shown everywhere)")
     commands.add_parser("resume", help="resume paused training",
-                        description="Resume training after a pause or a tripped kill-switch.")
+                        description="Resume training after a pause (by a person, or by a batch that reached its cost cap).")
     train = commands.add_parser("train", help="run one batch of battles here, with a progress bar",
                                 description="Run one batch of battles locally, with a progress bar and a "
                                             "summary. Exits non-zero when the run failed, was killed or "
@@ -61,8 +72,6 @@ def _positive_int(text: str) -> int:
 
 @contextmanager
 def _store(settings: Settings):
-    from lib.app import open_store
-
     store = open_store(settings)
     try:
         yield store
@@ -78,12 +87,8 @@ def cmd_migrate(settings, args) -> int:
 
 
 def cmd_generate_personas(settings, args) -> int:
-    from lib.personas import generate_with_llm, upsert_catalog
-
     with _store(settings) as store:
         if args.llm:
-            from lib.app import make_llm
-
             results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
             for reason in refused:
                 print(f"  refused  {reason}")
@@ -119,58 +124,44 @@ def cmd_resume(settings, args) -> int:
 
 
 def cmd_train(settings, args) -> int:
-    import dataclasses
-
-    from lib.app import make_llm
-    from lib.progress import ProgressPrinter, print_summary
-    from lib.runner import RunRefused, run_batch
-
     if args.simulate:
-        from lib.config import Database
-
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
     llm = make_llm(settings)
     with _store(settings) as store:
         if args.simulate:
             store.migrate()
             if Queries(store).status()["personas"]["total"] == 0:
-                from lib.personas import upsert_catalog
-
                 upsert_catalog(store)
         printer = ProgressPrinter(sys.stdout)
         try:
-            batch = run_batch(settings, store, llm, trigger="cli", requested_batch_size=args.batch_size,
-                              on_progress=printer.update)
+            # No webhook to wait for here: the scout runs in this process.
+            trained = train_once(settings, store, llm, trigger="cli", scout="in_process",
+                                 requested_batch_size=args.batch_size, on_progress=printer.update)
         except RunRefused as refused:
             print(f"error: {refused}", file=sys.stderr)
             return 1
         finally:
             printer.close()
-        print_summary(batch, sys.stdout)
-        if batch["battlesCompleted"]:
-            _scan(settings, store, llm)  # no webhook to wait for here: the scout runs in-process
-    return 0 if batch["status"] in ("completed", "timed_out") else 1
+        print_summary(trained.batch, sys.stdout)
+        if trained.scan is not None:
+            _print_scan(trained.scan)
+    return 0 if trained.batch["status"] in ("completed", "timed_out") else 1
 
 
 def cmd_serve(settings, args) -> int:
-    from lib.serve import serve
-
     serve(args.port, args.cron)
     return 0
 
 
 def cmd_scan(settings, args) -> int:
-    from lib.app import make_llm
-
     with _store(settings) as store:
-        _scan(settings, store, make_llm(settings))
+        deadline = time.monotonic() + settings.max_execution_ms / 1000
+        result = scan(settings, store, make_llm(settings), deadline=deadline)
+    _print_scan(result)
     return 0
 
 
-def _scan(settings, store, llm) -> None:
-    from lib.scout import scan
-
-    result = scan(settings, store, llm, deadline=time.monotonic() + settings.max_execution_ms / 1000)
+def _print_scan(result: dict) -> None:
     print(f"scout: {result['processed']} processed, {len(result['breakthroughs'])} new breakthroughs, "
           f"{result['alerted']} alerted")
     for item in result["breakthroughs"]:
@@ -193,11 +184,6 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from lib.llm import LLMError
-    from lib.personas import InvalidPersona
-    from lib.store import StoreError
-    from lib.store.embedded import EmbeddedPostgresError
-
     try:
         # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
         settings = None if args.command == "serve" else Settings.from_env()

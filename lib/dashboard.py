@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import hmac
-import os
 import secrets
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lib.config import Settings, admin_password
 from lib.http import ApiError, Page, Request
+from lib.app import open_store
+from lib.store import Rejected
 from lib.store.queries import Queries, ReviewStatus
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -22,8 +25,8 @@ REALM = 'Basic realm="Training monitor", charset="UTF-8"'
 
 
 def require_admin(request: Request) -> None:
-    password = os.environ.get("ADMIN_PASSWORD", "")
-    if not password:
+    password = admin_password()
+    if password is None:
         raise ApiError(503, {"error": "Dashboard disabled",
                              "message": "ADMIN_PASSWORD is not set; set it to enable the training monitor"})
     scheme, _, encoded = (request.headers.get("Authorization") or "").partition(" ")
@@ -57,8 +60,6 @@ def page() -> Page:
 
 
 def _uuid_arg(value, name: str) -> str:
-    import uuid
-
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
@@ -105,10 +106,6 @@ def respond(request: Request):
         require_same_origin(request)
         if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             raise ApiError(415, {"error": "Content-Type must be application/json"})
-    from lib.config import Settings
-    from lib.app import open_store
-    from lib.store import Rejected
-
     store = open_store(Settings.from_env())
     queries = Queries(store)
     try:

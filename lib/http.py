@@ -2,20 +2,20 @@
 with a 64 KiB limit, JSON responses, error mapping, and a request id in every log line.
 
 Standard library only, and nothing heavy at import: a 401 or a 500 for a missing secret must
-answer without loading `openai` or `psycopg`.
+answer without loading `openai`, `psycopg` or `requests`.
 """
 from __future__ import annotations
 
 import hmac
 import json
 import logging
-import os
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from lib import log as logs
+from lib.config import ConfigError, cron_secret
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -76,13 +76,12 @@ class Request:
 
 def require_cron_secret(request: Request) -> None:
     """Bearer `CRON_SECRET`, compared in constant time; unset refuses everyone."""
-    secret = os.environ.get("CRON_SECRET", "")
-    if not secret.strip():
+    secret = cron_secret()
+    if secret is None:
         raise ApiError(500, {"error": "Cron secret not configured"})
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    expected = secret.strip().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), secret.encode()):
         raise ApiError(401, {"error": "Unauthorized"})
 
 
@@ -150,8 +149,7 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
-    from lib.config import ConfigError
-    from lib.store import StoreError, Unavailable
+    from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
 
     if isinstance(exc, ConfigError):
         return 500, {"error": "Configuration error", "message": str(exc)}

@@ -3,12 +3,11 @@
 `run_batch` starts a run in the database (which refuses when paused, busy or out of personas),
 runs one battle per leased persona on a `ThreadPoolExecutor`, and ends the run with figures
 tallied from the battle rows. Every battle that starts is written when it starts and when it
-ends; a battle cut short by the deadline or the kill-switch keeps its transcript.
+ends; a battle cut short by the deadline, the cost cap or a pause keeps its transcript.
 """
 from __future__ import annotations
 
 import contextvars
-import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -25,8 +24,8 @@ DEFAULT_BATTLE_MS = 15_000
 DEFAULT_BATTLE_SHARE = 0.4
 # After the deadline, battles get this long to save themselves before the runner saves them.
 STOP_GRACE_S = 0.3
-# How often a running batch reads the kill-switch, so a pause (by a person or another run's
-# kill-switch) stops it within about one LLM call.
+# How often a running batch reads the pause, so a pause (by a person, or another run reaching its
+# cost cap) stops it within about one LLM call.
 PAUSE_POLL_S = 0.5
 
 
@@ -70,7 +69,9 @@ class Progress:
 
 def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
               on_progress=None, started: float | None = None) -> dict:
-    """Runs one batch and returns its figures (DESIGN.md's `batch`). Raises `RunRefused`.
+    """Runs one batch and returns its figures (docs/http.md's `batch`). Raises `RunRefused`.
+
+    What follows a batch (the Slack alerts, the scout) is `lib.training.train_once`'s.
 
     `started` (a `time.monotonic()` value, default now) is when the clock began: for a request,
     its arrival, so the deadline counts from there.
@@ -93,8 +94,6 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
     summary = run.execute()
     summary["requestedBatchSize"] = requested_batch_size
-    if run.budget.tripped:
-        _alert_kill_switch(settings, summary, run.budget.trip_reason, deadline)
     log("run_finished", runId=run.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
         battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
         durationMs=summary["durationMs"])
@@ -304,16 +303,3 @@ def _recorded(transcript: list, usage: Usage) -> BattleRecord:
     return BattleRecord(transcript, count_turns(transcript), usage.prompt_tokens, usage.cached_tokens,
                         usage.completion_tokens, usage.cost)
 
-
-def _alert_kill_switch(settings, summary: dict, reason: str, deadline: float) -> None:
-    log("kill_switch", level=logging.WARNING, runId=summary["batchId"], reason=reason)
-    if not settings.slack_webhook_url:
-        return
-    from lib import slack
-
-    try:
-        slack.post(settings.slack_webhook_url, slack.kill_switch_message(summary, reason, settings.app_url),
-                   timeout=max(1.0, min(5.0, deadline + 1 - time.monotonic())))
-    except slack.SlackError as exc:
-        summary["errors"].append(f"Kill-switch Slack alert failed: {exc}")
-        log("slack_failed", level=logging.WARNING, runId=summary["batchId"], error=str(exc))

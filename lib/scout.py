@@ -85,10 +85,9 @@ def _alert(settings, queries: Queries, battle: dict, deadline: float, errors: li
     if timeout < 0.5:
         errors.append(f"alert for battle {battle['id']}: no time left (retried next scan)")
         return False
-    try:
-        slack.post(settings.slack_webhook_url, slack.breakthrough_message(battle, settings.app_url),
-                   timeout=min(5.0, timeout))
-    except slack.SlackError as exc:
-        errors.append(f"alert for battle {battle['id']}: {exc} (retried next scan)")
+    failure = slack.send(settings, slack.breakthrough_message(battle, settings.app_url),
+                         timeout=min(5.0, timeout), battleId=battle["id"])
+    if failure:
+        errors.append(f"alert for battle {battle['id']}: {failure} (retried next scan)")
         return False
     return queries.mark_alerted(battle["id"], deadline=deadline + 1)

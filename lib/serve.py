@@ -14,10 +14,11 @@ import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from lib.config import PROJECT_ROOT, ConfigError, Settings, cron_secret
+from lib.store.embedded import EmbeddedPostgres
+
 VERCEL_JSON = PROJECT_ROOT / "vercel.json"
 
 
@@ -102,7 +103,7 @@ def _field_matches(field: str, value: int) -> bool:
 
 def run_crons(port: int, crons: list[dict], stop: threading.Event) -> None:
     """Fires vercel.json's crons against the local server, as Vercel Cron does (GET + bearer)."""
-    secret = os.environ.get("CRON_SECRET", "")
+    secret = cron_secret() or ""
     while not stop.is_set():
         now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
         for cron in crons:
@@ -132,17 +133,13 @@ def _embedded_database_for_handlers():
     The handlers read the environment per request, as on Vercel; pointing USE_LOCAL_DB at the
     running server (before any thread starts) spares each request a start and a stop.
     """
-    from lib.config import ConfigError, Settings
-
     try:
-        database = Settings.from_env().database
+        settings = Settings.from_env()
     except ConfigError:
         return None  # each request will answer 500 naming the problem, as on Vercel
-    if database is None or database.kind != "embedded":
+    if settings.database is None or settings.database.kind != "embedded":
         return None
-    from lib.store.embedded import EmbeddedPostgres
-
-    server = EmbeddedPostgres(Settings.from_env().embedded_db_dir).start()
+    server = EmbeddedPostgres(settings.embedded_db_dir).start()
     os.environ["USE_LOCAL_DB"] = "true"
     os.environ["LOCAL_DB_URL"] = server.url
     return server

@@ -1,7 +1,13 @@
-"""Slack incoming-webhook messages (Block Kit). Model text is escaped for mrkdwn."""
+"""Slack incoming-webhook messages (Block Kit). Model text is escaped for mrkdwn.
+
+Every message leaves through `send`, which never raises: it logs a failure and returns what went
+wrong, for the caller to record where its user will see it. `requests` loads on the first post.
+"""
 from __future__ import annotations
 
-import requests
+import logging
+
+from lib.log import log
 
 DASHBOARD_PATH = "/admin/training-monitor"
 
@@ -19,7 +25,26 @@ def escape(text) -> str:
     return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def send(settings, payload: dict, *, timeout: float, **log_fields) -> str | None:
+    """Posts `payload` to `SLACK_WEBHOOK_URL`: the one way anything reaches Slack.
+
+    Returns None when Slack took the message (or no webhook is set: nothing to send), else what
+    went wrong, already logged as `slack_failed` with `log_fields`.
+    """
+    if not settings.slack_webhook_url:
+        return None
+    try:
+        post(settings.slack_webhook_url, payload, timeout)
+    except SlackError as exc:
+        log("slack_failed", level=logging.WARNING, error=str(exc), **log_fields)
+        return str(exc)
+    return None
+
+
 def post(webhook_url: str, payload: dict, timeout: float = 5.0) -> None:
+    """One POST to the webhook; raises `SlackError` unless Slack answers 2xx. Use `send`."""
+    import requests
+
     try:
         response = requests.post(webhook_url, json=payload, timeout=timeout)
     except requests.RequestException as exc:
@@ -41,9 +66,9 @@ def _dashboard_button(app_url: str | None) -> list[dict]:
         "url": f"{app_url}{DASHBOARD_PATH}", "style": "primary"}]}]
 
 
-def kill_switch_message(batch: dict, reason: str, app_url: str | None) -> dict:
+def cost_cap_message(batch: dict, reason: str, app_url: str | None) -> dict:
     label = " (simulated run)" if batch.get("simulated") else ""
-    text = f":rotating_light: Kill-switch activated{label}: training paused after spending ${batch['totalCost']}"
+    text = f":rotating_light: Cost cap reached{label}: training paused after spending ${batch['totalCost']}"
     return {"text": text, "blocks": [
         _section(f"*{escape(text)}*"),
         _section(f"{escape(reason)}\nRun `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles "

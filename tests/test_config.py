@@ -1,16 +1,17 @@
 """Settings: the database priority order and a clear error for each kind of bad value."""
+import re
 from decimal import Decimal
 
 import pytest
 
-from lib.config import ConfigError, Settings
+from lib.config import PROJECT_ROOT, SETTINGS, ConfigError, Settings, _Env, admin_password, cron_secret
 
 
 def settings(**env):
     return Settings.from_env(env)
 
 
-def test_defaults_match_the_design():
+def test_defaults_match_the_docs():
     s = settings()
     assert (s.batch_size, s.max_batch_size, s.max_execution_ms) == (5, 10, 50_000)
     assert (s.max_concurrent_battles, s.delay_between_battles_ms, s.max_concurrent_runs) == (3, 1000, 1)
@@ -126,3 +127,29 @@ def test_secrets_are_not_in_repr():
     text = repr(s)
     for secret in ("cron-secret-value", "sk-secret", "pw-secret", "secret-path"):
         assert secret not in text
+
+
+def test_the_secrets_readers_read_only_their_variable_and_blank_is_unset():
+    malformed = {"TRAINING_BATCH_SIZE": "lots", "USE_LOCAL_DB": "maybe"}
+    assert cron_secret({**malformed, "CRON_SECRET": "  s3cret \n"}) == "s3cret"
+    assert admin_password({**malformed, "ADMIN_PASSWORD": " pw "}) == "pw"
+    for blank in ("", "   ", "\t\n"):
+        assert cron_secret({"CRON_SECRET": blank}) is None
+        assert admin_password({"ADMIN_PASSWORD": blank}) is None
+    assert settings(CRON_SECRET=" s3cret ").cron_secret == "s3cret", "Settings reads it through the same reader"
+
+
+def test_only_registered_variables_can_be_read():
+    with pytest.raises(KeyError, match="NOT_A_SETTING is not in lib.config.SETTINGS"):
+        _Env({}).given("NOT_A_SETTING")
+    assert len({s.name for s in SETTINGS}) == len(SETTINGS)
+
+
+def test_the_environment_is_read_only_in_lib_config():
+    """Every setting goes through lib/config.py; `serve` only writes the database it started."""
+    for path in sorted((PROJECT_ROOT / "lib").rglob("*.py")):
+        if path.name == "config.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\b(os\.environ|getenv)\b", line) and not re.match(r'\s*os\.environ\["\w+"\] = ', line):
+                raise AssertionError(f"{path.relative_to(PROJECT_ROOT)}:{number} reads the environment: use lib.config")

@@ -188,6 +188,12 @@ def test_wrong_password_is_401_and_unset_password_refuses(dashboard, start_serve
     assert refused.status_code == 503 and "ADMIN_PASSWORD" in refused.json()["message"]
 
 
+def test_a_blank_password_counts_as_unset(start_server):
+    blank = start_server(ADMIN_PASSWORD="   ", NEXT_PUBLIC_APP_URL=None)
+    refused = requests.get(f"{blank.url}/admin/training-monitor", auth=("admin", "   "), timeout=10)
+    assert refused.status_code == 503 and "ADMIN_PASSWORD" in refused.json()["message"]
+
+
 def test_a_post_with_a_foreign_origin_is_403(dashboard, psycopg_store, db):
     seed_personas(psycopg_store, 1)
     battle_id = insert_battle(db, score=97, breakthrough="pending_review", snippet="Tactic")

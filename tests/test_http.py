@@ -1,5 +1,5 @@
 """The functions over real HTTP: `python -m lib serve` + real PostgreSQL + the fake OpenAI server
-+ local receivers for Slack and the scout webhook. Every row of DESIGN.md's HTTP table."""
++ local receivers for Slack and the scout webhook. Every row of docs/http.md's tables for the cron functions."""
 import json
 import os
 import subprocess
@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from lib.store.embedded import PROJECT_ROOT
+from lib.store.queries import Queries
 from tests.conftest import BYPASS, SECRET, assert_every_battle_ended, child_env, free_port, seed_personas
 from tests.fakes.receiver import Receiver
 
@@ -78,6 +79,17 @@ def test_missing_or_wrong_bearer_is_401(start_server, headers):
         assert (response.status_code, response.json()) == (401, {"error": "Unauthorized"})
 
 
+def test_a_stranger_gets_401_even_when_another_setting_is_malformed(start_server):
+    server = start_server(KILL_SWITCH_THRESHOLD_USD="free", ADMIN_PASSWORD="dash-pw")
+    for path in ("/api/cron/train", "/api/cron/scout-scan"):
+        response = requests.post(server.url + path, headers={"Authorization": "Bearer wrong"}, timeout=10)
+        assert (response.status_code, response.json()) == (401, {"error": "Unauthorized"})
+    page = requests.get(f"{server.url}/admin/training-monitor", auth=("admin", "wrong"), timeout=10)
+    assert (page.status_code, page.json()) == (401, {"error": "Unauthorized"})
+    allowed = requests.post(f"{server.url}/api/cron/train", headers=AUTH, timeout=10)
+    assert allowed.status_code == 500 and "KILL_SWITCH_THRESHOLD_USD" in allowed.json()["message"]
+
+
 def test_other_methods_are_405_with_allow(start_server):
     server = start_server()
     response = requests.put(f"{server.url}/api/cron/train", headers=AUTH, timeout=10)
@@ -115,15 +127,19 @@ def test_body_over_64_kib_is_413(start_server, db):
     assert response.status_code == 413
 
 
-def test_paused_is_503_with_the_reason(start_server, psycopg_store, db):
+def test_paused_is_503_with_the_reason_and_only_a_cost_cap_pause_is_the_kill_switch(start_server, psycopg_store,
+                                                                                      db):
     seed_personas(psycopg_store, 1)
-    db.execute("update training_control set paused = true, reason = 'Kill-switch activated: test'")
     server = start_server()
+    db.execute("update training_control set paused = true, paused_by = 'cost_cap', reason = 'Cost cap reached: test'")
     response = requests.post(f"{server.url}/api/cron/train", headers=AUTH, timeout=10)
     body = response.json()
     assert response.status_code == 503
     assert body["error"] == "Training paused" and body["killSwitchActive"] is True
-    assert "Kill-switch activated: test" in body["message"]
+    assert "Cost cap reached: test" in body["message"]
+    Queries(psycopg_store).set_paused(True, "budget review")
+    body = requests.post(f"{server.url}/api/cron/train", headers=AUTH, timeout=10).json()
+    assert body["killSwitchActive"] is False and "budget review" in body["message"]
 
 
 def test_run_in_progress_is_409_with_its_id(start_server, psycopg_store, db):

@@ -10,6 +10,7 @@ from lib.app import make_llm
 from lib.budget import price_for, usage_cost
 from lib.config import ConfigError
 from lib.runner import RunRefused, run_batch
+from lib.training import train_once
 from tests.conftest import assert_every_battle_ended, batch_in_background, seed_personas
 
 
@@ -71,7 +72,7 @@ def test_spend_never_passes_the_cap_and_the_kill_switch_pauses_training(make_set
                              SLACK_WEBHOOK_URL="https://hooks.slack.test/services/T/B/X")
     with responses.RequestsMock() as slack:
         slack.add(responses.POST, "https://hooks.slack.test/services/T/B/X", status=200)
-        batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+        batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="webhook").batch
         assert len(slack.calls) == 1
         assert b"Cost cap reached" in slack.calls[0].request.body
     assert batch["status"] == "killed" and batch["killSwitchTriggered"] is True

@@ -80,3 +80,21 @@ def test_applying_twice_changes_nothing_and_grants_service_role(pg_server):
 def test_constraints_refuse_bad_rows(db, statement):
     with pytest.raises(psycopg.errors.CheckViolation):
         db.execute(statement)
+
+
+def test_every_function_is_granted_on_the_first_apply(pg_server):
+    """The grants run last: a function defined below them would only be granted on a second apply."""
+    url = fresh_database(pg_server, "schema_grants_test")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("do $$ begin create role service_role; exception when duplicate_object then null; end $$")
+        store = PsycopgStore(url)
+        store.migrate()
+        store.close()
+        open_to_all = conn.execute("select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+                                   "where n.nspname = 'public' and has_function_privilege('public', p.oid, 'execute')"
+                                   ).fetchall()
+        granted = conn.execute("select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+                               "where n.nspname = 'public' and has_function_privilege('service_role', p.oid, "
+                               "'execute')").fetchone()[0]
+    assert open_to_all == []
+    assert granted == len(set(re.findall(r"create or replace function (\w+)\(", SCHEMA_PATH.read_text())))

@@ -6,11 +6,10 @@ ROOT = str(Path(__file__).resolve().parents[2])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from lib import dashboard  # noqa: E402  (needed by every request: its HTTP Basic check comes first)
 from lib.http import JsonHandler  # noqa: E402
 
 
 class handler(JsonHandler):
     def respond(self, request):
-        from lib.dashboard import respond
-
-        return respond(request)
+        return dashboard.respond(request)

@@ -44,6 +44,8 @@ drop function if exists persona_analytics();
 drop function if exists run_history(integer);
 drop function if exists promote_breakthrough(uuid, text, integer);
 drop function if exists set_breakthrough_status(uuid, text);
+-- training_set_paused gained p_by (who paused).
+drop function if exists training_set_paused(boolean, text);
 -- Last: the first release's functions above took its row type.
 drop function if exists run_summary(training_runs);
 
@@ -58,6 +60,13 @@ create table if not exists training_control (
     updated_at timestamptz not null default now()
 );
 insert into training_control (id) values (true) on conflict (id) do nothing;
+-- Who paused: a person (CLI, dashboard) or a batch that reached its cost cap.
+alter table training_control add column if not exists paused_by text
+    check (paused_by in ('person', 'cost_cap'));
+-- A pause from before the column: the first release wrote the cost cap's reason as "Kill-switch …".
+update training_control set paused_by = case when reason like 'Kill-switch activated%' then 'cost_cap'
+                                             else 'person' end
+where paused and paused_by is null;
 
 create table if not exists training_runs (
     id uuid primary key default gen_random_uuid(),
@@ -232,10 +241,11 @@ language sql stable as $$
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- Kill-switch and status
+-- Pause and status
 -- ---------------------------------------------------------------------------------------------
 
-create or replace function training_set_paused(p_paused boolean, p_reason text default null)
+create or replace function training_set_paused(p_paused boolean, p_reason text default null,
+                                               p_by text default 'person')
 returns jsonb
 language plpgsql as $$
 declare
@@ -244,22 +254,25 @@ begin
     if p_paused and coalesce(btrim(p_reason), '') = '' then
         raise exception 'a pause needs a reason' using errcode = 'P0001';
     end if;
+    if p_paused and p_by not in ('person', 'cost_cap') then
+        raise exception 'a pause is made by person or cost_cap, not %', p_by using errcode = 'P0001';
+    end if;
     update training_control set
         paused = p_paused,
         reason = case when p_paused then p_reason end,
+        paused_by = case when p_paused then p_by end,
         updated_at = now()
     where id
     returning * into control;
-    return jsonb_build_object('paused', control.paused, 'reason', control.reason,
-                              'updatedAt', control.updated_at);
+    return training_pause_state();
 end;
 $$;
 
--- The kill-switch alone: what a running batch polls to honour a pause within a call or so.
+-- The pause alone: what a running batch polls to honour a pause within a call or so.
 create or replace function training_pause_state()
 returns jsonb
 language sql stable as $$
-    select jsonb_build_object('paused', paused, 'reason', reason, 'updatedAt', updated_at)
+    select jsonb_build_object('paused', paused, 'reason', reason, 'pausedBy', paused_by, 'updatedAt', updated_at)
     from training_control where id;
 $$;
 
@@ -269,6 +282,7 @@ language sql stable as $$
     select jsonb_build_object(
         'paused', c.paused,
         'reason', c.reason,
+        'pausedBy', c.paused_by,
         'updatedAt', c.updated_at,
         'personas', (select jsonb_build_object('active', count(*) filter (where is_active), 'total', count(*))
                      from sandbox_personas),
@@ -365,7 +379,8 @@ declare
 begin
     select * into control from training_control where id;
     if control.paused then
-        return jsonb_build_object('status', 'paused', 'reason', control.reason, 'since', control.updated_at);
+        return jsonb_build_object('status', 'paused', 'reason', control.reason, 'pausedBy', control.paused_by,
+                                  'since', control.updated_at);
     end if;
     select id into busy from training_runs where status = 'running' order by started_at
         offset greatest(p_max_concurrent_runs - 1, 0) limit 1;
@@ -517,7 +532,7 @@ end;
 $$;
 
 -- Ends a run: battles still running end with p_leftover_status, the figures are tallied from the
--- battle rows, personas are released, and a tripped kill-switch pauses training (persisted).
+-- battle rows, personas are released, and a batch that reached its cost cap pauses training.
 create or replace function training_finish_run(
     p_run_id uuid, p_status text, p_leftover_status text, p_kill_switch_triggered boolean,
     p_timed_out boolean, p_errors jsonb, p_breakthrough_threshold integer, p_duration_ms integer,
@@ -541,7 +556,7 @@ begin
     end if;
     update sandbox_personas set lease_run_id = null where lease_run_id = p_run_id;
     if p_pause_reason is not null then
-        perform training_set_paused(true, p_pause_reason);
+        perform training_set_paused(true, p_pause_reason, 'cost_cap');
     end if;
     return training_run_summary(run);
 end;
@@ -775,6 +790,30 @@ begin
     if not found then
         raise exception 'battle % is not a breakthrough awaiting review', p_battle_id using errcode = 'P0001';
     end if;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- After the batch (kept last, above the grants, which only see the functions defined before them)
+-- ---------------------------------------------------------------------------------------------
+
+-- Appends what went wrong after a run was finished (a Slack alert, the scout webhook) to its
+-- errors, so the row says what the HTTP response and the CLI summary say. Returns the new array.
+create or replace function training_append_run_errors(p_run_id uuid, p_errors jsonb)
+returns jsonb
+language plpgsql as $$
+declare
+    appended jsonb;
+begin
+    if jsonb_typeof(p_errors) is distinct from 'array' then
+        raise exception 'errors must be a JSON array' using errcode = 'P0001';
+    end if;
+    update training_runs set errors = errors || p_errors where id = p_run_id
+    returning errors into appended;
+    if not found then
+        raise exception 'run % does not exist', p_run_id using errcode = 'P0001';
+    end if;
+    return appended;
 end;
 $$;
 

@@ -20,9 +20,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from lib.config import PROJECT_ROOT  # noqa: F401  (tests and benches take it from here too)
 from lib.log import log
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "sandbox"
 UNPRIVILEGED_USER = "nobody"
 START_TIMEOUT_S = 30.0

@@ -88,7 +88,7 @@ class BatchSummary(TypedDict, total=False):
 
 class RunStart(TypedDict, total=False):
     """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`) or a refusal:
-    `paused` (`reason`, `since`), `busy` (`runId`), `no_personas` or `no_free_personas`."""
+    `paused` (`reason`, `pausedBy`, `since`), `busy` (`runId`), `no_personas` or `no_free_personas`."""
 
     status: str
     run: BatchSummary
@@ -103,6 +103,7 @@ class RunStart(TypedDict, total=False):
 class PauseState(TypedDict):
     paused: bool
     reason: str | None
+    pausedBy: str | None  # person, cost_cap, or None when running
     updatedAt: str
 
 
@@ -176,6 +177,7 @@ class Queries:
     # ---- pause and status ----
 
     def set_paused(self, paused: bool, reason: str | None = None) -> PauseState:
+        """A person's pause (or resume); a batch that reaches its cost cap pauses in `finish_run`."""
         return self.store.call_one("training_set_paused", p_paused=paused, p_reason=reason)
 
     def pause_state(self, *, deadline: float | None = None) -> PauseState:
@@ -233,6 +235,11 @@ class Queries:
     def set_scout_notified(self, run_id: str, notified: bool, *, deadline: float | None = None) -> None:
         self.store.call_void("training_set_scout_notified", deadline=deadline, p_run_id=run_id,
                              p_notified=notified)
+
+    def append_run_errors(self, run_id: str, errors: list[str], *, deadline: float | None = None) -> list[str]:
+        """Adds what went wrong after the run finished to its errors; returns them all."""
+        return self.store.call_one("training_append_run_errors", deadline=deadline, p_run_id=run_id,
+                                   p_errors=errors)
 
     # ---- Tactical Scout ----
 

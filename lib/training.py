@@ -1,0 +1,159 @@
+"""One batch and what follows it, in one place for the HTTP function and the CLI.
+
+`train_once` runs `run_batch`, then does the follow-ups: the cost-cap alert (training is paused), the Slack batch summary (when there are breakthroughs), and the Tactical Scout (the
+scout-scan webhook when serving HTTP, a scan in this process for the CLI). The run row is already
+finished by then, so what the follow-ups did is written to it afterwards: `scout_notified`, and
+every error they met, appended to `training_runs.errors`. The HTTP response, the CLI summary and
+the row therefore list the same errors.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from lib import slack
+from lib.budget import COST_CAP_REACHED
+from lib.config import ConfigError
+from lib.log import log
+from lib.runner import run_batch
+from lib.scout import scan
+from lib.store import StoreError
+from lib.store.queries import Queries
+
+# After the batch, the follow-ups (Slack summary, scout webhook) share what is left of the
+# deadline's extra second, and at most this long each.
+FOLLOW_UP_MAX_S = 3.0
+FOLLOW_UP_MIN_S = 0.3
+# An HTTP response leaves at most this long after the run's deadline (vercel.json's maxDuration
+# leaves room for it).
+RESPONSE_MARGIN_S = 0.8
+
+Scout = Literal["webhook", "in_process"]
+
+
+@dataclass
+class Trained:
+    batch: dict  # the run's figures: the HTTP response's `batch` (docs/http.md)
+    scan: dict | None = None  # the in-process scout scan's result, when one ran
+
+
+def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_batch_size: int | None = None,
+               started: float | None = None, on_progress=None) -> Trained:
+    """Runs one batch and its follow-ups. Raises `RunRefused` when the database refuses the run.
+
+    `scout` says how the Tactical Scout hears of the batch:
+
+    - `"webhook"`: we are the HTTP function. The follow-ups must fit before the response leaves
+      (the run's deadline plus `RESPONSE_MARGIN_S`), and the scout is the scout-scan function,
+      reached by POSTing `${NEXT_PUBLIC_APP_URL}/api/cron/scout-scan` (skipped when unset: the
+      scout-scan cron picks the battles up).
+    - `"in_process"`: we are the CLI. There is no response to send, and the scan runs here, once
+      a battle has completed; its result comes back as `Trained.scan`.
+
+    `started` (a `time.monotonic()` value, default now) is when the clock began; `on_progress`
+    is `run_batch`'s.
+    """
+    if scout not in ("webhook", "in_process"):
+        raise ValueError(f"scout must be 'webhook' or 'in_process', not {scout!r}")
+    started = time.monotonic() if started is None else started
+    batch = run_batch(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
+                      on_progress=on_progress, started=started)
+    respond_by = started + settings.max_execution_ms / 1000 + RESPONSE_MARGIN_S if scout == "webhook" else None
+    queries = Queries(store)
+    errors: list[str] = []
+    if batch["killSwitchTriggered"]:
+        _alert_cost_cap(settings, batch, started + settings.max_execution_ms / 1000, errors)
+    if batch["breakthroughs"]:
+        _post_summary(settings, batch, respond_by, errors)
+    result = None
+    if scout == "webhook":
+        notified = notify_scout(settings, batch, respond_by, errors)
+    else:
+        notified, result = _scan_here(settings, store, llm, batch, errors)
+    if errors:
+        batch["errors"] = queries.append_run_errors(batch["batchId"], errors, deadline=respond_by)
+    batch["scoutNotified"] = notified
+    queries.set_scout_notified(batch["batchId"], notified, deadline=respond_by)
+    return Trained(batch, result)
+
+
+def _follow_up_timeout(respond_by: float | None) -> float | None:
+    """The time a follow-up may take; None when too little is left before the response leaves."""
+    if respond_by is None:
+        return FOLLOW_UP_MAX_S
+    left = respond_by - time.monotonic()
+    return min(FOLLOW_UP_MAX_S, left) if left >= FOLLOW_UP_MIN_S else None
+
+
+def _cost_cap_reason(batch: dict) -> str:
+    """The budget's own words, which the run recorded among its errors."""
+    for error in batch["errors"]:
+        if error.startswith(COST_CAP_REACHED):
+            return error
+    return f"{COST_CAP_REACHED}: the batch reached its ${batch['costCap']} cap"
+
+
+def _alert_cost_cap(settings, batch: dict, run_deadline: float, errors: list) -> None:
+    """Always logged; sent to Slack even past the deadline (at least a second): training is paused."""
+    reason = _cost_cap_reason(batch)
+    log("cost_cap_reached", level=logging.WARNING, runId=batch["batchId"], reason=reason)
+    failure = slack.send(settings, slack.cost_cap_message(batch, reason, settings.app_url),
+                         timeout=max(1.0, min(5.0, run_deadline + 1 - time.monotonic())), runId=batch["batchId"])
+    if failure:
+        errors.append(f"Cost cap Slack alert failed: {failure}")
+
+
+def _post_summary(settings, batch: dict, respond_by: float | None, errors: list) -> None:
+    timeout = _follow_up_timeout(respond_by)
+    if timeout is None:
+        return
+    failure = slack.send(settings, slack.batch_summary_message(batch, settings.app_url), timeout=timeout,
+                         runId=batch["batchId"])
+    if failure:
+        errors.append(f"Batch summary to Slack failed: {failure}")
+
+
+def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) -> bool:
+    """POSTs the scout webhook; a failure is logged and reported, never fatal to the batch."""
+    if not settings.app_url:
+        log("scout_skipped", level=logging.WARNING, runId=batch["batchId"],
+            reason="NEXT_PUBLIC_APP_URL not set; the scout-scan cron will pick the battles up")
+        return False
+    timeout = _follow_up_timeout(respond_by)
+    if timeout is None:
+        return _scout_failed(batch, "no time left before the deadline", errors)
+    import requests
+
+    headers = {"Authorization": f"Bearer {settings.cron_secret}", "Content-Type": "application/json"}
+    if settings.bypass_secret:
+        headers["x-vercel-protection-bypass"] = settings.bypass_secret
+    try:
+        response = requests.post(f"{settings.app_url}/api/cron/scout-scan", json={"runId": batch["batchId"]},
+                                 headers=headers, timeout=(min(timeout, 2.0), timeout))
+    except requests.ReadTimeout:
+        return True  # delivered: the scan goes on without us waiting for it
+    except requests.RequestException as exc:
+        return _scout_failed(batch, type(exc).__name__, errors)
+    if response.status_code >= 300:
+        return _scout_failed(batch, f"HTTP {response.status_code}", errors)
+    return True
+
+
+def _scout_failed(batch: dict, cause: str, errors: list) -> bool:
+    errors.append(f"Failed to notify Tactical Scout: {cause}")
+    log("scout_notify_failed", level=logging.WARNING, runId=batch["batchId"], cause=cause)
+    return False
+
+
+def _scan_here(settings, store, llm, batch: dict, errors: list) -> tuple[bool, dict | None]:
+    """The CLI's scout: one scan in this process, once a battle has completed."""
+    if not batch["battlesCompleted"]:
+        return False, None
+    try:
+        return True, scan(settings, store, llm, deadline=time.monotonic() + settings.max_execution_ms / 1000)
+    except (ConfigError, StoreError) as exc:  # the batch is done and recorded; say why the scan is not
+        errors.append(f"Scout scan failed: {exc}")
+        log("scout_scan_failed", level=logging.WARNING, runId=batch["batchId"], error=type(exc).__name__)
+        return False, None

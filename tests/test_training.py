@@ -1,0 +1,93 @@
+"""After the batch: one path for the HTTP function and the CLI, and the run row says what they say."""
+import subprocess
+import sys
+
+import pytest
+import requests
+import responses
+
+from lib.config import PROJECT_ROOT
+from lib.app import make_llm
+from lib.store import Rejected
+from lib.training import train_once
+from tests.conftest import SECRET, child_env, seed_personas
+from tests.fakes.receiver import Receiver
+
+SUMMARY_FAILED = "Batch summary to Slack failed: Slack answered HTTP 500"
+
+
+def run_errors(db) -> list:
+    [(errors,)] = db.execute("select errors from training_runs").fetchall()
+    return errors
+
+
+def test_a_slack_failure_after_the_batch_is_in_the_http_response_and_the_row(start_server, psycopg_store, db,
+                                                                             fake_openai, slack):
+    fake_openai.referee_score = 97
+    seed_personas(psycopg_store, 1)
+    slack.status = 500
+    server = start_server(NEXT_PUBLIC_APP_URL=None)
+    response = requests.post(f"{server.url}/api/cron/train", headers={"Authorization": f"Bearer {SECRET}"},
+                             timeout=30)
+    batch = response.json()["batch"]
+    assert response.status_code == 200 and batch["breakthroughs"] == 1
+    assert batch["errors"] == [SUMMARY_FAILED]
+    assert run_errors(db) == batch["errors"]
+    assert '"event": "slack_failed"' in server.stop()
+
+
+def test_a_slack_failure_after_the_batch_is_in_the_cli_summary_and_the_row(database_url, psycopg_store, db,
+                                                                           fake_openai):
+    fake_openai.referee_score = 97
+    seed_personas(psycopg_store, 1)
+    slack = Receiver(status=500)
+    env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
+                    OPENAI_BASE_URL=fake_openai.base_url, SLACK_WEBHOOK_URL=slack.url + "/services/T/B/X",
+                    BATTLE_MAX_TURNS=1, DELAY_BETWEEN_BATTLES_MS=0)
+    result = subprocess.run([sys.executable, "-m", "lib", "train", "--batch-size", "1"], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    slack.stop()
+    assert result.returncode == 0, result.stderr
+    assert f"  ! {SUMMARY_FAILED}\n" in result.stdout
+    assert run_errors(db) == [SUMMARY_FAILED]
+    # The scout ran here, after the summary: its own failed alert is the scan's, retried next scan.
+    assert "scout: 1 processed, 1 new breakthroughs, 0 alerted" in result.stdout
+    assert "Slack answered HTTP 500 (retried next scan)" in result.stdout
+    assert db.execute("select scout_notified from training_runs").fetchone()[0] is True
+
+
+def test_a_failed_kill_switch_alert_is_in_the_batch_and_the_row(make_settings, psycopg_store, db, fake_openai):
+    fake_openai.usage = "max"
+    seed_personas(psycopg_store, 2)
+    settings = make_settings(TRAINING_BATCH_SIZE=2, KILL_SWITCH_THRESHOLD_USD="0.005",
+                             SLACK_WEBHOOK_URL="https://hooks.slack.test/services/T/B/X")
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, "https://hooks.slack.test/services/T/B/X", status=500)
+        batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="webhook").batch
+    assert batch["killSwitchTriggered"] is True
+    assert batch["errors"][-1] == "Cost cap Slack alert failed: Slack answered HTTP 500"
+    assert any(error.startswith("Cost cap reached") for error in batch["errors"])
+    assert run_errors(db) == batch["errors"]
+    assert batch["scoutNotified"] is False and db.execute("select scout_notified from training_runs").fetchone()[0] \
+        is False
+    db.execute("update training_control set paused = false, reason = null")
+
+
+def test_the_scout_mode_is_one_of_two(make_settings, psycopg_store):
+    settings = make_settings()
+    with pytest.raises(ValueError, match="scout must be 'webhook' or 'in_process'"):
+        train_once(settings, psycopg_store, make_llm(settings), trigger="cli", scout="cron")
+
+
+def test_append_run_errors_appends_and_returns_the_new_list(store, db):
+    run_id, = db.execute("insert into training_runs (trigger, batch_size, cost_cap, deadline_at, status, finished_at, "
+                         "errors) values ('cron', 1, 5, now(), 'completed', now(), '[\"first\"]') returning id"
+                         ).fetchone()
+    assert store.call_one("training_append_run_errors", p_run_id=str(run_id), p_errors=["second", "third"]) == [
+        "first", "second", "third"]
+    assert run_errors(db) == ["first", "second", "third"]
+    with pytest.raises(Rejected, match="errors must be a JSON array"):
+        store.call_one("training_append_run_errors", p_run_id=str(run_id), p_errors={"not": "a list"})
+    with pytest.raises(Rejected, match="does not exist"):
+        store.call_one("training_append_run_errors", p_run_id="00000000-0000-0000-0000-000000000000",
+                       p_errors=["x"])
