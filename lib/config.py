@@ -66,6 +66,12 @@ class Settings:
     battle_max_turns: int
     max_tokens_per_turn: int
     scout_threshold: int
+    referee_confirm_model: str
+    referee_confirm_margin: Decimal
+    referee_audit_share: Decimal
+    referee_drift_alert: Decimal
+    referee_rescore_cap_usd: Decimal
+    referee_check_cap_usd: Decimal
     app_url: str | None
     bypass_secret: str | None = field(repr=False)
     slack_webhook_url: str | None = field(repr=False)
@@ -79,6 +85,7 @@ class Settings:
         env = _Env(os.environ if env is None else env)
         database, database_error = _select_database(env)
         max_batch = env.integer("MAX_TRAINING_BATCH_SIZE", 10, minimum=1, maximum=1000)
+        referee_model = env.text("REFEREE_MODEL") or "gpt-4o"
         return cls(
             cron_secret=env.text("CRON_SECRET"),
             database=database,
@@ -88,7 +95,7 @@ class Settings:
             llm_provider=env.choice("LLM_PROVIDER", "openai", LLM_PROVIDERS),
             closer_model=env.text("CLOSER_MODEL") or "gpt-4o",
             persona_model=env.text("PERSONA_MODEL") or "gpt-4o-mini",
-            referee_model=env.text("REFEREE_MODEL") or "gpt-4o",
+            referee_model=referee_model,
             scout_model=env.text("SCOUT_MODEL") or "gpt-4o-mini",
             model_prices=env.prices("MODEL_PRICES"),
             batch_size=env.integer("TRAINING_BATCH_SIZE", 5, minimum=1, maximum=max_batch,
@@ -104,6 +111,13 @@ class Settings:
             battle_max_turns=env.integer("BATTLE_MAX_TURNS", 10, minimum=1, maximum=100),
             max_tokens_per_turn=env.integer("MAX_TOKENS_PER_TURN", 300, minimum=16, maximum=16_384),
             scout_threshold=env.integer("SCOUT_BREAKTHROUGH_THRESHOLD", 95, minimum=0, maximum=100),
+            referee_confirm_model=env.text("REFEREE_CONFIRM_MODEL") or referee_model,
+            referee_confirm_margin=env.decimal("REFEREE_CONFIRM_MARGIN", Decimal("3"), minimum=0, maximum=100),
+            referee_audit_share=env.decimal("REFEREE_AUDIT_SHARE", Decimal("0.05"), minimum=0, maximum=1),
+            referee_drift_alert=env.decimal("REFEREE_DRIFT_ALERT", Decimal("5"), minimum=Decimal("0.01"),
+                                            maximum=100),
+            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", Decimal("0.50")),
+            referee_check_cap_usd=env.money("REFEREE_CHECK_CAP_USD", Decimal("1.00")),
             app_url=env.url("NEXT_PUBLIC_APP_URL"),
             bypass_secret=env.text("VERCEL_AUTOMATION_BYPASS_SECRET"),
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", secret=True),
@@ -202,6 +216,19 @@ class _Env:
         if not amount.is_finite() or amount <= 0:
             raise ConfigError(f"{name} must be a positive dollar amount, got {value!r}")
         return amount
+
+    def decimal(self, name: str, default: Decimal, *, minimum, maximum) -> Decimal:
+        """A number from `minimum` to `maximum` inclusive (points, a share)."""
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ConfigError(f"{name} must be a number from {minimum} to {maximum}, got {value!r}") from None
+        if not number.is_finite() or not Decimal(minimum) <= number <= Decimal(maximum):
+            raise ConfigError(f"{name} must be a number from {minimum} to {maximum}, got {value!r}")
+        return number
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.text(name)
