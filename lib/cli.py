@@ -12,9 +12,11 @@ from lib.config import ConfigError, Database, Settings
 from lib.app import make_llm, open_store
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
+from lib import referee
+from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
 from lib.runner import RunRefused
-from lib.scout import scan
+from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import serve
 from lib.store import StoreError
 from lib.store.embedded import EmbeddedPostgresError
@@ -57,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", action="store_true", help="also fire vercel.json's cron schedules locally")
     commands.add_parser("scan", help="run the Tactical Scout's breakthrough scan once",
                         description="Flag breakthroughs, extract their defining moments and alert Slack.")
+    check = commands.add_parser(
+        "referee-check", help="score the shipped calibration set with the configured referee",
+        description="Score the labelled transcripts of lib/referee_calibration.json with REFEREE_MODEL (real or "
+                    "simulated) and report agreement with their expected bands: Spearman correlation with the "
+                    "band centres, the share inside their band, and each transcript outside with its score. "
+                    "Prints the most it can cost first and refuses to run past REFEREE_CHECK_CAP_USD. The "
+                    "result is stored (the dashboard and status show the last one). Run it before switching "
+                    "REFEREE_MODEL.")
+    check.add_argument("--json", action="store_true", help="print the result as JSON (the cost line goes to stderr)")
     return parser
 
 
@@ -103,8 +114,13 @@ def cmd_generate_personas(settings, args) -> int:
 
 
 def cmd_status(settings, args) -> int:
+
     with _store(settings) as store:
-        status = Queries(store).status()
+        queries = Queries(store)
+        status = queries.status()
+        status["scout"] = queries.scout_state(MAX_ATTEMPTS)
+        status["referee"] = queries.referee_report(settings.scout_threshold, referee.CONSISTENCY_DAYS,
+                                                   referee.PRECISION_DAYS, referee.PRECISION_MIN_DECISIONS)
     print(json.dumps(status, indent=2, default=str))
     return 0
 
@@ -166,13 +182,57 @@ def _print_scan(result: dict) -> None:
           f"{result['alerted']} alerted")
     for item in result["breakthroughs"]:
         print(f"  {item['score']:>6}  {item['persona']}  {item['battleId']}")
+    for item in result.get("unconfirmed", []):
+        print(f"  unconfirmed {item['score']} → {item['confirmScore']}  {item['persona']}  {item['battleId']}: "
+              f"{item['reason']}")
     for error in result["errors"]:
         print(f"  ! {error}")
+
+
+CHECK_DEADLINE_S = 300  # referee-check runs from a terminal, not under a function's time limit
+
+
+def cmd_referee_check(settings, args) -> int:
+    items = referee.load_calibration()
+    model, cap = settings.referee_model, settings.referee_check_cap_usd
+    bound = referee.calibration_bound(items, model, settings.model_prices)
+    label = " (simulated)" if settings.simulated else ""
+    print(f"referee-check: {len(items)} transcripts scored by {model}{label}: at most ${bound} "
+          f"(REFEREE_CHECK_CAP_USD ${cap})", file=sys.stderr if args.json else sys.stdout, flush=True)
+    if bound > cap:
+        raise ConfigError(f"referee-check could cost up to ${bound}, more than REFEREE_CHECK_CAP_USD (${cap}): "
+                          "raise it to run the check")
+    llm = make_llm(settings)
+    with _store(settings) as store:  # opened first: a result that cannot be stored is not paid for
+        result = referee.run_calibration(llm, items, model, cap, time.monotonic() + CHECK_DEADLINE_S)
+        saved = Queries(store).record_calibration(
+            model=model, simulated=llm.simulated, spearman=result["spearman"], in_band=result["inBand"],
+            items=result["scored"], cost_usd=result["cost"], result=result)
+    result["at"] = saved["at"]
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for row in result["results"]:
+        low, high = row["band"]
+        got = "failed" if row["score"] is None else f"{row['score']:6.2f}"
+        mark = "" if row["inBand"] is None else ("in band" if row["inBand"] else "OUTSIDE")
+        print(f"  {row['id']:<32} {low:>3}–{high:<3} {got}  {mark}")
+    spearman = "-" if result["spearman"] is None else f"{result['spearman']:.3f}"
+    in_band = "-" if result["inBand"] is None else f"{result['inBand'] * 100:.0f}%"
+    print(f"Spearman {spearman} against the band centres · {in_band} inside their band "
+          f"({result['scored']} of {result['items']} scored) · spent ${result['cost']:.6f}")
+    for outlier in result["outliers"]:
+        low, high = outlier["band"]
+        print(f"  outside: {outlier['id']} scored {outlier['score']:.2f}, expected {low}–{high}: {outlier['reason']}")
+    for failure in result["failed"]:
+        print(f"  failed: {failure['id']}: {failure['error']}")
+    return 0
 
 
 COMMANDS = {
     "serve": cmd_serve,
     "scan": cmd_scan,
+    "referee-check": cmd_referee_check,
     "train": cmd_train,
     "migrate": cmd_migrate,
     "generate-personas": cmd_generate_personas,
@@ -188,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
         settings = None if args.command == "serve" else Settings.from_env()
         return COMMANDS[args.command](settings, args)
-    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona) as exc:
+    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -86,7 +86,19 @@ SETTINGS: tuple[Setting, ...] = (
             "the most one batch may spend, in USD; the call that would pass it pauses training"),
     Setting("BATTLE_MAX_TURNS", "10", "closer–seller exchanges in one battle, at most"),
     Setting("MAX_TOKENS_PER_TURN", "300", "the longest reply, in tokens"),
-    Setting("SCOUT_BREAKTHROUGH_THRESHOLD", "95", "referee score (0–100) from which a battle is a breakthrough"),
+    Setting("SCOUT_BREAKTHROUGH_THRESHOLD", "95", "referee score (0–100) from which a battle is a breakthrough "
+                                                  "candidate (then confirmed by a re-score)"),
+    Setting("REFEREE_CONFIRM_MODEL", None, "the model that re-scores a candidate before it becomes a breakthrough",
+            shown="`REFEREE_MODEL`"),
+    Setting("REFEREE_CONFIRM_MARGIN", "3", "a candidate is confirmed when the mean of both scores reaches the "
+                                           "cutoff and the re-score is at least the cutoff minus this"),
+    Setting("REFEREE_AUDIT_SHARE", "0.05", "share (0–1) of completed battles the scout re-scores to measure the "
+                                           "referee's consistency"),
+    Setting("REFEREE_DRIFT_ALERT", "5", "mean absolute difference (points) of audit pairs over 7 days above which "
+                                        "Slack is alerted, once a day at most"),
+    Setting("REFEREE_RESCORE_CAP_USD", "0.50", "the most one scout scan may spend on re-scores (confirmations and "
+                                               "audits)"),
+    Setting("REFEREE_CHECK_CAP_USD", "1.00", "the most `python -m lib referee-check` may spend"),
     Setting("NEXT_PUBLIC_APP_URL", None, "this deployment's URL: the scout webhook's target, dashboard links in Slack"),
     Setting("VERCEL_AUTOMATION_BYPASS_SECRET", None, "sent as `x-vercel-protection-bypass` on the scout webhook"),
     Setting("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts; unset, nothing is sent"),
@@ -144,6 +156,12 @@ class Settings:
     battle_max_turns: int
     max_tokens_per_turn: int
     scout_threshold: int
+    referee_confirm_model: str
+    referee_confirm_margin: Decimal
+    referee_audit_share: Decimal
+    referee_drift_alert: Decimal
+    referee_rescore_cap_usd: Decimal
+    referee_check_cap_usd: Decimal
     app_url: str | None
     bypass_secret: str | None = field(repr=False)
     slack_webhook_url: str | None = field(repr=False)
@@ -179,6 +197,12 @@ class Settings:
             battle_max_turns=env.integer("BATTLE_MAX_TURNS", minimum=1, maximum=100),
             max_tokens_per_turn=env.integer("MAX_TOKENS_PER_TURN", minimum=16, maximum=16_384),
             scout_threshold=env.integer("SCOUT_BREAKTHROUGH_THRESHOLD", minimum=0, maximum=100),
+            referee_confirm_model=env.text("REFEREE_CONFIRM_MODEL") or env.text("REFEREE_MODEL"),
+            referee_confirm_margin=env.decimal("REFEREE_CONFIRM_MARGIN", minimum=0, maximum=100),
+            referee_audit_share=env.decimal("REFEREE_AUDIT_SHARE", minimum=0, maximum=1),
+            referee_drift_alert=env.decimal("REFEREE_DRIFT_ALERT", minimum=Decimal("0.01"), maximum=100),
+            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD"),
+            referee_check_cap_usd=env.money("REFEREE_CHECK_CAP_USD"),
             app_url=env.url("NEXT_PUBLIC_APP_URL"),
             bypass_secret=env.text("VERCEL_AUTOMATION_BYPASS_SECRET"),
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", secret=True),
@@ -282,6 +306,17 @@ class _Env:
         if not amount.is_finite() or amount <= 0:
             raise ConfigError(f"{name} must be a positive dollar amount, got {value!r}")
         return amount
+
+    def decimal(self, name: str, *, minimum, maximum) -> Decimal:
+        """A number from `minimum` to `maximum` inclusive (points, a share)."""
+        value = self.text(name)
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise ConfigError(f"{name} must be a number from {minimum} to {maximum}, got {value!r}") from None
+        if not number.is_finite() or not Decimal(minimum) <= number <= Decimal(maximum):
+            raise ConfigError(f"{name} must be a number from {minimum} to {maximum}, got {value!r}")
+        return number
 
     def boolean(self, name: str) -> bool:
         value = self.text(name)

@@ -71,6 +71,15 @@ def _feed(queries: Queries, query: dict):
     return queries.feed(query.get("afterUpdatedAt"), _uuid_arg(after_id, "afterId") if after_id else None)
 
 
+def _referee(queries: Queries, query: dict):
+    """`{"consistency", "precision", "unconfirmed", "calibration"}`: the Referee panel."""
+    from lib import referee
+    from lib.config import Settings
+
+    return queries.referee_report(Settings.from_env().scout_threshold, referee.CONSISTENCY_DAYS,
+                                  referee.PRECISION_DAYS, referee.PRECISION_MIN_DECISIONS)
+
+
 VIEWS = {
     "feed": _feed,
     "battle": lambda queries, query: queries.battle(_uuid_arg(query.get("id"), "id")),
@@ -78,6 +87,7 @@ VIEWS = {
     "personas": lambda queries, query: queries.persona_analytics(),
     "runs": lambda queries, query: queries.run_history(),
     "control": lambda queries, query: queries.status(),
+    "referee": _referee,
 }
 REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 

@@ -145,7 +145,9 @@ class LLM:
         self.transport.prepare()
 
     def chat(self, ctx: CallContext, role: Role, model: str, messages: list[dict], max_tokens: int,
-             response_format: dict | None = None) -> Reply:
+             response_format: dict | None = None, nonce: int = 0) -> Reply:
+        """One call. `nonce` tells apart independent draws of the same request (a re-score): a
+        provider samples each request anew anyway; the simulator seeds by it."""
         price = price_for(model, self.prices)
         worst = worst_case_cost(prompt_token_bound(messages, response_format), max_tokens, price)
         if ctx.stop.is_set():
@@ -157,7 +159,8 @@ class LLM:
         sent = []
         actual = worst
         try:
-            reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent)
+            reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent,
+                                            nonce)
             actual = reply.usage.cost
             return reply
         except LLMError:
@@ -168,7 +171,7 @@ class LLM:
             ctx.budget.settle(worst, actual)
 
     def _call_with_retries(self, ctx, role, model, messages, max_tokens, response_format, price,
-                           sent: list) -> Reply:
+                           sent: list, nonce: int) -> Reply:
         last_error = "no attempt made"
         for attempt in range(MAX_ATTEMPTS):
             ctx.gate.wait(ctx.deadline, ctx.stop)
@@ -179,7 +182,8 @@ class LLM:
                 raise DeadlineExceeded(f"no time left for a call to {model} ({last_error})")
             sent.append(attempt)
             try:
-                done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining)
+                done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining,
+                                               nonce=nonce)
             except Retryable as exc:
                 last_error = exc.reason
                 if exc.retry_after is not None:
@@ -221,7 +225,8 @@ class OpenAITransport:
         self.client()
 
     def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
-                 response_format: dict | None, timeout: float) -> Completion:
+                 response_format: dict | None, timeout: float, nonce: int = 0) -> Completion:
+        # `nonce` is not sent: every request is already an independent sample.
         import openai
 
         kwargs = {"response_format": response_format} if response_format else {}

@@ -1,9 +1,26 @@
-"""The Tactical Scout: flags breakthroughs, extracts the winning moment, alerts Slack.
+"""The Tactical Scout: confirms breakthroughs, audits the referee, extracts the winning moment, alerts Slack.
 
-A scan flags new breakthroughs and leases its work in SQL, so overlapping scans never handle one
-battle at once. A failed extraction leaves the breakthrough flagged and is retried on the next scan; an
-alert is recorded only after Slack answers 2xx, so a failed alert is retried and a delivered one
-is never repeated.
+A scan:
+
+1. triages completed battles it has not seen, once each (in SQL): a referee score at or above
+   SCOUT_BREAKTHROUGH_THRESHOLD makes a candidate; REFEREE_AUDIT_SHARE of the battles of the
+   last days (picked by id) await an audit re-score;
+2. leases up to `SCAN_LIMIT` battles with work left, oldest first, so overlapping scans never
+   handle one battle at once and a larger backlog drains over the next scans;
+3. for each: re-scores a candidate with REFEREE_CONFIRM_MODEL and applies the confirmation rule
+   (`lib.referee.confirm`): confirmed, it becomes a breakthrough pending review and pending Slack
+   delivery; unconfirmed, it is kept with the reason and never alerted. Re-scores an audited
+   battle with REFEREE_MODEL. Extracts a breakthrough's defining moment. Delivers its Slack alert
+   when SLACK_WEBHOOK_URL is set (without it, alerts wait and the rest of the work goes on);
+4. posts a drift alert, at most once a day, when the audit pairs of the last 7 days differ by
+   more than REFEREE_DRIFT_ALERT points on average.
+
+Each task is its own state in SQL and advances once: a confirmation, an audit or a moment is
+recorded once; an alert is recorded only after Slack answers 2xx, stays pending on 429/5xx or
+network errors, and fails for good (with Slack's reason) on other 4xx. A model call that fails
+for this battle's sake counts an attempt; after `MAX_ATTEMPTS` its model work is given up (shown
+in `python -m lib status`). The re-scores spend under REFEREE_RESCORE_CAP_USD per scan; the
+extraction under `SCOUT_COST_CAP_USD`; both are reserved call by call like every model call.
 """
 from __future__ import annotations
 
@@ -11,17 +28,24 @@ import json
 import time
 from decimal import Decimal
 
-from lib import slack
-from lib.battle import render_transcript
-from lib.llm import CallContext, LLMError, Role
+from lib import referee, slack
+from lib.budget import price_for
+from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Role, Stopped, Usage
 from lib.log import log
-from lib.store.queries import Queries
+from lib.referee import render_transcript
+from lib.store.queries import Queries, Rescore
 
 SCAN_LIMIT = 20
 LEASE_SECONDS = 120
-# The scout's own spending cap per scan: extraction is small, a runaway loop must not be.
+# The scout's own spending cap per scan for extraction: it is small, a runaway loop must not be.
 SCOUT_COST_CAP_USD = Decimal("0.50")
 MOMENT_MAX_TOKENS = 400
+# Model work on one battle is given up after this many failed calls (its last error is kept).
+MAX_ATTEMPTS = 5
+# The drift alert needs this many audit pairs in the window: one pair says little.
+DRIFT_MIN_PAIRS = 5
+# Below this much time left, a scan stops starting work and releases what it leased.
+MIN_TIME_S = 0.5
 
 MOMENT_FORMAT = {
     "type": "json_schema",
@@ -53,41 +77,184 @@ def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str
 
 
 def scan(settings, store, llm, deadline: float) -> dict:
-    """One scan; returns `{"processed", "breakthroughs", "alerted", "errors"}`."""
+    """One scan; returns what it did (see `Scan.result`)."""
+    for model in (settings.referee_confirm_model, settings.referee_model, settings.scout_model):
+        price_for(model, settings.model_prices)  # a model with no price is refused before anything is leased
     queries = Queries(store)
-    flagged_now = set(queries.flag_breakthroughs(settings.scout_threshold, deadline=deadline))
-    work = queries.lease_scout_work(SCAN_LIMIT, LEASE_SECONDS, deadline=deadline)
-    ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
-    alerted, errors = 0, []
-    for battle in work:
-        try:
-            if not battle["definingMoment"]:
-                try:
-                    moment, snippet = extract_moment(llm, ctx, settings.scout_model, battle)
-                except LLMError as exc:
-                    errors.append(f"defining moment for battle {battle['id']}: {exc} (retried next scan)")
-                    continue
-                queries.record_defining_moment(battle["id"], moment, snippet, deadline=deadline)
-                battle.update(definingMoment=moment, tacticalSnippet=snippet)
-            if not battle["alerted"] and settings.slack_webhook_url:
-                if _alert(settings, queries, battle, deadline, errors):
-                    alerted += 1
-        finally:
+    queries.triage_battles(settings.scout_threshold, settings.referee_audit_share, referee.CONSISTENCY_DAYS,
+                           deadline=deadline)
+    lease = queries.lease_scout_work(SCAN_LIMIT, LEASE_SECONDS, slack=bool(settings.slack_webhook_url),
+                                     max_attempts=MAX_ATTEMPTS, deadline=deadline)
+    work = Scan(settings, queries, llm, deadline)
+    try:
+        for index, battle in enumerate(lease["items"]):
+            if deadline - time.monotonic() < MIN_TIME_S:
+                work.errors.append(f"no time left: {len(lease['items']) - index} leased battle(s) left for the "
+                                   "next scan")
+                break
+            work.handle(battle)
+    finally:  # whatever happened, the leases go back (a lease left behind lapses in LEASE_SECONDS)
+        for battle in lease["items"]:
             queries.release_scout_lease(battle["id"], deadline=deadline + 1)
-    flagged = [{"battleId": b["id"], "persona": b["persona"], "score": b["score"]} for b in work
-               if b["id"] in flagged_now]
-    log("scout_scan", processed=len(work), breakthroughs=len(flagged), alerted=alerted, errors=len(errors))
-    return {"processed": len(work), "breakthroughs": flagged, "alerted": alerted, "errors": errors}
+    work.check_drift()
+    result = work.result(backlog=lease["due"] - work.processed)
+    log("scout_scan", processed=result["processed"], breakthroughs=len(result["breakthroughs"]),
+        unconfirmed=len(result["unconfirmed"]), audited=result["audited"], moments=result["moments"],
+        alerted=result["alerted"], backlog=result["backlog"], cost=result["cost"], errors=len(result["errors"]))
+    return result
 
 
-def _alert(settings, queries: Queries, battle: dict, deadline: float, errors: list) -> bool:
-    timeout = deadline - time.monotonic()
-    if timeout < 0.5:
-        errors.append(f"alert for battle {battle['id']}: no time left (retried next scan)")
-        return False
-    failure = slack.send(settings, slack.breakthrough_message(battle, settings.app_url),
-                         timeout=min(5.0, timeout), battleId=battle["id"])
-    if failure:
-        errors.append(f"alert for battle {battle['id']}: {failure} (retried next scan)")
-        return False
-    return queries.mark_alerted(battle["id"], deadline=deadline + 1)
+class Scan:
+    def __init__(self, settings, queries: Queries, llm, deadline: float):
+        self.settings = settings
+        self.queries = queries
+        self.llm = llm
+        self.deadline = deadline
+        self.rescore_ctx = CallContext.for_cap(settings.referee_rescore_cap_usd, deadline)
+        self.extract_ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
+        self.processed = 0
+        self.confirmed: list[dict] = []
+        self.unconfirmed: list[dict] = []
+        self.audited = 0
+        self.moments = 0
+        self.alerted = 0
+        self.slack_failed = 0
+        self.drift_alerted = False
+        self.errors: list[str] = []
+        self._budget_reported: set[int] = set()
+
+    def handle(self, battle: dict) -> None:
+        self.processed += 1
+        if battle["confirmStatus"] == "pending" and self._may_call(battle):
+            self._confirm(battle)
+        if battle["auditStatus"] == "pending" and self._may_call(battle):
+            self._audit(battle)
+        if battle["breakthrough"] and not battle["definingMoment"] and self._may_call(battle):
+            self._extract(battle)
+        if battle["breakthrough"] and battle["slackStatus"] == "pending" and self.settings.slack_webhook_url:
+            self._alert(battle)
+
+    def _may_call(self, battle: dict) -> bool:
+        return battle["attempts"] < MAX_ATTEMPTS
+
+    def _rescore(self, battle: dict, model: str, nonce: int, what: str) -> Rescore | None:
+        usage = Usage()
+        try:
+            verdict = referee.score(self.llm, self.rescore_ctx, model, battle["transcript"], usage, nonce=nonce)
+        except LLMError as exc:
+            self._failed(battle, what, exc, self.rescore_ctx, "REFEREE_RESCORE_CAP_USD")
+            return None
+        return Rescore(model, verdict.total, verdict.scores, usage.cost)
+
+    def _confirm(self, battle: dict) -> None:
+        model = self.settings.referee_confirm_model
+        rescore = self._rescore(battle, model, referee.CONFIRM_NONCE, "confirmation")
+        if rescore is None:
+            return
+        first = Decimal(str(battle["score"]))
+        decision = referee.confirm(first, rescore.score, self.settings.scout_threshold,
+                                   self.settings.referee_confirm_margin)
+        # With the same model, the confirmation is also an independent audit pair: no second call.
+        as_audit = battle["auditStatus"] == "pending" and model == self.settings.referee_model
+        if not self.queries.record_confirmation(battle["id"], rescore, decision.confirmed, decision.reason,
+                                                as_audit=as_audit, deadline=self.deadline + 1):
+            return
+        if as_audit:
+            battle["auditStatus"] = "done"
+            self.audited += 1
+        item = {"battleId": battle["id"], "persona": battle["persona"], "score": battle["score"],
+                "confirmScore": float(rescore.score)}
+        if decision.confirmed:
+            battle.update(breakthrough="pending_review", slackStatus="pending", confirmScore=float(rescore.score))
+            self.confirmed.append(item)
+        else:
+            self.unconfirmed.append({**item, "reason": decision.reason})
+
+    def _audit(self, battle: dict) -> None:
+        rescore = self._rescore(battle, self.settings.referee_model, referee.AUDIT_NONCE, "audit re-score")
+        if rescore is not None and self.queries.record_audit(battle["id"], rescore, deadline=self.deadline + 1):
+            battle["auditStatus"] = "done"
+            self.audited += 1
+
+    def _extract(self, battle: dict) -> None:
+        try:
+            moment, snippet = extract_moment(self.llm, self.extract_ctx, self.settings.scout_model, battle)
+        except LLMError as exc:
+            self._failed(battle, "defining moment", exc, self.extract_ctx, None)
+            return
+        self.queries.record_defining_moment(battle["id"], moment, snippet, deadline=self.deadline + 1)
+        battle.update(definingMoment=moment, tacticalSnippet=snippet)
+        self.moments += 1
+
+    def _failed(self, battle: dict, what: str, exc: LLMError, ctx: CallContext, cap_setting: str | None) -> None:
+        """Reports a failed model call; only a failure of this battle's own counts an attempt."""
+        if isinstance(exc, BudgetExceeded):
+            if id(ctx) not in self._budget_reported:  # once per cap, not once per battle
+                self._budget_reported.add(id(ctx))
+                hint = f" (raise {cap_setting})" if cap_setting else ""
+                self.errors.append(f"{what} for battle {battle['id']}: {exc}{hint}; the rest waits for the next scan")
+            return
+        if isinstance(exc, (DeadlineExceeded, Stopped)):
+            self.errors.append(f"{what} for battle {battle['id']}: {exc} (retried next scan)")
+            return
+        attempts = self.queries.record_scout_error(battle["id"], f"{what}: {exc}", deadline=self.deadline + 1)
+        battle["attempts"] = attempts
+        retry = "retried next scan" if attempts < MAX_ATTEMPTS else "given up"
+        self.errors.append(f"{what} for battle {battle['id']}: {exc} (attempt {attempts} of {MAX_ATTEMPTS}, {retry})")
+
+    def _alert(self, battle: dict) -> None:
+        timeout = self.deadline - time.monotonic()
+        if timeout < MIN_TIME_S:
+            self.errors.append(f"alert for battle {battle['id']}: no time left (retried next scan)")
+            return
+        failure = slack.send(self.settings, slack.breakthrough_message(battle, self.settings.app_url),
+                             timeout=min(5.0, timeout), battleId=battle["id"])
+        if failure:
+            if failure.retryable:
+                self.errors.append(f"alert for battle {battle['id']}: {failure} (retried next scan)")
+            else:
+                self.queries.mark_alert_failed(battle["id"], str(failure), deadline=self.deadline + 1)
+                self.slack_failed += 1
+                self.errors.append(f"alert for battle {battle['id']}: {failure} (failed for good, not retried: "
+                                   "check SLACK_WEBHOOK_URL)")
+            return
+        if self.queries.mark_alerted(battle["id"], deadline=self.deadline + 1):
+            self.alerted += 1
+
+    def check_drift(self) -> None:
+        """One Slack alert a day at most while the referee disagrees with itself past the limit."""
+        if not self.settings.slack_webhook_url or self.deadline - time.monotonic() < MIN_TIME_S:
+            return
+        figures = self.queries.referee_consistency(referee.CONSISTENCY_DAYS, self.settings.scout_threshold,
+                                                   deadline=self.deadline)
+        limit = self.settings.referee_drift_alert
+        if (figures["pairs"] < DRIFT_MIN_PAIRS or figures["meanAbsDiff"] is None
+                or Decimal(str(figures["meanAbsDiff"])) <= limit):
+            return
+        claim = self.queries.claim_drift_alert(figures["meanAbsDiff"], figures["pairs"], deadline=self.deadline)
+        if claim is None:
+            return
+        failure = slack.send(self.settings,
+                             slack.drift_message(figures, limit, self.settings.scout_threshold, self.settings.app_url),
+                             timeout=min(5.0, max(0.1, self.deadline - time.monotonic())))
+        if failure:
+            if failure.retryable:  # a transient failure frees today's slot; a permanent one keeps it
+                self.queries.release_drift_alert(claim, deadline=self.deadline + 1)
+            self.errors.append(f"drift alert: {failure}")
+            return
+        self.drift_alerted = True
+
+    def result(self, backlog: int) -> dict:
+        """What this scan did.
+
+        `processed`: battles it worked on; `breakthroughs`: candidates it confirmed, each with both
+        scores; `unconfirmed`: candidates it did not confirm, with the reason; `audited`: audit
+        re-scores recorded; `moments`: defining moments extracted; `alerted`: Slack alerts
+        delivered; `slackFailed`: alerts Slack refused for good; `driftAlerted`; `backlog`:
+        battles with work left that it did not reach; `cost`: USD it spent on model calls.
+        """
+        cost = self.rescore_ctx.budget.committed + self.extract_ctx.budget.committed
+        return {"processed": self.processed, "breakthroughs": self.confirmed, "unconfirmed": self.unconfirmed,
+                "audited": self.audited, "moments": self.moments, "alerted": self.alerted,
+                "slackFailed": self.slack_failed, "driftAlerted": self.drift_alerted, "backlog": max(0, backlog),
+                "cost": float(cost), "errors": self.errors}

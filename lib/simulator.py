@@ -14,7 +14,7 @@ import json
 import random
 import time
 
-from lib.battle import CRITERIA
+from lib.referee import CRITERIA
 from lib.budget import prompt_token_bound
 from lib.llm import Completion, DeadlineExceeded, Role
 
@@ -29,7 +29,7 @@ class SimulatedTransport:
         pass
 
     def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
-                 response_format: dict | None, timeout: float) -> Completion:
+                 response_format: dict | None, timeout: float, nonce: int = 0) -> Completion:
         seed = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
         rng = random.Random(seed)
         latency = rng.uniform(0.15, 0.45) * self.latency_scale
@@ -38,7 +38,8 @@ class SimulatedTransport:
             raise DeadlineExceeded(f"{model} (simulated) did not answer within {timeout:.1f}s")
         time.sleep(latency)
         if role == Role.REFEREE:
-            text = json.dumps(_verdict(rng, messages))
+            # A re-score (nonce > 0) is a fresh call: its judge noise has a seed of its own.
+            text = json.dumps(_verdict(rng, messages, random.Random(f"{seed}:{nonce}") if nonce else None))
         elif role == Role.SCOUT:
             text = json.dumps(_moment(messages))
         elif role == Role.PERSONA_WRITER:
@@ -78,11 +79,14 @@ def _seller_line(rng: random.Random, messages: list[dict]) -> str:
     return f"{rng.choice(_SELLER_OPENERS)} {pattern[0].lower() + pattern[1:]}. Why should I trust you on that?"
 
 
-def _verdict(rng: random.Random, messages: list[dict]) -> dict:
+def _verdict(rng: random.Random, messages: list[dict], rescore: random.Random | None = None) -> dict:
     transcript = messages[-1]["content"]
     agreed = "I accept" in transcript
     base = rng.uniform(85, 100) if agreed else rng.uniform(50, 88)
-    scores = {name: max(0, min(100, round(base + rng.uniform(-5, 5)))) for name in CRITERIA}
+    # A re-score judges the same call again: the same quality, fresh noise (about 2 points overall).
+    shift = rescore.gauss(0, 2.0) if rescore else 0.0
+    scores = {name: max(0, min(100, round(base + rng.uniform(-5, 5) + shift
+                                          + (rescore.gauss(0, 2.0) if rescore else 0.0)))) for name in CRITERIA}
     return {
         "scores": scores,
         "feedback": "Strong discovery; the price justification landed." if agreed

@@ -25,11 +25,12 @@ def escape(text) -> str:
     return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def send(settings, payload: dict, *, timeout: float, **log_fields) -> str | None:
+def send(settings, payload: dict, *, timeout: float, **log_fields) -> SlackError | None:
     """Posts `payload` to `SLACK_WEBHOOK_URL`: the one way anything reaches Slack.
 
-    Returns None when Slack took the message (or no webhook is set: nothing to send), else what
-    went wrong, already logged as `slack_failed` with `log_fields`.
+    Returns None when Slack took the message (or no webhook is set: nothing to send), else the
+    `SlackError` (its text says what went wrong; `retryable` whether to try again), already logged
+    as `slack_failed` with `log_fields`.
     """
     if not settings.slack_webhook_url:
         return None
@@ -37,7 +38,7 @@ def send(settings, payload: dict, *, timeout: float, **log_fields) -> str | None
         post(settings.slack_webhook_url, payload, timeout)
     except SlackError as exc:
         log("slack_failed", level=logging.WARNING, error=str(exc), **log_fields)
-        return str(exc)
+        return exc
     return None
 
 
@@ -80,7 +81,8 @@ def cost_cap_message(batch: dict, reason: str, app_url: str | None) -> dict:
 
 def breakthrough_message(battle: dict, app_url: str | None) -> dict:
     label = " (simulated LLM)" if battle.get("simulated") else ""
-    title = f":trophy: Breakthrough{label}: {battle['persona']} scored {battle['score']}"
+    confirmed = f" (confirmed at {battle['confirmScore']})" if battle.get("confirmScore") is not None else ""
+    title = f":trophy: Breakthrough{label}: {battle['persona']} scored {battle['score']}{confirmed}"
     blocks = [
         _section(f"*{escape(title)}*"),
         _section(f"*Winning rebuttal*\n>{escape(battle.get('winningRebuttal') or '—')}"),
@@ -94,9 +96,22 @@ def breakthrough_message(battle: dict, app_url: str | None) -> dict:
     return {"text": title, "blocks": blocks + _dashboard_button(app_url)}
 
 
+def drift_message(consistency: dict, alert_above, cutoff: int, app_url: str | None) -> dict:
+    """The referee disagrees with itself more than REFEREE_DRIFT_ALERT points on re-scored battles."""
+    agreement = consistency.get("agreement")
+    text = (f":warning: Referee drift: re-scored battles differ by {consistency['meanAbsDiff']} points on "
+            f"average over {consistency['days']} days (alert above {alert_above})")
+    worst = sorted((consistency.get("perCriterion") or {}).items(), key=lambda item: -item[1])[:2]
+    detail = (f"{consistency['pairs']} audited pairs · "
+              f"{'-' if agreement is None else f'{agreement * 100:.0f}%'} agree on the {cutoff} cutoff"
+              + (" · widest: " + ", ".join(f"{escape(name)} {diff}" for name, diff in worst) if worst else "")
+              + "\nCheck the referee model (`python -m lib referee-check`) before trusting new breakthroughs.")
+    return {"text": text, "blocks": [_section(f"*{escape(text)}*"), _section(detail), *_dashboard_button(app_url)]}
+
+
 def batch_summary_message(batch: dict, app_url: str | None) -> dict:
     label = " (simulated)" if batch.get("simulated") else ""
-    text = (f":crossed_swords: Training batch{label}: {batch['breakthroughs']} breakthrough(s) in "
+    text = (f":crossed_swords: Training batch{label}: {batch['breakthroughs']} breakthrough candidate(s) in "
             f"{batch['battlesCompleted']} completed battles")
     average = "-" if batch.get("averageScore") is None else f"{batch['averageScore']:.1f}"
     return {"text": text, "blocks": [

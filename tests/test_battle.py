@@ -4,7 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from lib.battle import CRITERIA, MalformedVerdict, closer_system_prompt, parse_verdict, total_score
+from lib.battle import closer_system_prompt
+from lib.referee import CRITERIA, MalformedVerdict, parse_verdict, total_score
 from lib.budget import prompt_token_bound, usage_cost, worst_case_cost
 
 

@@ -42,12 +42,15 @@ def test_on_supabase_only_the_service_role_may_call_functions_or_touch_tables(pg
             callable_by = [fn for fn in functions if conn.execute(
                 "select has_function_privilege(%s, %s, 'execute')", (role, fn)).fetchone()[0]]
             assert callable_by == [], f"{role} may call {callable_by}"
-            for table in ("training_runs", "sandbox_battles", "sandbox_personas"):
+            for table in ("training_runs", "sandbox_battles", "sandbox_personas", "training_rescores",
+                          "training_referee_calibrations", "training_referee_drift_alerts"):
                 if role != "public":
                     assert not conn.execute("select has_table_privilege(%s, %s, 'select')", (role, table)
                                             ).fetchone()[0], f"{role} may read {table}"
         assert all(conn.execute("select has_function_privilege('service_role', %s, 'execute')", (fn,)
                                 ).fetchone()[0] for fn in functions)
+        assert all(conn.execute("select has_table_privilege('service_role', %s, 'insert')", (table,)).fetchone()[0]
+                   for table in ("training_rescores", "training_referee_calibrations", "training_referee_drift_alerts"))
 
 
 def test_applying_twice_changes_nothing_and_grants_service_role(pg_server):

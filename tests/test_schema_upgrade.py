@@ -4,6 +4,7 @@
 release before the `training_` prefix). Keep this test for every schema change: when a release
 ships, add its file beside it and upgrade from that one too.
 """
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -94,6 +95,18 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
                                      cost_cap_tripped=False, timed_out=False, errors=[], breakthrough_threshold=95,
                                      duration_ms=10, error=None, pause_reason=None)
         assert summary["battlesFailed"] == 1
-        assert queries.flag_breakthroughs(95) == []
-        assert queries.lease_scout_work(20, 120) == []
+        # The breakthrough flagged before confirmation existed stays one ('legacy'), its alert sent;
+        # triage then sees the other completed battles once, and a candidate awaits confirmation.
+        rows = conn.execute("select referee_score, breakthrough_status, confirm_status, slack_status, scout_seen_at "
+                            "is not null from sandbox_battles where status = 'completed' order by referee_score desc"
+                            ).fetchall()
+        assert rows[0][1:] == ("promoted", "legacy", "sent", True)
+        assert all(row[1:] == (None, None, None, False) for row in rows[1:])
+        conn.execute("update sandbox_battles set referee_score = 96 where referee_score = 77")
+        assert queries.triage_battles(95, Decimal(0), 7) == {"triaged": 2, "candidates": 1, "audits": 0}
+        assert queries.triage_battles(95, Decimal(1), 7)["triaged"] == 0, "once each"
+        lease = queries.lease_scout_work(20, 120, slack=True, max_attempts=5)
+        assert lease["due"] == 1 and [item["confirmStatus"] for item in lease["items"]] == ["pending"]
+        assert queries.lease_scout_work(20, 120, slack=True, max_attempts=5)["items"] == [], "leased"
+        assert queries.referee_report(95, 7, 30, 5)["precision"]["decisions"] == 1
         store.close()

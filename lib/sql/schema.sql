@@ -46,6 +46,9 @@ drop function if exists promote_breakthrough(uuid, text, integer);
 drop function if exists set_breakthrough_status(uuid, text);
 -- training_set_paused gained p_by (who paused).
 drop function if exists training_set_paused(boolean, text);
+-- Never released (development only), replaced by the referee's confirmation (triage, then a re-score before a battle is flagged).
+drop function if exists training_flag_breakthroughs(integer);
+drop function if exists training_lease_scout_work(integer, integer);
 -- Last: the first release's functions above took its row type.
 drop function if exists run_summary(training_runs);
 
@@ -150,6 +153,21 @@ create table if not exists sandbox_battles (
 );
 -- Columns added after the first release (kept apart so older databases gain them too).
 alter table sandbox_battles add column if not exists scout_lease_until timestamptz;
+-- The scout's state per battle, one column per task (see "Referee and scout state" below):
+-- triaged once; a candidate's confirmation; an audit re-score; Slack delivery; LLM failures.
+alter table sandbox_battles add column if not exists scout_seen_at timestamptz;
+alter table sandbox_battles add column if not exists confirm_status text
+    check (confirm_status in ('pending', 'confirmed', 'unconfirmed', 'legacy'));
+alter table sandbox_battles add column if not exists confirm_score numeric(5, 2)
+    check (confirm_score between 0 and 100);
+alter table sandbox_battles add column if not exists confirm_reason text;
+alter table sandbox_battles add column if not exists audit_status text check (audit_status in ('pending', 'done'));
+alter table sandbox_battles add column if not exists slack_status text
+    check (slack_status in ('pending', 'sent', 'failed'));
+alter table sandbox_battles add column if not exists slack_error text;
+alter table sandbox_battles add column if not exists scout_attempts integer not null default 0
+    check (scout_attempts >= 0);
+alter table sandbox_battles add column if not exists scout_error text;
 
 create index if not exists sandbox_battles_run_idx on sandbox_battles (run_id);
 create index if not exists sandbox_battles_feed_idx on sandbox_battles (updated_at desc, id);
@@ -572,54 +590,6 @@ language sql as $$
     update training_runs set scout_notified = p_notified where id = p_run_id;
 $$;
 
--- Flags completed battles at or above the threshold as breakthroughs, once each; returns the
--- ids this call flagged.
-create or replace function training_flag_breakthroughs(p_threshold integer)
-returns jsonb
-language sql as $$
-    with fresh as (
-        select id from sandbox_battles
-        where status = 'completed' and referee_score >= p_threshold and breakthrough_status is null
-        for update skip locked
-    ), marked as (
-        update sandbox_battles b set breakthrough_status = 'pending_review', breakthrough_detected_at = now(),
-            updated_at = now()
-        from fresh where b.id = fresh.id
-        returning b.id
-    )
-    select coalesce(jsonb_agg(id), '[]') from marked;
-$$;
-
--- Leases up to p_limit breakthroughs that still need a defining moment or an alert, oldest first.
--- A lease keeps overlapping scans off the same battle; it lapses on its own if a scan dies.
-create or replace function training_lease_scout_work(p_limit integer, p_lease_seconds integer)
-returns jsonb
-language sql as $$
-    with due as (
-        select b.id from sandbox_battles b
-        where b.breakthrough_status is not null
-          and (b.defining_moment is null or b.alerted_at is null)
-          and (b.scout_lease_until is null or b.scout_lease_until < now())
-        order by b.breakthrough_detected_at
-        limit p_limit
-        for update skip locked
-    ), leased as (
-        update sandbox_battles b set scout_lease_until = now() + make_interval(secs => p_lease_seconds)
-        from due where b.id = due.id
-        returning b.*
-    )
-    select coalesce(jsonb_agg(jsonb_build_object(
-        'id', l.id, 'runId', l.run_id, 'persona', p.name, 'score', l.referee_score,
-        'transcript', l.transcript, 'winningRebuttal', l.winning_rebuttal,
-        'refereeFeedback', l.referee_feedback, 'definingMoment', l.defining_moment,
-        'tacticalSnippet', l.tactical_snippet, 'alerted', l.alerted_at is not null,
-        'simulated', r.simulated)
-        order by l.breakthrough_detected_at), '[]')
-    from leased l
-    join sandbox_personas p on p.id = l.persona_id
-    join training_runs r on r.id = l.run_id;
-$$;
-
 create or replace function training_record_defining_moment(p_battle_id uuid, p_defining_moment text,
                                                    p_tactical_snippet text)
 returns void
@@ -639,7 +609,19 @@ create or replace function training_mark_alerted(p_battle_id uuid)
 returns boolean
 language plpgsql as $$
 begin
-    update sandbox_battles set alerted_at = now() where id = p_battle_id and alerted_at is null;
+    update sandbox_battles set alerted_at = now(), slack_status = 'sent', slack_error = null
+    where id = p_battle_id and alerted_at is null;
+    return found;
+end;
+$$;
+
+-- Slack refused the alert for good (a revoked webhook, a bad payload): never retried, reason kept.
+create or replace function training_mark_alert_failed(p_battle_id uuid, p_reason text)
+returns boolean
+language plpgsql as $$
+begin
+    update sandbox_battles set slack_status = 'failed', slack_error = left(p_reason, 500)
+    where id = p_battle_id and slack_status = 'pending';
     return found;
 end;
 $$;
@@ -696,7 +678,9 @@ language sql stable as $$
         'sellerAgreed', b.seller_agreed, 'transcript', b.transcript, 'turns', b.turns, 'cost', b.cost_usd,
         'error', b.error, 'simulated', r.simulated, 'startedAt', b.started_at, 'endedAt', b.ended_at,
         'breakthrough', b.breakthrough_status, 'definingMoment', b.defining_moment,
-        'tacticalSnippet', b.tactical_snippet)
+        'tacticalSnippet', b.tactical_snippet, 'confirmStatus', b.confirm_status,
+        'confirmScore', b.confirm_score, 'confirmReason', b.confirm_reason, 'slack', b.slack_status,
+        'slackError', b.slack_error)
     from sandbox_battles b
     join sandbox_personas p on p.id = b.persona_id
     join training_runs r on r.id = b.run_id
@@ -713,7 +697,8 @@ language sql stable as $$
                 'id', b.id, 'persona', p.name, 'score', b.referee_score, 'status', b.breakthrough_status,
                 'definingMoment', b.defining_moment, 'tacticalSnippet', b.tactical_snippet,
                 'winningRebuttal', b.winning_rebuttal, 'detectedAt', b.breakthrough_detected_at,
-                'simulated', r.simulated) as item, b.breakthrough_detected_at as detected
+                'simulated', r.simulated, 'confirmScore', b.confirm_score, 'slack', b.slack_status,
+                'slackError', b.slack_error) as item, b.breakthrough_detected_at as detected
             from sandbox_battles b
             join sandbox_personas p on p.id = b.persona_id
             join training_runs r on r.id = b.run_id
@@ -818,6 +803,345 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Referee and scout state: triage, confirmation and audit re-scores, reviewers' labels,
+-- calibration results, the drift alert.
+--
+-- Each completed battle is triaged once (scout_seen_at): a score at or above the cutoff becomes
+-- a candidate (confirm_status 'pending'); a share of the battles of the last days, picked by a
+-- hash of their id, awaits an audit re-score (audit_status 'pending'). A confirmed candidate
+-- becomes a breakthrough pending review and pending Slack delivery (slack_status); an
+-- unconfirmed one keeps its reason. Every task is its own column and advances once, so a scan
+-- never redoes work and a backlog drains oldest first whatever Slack does.
+-- ---------------------------------------------------------------------------------------------
+
+-- One row per re-score: the confirmation of a candidate, or an audit of the referee's consistency.
+create table if not exists training_rescores (
+    battle_id uuid not null references sandbox_battles (id) on delete cascade,
+    purpose text not null check (purpose in ('confirm', 'audit')),
+    model text not null check (length(btrim(model)) > 0),
+    score numeric(5, 2) not null check (score between 0 and 100),
+    scores jsonb not null check (jsonb_typeof(scores) = 'object'),
+    cost_usd numeric(12, 6) not null default 0 check (cost_usd >= 0),
+    created_at timestamptz not null default now(),
+    primary key (battle_id, purpose)
+);
+create index if not exists training_rescores_recent_idx on training_rescores (purpose, created_at desc);
+
+-- The results of python -m lib referee-check; the dashboard shows the latest.
+create table if not exists training_referee_calibrations (
+    id uuid primary key default gen_random_uuid(),
+    model text not null check (length(btrim(model)) > 0),
+    simulated boolean not null default false,
+    spearman numeric(5, 4) check (spearman between -1 and 1),
+    in_band numeric(5, 4) check (in_band between 0 and 1),
+    items integer not null check (items >= 0),
+    cost_usd numeric(12, 6) not null default 0 check (cost_usd >= 0),
+    result jsonb not null default '{}' check (jsonb_typeof(result) = 'object'),
+    created_at timestamptz not null default now()
+);
+create index if not exists training_referee_calibrations_recent_idx
+    on training_referee_calibrations (created_at desc);
+
+-- Drift alerts posted to Slack: at most one a day.
+create table if not exists training_referee_drift_alerts (
+    id uuid primary key default gen_random_uuid(),
+    mean_abs_diff numeric(6, 2) not null,
+    pairs integer not null check (pairs > 0),
+    sent_at timestamptz not null default now()
+);
+
+create index if not exists sandbox_battles_untriaged_idx on sandbox_battles (ended_at)
+    where status = 'completed' and scout_seen_at is null;
+
+alter table training_rescores enable row level security;
+alter table training_referee_calibrations enable row level security;
+alter table training_referee_drift_alerts enable row level security;
+comment on table training_rescores is 'Independent re-scores of battles by the scout: confirmations of candidates and audits of the referee''s consistency.';
+comment on table training_referee_calibrations is 'Results of python -m lib referee-check on the shipped calibration set.';
+comment on table training_referee_drift_alerts is 'Referee drift alerts sent to Slack (at most one a day).';
+
+-- Breakthroughs flagged before confirmation existed stay breakthroughs ('legacy'); their Slack
+-- state follows alerted_at. Only rows without the new state change, so applying again is a no-op.
+update sandbox_battles set confirm_status = 'legacy',
+    scout_seen_at = coalesce(scout_seen_at, breakthrough_detected_at, ended_at, now())
+where breakthrough_status is not null and confirm_status is null;
+update sandbox_battles set slack_status = case when alerted_at is not null then 'sent' else 'pending' end
+where breakthrough_status is not null and slack_status is null;
+
+-- Whether a battle falls in the audited share: a stable, uniform pick by its id.
+create or replace function training_audit_pick(p_battle_id uuid, p_share numeric)
+returns boolean
+language sql immutable as $$
+    select (('x' || substr(md5(p_battle_id::text), 1, 8))::bit(32)::bigint)::numeric / 4294967296 < p_share;
+$$;
+
+-- Triages completed battles the scout has not seen, once each: candidates at or above the cutoff
+-- await confirmation; of the battles ended in the last p_audit_days, p_audit_share await an audit.
+create or replace function training_triage_battles(p_threshold integer, p_audit_share numeric,
+                                                   p_audit_days integer)
+returns jsonb
+language sql as $$
+    with fresh as (
+        select id from sandbox_battles
+        where status = 'completed' and scout_seen_at is null
+        for update skip locked
+    ), marked as (
+        update sandbox_battles b set scout_seen_at = now(),
+            confirm_status = case when b.referee_score >= p_threshold and b.breakthrough_status is null
+                                  then 'pending' else b.confirm_status end,
+            audit_status = case when b.ended_at > now() - make_interval(days => p_audit_days)
+                                     and training_audit_pick(b.id, p_audit_share)
+                                then 'pending' else b.audit_status end
+        from fresh where b.id = fresh.id
+        returning b.confirm_status, b.audit_status
+    )
+    select jsonb_build_object('triaged', count(*),
+                              'candidates', count(*) filter (where confirm_status = 'pending'),
+                              'audits', count(*) filter (where audit_status = 'pending'))
+    from marked;
+$$;
+
+-- Whether a battle has scout work left: model work (a confirmation, an audit, a defining moment)
+-- while it has failed fewer than p_max_attempts times, or, with Slack configured, an alert.
+create or replace function training_scout_due(p_battle sandbox_battles, p_slack boolean, p_max_attempts integer)
+returns boolean
+language sql stable as $$
+    select (p_battle.scout_attempts < p_max_attempts
+            and (p_battle.confirm_status = 'pending' or p_battle.audit_status = 'pending'
+                 or (p_battle.breakthrough_status is not null and p_battle.defining_moment is null)))
+        or (p_slack and p_battle.breakthrough_status is not null and p_battle.slack_status = 'pending');
+$$;
+
+-- Leases up to p_limit battles with scout work left, oldest first, and says how many were due.
+-- A lease keeps overlapping scans off the same battle; it lapses on its own if a scan dies.
+create or replace function training_lease_scout_work(p_limit integer, p_lease_seconds integer, p_slack boolean,
+                                                     p_max_attempts integer)
+returns jsonb
+language sql as $$
+    with due as (
+        select b.id, b.ended_at from sandbox_battles b
+        where training_scout_due(b, p_slack, p_max_attempts)
+          and (b.scout_lease_until is null or b.scout_lease_until < now())
+        order by b.ended_at, b.id
+        limit p_limit
+        for update skip locked
+    ), leased as (
+        update sandbox_battles b set scout_lease_until = now() + make_interval(secs => p_lease_seconds)
+        from due where b.id = due.id
+        returning b.*
+    )
+    select jsonb_build_object(
+        'due', (select count(*) from sandbox_battles b
+                where training_scout_due(b, p_slack, p_max_attempts)
+                  and (b.scout_lease_until is null or b.scout_lease_until < now())),
+        'items', coalesce((select jsonb_agg(jsonb_build_object(
+            'id', l.id, 'runId', l.run_id, 'persona', p.name, 'personaType', p.persona_type,
+            'score', l.referee_score, 'scores', l.scores, 'transcript', l.transcript,
+            'winningRebuttal', l.winning_rebuttal, 'refereeFeedback', l.referee_feedback,
+            'definingMoment', l.defining_moment, 'tacticalSnippet', l.tactical_snippet,
+            'breakthrough', l.breakthrough_status, 'confirmStatus', l.confirm_status,
+            'confirmScore', l.confirm_score, 'auditStatus', l.audit_status, 'slackStatus', l.slack_status,
+            'attempts', l.scout_attempts, 'simulated', r.simulated)
+            order by l.ended_at, l.id)
+            from leased l
+            join sandbox_personas p on p.id = l.persona_id
+            join training_runs r on r.id = l.run_id), '[]'));
+$$;
+
+-- Records a candidate's confirmation re-score and the rule's outcome; false if it was already
+-- decided. A confirmed candidate becomes a breakthrough pending review and pending Slack
+-- delivery. With p_as_audit, the same re-score also stands as the battle's audit pair.
+create or replace function training_record_confirmation(
+    p_battle_id uuid, p_model text, p_score numeric, p_scores jsonb, p_cost_usd numeric, p_confirmed boolean,
+    p_reason text, p_as_audit boolean default false)
+returns boolean
+language plpgsql as $$
+begin
+    update sandbox_battles set
+        confirm_status = case when p_confirmed then 'confirmed' else 'unconfirmed' end,
+        confirm_score = p_score, confirm_reason = left(p_reason, 500), scout_error = null,
+        breakthrough_status = case when p_confirmed then 'pending_review' else breakthrough_status end,
+        breakthrough_detected_at = case when p_confirmed then now() else breakthrough_detected_at end,
+        slack_status = case when p_confirmed then 'pending' else slack_status end,
+        updated_at = now()
+    where id = p_battle_id and confirm_status = 'pending';
+    if not found then
+        return false;
+    end if;
+    insert into training_rescores (battle_id, purpose, model, score, scores, cost_usd)
+    values (p_battle_id, 'confirm', p_model, p_score, p_scores, p_cost_usd);
+    if p_as_audit then
+        perform training_record_audit(p_battle_id, p_model, p_score, p_scores, 0);
+    end if;
+    return true;
+end;
+$$;
+
+-- Records an audit re-score; false if the battle awaited none (already audited, or not picked).
+create or replace function training_record_audit(p_battle_id uuid, p_model text, p_score numeric,
+                                                 p_scores jsonb, p_cost_usd numeric)
+returns boolean
+language plpgsql as $$
+begin
+    update sandbox_battles set audit_status = 'done', scout_error = null
+    where id = p_battle_id and audit_status = 'pending';
+    if not found then
+        return false;
+    end if;
+    insert into training_rescores (battle_id, purpose, model, score, scores, cost_usd)
+    values (p_battle_id, 'audit', p_model, p_score, p_scores, p_cost_usd);
+    return true;
+end;
+$$;
+
+-- A model call for this battle failed (not for lack of time or budget): counted, reason kept.
+create or replace function training_record_scout_error(p_battle_id uuid, p_error text)
+returns integer
+language sql as $$
+    update sandbox_battles set scout_attempts = scout_attempts + 1, scout_error = left(p_error, 500)
+    where id = p_battle_id
+    returning scout_attempts;
+$$;
+
+-- What the scout has left to do, what it gave up on, and where Slack delivery stands.
+create or replace function training_scout_state(p_max_attempts integer)
+returns jsonb
+language sql stable as $$
+    select jsonb_build_object(
+        'confirmPending', count(*) filter (where confirm_status = 'pending' and scout_attempts < p_max_attempts),
+        'auditPending', count(*) filter (where audit_status = 'pending' and scout_attempts < p_max_attempts),
+        'momentsPending', count(*) filter (where breakthrough_status is not null and defining_moment is null
+                                           and scout_attempts < p_max_attempts),
+        'gaveUp', count(*) filter (where scout_attempts >= p_max_attempts
+                                   and (confirm_status = 'pending' or audit_status = 'pending'
+                                        or (breakthrough_status is not null and defining_moment is null))),
+        'unconfirmed', count(*) filter (where confirm_status = 'unconfirmed'),
+        'slack', jsonb_build_object(
+            'pending', count(*) filter (where breakthrough_status is not null and slack_status = 'pending'),
+            'sent', count(*) filter (where slack_status = 'sent'),
+            'failed', count(*) filter (where slack_status = 'failed')),
+        'lastSlackFailure', (select jsonb_build_object('battleId', id, 'reason', slack_error)
+                             from sandbox_battles where slack_status = 'failed'
+                             order by breakthrough_detected_at desc nulls last limit 1),
+        'lastError', (select jsonb_build_object('battleId', id, 'error', scout_error, 'attempts', scout_attempts)
+                      from sandbox_battles where scout_error is not null
+                      order by updated_at desc limit 1),
+        'rescoreCost7d', (select coalesce(sum(cost_usd), 0) from training_rescores
+                          where created_at > now() - interval '7 days'))
+    from sandbox_battles;
+$$;
+
+-- The referee's consistency over the audit pairs of the last p_days: the mean absolute difference
+-- of totals, the share of pairs on the same side of the cutoff, the mean absolute difference per
+-- criterion. Audits only: confirmations re-score only high first scores, a biased sample.
+create or replace function training_referee_consistency(p_days integer, p_threshold integer)
+returns jsonb
+language sql stable as $$
+    with pairs as (
+        select b.referee_score as first, r.score as second, b.scores as first_scores, r.scores as second_scores
+        from training_rescores r
+        join sandbox_battles b on b.id = r.battle_id
+        where r.purpose = 'audit' and r.created_at > now() - make_interval(days => p_days)
+          and b.referee_score is not null
+    ), criteria as (
+        select c.key, round(avg(abs((p.first_scores ->> c.key)::numeric - (p.second_scores ->> c.key)::numeric)), 2)
+                   as diff
+        from pairs p
+        cross join lateral jsonb_object_keys(p.second_scores) as c(key)
+        where jsonb_typeof(p.first_scores -> c.key) = 'number' and jsonb_typeof(p.second_scores -> c.key) = 'number'
+        group by c.key
+    )
+    select jsonb_build_object(
+        'days', p_days,
+        'pairs', (select count(*) from pairs),
+        'meanAbsDiff', (select round(avg(abs(first - second)), 2) from pairs),
+        'agreement', (select round(avg(case when (first >= p_threshold) = (second >= p_threshold) then 1 else 0 end), 4)
+                      from pairs),
+        'perCriterion', coalesce((select jsonb_object_agg(key, diff) from criteria), '{}'));
+$$;
+
+-- Reviewers' decisions as labels over the breakthroughs flagged in the last p_days: promoted is a
+-- real breakthrough, rejected is not, reviewed is neither. Per persona type, the precision needs
+-- p_min_decisions decisions (else null).
+create or replace function training_referee_precision(p_days integer, p_min_decisions integer)
+returns jsonb
+language sql stable as $$
+    with decided as (
+        select case when b.breakthrough_status = 'promoted' then 1.0 else 0.0 end as real, p.persona_type
+        from sandbox_battles b
+        join sandbox_personas p on p.id = b.persona_id
+        where b.breakthrough_status in ('promoted', 'rejected')
+          and b.breakthrough_detected_at > now() - make_interval(days => p_days)
+    ), by_type as (
+        select persona_type, count(*) as decisions, round(avg(real), 4) as precision
+        from decided group by persona_type
+    )
+    select jsonb_build_object(
+        'days', p_days,
+        'decisions', (select count(*) from decided),
+        'precision', (select round(avg(real), 4) from decided),
+        'byPersonaType', coalesce((select jsonb_agg(jsonb_build_object(
+            'type', persona_type, 'decisions', decisions,
+            'precision', case when decisions >= p_min_decisions then precision end)
+            order by decisions desc, persona_type) from by_type), '[]'));
+$$;
+
+-- The dashboard's Referee panel and the referee part of python -m lib status.
+create or replace function training_referee_report(p_threshold integer, p_consistency_days integer,
+                                                   p_precision_days integer, p_min_decisions integer)
+returns jsonb
+language sql stable as $$
+    select jsonb_build_object(
+        'consistency', training_referee_consistency(p_consistency_days, p_threshold),
+        'precision', training_referee_precision(p_precision_days, p_min_decisions),
+        'unconfirmed', coalesce((select jsonb_agg(item order by seen desc) from (
+            select jsonb_build_object('id', b.id, 'persona', p.name, 'score', b.referee_score,
+                                      'confirmScore', b.confirm_score, 'reason', b.confirm_reason,
+                                      'detectedAt', b.scout_seen_at) as item, b.scout_seen_at as seen
+            from sandbox_battles b join sandbox_personas p on p.id = b.persona_id
+            where b.confirm_status = 'unconfirmed'
+            order by b.scout_seen_at desc limit 20) x), '[]'),
+        'calibration', (select jsonb_build_object('at', created_at, 'model', model, 'spearman', spearman,
+                                                  'inBand', in_band, 'items', items)
+                        from training_referee_calibrations order by created_at desc limit 1));
+$$;
+
+create or replace function training_record_calibration(p_model text, p_simulated boolean, p_spearman numeric,
+                                                       p_in_band numeric, p_items integer, p_cost_usd numeric,
+                                                       p_result jsonb)
+returns jsonb
+language sql as $$
+    insert into training_referee_calibrations (model, simulated, spearman, in_band, items, cost_usd, result)
+    values (p_model, p_simulated, p_spearman, p_in_band, p_items, p_cost_usd, p_result)
+    returning jsonb_build_object('id', id, 'at', created_at, 'model', model, 'spearman', spearman,
+                                 'inBand', in_band, 'items', items);
+$$;
+
+-- Claims today's drift alert: its id, or null when one was sent in the last 24 hours.
+create or replace function training_claim_drift_alert(p_mean_abs_diff numeric, p_pairs integer)
+returns uuid
+language plpgsql as $$
+declare
+    claimed uuid;
+begin
+    perform pg_advisory_xact_lock(hashtext('training_referee_drift_alert'));
+    if exists (select 1 from training_referee_drift_alerts where sent_at > now() - interval '1 day') then
+        return null;
+    end if;
+    insert into training_referee_drift_alerts (mean_abs_diff, pairs) values (p_mean_abs_diff, p_pairs)
+    returning id into claimed;
+    return claimed;
+end;
+$$;
+
+-- Slack did not take the drift alert (a transient failure): the next scan may try again.
+create or replace function training_release_drift_alert(p_id uuid)
+returns void
+language sql as $$
+    delete from training_referee_drift_alerts where id = p_id;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Grants. Supabase's default privileges give anon and authenticated EXECUTE on every new function
 -- and access to every new table; only the service role may use ours. Granted by prefix, so a new
 -- function is covered without editing a list. Elsewhere these roles do not exist.
@@ -826,6 +1150,7 @@ $$;
 do $$
 declare
     fn regprocedure;
+    tbl regclass;
     outsider text;
     has_service_role boolean := exists (select 1 from pg_roles where rolname = 'service_role');
 begin
@@ -843,16 +1168,20 @@ begin
             execute format('grant execute on function %s to service_role', fn);
         end if;
     end loop;
-    foreach outsider in array array['anon', 'authenticated'] loop
-        if exists (select 1 from pg_roles where rolname = outsider) then
-            execute format('revoke all on training_control, training_runs, sandbox_personas, sandbox_battles, '
-                           'sandbox_tactics from %I', outsider);
+    for tbl in
+        select c.oid::regclass from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = current_schema() and c.relkind = 'r'
+          and (c.relname like 'training\_%' or c.relname in ('sandbox_personas', 'sandbox_battles', 'sandbox_tactics'))
+    loop
+        foreach outsider in array array['anon', 'authenticated'] loop
+            if exists (select 1 from pg_roles where rolname = outsider) then
+                execute format('revoke all on %s from %I', tbl, outsider);
+            end if;
+        end loop;
+        if has_service_role then
+            execute format('grant select, insert, update, delete on %s to service_role', tbl);
         end if;
     end loop;
-    if has_service_role then
-        grant select, insert, update, delete on training_control, training_runs, sandbox_personas,
-            sandbox_battles, sandbox_tactics to service_role;
-    end if;
 end;
 $$;
 

@@ -4,18 +4,24 @@
 failures (429 with Retry-After, 500, a hang, malformed referee JSON), and usage either realistic
 or the largest the request allows. It records every request so tests can check concurrency,
 timing and cost.
+
+The referee's answers are under the test's control, call by call: `queue_referee(96, 80)` makes
+the next referee calls score 96 then 80 (a number sets every criterion, so it is the total; a
+dict sets each criterion); then `referee_fn(transcript_text)` if set; then a seeded random
+referee if `referee_random` is set; else the constant `referee_score`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 import socket
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from lib.battle import CRITERIA
+from lib.referee import CRITERIA
 
 
 class FakeOpenAI:
@@ -25,6 +31,9 @@ class FakeOpenAI:
         self.jitter = jitter
         self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
         self.referee_score = referee_score
+        self.referee_fn = None  # transcript text -> score (int or per-criterion dict)
+        self.referee_random: random.Random | None = None
+        self._referee_queue: deque = deque()
         self.accept_after_turns: int | None = None
         self.hang_all = False
         self.generated_personas: list[dict] = []
@@ -59,6 +68,14 @@ class FakeOpenAI:
         with self._lock:
             for _ in range(count):
                 self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only})
+
+    def queue_referee(self, *scores) -> None:
+        """The next referee calls answer these scores, in order (an int for every criterion, or a dict)."""
+        with self._lock:
+            self._referee_queue.extend(scores)
+
+    def referee_calls(self) -> list[dict]:
+        return [entry for entry in self.log if entry["referee"] and entry.get("status") == 200]
 
     def answered(self, status: int = 200) -> list[dict]:
         return [entry for entry in self.log if entry.get("status") == status]
@@ -132,7 +149,7 @@ class FakeOpenAI:
         elif schema == "persona_batch":
             text = json.dumps({"personas": self.generated_personas})
         elif entry["referee"]:
-            text = json.dumps(self._verdict())
+            text = json.dumps(self._verdict(messages))
         else:
             text = self._line(messages)
         prompt_bytes = sum(len(m["content"].encode()) for m in messages)
@@ -165,9 +182,16 @@ class FakeOpenAI:
             return "I'm not convinced. Why should I trust a cash buyer with my home?"
         return "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
 
-    def _verdict(self) -> dict:
-        return {"scores": {name: self.referee_score for name in CRITERIA},
-                "feedback": "Solid.", "winning_rebuttal": "Our offer is in writing.", "seller_agreed": False}
+    def _verdict(self, messages: list[dict]) -> dict:
+        with self._lock:
+            score = self._referee_queue.popleft() if self._referee_queue else None
+            if score is None and self.referee_fn is None and self.referee_random is not None:
+                score = {name: self.referee_random.randint(0, 100) for name in CRITERIA}
+        if score is None:
+            score = self.referee_fn(messages[-1]["content"]) if self.referee_fn else self.referee_score
+        scores = score if isinstance(score, dict) else {name: score for name in CRITERIA}
+        return {"scores": scores, "feedback": "Solid.", "winning_rebuttal": "Our offer is in writing.",
+                "seller_agreed": False}
 
     @staticmethod
     def _send(handler, status: int, payload: dict, entry: dict, headers: dict | None = None) -> None:
