@@ -26,6 +26,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
 OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
 LLM_PROVIDERS = ("openai", "simulated")
+# KILL_SWITCH_THRESHOLD_USD lands in training_runs.cost_cap, numeric(12, 6). Below a cent not one
+# call fits; above $10,000 a batch it is a typo, not a budget.
+COST_CAP_MIN, COST_CAP_MAX, COST_CAP_DECIMALS = Decimal("0.01"), Decimal("10000"), 6
+# MODEL_PRICES, USD per 1M tokens: the dearest models cost hundreds; more is a typo (or 1e308,
+# which makes every cost overflow).
+PRICE_MAX = 10_000
 
 
 class ConfigError(ValueError):
@@ -175,7 +181,8 @@ class Settings:
             max_concurrent_battles=env.integer("MAX_CONCURRENT_BATTLES", minimum=1, maximum=50),
             delay_between_battles_ms=env.integer("DELAY_BETWEEN_BATTLES_MS", minimum=0, maximum=60_000),
             max_concurrent_runs=env.integer("MAX_CONCURRENT_RUNS", minimum=1, maximum=100),
-            kill_switch_usd=env.money("KILL_SWITCH_THRESHOLD_USD"),
+            kill_switch_usd=env.money("KILL_SWITCH_THRESHOLD_USD", minimum=COST_CAP_MIN, maximum=COST_CAP_MAX,
+                                      decimals=COST_CAP_DECIMALS),
             battle_max_turns=env.integer("BATTLE_MAX_TURNS", minimum=1, maximum=100),
             max_tokens_per_turn=env.integer("MAX_TOKENS_PER_TURN", minimum=16, maximum=16_384),
             scout_threshold=env.integer("SCOUT_BREAKTHROUGH_THRESHOLD", minimum=0, maximum=100),
@@ -273,14 +280,16 @@ class _Env:
             raise ConfigError(f"{name} must be at most {limit}, got {number}")
         return number
 
-    def money(self, name: str) -> Decimal:
+    def money(self, name: str, *, minimum: Decimal, maximum: Decimal, decimals: int) -> Decimal:
+        """A dollar amount within the range its column holds, checked before anything runs."""
         value = self.text(name)
         try:
             amount = Decimal(value)
         except InvalidOperation:
             raise ConfigError(f"{name} must be a dollar amount like 5.00, got {value!r}") from None
-        if not amount.is_finite() or amount <= 0:
-            raise ConfigError(f"{name} must be a positive dollar amount, got {value!r}")
+        if not amount.is_finite() or not minimum <= amount <= maximum or amount.as_tuple().exponent < -decimals:
+            raise ConfigError(f"{name} must be a positive dollar amount from {minimum} to {maximum} "
+                              f"(at most {decimals} decimals), got {value!r}")
         return amount
 
     def boolean(self, name: str) -> bool:
@@ -342,8 +351,10 @@ class _Env:
                 raise ConfigError(f"{name}: {model!r} has unknown keys {sorted(unknown)}")
             parsed = {}
             for kind, price in entry.items():
-                if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
-                    raise ConfigError(f"{name}: {model!r} {kind} price must be a non-negative number")
+                # NaN fails both comparisons; Infinity and 1e308 fail the second.
+                if isinstance(price, bool) or not isinstance(price, (int, float)) or not 0 <= price <= PRICE_MAX:
+                    raise ConfigError(f"{name}: {model!r} {kind} price must be a non-negative number of USD per "
+                                      f"1M tokens, at most {PRICE_MAX}, got {json.dumps(price)[:40]}")
                 parsed[kind] = Decimal(str(price))
             parsed.setdefault("cached_input", parsed["input"])
             prices[model] = parsed

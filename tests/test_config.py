@@ -97,6 +97,45 @@ def test_bad_values_name_the_variable(name, value, message):
     assert str(err.value).startswith(message)
 
 
+@pytest.mark.parametrize("value", ["10000000", "0.0000001", "0.001", "10000.01", "Infinity", "-Infinity", "sNaN",
+                                   "0.0100001"])
+def test_the_cost_cap_is_refused_outside_the_range_its_column_holds(value):
+    with pytest.raises(ConfigError) as err:
+        settings(KILL_SWITCH_THRESHOLD_USD=value)
+    assert str(err.value) == (f"KILL_SWITCH_THRESHOLD_USD must be a positive dollar amount from 0.01 to 10000 "
+                              f"(at most 6 decimals), got {value!r}")
+
+
+@pytest.mark.parametrize("value", ["0.01", "10000", "1e3", "0.015"])
+def test_the_cost_cap_range_is_inclusive(value):
+    assert settings(KILL_SWITCH_THRESHOLD_USD=value).kill_switch_usd == Decimal(value)
+
+
+@pytest.mark.parametrize("price, shown", [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"),
+                                          ("1e308", "1e+308"), ("1e400", "Infinity"), ("10001", "10001")])
+def test_model_prices_that_break_the_arithmetic_are_refused(price, shown):
+    with pytest.raises(ConfigError) as err:
+        settings(MODEL_PRICES=f'{{"m": {{"input": 1, "output": {price}}}}}')
+    assert str(err.value) == (f"MODEL_PRICES: 'm' output price must be a non-negative number of USD per 1M tokens, "
+                              f"at most 10000, got {shown}")
+
+
+def test_a_misconfigured_cap_or_price_stops_the_cli_before_anything_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+
+    for name, value in (("KILL_SWITCH_THRESHOLD_USD", "10000000"), ("MODEL_PRICES", '{"gpt-4o": {"input": NaN, '
+                                                                                     '"output": 1}}')):
+        env = child_env(LLM_PROVIDER="simulated", EMBEDDED_DB_DIR=tmp_path / "never-created", **{name: value})
+        result = subprocess.run([sys.executable, "-m", "lib", "train"], cwd=PROJECT_ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and result.stderr.startswith(f"error: {name}"), result.stderr
+        assert result.stderr.count("\n") == 1
+        assert not (tmp_path / "never-created").exists(), "nothing ran: no database was even started"
+
+
 def test_local_db_url_must_be_postgres():
     with pytest.raises(ConfigError, match="LOCAL_DB_URL must be a postgresql:// URL"):
         settings(USE_LOCAL_DB="true", LOCAL_DB_URL="mysql://x")
