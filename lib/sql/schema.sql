@@ -818,6 +818,26 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Recorded cost at full precision: a battle's cost_usd and a run's total_cost are usage × price as
+-- the provider bills it (numeric(20, 12)), no longer rounded up per call to the micro-dollar. The
+-- tables above were created with numeric(12, 6); widening keeps every value, and is skipped once
+-- done. The cost cap stays numeric(12, 6) (KILL_SWITCH_THRESHOLD_USD has at most 6 decimals).
+-- ---------------------------------------------------------------------------------------------
+
+do $$
+begin
+    if (select numeric_scale from information_schema.columns where table_schema = current_schema()
+        and table_name = 'sandbox_battles' and column_name = 'cost_usd') is distinct from 12 then
+        alter table sandbox_battles alter column cost_usd type numeric(20, 12);
+    end if;
+    if (select numeric_scale from information_schema.columns where table_schema = current_schema()
+        and table_name = 'training_runs' and column_name = 'total_cost') is distinct from 12 then
+        alter table training_runs alter column total_cost type numeric(20, 12);
+    end if;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Grants. Supabase's default privileges give anon and authenticated EXECUTE on every new function
 -- and access to every new table; only the service role may use ours. Granted by prefix, so a new
 -- function is covered without editing a list. Elsewhere these roles do not exist.

@@ -37,7 +37,10 @@ class PostgrestStore(Store):
 
     def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
         url = f"{self.rest_url}/rpc/{fn}"
-        body = json.dumps(args, default=_json_default)
+        # A numeric argument goes as its exact decimal text (PostgREST reads it with numeric's own
+        # input function): a float would round a cost recorded to 12 decimals.
+        body = json.dumps({name: str(value) if isinstance(value, Decimal) else value for name, value in args.items()},
+                          default=_json_default)
         try:
             response = self._session().post(url, data=body, timeout=(min(5.0, timeout), timeout))
         except requests.ConnectionError:
