@@ -157,9 +157,22 @@ def test_500s_are_retried_and_then_fail_the_battle_not_the_run(make_settings, ps
     assert first["battlesCompleted"] == 1
 
     fake_openai.fail_next("500", count=3)
-    second = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
-    assert second["status"] == "completed" and second["battlesFailed"] == 1
+    # One battle at a time: the first battle's first call takes all three 500s, the second completes.
+    second = run_batch(make_settings(TRAINING_BATCH_SIZE=2, MAX_CONCURRENT_BATTLES=1), psycopg_store,
+                       make_llm(settings), trigger="manual")
+    assert second["status"] == "completed" and second["battlesFailed"] == 1 and second["battlesCompleted"] == 1
     assert any("HTTP 500 after 3 attempts" in error for error in second["errors"])
+    assert_every_battle_ended(db)
+
+
+def test_a_run_in_which_every_battle_failed_is_failed_and_says_why(make_settings, psycopg_store, db, fake_openai):
+    seed_personas(psycopg_store, 2)
+    fake_openai.fail_next("500", count=1000)
+    settings = make_settings(TRAINING_BATCH_SIZE=2)
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert (batch["status"], batch["battlesCompleted"], batch["battlesFailed"]) == ("failed", 0, 2)
+    assert batch["error"] == "no battle completed: 2 failed (the first: gpt-4o: HTTP 500 after 3 attempts)"
+    assert db.execute("select status, error from training_runs").fetchone() == ("failed", batch["error"])
     assert_every_battle_ended(db)
 
 
