@@ -13,6 +13,7 @@ from lib.app import make_llm, open_store
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
 from lib.progress import ProgressPrinter, print_summary
+from lib.redact import redact
 from lib.runner import RunRefused
 from lib.scout import scan
 from lib.serve import serve
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = None if args.command == "serve" else Settings.from_env()
         return COMMANDS[args.command](settings, args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

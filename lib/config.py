@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from lib.redact import remember, url_password
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
 OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
@@ -162,7 +164,7 @@ class Settings:
         env = _Env(raw)
         database, database_error = _select_database(env)
         max_batch = env.integer("MAX_TRAINING_BATCH_SIZE", minimum=1, maximum=1000)
-        return cls(
+        settings = cls(
             cron_secret=cron_secret(raw),
             database=database,
             database_error=database_error,
@@ -192,6 +194,10 @@ class Settings:
             closer_prompt_path=env.path("CLOSER_PROMPT_PATH"),
             embedded_db_dir=env.directory("EMBEDDED_DB_DIR"),
         )
+        # What redaction masks by value, wherever a driver or provider quotes it (lib.redact).
+        remember(settings.cron_secret, settings.openai_api_key, settings.bypass_secret, settings.slack_webhook_url,
+                 database and database.service_role_key, database and url_password(database.url))
+        return settings
 
     @property
     def simulated(self) -> bool:

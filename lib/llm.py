@@ -20,6 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from lib.budget import Budget, price_for, prompt_token_bound, usage_cost, worst_case_cost
+from lib.redact import redact
 
 MAX_ATTEMPTS = 3
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -37,7 +38,11 @@ class Role(StrEnum):
 
 
 class LLMError(RuntimeError):
-    """A chat call failed for good (after the retries that fit)."""
+    """A chat call failed for good (after the retries that fit). The message is redacted: a
+    provider's error text may echo a key or a URL."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(redact(message))
 
 
 class BudgetExceeded(LLMError):

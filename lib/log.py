@@ -10,6 +10,8 @@ import json
 import logging
 import sys
 
+from lib.redact import redact
+
 _logger = logging.getLogger("training")
 # The request being served, added to every line logged while serving it (battle threads included:
 # the runner starts them in a copy of the request's context).
@@ -20,7 +22,8 @@ def log(event: str, level: int = logging.INFO, **fields) -> None:
     if _logger.isEnabledFor(level):
         current = request_id.get()
         context = {"requestId": current} if current and "requestId" not in fields else {}
-        _logger.log(level, json.dumps({"event": event, **context, **fields}, default=str))
+        # Redacted as a whole: an error field may hold a driver's text.
+        _logger.log(level, redact(json.dumps({"event": event, **context, **fields}, default=str)))
 
 
 def configure() -> None:
