@@ -15,6 +15,7 @@ Standard library only: the auth path of the handlers imports this module.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Mapping
@@ -235,6 +236,12 @@ def _select_database(env: "_Env") -> tuple[Database | None, str | None]:
                     f"Database not configured: {name} is set but SANDBOX_SUPABASE_SERVICE_ROLE_KEY is "
                     "not (use the service_role key from Supabase → Project Settings → API)"
                 )
+            public = _public_key_kind(key)
+            if public:
+                return None, (
+                    f"SANDBOX_SUPABASE_SERVICE_ROLE_KEY holds {public}, which the tables refuse: use the secret "
+                    "key (sb_secret_…) or the legacy service_role key from Supabase → Project Settings → API"
+                )
             return Database("postgrest", url=url, service_role_key=key), None
     if env.given("VERCEL"):
         return None, (
@@ -242,6 +249,21 @@ def _select_database(env: "_Env") -> tuple[Database | None, str | None]:
             "(or USE_LOCAL_DB=true with LOCAL_DB_URL)"
         )
     return Database("embedded"), None
+
+
+def _public_key_kind(key: str) -> str | None:
+    """What public key this is, if it is one: a publishable key, or a legacy JWT whose role is anon."""
+    if key.startswith("sb_publishable_"):
+        return "a publishable key (sb_publishable_…)"
+    parts = key.split(".")
+    if len(parts) == 3 and key.startswith("eyJ"):
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except ValueError:
+            return None  # not a JWT we can read: Supabase will say whether it takes it
+        if isinstance(claims, dict) and claims.get("role") in ("anon", "authenticated"):
+            return f"the {claims['role']} key (a JWT whose role is {claims['role']})"
+    return None
 
 
 class _Env:

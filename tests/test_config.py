@@ -136,6 +136,25 @@ def test_a_misconfigured_cap_or_price_stops_the_cli_before_anything_runs(tmp_pat
         assert not (tmp_path / "never-created").exists(), "nothing ran: no database was even started"
 
 
+@pytest.mark.parametrize("key, named", [
+    ("sb_publishable_AbCdEf0123456789", "a publishable key (sb_publishable_…)"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJvbGUiOiJhbm9uIn0.c2ln", "the anon key (a JWT whose role is anon)"),
+])
+def test_a_public_supabase_key_is_refused_at_start_up_without_echoing_it(key, named):
+    s = settings(SUPABASE_SANDBOX_URL="https://a.supabase.co", SANDBOX_SUPABASE_SERVICE_ROLE_KEY=key)
+    with pytest.raises(ConfigError) as err:
+        s.require_database()
+    assert str(err.value).startswith(f"SANDBOX_SUPABASE_SERVICE_ROLE_KEY holds {named}, which the tables refuse")
+    assert key not in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["sb_secret_AbCdEf0123456789",
+                                 "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2ln", "eyJnot.a.jwt"])
+def test_secret_and_service_role_keys_are_taken(key):
+    s = settings(SUPABASE_SANDBOX_URL="https://a.supabase.co", SANDBOX_SUPABASE_SERVICE_ROLE_KEY=key)
+    assert s.require_database().service_role_key == key
+
+
 def test_local_db_url_must_be_postgres():
     with pytest.raises(ConfigError, match="LOCAL_DB_URL must be a postgresql:// URL"):
         settings(USE_LOCAL_DB="true", LOCAL_DB_URL="mysql://x")

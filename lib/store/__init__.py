@@ -47,7 +47,8 @@ class SchemaMissing(StoreError):
 
 
 class AuthRejected(StoreError):
-    """Supabase refused the key."""
+    """The database refused who we are: Supabase refused the key (an anon or publishable key, or a
+    wrong one), or PostgreSQL the role (SQLSTATE 42501 insufficient privilege, 28xxx bad login)."""
 
 
 class Unavailable(StoreError):
@@ -76,6 +77,8 @@ def error_for(code: str | None, message: str, details: str | None = None,
         cls = SerializationFailure
     elif code == "23505":
         cls = Conflict
+    elif code == "42501" or code.startswith("28"):
+        cls = AuthRejected
     elif code.startswith(("08", "57P", "53")) or code in ("PGRST000", "PGRST001", "PGRST002"):
         cls = Unavailable
     elif code in ("P0001",) or code.startswith(("22", "23")):

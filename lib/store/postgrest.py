@@ -70,10 +70,13 @@ def _error_from(response: requests.Response, fn: str) -> StoreError:
         body = {}
     code, message = body.get("code"), body.get("message") or f"HTTP {response.status_code} from Supabase"
     details, hint = body.get("details"), body.get("hint")
-    if response.status_code in (401, 403) and code not in ("42501",):
-        return AuthRejected("Supabase rejected the service role key: check SANDBOX_SUPABASE_SERVICE_ROLE_KEY "
-                            "(the service_role key, not the anon key)", code=code or str(response.status_code),
-                            details=message)
+    # An anon or publishable key reaches PostgreSQL as the anon role, which may execute nothing of
+    # ours: 42501 (HTTP 401). A wrong key is 401 from the gateway; a bad JWT PGRST301-303.
+    if (response.status_code in (401, 403) or code == "42501" or (code or "").startswith("28")
+            or code in ("PGRST301", "PGRST302", "PGRST303")):
+        return AuthRejected("Supabase rejected the service role key: check SANDBOX_SUPABASE_SERVICE_ROLE_KEY (the "
+                            "secret or service_role key, not the anon or publishable key)",
+                            code=code or str(response.status_code), details=message)
     if response.status_code == 503 and not code:
         return Unavailable(f"Supabase unavailable (HTTP 503) calling {fn}")
     if not code:
