@@ -57,6 +57,34 @@ def test_503_is_retried_until_the_database_answers(fake_postgrest):
     assert fake_postgrest.calls.count("training_status") == 4
 
 
+@pytest.mark.parametrize("status, body", [
+    (504, {"code": "PGRST003", "message": "Timed out acquiring connection from connection pool.", "details": None,
+           "hint": None}),
+    (502, None), (503, None), (504, None), (520, None), (522, None), (524, None),
+])
+def test_pool_timeouts_and_gateway_errors_are_retried_within_the_deadline(fake_postgrest, status, body):
+    fake_postgrest.scripted = [(status, body)] * 2
+    answer = rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 5)
+    assert answer["paused"] is False
+    assert fake_postgrest.calls.count("training_status") == 3
+
+
+def test_a_gateway_error_past_the_deadline_is_unavailable_naming_the_status(fake_postgrest):
+    fake_postgrest.scripted = [(502, None)] * 1000
+    with pytest.raises(Unavailable, match=r"Supabase unavailable \(HTTP 502 from its gateway\) calling training_status"):
+        rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 0.3)
+
+
+def test_other_errors_without_a_postgrest_body_are_not_retried(fake_postgrest):
+    from lib.store import StoreError
+
+    fake_postgrest.scripted = [(500, None), (500, None)]
+    with pytest.raises(StoreError, match="unexpected HTTP 500 from Supabase") as err:
+        rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 5)
+    assert not isinstance(err.value, Unavailable)
+    assert fake_postgrest.calls.count("training_status") == 1
+
+
 def test_retries_stop_at_the_callers_deadline(fake_postgrest):
     fake_postgrest.unavailable_for = 1000
     started = time.monotonic()

@@ -79,7 +79,8 @@ def error_for(code: str | None, message: str, details: str | None = None,
         cls = Conflict
     elif code == "42501" or code.startswith("28"):
         cls = AuthRejected
-    elif code.startswith(("08", "57P", "53")) or code in ("PGRST000", "PGRST001", "PGRST002"):
+    elif code.startswith(("08", "57P", "53")) or code in ("PGRST000", "PGRST001", "PGRST002", "PGRST003"):
+        # PGRST003: PostgREST timed out waiting for a pool connection (504); the call never ran.
         cls = Unavailable
     elif code in ("P0001",) or code.startswith(("22", "23")):
         cls = Rejected

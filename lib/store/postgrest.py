@@ -77,8 +77,9 @@ def _error_from(response: requests.Response, fn: str) -> StoreError:
         return AuthRejected("Supabase rejected the service role key: check SANDBOX_SUPABASE_SERVICE_ROLE_KEY (the "
                             "secret or service_role key, not the anon or publishable key)",
                             code=code or str(response.status_code), details=message)
-    if response.status_code == 503 and not code:
-        return Unavailable(f"Supabase unavailable (HTTP 503) calling {fn}")
+    if not code and (response.status_code in (502, 503, 504) or 520 <= response.status_code <= 529):
+        # A gateway's answer (Supabase's, or Cloudflare's 52x) without PostgREST's body: transient.
+        return Unavailable(f"Supabase unavailable (HTTP {response.status_code} from its gateway) calling {fn}")
     if not code:
         return StoreError(f"unexpected HTTP {response.status_code} from Supabase calling {fn}; "
                           "check SUPABASE_SANDBOX_URL points at the project URL")

@@ -27,6 +27,7 @@ class FakePostgrest:
         # The service key runs as the connecting user, which owns everything.
         self.roles = roles or {}
         self.unavailable_for = 0  # answer the next N calls with 503 as if the database were down
+        self.scripted: list[tuple[int, object]] = []  # (status, JSON body, or None for a gateway's HTML page)
         self.calls: list[str] = []
         self.headers: list[dict] = []
 
@@ -42,6 +43,11 @@ class FakePostgrest:
                                 "hint": "Double check your Supabase `anon` or `service_role` API key."})
         fn = request.url.rsplit("/", 1)[1]
         self.calls.append(fn)
+        if self.scripted:
+            status, body = self.scripted.pop(0)
+            if body is None:
+                return (status, {"Content-Type": "text/html"}, f"<html><body><h1>{status}</h1>gateway</body></html>")
+            return _reply(status, body)
         if self.unavailable_for > 0:
             self.unavailable_for -= 1
             return _reply(503, {"code": "PGRST001", "message": "Database client error. Retrying the connection.",
