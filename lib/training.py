@@ -12,11 +12,13 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urljoin, urlsplit
 
 from lib import slack
 from lib.budget import COST_CAP_REACHED
 from lib.config import ConfigError
 from lib.log import log
+from lib.redact import redact
 from lib.runner import run_batch
 from lib.scout import scan
 from lib.store import StoreError
@@ -129,19 +131,27 @@ def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) 
     headers = {"Authorization": f"Bearer {settings.cron_secret}", "Content-Type": "application/json"}
     if settings.bypass_secret:
         headers["x-vercel-protection-bypass"] = settings.bypass_secret
+    url = f"{settings.app_url}/api/cron/scout-scan"
     try:
-        response = requests.post(f"{settings.app_url}/api/cron/scout-scan", json={"runId": batch["batchId"]},
-                                 headers=headers, timeout=(min(timeout, 2.0), timeout))
+        # Never follow a redirect: it would carry the bypass secret (and the body) to another host.
+        response = requests.post(url, json={"runId": batch["batchId"]}, headers=headers,
+                                 timeout=(min(timeout, 2.0), timeout), allow_redirects=False)
     except requests.ReadTimeout:
         return True  # delivered: the scan goes on without us waiting for it
     except requests.RequestException as exc:
         return _scout_failed(batch, type(exc).__name__, errors)
-    if response.status_code >= 300:
+    if 300 <= response.status_code < 400:
+        target = urlsplit(urljoin(url, response.headers.get("Location", "")))
+        return _scout_failed(batch, f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}"
+                                    f"{target.path} (redirects are not followed: set NEXT_PUBLIC_APP_URL to this "
+                                    "deployment's final URL)", errors)
+    if response.status_code >= 400:
         return _scout_failed(batch, f"HTTP {response.status_code}", errors)
     return True
 
 
 def _scout_failed(batch: dict, cause: str, errors: list) -> bool:
+    cause = redact(cause)
     errors.append(f"Failed to notify Tactical Scout: {cause}")
     log("scout_notify_failed", level=logging.WARNING, runId=batch["batchId"], cause=cause)
     return False
