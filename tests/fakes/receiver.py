@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Receiver:
     def __init__(self, status: int = 200):
         self.status = status
-        self.body: str | None = None  # the answer's body; default "ok" (2xx) or "error"
+        self.body: str | None = None  # the answer's body; default "ok" (2xx) or empty
         self.headers: dict[str, str] = {}  # extra headers on every answer
         self.script: deque = deque()  # (status, body, headers) answered first, one per request
         self.redirect_to: str | None = None  # answer 307 to this URL + the request's path
@@ -48,7 +48,7 @@ class Receiver:
         if self.redirect_to:
             status, headers = 307, {**headers, "Location": self.redirect_to + path}
         if body is None:
-            body = "ok" if status < 300 else "error"
+            body = "ok" if status < 300 else ""
         return status, body, headers
 
     def _handler(self):
