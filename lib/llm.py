@@ -45,6 +45,11 @@ class LLMError(RuntimeError):
         super().__init__(redact(message))
 
 
+class ProviderRefused(LLMError):
+    """The provider refuses every call until a person acts (no quota left, a rejected key): the
+    run stops at once, with the provider's words and what to do, instead of failing each battle."""
+
+
 class BudgetExceeded(LLMError):
     """The call's worst case does not fit under the batch's cost cap."""
 
@@ -127,11 +132,18 @@ class CallContext:
     deadline: float
     gate: RateGate
     stop: threading.Event
+    halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
     def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> "CallContext":
         """A fresh context: a `Budget` with this cost cap, its own cooldown, and `stop` (or a new event)."""
         return cls(Budget(cap), deadline, RateGate(), threading.Event() if stop is None else stop)
+
+    def halt(self, reason: str) -> None:
+        """Stops every call of the run for good; the first reason is kept."""
+        if self.halted is None:
+            self.halted = reason
+        self.stop.set()
 
 
 class LLM:
@@ -165,6 +177,10 @@ class LLM:
             reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent)
             actual = reply.usage.cost
             return reply
+        except ProviderRefused as exc:
+            ctx.halt(str(exc))
+            actual = Decimal(0)  # refused before any work: nothing billed
+            raise
         except LLMError:
             if not sent:
                 actual = Decimal(0)
@@ -238,6 +254,9 @@ class OpenAITransport:
         except openai.APIConnectionError:
             raise Retryable("connection error") from None
         except openai.APIStatusError as exc:
+            refusal = _refusal(model, exc)
+            if refusal:
+                raise ProviderRefused(refusal) from None
             if exc.status_code in RETRYABLE_STATUS:
                 raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)
                                 if exc.status_code == 429 else None) from None
@@ -260,6 +279,22 @@ def _retry_after(headers) -> float:
             except ValueError:
                 pass
     return 1.0
+
+
+BILLING_URL = "https://platform.openai.com/settings/organization/billing"
+
+
+def _refusal(model: str, exc) -> str | None:
+    """The message for an error no retry and no other call will fix, else None."""
+    message = _error_message(exc)
+    if exc.status_code == 429 and "insufficient_quota" in (getattr(exc, "code", None), getattr(exc, "type", None)):
+        return (f"{model}: OpenAI refused the call: no quota left (HTTP 429 insufficient_quota: {message}). "
+                f"Add credit or raise the usage limit at {BILLING_URL}, then run again; training stopped "
+                "here, without retries")
+    if exc.status_code == 401:
+        return (f"{model}: OpenAI rejected the API key (HTTP 401: {message}). Check SANDBOX_OPENAI_API_KEY (or "
+                "OPENAI_API_KEY); training stopped here, without retries")
+    return None
 
 
 def _error_message(exc) -> str:

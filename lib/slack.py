@@ -188,6 +188,19 @@ def cost_cap_message(batch: dict, reason: str, app_url: str | None) -> dict:
     ])
 
 
+def run_failed_message(batch: dict, app_url: str | None) -> dict:
+    label = " (simulated run)" if batch.get("simulated") else ""
+    text = f":x: Training run failed{label}: {batch.get('error') or 'see the run in the dashboard'}"
+    return _message(text, [
+        _section(f"*{escape(text)}*"),
+        _section(f"Run `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles started, "
+                 f"{batch['battlesCompleted']} completed, {batch['battlesFailed']} failed; spend "
+                 f"{_usd(batch['totalCost'])}. The next run starts on schedule; until the cause is fixed it "
+                 "will fail the same way."),
+        *_dashboard_button(app_url),
+    ])
+
+
 def breakthrough_message(battle: dict, app_url: str | None) -> dict:
     label = " (simulated LLM)" if battle.get("simulated") else ""
     title = f":trophy: Breakthrough{label}: {battle['persona']} scored {battle['score']}"

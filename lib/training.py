@@ -1,6 +1,6 @@
 """One batch and what follows it, in one place for the HTTP function and the CLI.
 
-`train_once` runs `run_batch`, then does the follow-ups: the cost-cap alert (training is paused), the Slack batch summary (when there are breakthroughs), and the Tactical Scout (the
+`train_once` runs `run_batch`, then does the follow-ups: the cost-cap alert (training is paused), the failed-run alert, the Slack batch summary (when there are breakthroughs), and the Tactical Scout (the
 scout-scan webhook when serving HTTP, a scan in this process for the CLI). The run row is already
 finished by then, so what the follow-ups did is written to it afterwards: `scout_notified`, and
 every error they met, appended to `training_runs.errors`. The HTTP response, the CLI summary and
@@ -67,6 +67,8 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
     errors: list[str] = []
     if batch["killSwitchTriggered"]:
         _alert_cost_cap(settings, batch, started + settings.max_execution_ms / 1000, errors)
+    if batch["status"] == "failed":
+        _alert_failed(settings, batch, respond_by, errors)
     if batch["breakthroughs"]:
         _post_summary(settings, batch, respond_by, errors)
     result = None
@@ -105,6 +107,17 @@ def _alert_cost_cap(settings, batch: dict, run_deadline: float, errors: list) ->
                          timeout=max(1.0, min(5.0, run_deadline + 1 - time.monotonic())), runId=batch["batchId"])
     if failure:
         errors.append(f"Cost cap Slack alert failed: {failure}")
+
+
+def _alert_failed(settings, batch: dict, respond_by: float | None, errors: list) -> None:
+    """A failed run (the provider refused, every battle failed) is said in Slack: nobody may be watching."""
+    timeout = _follow_up_timeout(respond_by)
+    if timeout is None:
+        return
+    failure = slack.send(settings, slack.run_failed_message(batch, settings.app_url), timeout=timeout,
+                         runId=batch["batchId"])
+    if failure:
+        errors.append(f"Run failure Slack alert failed: {failure}")
 
 
 def _post_summary(settings, batch: dict, respond_by: float | None, errors: list) -> None:
