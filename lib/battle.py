@@ -198,6 +198,11 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
 
 
 def _say(llm, ctx, state, role, model, max_tokens, messages, response_format=None) -> str:
-    reply = llm.chat(ctx, role, model, messages, max_tokens, response_format)
+    try:
+        reply = llm.chat(ctx, role, model, messages, max_tokens, response_format)
+    except LLMError as exc:
+        if exc.usage is not None:  # billed though it failed (an empty reply): the battle's cost says so
+            state.usage.add(exc.usage)
+        raise
     state.usage.add(reply.usage)
     return reply.text.strip()

@@ -29,6 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
 OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
 LLM_PROVIDERS = ("openai", "simulated")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 # KILL_SWITCH_THRESHOLD_USD lands in training_runs.cost_cap, numeric(12, 6). Below a cent not one
 # call fits; above $10,000 a batch it is a typo, not a budget.
 COST_CAP_MIN, COST_CAP_MAX, COST_CAP_DECIMALS = Decimal("0.01"), Decimal("10000"), 6
@@ -82,6 +83,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PERSONA_MODEL", "gpt-4o-mini", "the sellers' model, and the one `generate-personas --llm` asks"),
     Setting("REFEREE_MODEL", "gpt-4o", "the referee's model"),
     Setting("SCOUT_MODEL", "gpt-4o-mini", "the Tactical Scout's model (defining moments)"),
+    Setting("REASONING_EFFORT", "low", "`reasoning_effort` sent to reasoning models only (`gpt-5…`, `o1`, `o3`, "
+                                       "`o4-mini`…): `none`, `minimal`, `low`, `medium` or `high`; their reasoning "
+                                       "counts against `MAX_TOKENS_PER_TURN`"),
     Setting("MODEL_PRICES", None, 'JSON `{"model": {"input": usd_per_1M, "cached_input": …, "output": …}}`; '
                                   "adds to or overrides the built-in prices", shown="built-in table"),
     Setting("TRAINING_BATCH_SIZE", "5", "battles per run when the request names no size"),
@@ -142,6 +146,7 @@ class Settings:
     persona_model: str
     referee_model: str
     scout_model: str
+    reasoning_effort: str
     model_prices: dict
     batch_size: int
     max_batch_size: int
@@ -176,6 +181,7 @@ class Settings:
             persona_model=env.text("PERSONA_MODEL"),
             referee_model=env.text("REFEREE_MODEL"),
             scout_model=env.text("SCOUT_MODEL"),
+            reasoning_effort=env.choice("REASONING_EFFORT", REASONING_EFFORTS),
             model_prices=env.prices("MODEL_PRICES"),
             batch_size=env.integer("TRAINING_BATCH_SIZE", minimum=1, maximum=max_batch,
                                    maximum_name="MAX_TRAINING_BATCH_SIZE"),

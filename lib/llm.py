@@ -13,6 +13,7 @@ imported on the first real call, not at import time: cold starts of the handlers
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from lib.redact import redact
 MAX_ATTEMPTS = 3
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 MIN_USEFUL_CALL_S = 0.5
+# Reasoning models take `reasoning_effort`, and count their reasoning in `max_completion_tokens`:
+# gpt-5, gpt-5-mini, gpt-5.1…, o1, o3, o4-mini… (not gpt-5-chat-latest, a chat model).
+REASONING_MODEL = re.compile(r"^(?:gpt-5(?![\w.-]*-chat)|o\d)")
 
 
 class Role(StrEnum):
@@ -41,8 +45,9 @@ class LLMError(RuntimeError):
     """A chat call failed for good (after the retries that fit). The message is redacted: a
     provider's error text may echo a key or a URL."""
 
-    def __init__(self, message: str = ""):
+    def __init__(self, message: str = "", usage: "Usage | None" = None):
         super().__init__(redact(message))
+        self.usage = usage  # what the failed call was billed, when the provider answered
 
 
 class ProviderRefused(LLMError):
@@ -112,6 +117,7 @@ class Usage:
 class Reply:
     text: str
     usage: Usage
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -122,6 +128,7 @@ class Completion:
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None  # "stop", "length" (cut by the token limit)…
 
 
 @dataclass
@@ -176,6 +183,9 @@ class LLM:
         try:
             reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent)
             actual = reply.usage.cost
+            if not reply.text.strip():
+                # Billed, but no line: never a line of the conversation, nor a verdict.
+                raise LLMError(f"{model} returned an empty reply{_why_empty(reply.finish_reason)}", usage=reply.usage)
             return reply
         except ProviderRefused as exc:
             ctx.halt(str(exc))
@@ -210,8 +220,16 @@ class LLM:
                         raise Stopped("run stopped") from None
                 continue
             cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
-            return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost))
+            return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
+                         done.finish_reason)
         raise LLMError(f"{model}: {last_error} after {MAX_ATTEMPTS} attempts")
+
+
+def _why_empty(finish_reason: str | None) -> str:
+    if finish_reason == "length":
+        return (" (finish_reason length: reasoning used the whole token limit; lower REASONING_EFFORT or raise "
+                "MAX_TOKENS_PER_TURN)")
+    return f" (finish_reason {finish_reason})" if finish_reason else ""
 
 
 _clients: dict = {}
@@ -223,9 +241,10 @@ class OpenAITransport:
 
     simulated = False
 
-    def __init__(self, api_key: str, base_url: str | None):
+    def __init__(self, api_key: str, base_url: str | None, reasoning_effort: str = "low"):
         self.api_key = api_key
         self.base_url = base_url
+        self.reasoning_effort = reasoning_effort
 
     def client(self):
         """One SDK client per key and URL per process: a warm instance skips its ~0.1 s set-up."""
@@ -246,6 +265,8 @@ class OpenAITransport:
         import openai
 
         kwargs = {"response_format": response_format} if response_format else {}
+        if REASONING_MODEL.match(model):
+            kwargs["reasoning_effort"] = self.reasoning_effort
         try:
             completion = self.client().chat.completions.create(
                 model=model, messages=messages, max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
@@ -267,7 +288,7 @@ class OpenAITransport:
         details = getattr(usage, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         return Completion(completion.choices[0].message.content or "", usage.prompt_tokens, cached,
-                          usage.completion_tokens)
+                          usage.completion_tokens, completion.choices[0].finish_reason)
 
 
 def _retry_after(headers) -> float:

@@ -57,7 +57,8 @@ class FakeOpenAI:
                   referee_only: bool = False) -> None:
         """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
         insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
-        cut by the token limit, as a reasoning model's can be)."""
+        cut by the token limit, as a reasoning model's can be); "pass" answers normally, to script a
+        failure after some good answers."""
         with self._lock:
             for _ in range(count):
                 self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only})
@@ -113,6 +114,8 @@ class FakeOpenAI:
         spread = int.from_bytes(digest[:8], "big") / 2 ** 64 * 2 - 1
         delay = self.latency + self.jitter * spread
         failure = self._next_failure(entry["referee"])
+        if failure and failure["kind"] == "pass":
+            failure = None
         if self.hang_all or (failure and failure["kind"] == "hang"):
             entry["status"] = "hung"
             self._released.wait(120)
