@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from lib import slack
 from lib.battle import render_transcript
+from lib.budget import price_for
 from lib.llm import CallContext, LLMError, Role
 from lib.log import log
 from lib.store.queries import Queries
@@ -54,13 +55,14 @@ def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str
 
 def scan(settings, store, llm, deadline: float) -> dict:
     """One scan; returns `{"processed", "breakthroughs", "alerted", "errors"}`."""
+    price_for(settings.scout_model, settings.model_prices)  # a model with no price is refused before anything is leased
     queries = Queries(store)
     flagged_now = set(queries.flag_breakthroughs(settings.scout_threshold, deadline=deadline))
     work = queries.lease_scout_work(SCAN_LIMIT, LEASE_SECONDS, deadline=deadline)
     ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
     alerted, errors = 0, []
-    for battle in work:
-        try:
+    try:
+        for battle in work:
             if not battle["definingMoment"]:
                 try:
                     moment, snippet = extract_moment(llm, ctx, settings.scout_model, battle)
@@ -72,7 +74,8 @@ def scan(settings, store, llm, deadline: float) -> dict:
             if not battle["alerted"] and settings.slack_webhook_url:
                 if _alert(settings, queries, battle, deadline, errors):
                     alerted += 1
-        finally:
+    finally:  # whatever happened, every lease goes back (one left behind would lapse in LEASE_SECONDS)
+        for battle in work:
             queries.release_scout_lease(battle["id"], deadline=deadline + 1)
     flagged = [{"battleId": b["id"], "persona": b["persona"], "score": b["score"]} for b in work
                if b["id"] in flagged_now]
