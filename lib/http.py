@@ -149,9 +149,8 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
-    from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
-
     from lib.redact import redact
+    from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
 
     if isinstance(exc, ConfigError):
         return 500, {"error": "Configuration error", "message": redact(exc)}

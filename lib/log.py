@@ -22,8 +22,20 @@ def log(event: str, level: int = logging.INFO, **fields) -> None:
     if _logger.isEnabledFor(level):
         current = request_id.get()
         context = {"requestId": current} if current and "requestId" not in fields else {}
-        # Redacted as a whole: an error field may hold a driver's text.
-        _logger.log(level, redact(json.dumps({"event": event, **context, **fields}, default=str)))
+        _logger.log(level, json.dumps(_redacted({"event": event, **context, **fields}), default=str))
+
+
+def _redacted(value):
+    """Every text in a log line passes redaction: an error field may hold a driver's words."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item) for item in value]
+    if isinstance(value, BaseException):
+        return redact(value)
+    return value
 
 
 def configure() -> None:
