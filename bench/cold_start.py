@@ -15,7 +15,8 @@ import sys
 import time
 
 from bench.common import table
-from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
+from lib.config import PROJECT_ROOT
+from lib.store.embedded import EmbeddedPostgres
 
 PROBE = r"""
 import time

@@ -11,7 +11,8 @@ import psycopg
 
 from lib.config import Settings
 from lib.personas import CATALOG, upsert_catalog
-from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
+from lib.config import PROJECT_ROOT
+from lib.store.embedded import EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
 
 

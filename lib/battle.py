@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lib import referee
-from lib.llm import CallContext, Role, Usage
-# The referee's schema and parsing live in lib.referee (shared with the scout's re-scores and
-# referee-check); these names stay importable from here.
-from lib.referee import CRITERIA, MalformedVerdict, Verdict, parse_verdict, render_transcript, total_score  # noqa: F401
+from lib.llm import CallContext, LLMError, Role, Usage
+from lib.referee import Verdict
 
 ACCEPT_MARK = "[ACCEPT]"
 HANG_UP_MARK = "[HANG UP]"
@@ -103,6 +101,11 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
 
 
 def _say(llm, ctx, state, role, model, max_tokens, messages, response_format=None) -> str:
-    reply = llm.chat(ctx, role, model, messages, max_tokens, response_format)
+    try:
+        reply = llm.chat(ctx, role, model, messages, max_tokens, response_format)
+    except LLMError as exc:
+        if exc.usage is not None:  # billed though it failed (an empty reply): the battle's cost says so
+            state.usage.add(exc.usage)
+        raise
     state.usage.add(reply.usage)
     return reply.text.strip()

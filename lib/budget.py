@@ -1,15 +1,16 @@
 """Prices and the cost cap: what a call may cost at worst, what it did cost, and the batch's cap.
 
 Prices are USD per 1M tokens (`BUILTIN_PRICES`, extended or overridden by MODEL_PRICES). A call's
-worst case is bounded before it is made (`prompt_token_bound`, `worst_case_cost`) and its real
-cost is computed from the usage the provider reports (`usage_cost`), rounded up to the
-micro-dollar. `Budget` holds one batch's spend against its cost cap (KILL_SWITCH_THRESHOLD_USD).
+worst case is bounded before it is made (`prompt_token_bound`, `worst_case_cost`, rounded up to
+the micro-dollar: the reservation stays conservative) and its real cost is computed from the usage
+the provider reports (`usage_cost`), exactly: what is recorded is what the provider bills.
+`Budget` holds one batch's spend against its cost cap (KILL_SWITCH_THRESHOLD_USD).
 """
 from __future__ import annotations
 
 import json
 import threading
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from lib.config import ConfigError
 
@@ -32,6 +33,10 @@ BUILTIN_PRICES = {
 }
 PER_MILLION = Decimal(1_000_000)
 MICRO_DOLLAR = Decimal("0.000001")
+# The scale of the recorded cost columns (sandbox_battles.cost_usd, training_runs.total_cost are
+# numeric(20, 12)). Built-in prices give at most 9 decimals, so a real cost is never rounded; a
+# price in MODEL_PRICES with more than 6 decimals is rounded here, once, as the database would.
+COST_QUANTUM = Decimal("1e-12")
 # Chat formatting adds a few tokens per message and for the reply; 16 is a generous bound.
 TOKENS_PER_MESSAGE_OVERHEAD = 16
 
@@ -65,11 +70,11 @@ def worst_case_cost(prompt_tokens: int, max_tokens: int, price: dict) -> Decimal
 
 
 def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, price: dict) -> Decimal:
-    """The real cost of one call, cached input at the cached price, rounded up to the micro-dollar."""
+    """The real cost of one call, cached input at the cached price: usage × price, not rounded up."""
     uncached = prompt_tokens - cached_tokens
     exact = (uncached * price["input"] + cached_tokens * price["cached_input"]
              + completion_tokens * price["output"]) / PER_MILLION
-    return _micro_ceiling(exact)
+    return exact.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
 class Budget:

@@ -15,6 +15,7 @@ from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
 from lib import referee
 from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
+from lib.redact import redact
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import serve
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = None if args.command == "serve" else Settings.from_env()
         return COMMANDS[args.command](settings, args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

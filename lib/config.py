@@ -15,6 +15,7 @@ Standard library only: the auth path of the handlers imports this module.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Mapping
@@ -22,10 +23,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from lib.redact import remember, url_password
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
 OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
 LLM_PROVIDERS = ("openai", "simulated")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+# KILL_SWITCH_THRESHOLD_USD lands in training_runs.cost_cap, numeric(12, 6). Below a cent not one
+# call fits; above $10,000 a batch it is a typo, not a budget.
+COST_CAP_MIN, COST_CAP_MAX, COST_CAP_DECIMALS = Decimal("0.01"), Decimal("10000"), 6
+# MODEL_PRICES, USD per 1M tokens: the dearest models cost hundreds; more is a typo (or 1e308,
+# which makes every cost overflow).
+PRICE_MAX = 10_000
 
 
 class ConfigError(ValueError):
@@ -73,6 +83,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PERSONA_MODEL", "gpt-4o-mini", "the sellers' model, and the one `generate-personas --llm` asks"),
     Setting("REFEREE_MODEL", "gpt-4o", "the referee's model"),
     Setting("SCOUT_MODEL", "gpt-4o-mini", "the Tactical Scout's model (defining moments)"),
+    Setting("REASONING_EFFORT", "low", "`reasoning_effort` sent to reasoning models only (`gpt-5…`, `o1`, `o3`, "
+                                       "`o4-mini`…): `none`, `minimal`, `low`, `medium` or `high`; their reasoning "
+                                       "counts against `MAX_TOKENS_PER_TURN`"),
     Setting("MODEL_PRICES", None, 'JSON `{"model": {"input": usd_per_1M, "cached_input": …, "output": …}}`; '
                                   "adds to or overrides the built-in prices", shown="built-in table"),
     Setting("TRAINING_BATCH_SIZE", "5", "battles per run when the request names no size"),
@@ -145,6 +158,7 @@ class Settings:
     persona_model: str
     referee_model: str
     scout_model: str
+    reasoning_effort: str
     model_prices: dict
     batch_size: int
     max_batch_size: int
@@ -174,7 +188,7 @@ class Settings:
         env = _Env(raw)
         database, database_error = _select_database(env)
         max_batch = env.integer("MAX_TRAINING_BATCH_SIZE", minimum=1, maximum=1000)
-        return cls(
+        settings = cls(
             cron_secret=cron_secret(raw),
             database=database,
             database_error=database_error,
@@ -185,6 +199,7 @@ class Settings:
             persona_model=env.text("PERSONA_MODEL"),
             referee_model=env.text("REFEREE_MODEL"),
             scout_model=env.text("SCOUT_MODEL"),
+            reasoning_effort=env.choice("REASONING_EFFORT", REASONING_EFFORTS),
             model_prices=env.prices("MODEL_PRICES"),
             batch_size=env.integer("TRAINING_BATCH_SIZE", minimum=1, maximum=max_batch,
                                    maximum_name="MAX_TRAINING_BATCH_SIZE"),
@@ -193,7 +208,8 @@ class Settings:
             max_concurrent_battles=env.integer("MAX_CONCURRENT_BATTLES", minimum=1, maximum=50),
             delay_between_battles_ms=env.integer("DELAY_BETWEEN_BATTLES_MS", minimum=0, maximum=60_000),
             max_concurrent_runs=env.integer("MAX_CONCURRENT_RUNS", minimum=1, maximum=100),
-            kill_switch_usd=env.money("KILL_SWITCH_THRESHOLD_USD"),
+            kill_switch_usd=env.money("KILL_SWITCH_THRESHOLD_USD", minimum=COST_CAP_MIN, maximum=COST_CAP_MAX,
+                                      decimals=COST_CAP_DECIMALS),
             battle_max_turns=env.integer("BATTLE_MAX_TURNS", minimum=1, maximum=100),
             max_tokens_per_turn=env.integer("MAX_TOKENS_PER_TURN", minimum=16, maximum=16_384),
             scout_threshold=env.integer("SCOUT_BREAKTHROUGH_THRESHOLD", minimum=0, maximum=100),
@@ -201,14 +217,20 @@ class Settings:
             referee_confirm_margin=env.decimal("REFEREE_CONFIRM_MARGIN", minimum=0, maximum=100),
             referee_audit_share=env.decimal("REFEREE_AUDIT_SHARE", minimum=0, maximum=1),
             referee_drift_alert=env.decimal("REFEREE_DRIFT_ALERT", minimum=Decimal("0.01"), maximum=100),
-            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD"),
-            referee_check_cap_usd=env.money("REFEREE_CHECK_CAP_USD"),
+            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
+                                             decimals=COST_CAP_DECIMALS),
+            referee_check_cap_usd=env.money("REFEREE_CHECK_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
+                                             decimals=COST_CAP_DECIMALS),
             app_url=env.url("NEXT_PUBLIC_APP_URL"),
             bypass_secret=env.text("VERCEL_AUTOMATION_BYPASS_SECRET"),
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", secret=True),
             closer_prompt_path=env.path("CLOSER_PROMPT_PATH"),
             embedded_db_dir=env.directory("EMBEDDED_DB_DIR"),
         )
+        # What redaction masks by value, wherever a driver or provider quotes it (lib.redact).
+        remember(settings.cron_secret, settings.openai_api_key, settings.bypass_secret, settings.slack_webhook_url,
+                 database and database.service_role_key, database and url_password(database.url))
+        return settings
 
     @property
     def simulated(self) -> bool:
@@ -246,6 +268,12 @@ def _select_database(env: "_Env") -> tuple[Database | None, str | None]:
                     f"Database not configured: {name} is set but SANDBOX_SUPABASE_SERVICE_ROLE_KEY is "
                     "not (use the service_role key from Supabase → Project Settings → API)"
                 )
+            public = _public_key_kind(key)
+            if public:
+                return None, (
+                    f"SANDBOX_SUPABASE_SERVICE_ROLE_KEY holds {public}, which the tables refuse: use the secret "
+                    "key (sb_secret_…) or the legacy service_role key from Supabase → Project Settings → API"
+                )
             return Database("postgrest", url=url, service_role_key=key), None
     if env.given("VERCEL"):
         return None, (
@@ -253,6 +281,21 @@ def _select_database(env: "_Env") -> tuple[Database | None, str | None]:
             "(or USE_LOCAL_DB=true with LOCAL_DB_URL)"
         )
     return Database("embedded"), None
+
+
+def _public_key_kind(key: str) -> str | None:
+    """What public key this is, if it is one: a publishable key, or a legacy JWT whose role is anon."""
+    if key.startswith("sb_publishable_"):
+        return "a publishable key (sb_publishable_…)"
+    parts = key.split(".")
+    if len(parts) == 3 and key.startswith("eyJ"):
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except ValueError:
+            return None  # not a JWT we can read: Supabase will say whether it takes it
+        if isinstance(claims, dict) and claims.get("role") in ("anon", "authenticated"):
+            return f"the {claims['role']} key (a JWT whose role is {claims['role']})"
+    return None
 
 
 class _Env:
@@ -297,14 +340,16 @@ class _Env:
             raise ConfigError(f"{name} must be at most {limit}, got {number}")
         return number
 
-    def money(self, name: str) -> Decimal:
+    def money(self, name: str, *, minimum: Decimal, maximum: Decimal, decimals: int) -> Decimal:
+        """A dollar amount within the range its column holds, checked before anything runs."""
         value = self.text(name)
         try:
             amount = Decimal(value)
         except InvalidOperation:
             raise ConfigError(f"{name} must be a dollar amount like 5.00, got {value!r}") from None
-        if not amount.is_finite() or amount <= 0:
-            raise ConfigError(f"{name} must be a positive dollar amount, got {value!r}")
+        if not amount.is_finite() or not minimum <= amount <= maximum or amount.as_tuple().exponent < -decimals:
+            raise ConfigError(f"{name} must be a positive dollar amount from {minimum} to {maximum} "
+                              f"(at most {decimals} decimals), got {value!r}")
         return amount
 
     def decimal(self, name: str, *, minimum, maximum) -> Decimal:
@@ -377,8 +422,10 @@ class _Env:
                 raise ConfigError(f"{name}: {model!r} has unknown keys {sorted(unknown)}")
             parsed = {}
             for kind, price in entry.items():
-                if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0:
-                    raise ConfigError(f"{name}: {model!r} {kind} price must be a non-negative number")
+                # NaN fails both comparisons; Infinity and 1e308 fail the second.
+                if isinstance(price, bool) or not isinstance(price, (int, float)) or not 0 <= price <= PRICE_MAX:
+                    raise ConfigError(f"{name}: {model!r} {kind} price must be a non-negative number of USD per "
+                                      f"1M tokens, at most {PRICE_MAX}, got {json.dumps(price)[:40]}")
                 parsed[kind] = Decimal(str(price))
             parsed.setdefault("cached_input", parsed["input"])
             prices[model] = parsed

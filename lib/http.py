@@ -149,12 +149,13 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
+    from lib.redact import redact
     from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
 
     if isinstance(exc, ConfigError):
-        return 500, {"error": "Configuration error", "message": str(exc)}
+        return 500, {"error": "Configuration error", "message": redact(exc)}
     if isinstance(exc, StoreError):
-        return (503 if isinstance(exc, Unavailable) else 500), {"error": "Database error", "message": str(exc)}
+        return (503 if isinstance(exc, Unavailable) else 500), {"error": "Database error", "message": redact(exc)}
     # The type and where it was raised, not the message: an exception's text can carry a URL or key.
     frame = exc.__traceback__
     while frame is not None and frame.tb_next is not None:

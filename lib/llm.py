@@ -13,6 +13,7 @@ imported on the first real call, not at import time: cold starts of the handlers
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,10 +21,14 @@ from decimal import Decimal
 from enum import StrEnum
 
 from lib.budget import Budget, price_for, prompt_token_bound, usage_cost, worst_case_cost
+from lib.redact import redact
 
 MAX_ATTEMPTS = 3
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 MIN_USEFUL_CALL_S = 0.5
+# Reasoning models take `reasoning_effort`, and count their reasoning in `max_completion_tokens`:
+# gpt-5, gpt-5-mini, gpt-5.1…, o1, o3, o4-mini… (not gpt-5-chat-latest, a chat model).
+REASONING_MODEL = re.compile(r"^(?:gpt-5(?![\w.-]*-chat)|o\d)")
 
 
 class Role(StrEnum):
@@ -37,7 +42,17 @@ class Role(StrEnum):
 
 
 class LLMError(RuntimeError):
-    """A chat call failed for good (after the retries that fit)."""
+    """A chat call failed for good (after the retries that fit). The message is redacted: a
+    provider's error text may echo a key or a URL."""
+
+    def __init__(self, message: str = "", usage: "Usage | None" = None):
+        super().__init__(redact(message))
+        self.usage = usage  # what the failed call was billed, when the provider answered
+
+
+class ProviderRefused(LLMError):
+    """The provider refuses every call until a person acts (no quota left, a rejected key): the
+    run stops at once, with the provider's words and what to do, instead of failing each battle."""
 
 
 class BudgetExceeded(LLMError):
@@ -102,6 +117,7 @@ class Usage:
 class Reply:
     text: str
     usage: Usage
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -112,6 +128,7 @@ class Completion:
     prompt_tokens: int
     cached_tokens: int
     completion_tokens: int
+    finish_reason: str | None = None  # "stop", "length" (cut by the token limit)…
 
 
 @dataclass
@@ -122,11 +139,18 @@ class CallContext:
     deadline: float
     gate: RateGate
     stop: threading.Event
+    halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
     def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> "CallContext":
         """A fresh context: a `Budget` with this cost cap, its own cooldown, and `stop` (or a new event)."""
         return cls(Budget(cap), deadline, RateGate(), threading.Event() if stop is None else stop)
+
+    def halt(self, reason: str) -> None:
+        """Stops every call of the run for good; the first reason is kept."""
+        if self.halted is None:
+            self.halted = reason
+        self.stop.set()
 
 
 class LLM:
@@ -162,7 +186,14 @@ class LLM:
             reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent,
                                             nonce)
             actual = reply.usage.cost
+            if not reply.text.strip():
+                # Billed, but no line: never a line of the conversation, nor a verdict.
+                raise LLMError(f"{model} returned an empty reply{_why_empty(reply.finish_reason)}", usage=reply.usage)
             return reply
+        except ProviderRefused as exc:
+            ctx.halt(str(exc))
+            actual = Decimal(0)  # refused before any work: nothing billed
+            raise
         except LLMError:
             if not sent:
                 actual = Decimal(0)
@@ -193,8 +224,16 @@ class LLM:
                         raise Stopped("run stopped") from None
                 continue
             cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
-            return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost))
+            return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
+                         done.finish_reason)
         raise LLMError(f"{model}: {last_error} after {MAX_ATTEMPTS} attempts")
+
+
+def _why_empty(finish_reason: str | None) -> str:
+    if finish_reason == "length":
+        return (" (finish_reason length: reasoning used the whole token limit; lower REASONING_EFFORT or raise "
+                "MAX_TOKENS_PER_TURN)")
+    return f" (finish_reason {finish_reason})" if finish_reason else ""
 
 
 _clients: dict = {}
@@ -206,9 +245,10 @@ class OpenAITransport:
 
     simulated = False
 
-    def __init__(self, api_key: str, base_url: str | None):
+    def __init__(self, api_key: str, base_url: str | None, reasoning_effort: str = "low"):
         self.api_key = api_key
         self.base_url = base_url
+        self.reasoning_effort = reasoning_effort
 
     def client(self):
         """One SDK client per key and URL per process: a warm instance skips its ~0.1 s set-up."""
@@ -230,6 +270,8 @@ class OpenAITransport:
         import openai
 
         kwargs = {"response_format": response_format} if response_format else {}
+        if REASONING_MODEL.match(model):
+            kwargs["reasoning_effort"] = self.reasoning_effort
         try:
             completion = self.client().chat.completions.create(
                 model=model, messages=messages, max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
@@ -238,6 +280,9 @@ class OpenAITransport:
         except openai.APIConnectionError:
             raise Retryable("connection error") from None
         except openai.APIStatusError as exc:
+            refusal = _refusal(model, exc)
+            if refusal:
+                raise ProviderRefused(refusal) from None
             if exc.status_code in RETRYABLE_STATUS:
                 raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)
                                 if exc.status_code == 429 else None) from None
@@ -248,7 +293,7 @@ class OpenAITransport:
         details = getattr(usage, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         return Completion(completion.choices[0].message.content or "", usage.prompt_tokens, cached,
-                          usage.completion_tokens)
+                          usage.completion_tokens, completion.choices[0].finish_reason)
 
 
 def _retry_after(headers) -> float:
@@ -260,6 +305,22 @@ def _retry_after(headers) -> float:
             except ValueError:
                 pass
     return 1.0
+
+
+BILLING_URL = "https://platform.openai.com/settings/organization/billing"
+
+
+def _refusal(model: str, exc) -> str | None:
+    """The message for an error no retry and no other call will fix, else None."""
+    message = _error_message(exc)
+    if exc.status_code == 429 and "insufficient_quota" in (getattr(exc, "code", None), getattr(exc, "type", None)):
+        return (f"{model}: OpenAI refused the call: no quota left (HTTP 429 insufficient_quota: {message}). "
+                f"Add credit or raise the usage limit at {BILLING_URL}, then run again; training stopped "
+                "here, without retries")
+    if exc.status_code == 401:
+        return (f"{model}: OpenAI rejected the API key (HTTP 401: {message}). Check SANDBOX_OPENAI_API_KEY (or "
+                "OPENAI_API_KEY); training stopped here, without retries")
+    return None
 
 
 def _error_message(exc) -> str:

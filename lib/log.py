@@ -10,6 +10,8 @@ import json
 import logging
 import sys
 
+from lib.redact import redact
+
 _logger = logging.getLogger("training")
 # The request being served, added to every line logged while serving it (battle threads included:
 # the runner starts them in a copy of the request's context).
@@ -20,7 +22,20 @@ def log(event: str, level: int = logging.INFO, **fields) -> None:
     if _logger.isEnabledFor(level):
         current = request_id.get()
         context = {"requestId": current} if current and "requestId" not in fields else {}
-        _logger.log(level, json.dumps({"event": event, **context, **fields}, default=str))
+        _logger.log(level, json.dumps(_redacted({"event": event, **context, **fields}), default=str))
+
+
+def _redacted(value):
+    """Every text in a log line passes redaction: an error field may hold a driver's words."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item) for item in value]
+    if isinstance(value, BaseException):
+        return redact(value)
+    return value
 
 
 def configure() -> None:

@@ -47,6 +47,8 @@ def print_summary(batch: dict, stream) -> None:
         ("spend", f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"),
         ("duration", f"{batch['durationMs'] / 1000:.1f}s"),
     ]
+    if batch.get("error"):
+        rows.append(("error", batch["error"]))
     width = max(len(name) for name, _ in rows)
     stream.write("\n".join(f"{name:<{width}}  {value}" for name, value in rows) + "\n")
     for error in batch["errors"]:

@@ -147,6 +147,8 @@ class Run:
         elif self.paused_reason is not None:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(f"Training paused mid-run: {self.paused_reason}")
+        elif self.ctx.halted is not None:  # the provider refuses every call (no quota, bad key)
+            status, leftover, error = RunStatus.FAILED, BattleStatus.FAILED, error or self.ctx.halted
         elif self.timed_out:
             leftover = BattleStatus.TIMED_OUT
             status = RunStatus.TIMED_OUT if status == RunStatus.COMPLETED else status
@@ -163,6 +165,8 @@ class Run:
     def _stopped_status(self) -> BattleStatus:
         if self.budget.tripped or self.paused_reason is not None:
             return BattleStatus.KILLED
+        if self.ctx.halted is not None:
+            return BattleStatus.FAILED
         return BattleStatus.TIMED_OUT
 
     def _watch_pause(self) -> None:

@@ -210,13 +210,12 @@ class Scan:
         failure = slack.send(self.settings, slack.breakthrough_message(battle, self.settings.app_url),
                              timeout=min(5.0, timeout), battleId=battle["id"])
         if failure:
-            if failure.retryable:
+            if not failure.permanent:
                 self.errors.append(f"alert for battle {battle['id']}: {failure} (retried next scan)")
             else:
                 self.queries.mark_alert_failed(battle["id"], str(failure), deadline=self.deadline + 1)
                 self.slack_failed += 1
-                self.errors.append(f"alert for battle {battle['id']}: {failure} (failed for good, not retried: "
-                                   "check SLACK_WEBHOOK_URL)")
+                self.errors.append(f"alert for battle {battle['id']}: {failure}; not retried")
             return
         if self.queries.mark_alerted(battle["id"], deadline=self.deadline + 1):
             self.alerted += 1
@@ -238,7 +237,7 @@ class Scan:
                              slack.drift_message(figures, limit, self.settings.scout_threshold, self.settings.app_url),
                              timeout=min(5.0, max(0.1, self.deadline - time.monotonic())))
         if failure:
-            if failure.retryable:  # a transient failure frees today's slot; a permanent one keeps it
+            if not failure.permanent:  # a transient failure frees today's slot; a permanent one keeps it
                 self.queries.release_drift_alert(claim, deadline=self.deadline + 1)
             self.errors.append(f"drift alert: {failure}")
             return

@@ -1,23 +1,81 @@
-"""Slack incoming-webhook messages (Block Kit). Model text is escaped for mrkdwn.
+"""Slack incoming-webhook messages (Block Kit). Model text is escaped for mrkdwn, everywhere.
 
 Every message leaves through `send`, which never raises: it logs a failure and returns what went
-wrong, for the caller to record where its user will see it. `requests` loads on the first post.
+wrong (a `Failure`: the text, and whether it is permanent), for the caller to record where its
+user will see it. `requests` loads on the first post.
+
+Limits are Block Kit's (checked against slackapi/python-slack-sdk's models): a section's text at
+most 3000 characters, a button's text 75, its URL 3000.
 """
 from __future__ import annotations
 
 import logging
+import re
+import time
+from decimal import Decimal
 
 from lib.log import log
+from lib.redact import redact
 
 DASHBOARD_PATH = "/admin/training-monitor"
+SECTION_TEXT_MAX = 3000
+FALLBACK_TEXT_MAX = 3000
+# A 429's Retry-After is waited out (once) when the wait and another try fit in the call's time.
+MIN_ATTEMPT_S = 0.5
+
+# What Slack's error body means, for the incoming-webhook errors Slack documents. Every 4xx other
+# than 408 and 429 is permanent: the same request will be refused again.
+_WEBHOOK_GONE = "the webhook was revoked or is wrong: set SLACK_WEBHOOK_URL to a working incoming webhook"
+_CHANNEL_REFUSES = "the webhook's channel refuses posts: unarchive it or create a new webhook"
+_MESSAGE_REFUSED = "Slack refused this message"
+HINTS = {
+    "no_service": _WEBHOOK_GONE, "no_service_id": _WEBHOOK_GONE, "no_team": _WEBHOOK_GONE,
+    "team_disabled": _WEBHOOK_GONE, "no_active_hooks": _WEBHOOK_GONE, "invalid_token": _WEBHOOK_GONE,
+    "channel_not_found": _CHANNEL_REFUSES, "channel_is_archived": _CHANNEL_REFUSES,
+    "action_prohibited": _CHANNEL_REFUSES, "posting_to_general_channel_denied": _CHANNEL_REFUSES,
+    "user_not_found": _CHANNEL_REFUSES,
+    "invalid_payload": _MESSAGE_REFUSED, "invalid_blocks": _MESSAGE_REFUSED, "invalid_blocks_format": _MESSAGE_REFUSED,
+    "too_many_attachments": _MESSAGE_REFUSED, "no_text": _MESSAGE_REFUSED, "msg_too_long": _MESSAGE_REFUSED,
+}
+STATUS_HINTS = {404: _WEBHOOK_GONE, 410: _WEBHOOK_GONE, 403: _CHANNEL_REFUSES, 400: _MESSAGE_REFUSED}
 
 
 class SlackError(RuntimeError):
-    """Slack did not take the message; `retryable` for 429 and 5xx (try again on the next scan)."""
+    """Slack did not take the message.
 
-    def __init__(self, message: str, retryable: bool):
-        super().__init__(message)
-        self.retryable = retryable
+    `permanent`: no retry will help (a revoked webhook, an archived channel, a refused message):
+    Slack answered 4xx other than 408 and 429. Otherwise (unreachable, 408, 429, 5xx) another try may
+    succeed. `status` and `slack_error` are Slack's answer (its body, e.g. `no_service`);
+    `retry_after` the seconds Slack asked to wait (429), when it said.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, status: int | None = None, slack_error: str | None = None,
+                 retry_after: float | None = None):
+        super().__init__(redact(message))
+        self.permanent = permanent
+        self.status = status
+        self.slack_error = slack_error
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return not self.permanent
+
+
+class Failure(str):
+    """What `send` answers when Slack did not take the message: the text, plus `permanent` and the
+    `error` itself. A `str`, so callers that record the text record it unchanged."""
+
+    error: SlackError
+
+    def __new__(cls, error: SlackError) -> "Failure":
+        failure = super().__new__(cls, str(error))
+        failure.error = error
+        return failure
+
+    @property
+    def permanent(self) -> bool:
+        return self.error.permanent
 
 
 def escape(text) -> str:
@@ -25,38 +83,89 @@ def escape(text) -> str:
     return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def send(settings, payload: dict, *, timeout: float, **log_fields) -> SlackError | None:
+def send(settings, payload: dict, *, timeout: float, **log_fields) -> Failure | None:
     """Posts `payload` to `SLACK_WEBHOOK_URL`: the one way anything reaches Slack.
 
-    Returns None when Slack took the message (or no webhook is set: nothing to send), else the
-    `SlackError` (its text says what went wrong; `retryable` whether to try again), already logged
-    as `slack_failed` with `log_fields`.
+    Returns None when Slack took the message (or no webhook is set: nothing to send), else a
+    `Failure` saying what went wrong and whether it is permanent, already logged as
+    `slack_failed` with `log_fields`. `timeout` bounds the whole send, a Retry-After wait included.
     """
     if not settings.slack_webhook_url:
         return None
     try:
         post(settings.slack_webhook_url, payload, timeout)
     except SlackError as exc:
-        log("slack_failed", level=logging.WARNING, error=str(exc), **log_fields)
-        return exc
+        log("slack_failed", level=logging.WARNING, error=str(exc), permanent=exc.permanent, status=exc.status,
+            slackError=exc.slack_error, **log_fields)
+        return Failure(exc)
     return None
 
 
 def post(webhook_url: str, payload: dict, timeout: float = 5.0) -> None:
-    """One POST to the webhook; raises `SlackError` unless Slack answers 2xx. Use `send`."""
+    """POSTs to the webhook within `timeout` seconds; raises `SlackError` unless Slack answers 2xx.
+
+    A 429 (or 503) with Retry-After is waited out and tried once more if both fit. Use `send`.
+    """
     import requests
 
+    deadline = time.monotonic() + timeout
+    for attempt in range(2):
+        try:
+            response = requests.post(webhook_url, json=payload, timeout=max(MIN_ATTEMPT_S, deadline - time.monotonic()))
+        except requests.RequestException as exc:
+            raise SlackError(f"Slack unreachable ({type(exc).__name__})", permanent=False) from None
+        if 200 <= response.status_code < 300:
+            return
+        error = _error_from(response)
+        wait = error.retry_after
+        if attempt or wait is None or time.monotonic() + wait + MIN_ATTEMPT_S > deadline:
+            raise error
+        time.sleep(wait)
+
+
+def _error_from(response) -> SlackError:
+    status = response.status_code
+    body = response.text.strip()
+    # Slack answers errors as a short code (`no_service`); anything else is kept short.
+    slack_error = body[:100] if body else None
+    retry_after = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+    permanent = 400 <= status < 500 and status not in (408, 429)
+    message = f"Slack answered HTTP {status}" + (f" {slack_error}" if slack_error else "")
+    if permanent:
+        hint = HINTS.get(slack_error or "") or STATUS_HINTS.get(status) or "Slack refused the request"
+        message += f" (permanent failure: {hint})"
+    elif retry_after is not None:
+        message += f" (Slack asked to retry after {retry_after:g}s)"
+    return SlackError(message, permanent=permanent, status=status, slack_error=slack_error, retry_after=retry_after)
+
+
+def _retry_after(value: str | None) -> float | None:
     try:
-        response = requests.post(webhook_url, json=payload, timeout=timeout)
-    except requests.RequestException as exc:
-        raise SlackError(f"Slack unreachable ({type(exc).__name__})", retryable=True) from None
-    if not 200 <= response.status_code < 300:
-        retryable = response.status_code == 429 or response.status_code >= 500
-        raise SlackError(f"Slack answered HTTP {response.status_code}", retryable=retryable)
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds < 3600 else None
+
+
+def _fit(text: str, limit: int) -> str:
+    """`text` (already escaped) cut to `limit` characters, never inside an `&amp;`-style entity."""
+    if len(text) <= limit:
+        return text
+    return re.sub(r"&[a-z]{0,3}$", "", text[: limit - 1]) + "…"
+
+
+def _message(fallback: str, blocks: list[dict]) -> dict:
+    """The payload: `text` is the notification's fallback, and is model text too (persona names)."""
+    return {"text": _fit(escape(fallback), FALLBACK_TEXT_MAX), "blocks": blocks}
 
 
 def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text, SECTION_TEXT_MAX)}}
+
+
+def _usd(amount) -> str:
+    """`$0.008594125`, never `$8.594125e-03`: amounts are exact (see lib.budget)."""
+    return f"${Decimal(str(amount)).normalize():f}"
 
 
 def _dashboard_button(app_url: str | None) -> list[dict]:
@@ -69,14 +178,27 @@ def _dashboard_button(app_url: str | None) -> list[dict]:
 
 def cost_cap_message(batch: dict, reason: str, app_url: str | None) -> dict:
     label = " (simulated run)" if batch.get("simulated") else ""
-    text = f":rotating_light: Cost cap reached{label}: training paused after spending ${batch['totalCost']}"
-    return {"text": text, "blocks": [
+    text = f":rotating_light: Cost cap reached{label}: training paused after spending {_usd(batch['totalCost'])}"
+    return _message(text, [
         _section(f"*{escape(text)}*"),
         _section(f"{escape(reason)}\nRun `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles "
                  f"started, {batch['battlesKilled']} stopped.\nResume with `python -m lib resume` or the "
                  "dashboard once the cap or the cause is fixed."),
         *_dashboard_button(app_url),
-    ]}
+    ])
+
+
+def run_failed_message(batch: dict, app_url: str | None) -> dict:
+    label = " (simulated run)" if batch.get("simulated") else ""
+    text = f":x: Training run failed{label}: {batch.get('error') or 'see the run in the dashboard'}"
+    return _message(text, [
+        _section(f"*{escape(text)}*"),
+        _section(f"Run `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles started, "
+                 f"{batch['battlesCompleted']} completed, {batch['battlesFailed']} failed; spend "
+                 f"{_usd(batch['totalCost'])}. The next run starts on schedule; until the cause is fixed it "
+                 "will fail the same way."),
+        *_dashboard_button(app_url),
+    ])
 
 
 def breakthrough_message(battle: dict, app_url: str | None) -> dict:
@@ -93,7 +215,7 @@ def breakthrough_message(battle: dict, app_url: str | None) -> dict:
         blocks.append(_section(f"*Tactical snippet*\n{escape(battle['tacticalSnippet'])}"))
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": f"Battle `{escape(battle['id'])}` · pending review"}]})
-    return {"text": title, "blocks": blocks + _dashboard_button(app_url)}
+    return _message(title, blocks + _dashboard_button(app_url))
 
 
 def drift_message(consistency: dict, alert_above, cutoff: int, app_url: str | None) -> dict:
@@ -114,9 +236,9 @@ def batch_summary_message(batch: dict, app_url: str | None) -> dict:
     text = (f":crossed_swords: Training batch{label}: {batch['breakthroughs']} breakthrough candidate(s) in "
             f"{batch['battlesCompleted']} completed battles")
     average = "-" if batch.get("averageScore") is None else f"{batch['averageScore']:.1f}"
-    return {"text": text, "blocks": [
+    return _message(text, [
         _section(f"*{escape(text)}*"),
-        _section(f"Average score {average} · spend ${batch['totalCost']} of ${batch['costCap']} · "
+        _section(f"Average score {average} · spend {_usd(batch['totalCost'])} of {_usd(batch['costCap'])} · "
                  f"{batch['durationMs'] / 1000:.1f}s · run `{escape(batch['batchId'])}`"),
         *_dashboard_button(app_url),
-    ]}
+    ])

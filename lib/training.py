@@ -1,6 +1,6 @@
 """One batch and what follows it, in one place for the HTTP function and the CLI.
 
-`train_once` runs `run_batch`, then does the follow-ups: the cost-cap alert (training is paused), the Slack batch summary (when there are breakthroughs), and the Tactical Scout (the
+`train_once` runs `run_batch`, then does the follow-ups: the cost-cap alert (training is paused), the failed-run alert, the Slack batch summary (when there are breakthroughs), and the Tactical Scout (the
 scout-scan webhook when serving HTTP, a scan in this process for the CLI). The run row is already
 finished by then, so what the follow-ups did is written to it afterwards: `scout_notified`, and
 every error they met, appended to `training_runs.errors`. The HTTP response, the CLI summary and
@@ -12,11 +12,13 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urljoin, urlsplit
 
 from lib import slack
 from lib.budget import COST_CAP_REACHED
 from lib.config import ConfigError
 from lib.log import log
+from lib.redact import redact
 from lib.runner import run_batch
 from lib.scout import scan
 from lib.store import StoreError
@@ -65,6 +67,8 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
     errors: list[str] = []
     if batch["killSwitchTriggered"]:
         _alert_cost_cap(settings, batch, started + settings.max_execution_ms / 1000, errors)
+    if batch["status"] == "failed":
+        _alert_failed(settings, batch, respond_by, errors)
     if batch["breakthroughs"]:
         _post_summary(settings, batch, respond_by, errors)
     result = None
@@ -105,6 +109,17 @@ def _alert_cost_cap(settings, batch: dict, run_deadline: float, errors: list) ->
         errors.append(f"Cost cap Slack alert failed: {failure}")
 
 
+def _alert_failed(settings, batch: dict, respond_by: float | None, errors: list) -> None:
+    """A failed run (the provider refused, every battle failed) is said in Slack: nobody may be watching."""
+    timeout = _follow_up_timeout(respond_by)
+    if timeout is None:
+        return
+    failure = slack.send(settings, slack.run_failed_message(batch, settings.app_url), timeout=timeout,
+                         runId=batch["batchId"])
+    if failure:
+        errors.append(f"Run failure Slack alert failed: {failure}")
+
+
 def _post_summary(settings, batch: dict, respond_by: float | None, errors: list) -> None:
     timeout = _follow_up_timeout(respond_by)
     if timeout is None:
@@ -129,19 +144,27 @@ def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) 
     headers = {"Authorization": f"Bearer {settings.cron_secret}", "Content-Type": "application/json"}
     if settings.bypass_secret:
         headers["x-vercel-protection-bypass"] = settings.bypass_secret
+    url = f"{settings.app_url}/api/cron/scout-scan"
     try:
-        response = requests.post(f"{settings.app_url}/api/cron/scout-scan", json={"runId": batch["batchId"]},
-                                 headers=headers, timeout=(min(timeout, 2.0), timeout))
+        # Never follow a redirect: it would carry the bypass secret (and the body) to another host.
+        response = requests.post(url, json={"runId": batch["batchId"]}, headers=headers,
+                                 timeout=(min(timeout, 2.0), timeout), allow_redirects=False)
     except requests.ReadTimeout:
         return True  # delivered: the scan goes on without us waiting for it
     except requests.RequestException as exc:
         return _scout_failed(batch, type(exc).__name__, errors)
-    if response.status_code >= 300:
+    if 300 <= response.status_code < 400:
+        target = urlsplit(urljoin(url, response.headers.get("Location", "")))
+        return _scout_failed(batch, f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}"
+                                    f"{target.path} (redirects are not followed: set NEXT_PUBLIC_APP_URL to this "
+                                    "deployment's final URL)", errors)
+    if response.status_code >= 400:
         return _scout_failed(batch, f"HTTP {response.status_code}", errors)
     return True
 
 
 def _scout_failed(batch: dict, cause: str, errors: list) -> bool:
+    cause = redact(cause)
     errors.append(f"Failed to notify Tactical Scout: {cause}")
     log("scout_notify_failed", level=logging.WARNING, runId=batch["batchId"], cause=cause)
     return False

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import responses
 
-from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
+from lib.config import PROJECT_ROOT
+from lib.store.embedded import EmbeddedPostgres
 from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
 from tests.fakes.postgrest import FakePostgrest

@@ -54,4 +54,5 @@ def test_the_cost_bound_covers_any_honest_usage():
     worst = worst_case_cost(bound, 300, price)
     assert usage_cost(bound, 0, 300, price) <= worst
     assert usage_cost(bound, bound, 300, price) < worst, "cached input is cheaper"
-    assert usage_cost(1, 0, 1, price) == Decimal("0.000013")
+    assert usage_cost(1, 0, 1, price) == Decimal("0.0000125"), "exact, not rounded up to the micro-dollar"
+    assert worst_case_cost(1, 1, price) == Decimal("0.000013"), "the reservation is rounded up"

@@ -6,7 +6,7 @@ import psycopg
 
 from lib.cli import COMMANDS
 from lib.personas import CATALOG
-from lib.store.embedded import PROJECT_ROOT
+from lib.config import PROJECT_ROOT
 from tests.conftest import child_env, fresh_database
 
 
@@ -119,3 +119,20 @@ def test_train_on_a_terminal_draws_a_live_bar(database_url, db, fake_openai):
     assert process.returncode == 0
     assert "\r[" in text and "2/2 battles" in text and "left" in text
     assert " done " not in text, "a terminal gets the bar, not the plain lines"
+
+
+def test_train_exits_non_zero_when_every_battle_failed(database_url, db, fake_openai):
+    from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
+
+    store = PsycopgStore(database_url)
+    seed_personas(store, 2)
+    store.close()
+    fake_openai.fail_next("500", count=1000)
+    result = run_cli("train", "--batch-size", "2", db_url=database_url,
+                     extra_env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
+                                "DELAY_BETWEEN_BATTLES_MS": "0"})
+    assert result.returncode == 1, result.stdout
+    assert "status         failed\n" in result.stdout
+    assert "error          no battle completed: 2 failed (the first: gpt-4o: HTTP 500 after 3 attempts)\n" \
+        in result.stdout

@@ -97,6 +97,64 @@ def test_bad_values_name_the_variable(name, value, message):
     assert str(err.value).startswith(message)
 
 
+@pytest.mark.parametrize("value", ["10000000", "0.0000001", "0.001", "10000.01", "Infinity", "-Infinity", "sNaN",
+                                   "0.0100001"])
+def test_the_cost_cap_is_refused_outside_the_range_its_column_holds(value):
+    with pytest.raises(ConfigError) as err:
+        settings(KILL_SWITCH_THRESHOLD_USD=value)
+    assert str(err.value) == (f"KILL_SWITCH_THRESHOLD_USD must be a positive dollar amount from 0.01 to 10000 "
+                              f"(at most 6 decimals), got {value!r}")
+
+
+@pytest.mark.parametrize("value", ["0.01", "10000", "1e3", "0.015"])
+def test_the_cost_cap_range_is_inclusive(value):
+    assert settings(KILL_SWITCH_THRESHOLD_USD=value).kill_switch_usd == Decimal(value)
+
+
+@pytest.mark.parametrize("price, shown", [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"),
+                                          ("1e308", "1e+308"), ("1e400", "Infinity"), ("10001", "10001")])
+def test_model_prices_that_break_the_arithmetic_are_refused(price, shown):
+    with pytest.raises(ConfigError) as err:
+        settings(MODEL_PRICES=f'{{"m": {{"input": 1, "output": {price}}}}}')
+    assert str(err.value) == (f"MODEL_PRICES: 'm' output price must be a non-negative number of USD per 1M tokens, "
+                              f"at most 10000, got {shown}")
+
+
+def test_a_misconfigured_cap_or_price_stops_the_cli_before_anything_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+
+    for name, value in (("KILL_SWITCH_THRESHOLD_USD", "10000000"), ("MODEL_PRICES", '{"gpt-4o": {"input": NaN, '
+                                                                                     '"output": 1}}')):
+        env = child_env(LLM_PROVIDER="simulated", EMBEDDED_DB_DIR=tmp_path / "never-created", **{name: value})
+        result = subprocess.run([sys.executable, "-m", "lib", "train"], cwd=PROJECT_ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and result.stderr.startswith(f"error: {name}"), result.stderr
+        assert result.stderr.count("\n") == 1
+        assert not (tmp_path / "never-created").exists(), "nothing ran: no database was even started"
+
+
+@pytest.mark.parametrize("key, named", [
+    ("sb_publishable_AbCdEf0123456789", "a publishable key (sb_publishable_…)"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJvbGUiOiJhbm9uIn0.c2ln", "the anon key (a JWT whose role is anon)"),
+])
+def test_a_public_supabase_key_is_refused_at_start_up_without_echoing_it(key, named):
+    s = settings(SUPABASE_SANDBOX_URL="https://a.supabase.co", SANDBOX_SUPABASE_SERVICE_ROLE_KEY=key)
+    with pytest.raises(ConfigError) as err:
+        s.require_database()
+    assert str(err.value).startswith(f"SANDBOX_SUPABASE_SERVICE_ROLE_KEY holds {named}, which the tables refuse")
+    assert key not in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["sb_secret_AbCdEf0123456789",
+                                 "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2ln", "eyJnot.a.jwt"])
+def test_secret_and_service_role_keys_are_taken(key):
+    s = settings(SUPABASE_SANDBOX_URL="https://a.supabase.co", SANDBOX_SUPABASE_SERVICE_ROLE_KEY=key)
+    assert s.require_database().service_role_key == key
+
+
 def test_local_db_url_must_be_postgres():
     with pytest.raises(ConfigError, match="LOCAL_DB_URL must be a postgresql:// URL"):
         settings(USE_LOCAL_DB="true", LOCAL_DB_URL="mysql://x")
@@ -153,3 +211,29 @@ def test_the_environment_is_read_only_in_lib_config():
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"\b(os\.environ|getenv)\b", line) and not re.match(r'\s*os\.environ\["\w+"\] = ', line):
                 raise AssertionError(f"{path.relative_to(PROJECT_ROOT)}:{number} reads the environment: use lib.config")
+
+
+def test_every_numeric_setting_at_its_bounds_fits_the_columns_it_lands_in(psycopg_store, db):
+    """The ranges above are the columns' ranges: the largest and smallest values start a run and end it."""
+    from lib.store.queries import BattleStatus, Queries, RunStatus, Trigger
+    from tests.conftest import seed_personas
+
+    seed_personas(psycopg_store, 1)
+    queries = Queries(psycopg_store)
+    for bound in ("low", "high"):
+        s = settings(**({"KILL_SWITCH_THRESHOLD_USD": "0.01", "MAX_TRAINING_BATCH_SIZE": "1",
+                         "MAX_TRAINING_EXECUTION_TIME_MS": "1000", "SCOUT_BREAKTHROUGH_THRESHOLD": "0"}
+                        if bound == "low" else
+                        {"KILL_SWITCH_THRESHOLD_USD": "10000", "MAX_TRAINING_BATCH_SIZE": "1000",
+                         "TRAINING_BATCH_SIZE": "1000", "MAX_TRAINING_EXECUTION_TIME_MS": "3600000",
+                         "MAX_CONCURRENT_RUNS": "100", "SCOUT_BREAKTHROUGH_THRESHOLD": "100"}))
+        started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=s.max_batch_size,
+                                    batch_size=s.batch_size, cost_cap=s.kill_switch_usd,
+                                    max_concurrent_runs=s.max_concurrent_runs, deadline_ms=s.max_execution_ms,
+                                    simulated=True, default_battle_ms=min(15_000, s.max_execution_ms))
+        assert started["status"] == "started", started
+        summary = queries.finish_run(started["run"]["batchId"], status=RunStatus.COMPLETED,
+                                     leftover_status=BattleStatus.FAILED, cost_cap_tripped=False, timed_out=False,
+                                     errors=[], breakthrough_threshold=s.scout_threshold,
+                                     duration_ms=s.max_execution_ms + 1000, error=None, pause_reason=None)
+        assert Decimal(str(summary["costCap"])) == s.kill_switch_usd

@@ -10,7 +10,7 @@ import requests
 
 from lib.app import make_llm
 from lib.runner import run_batch
-from lib.store.embedded import PROJECT_ROOT
+from lib.config import PROJECT_ROOT
 from tests.conftest import seed_personas
 
 CHROMIUM = "/usr/bin/chromium"

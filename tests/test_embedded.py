@@ -7,7 +7,8 @@ import subprocess
 import psycopg
 import pytest
 
-from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
+from lib.config import PROJECT_ROOT
+from lib.store.embedded import EmbeddedPostgres
 
 
 @pytest.fixture

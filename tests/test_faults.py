@@ -14,7 +14,8 @@ from lib.app import make_llm
 from lib.budget import price_for, usage_cost
 from lib.personas import upsert_catalog
 from lib.runner import PAUSE_POLL_S, run_batch
-from lib.store.embedded import PROJECT_ROOT, EmbeddedPostgres
+from lib.config import PROJECT_ROOT
+from lib.store.embedded import EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
 from tests.conftest import assert_every_battle_ended, batch_in_background, child_env, fresh_database, seed_personas
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from lib.store.embedded import PROJECT_ROOT
+from lib.config import PROJECT_ROOT
 from lib.store.queries import Queries
 from tests.conftest import BYPASS, SECRET, assert_every_battle_ended, child_env, free_port, seed_personas
 from tests.fakes.receiver import Receiver

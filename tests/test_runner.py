@@ -7,7 +7,7 @@ import pytest
 import responses
 
 from lib.app import make_llm
-from lib.budget import price_for, usage_cost
+from lib.budget import price_for, usage_cost, worst_case_cost
 from lib.config import ConfigError
 from lib.runner import RunRefused, run_batch
 from lib.training import train_once
@@ -93,25 +93,37 @@ def test_spend_never_passes_the_cap_and_the_kill_switch_pauses_training(make_set
     assert_every_battle_ended(db)
 
 
-def test_recorded_cost_is_usage_times_price_to_the_micro_dollar(make_settings, psycopg_store, db, fake_openai):
-    seed_personas(psycopg_store, 3)
-    settings = make_settings(TRAINING_BATCH_SIZE=3, MODEL_PRICES='{"gpt-4o": {"input": 2.5, "cached_input": 1.25, '
-                                                                 '"output": 10}, "gpt-4o-mini": {"input": 0.15, '
-                                                                 '"cached_input": 0.075, "output": 0.6}}')
-    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+PRICES = {"gpt-4o": (Decimal("2.5"), Decimal("1.25"), Decimal("10")),
+          "gpt-4o-mini": (Decimal("0.15"), Decimal("0.075"), Decimal("0.6"))}
+
+
+def test_recorded_cost_is_exactly_usage_times_price_over_either_transport(store, make_settings, db, fake_openai):
+    """What is recorded is what the provider bills: no rounding up per call (the reservation may)."""
+    seed_personas(store, 3)
+    settings = make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=3)
+    batch = run_batch(settings, store, make_llm(settings), trigger="manual")
     expected = Decimal(0)
     prompt = cached = completion = 0
     for entry in fake_openai.answered():
         usage = entry["usage"]
         hit = usage["prompt_tokens_details"]["cached_tokens"]
         prompt, cached, completion = prompt + usage["prompt_tokens"], cached + hit, completion + usage["completion_tokens"]
-        expected += usage_cost(usage["prompt_tokens"], hit, usage["completion_tokens"],
-                               settings.model_prices[entry["model"]])
+        input_price, cached_price, output_price = PRICES[entry["model"]]
+        expected += ((usage["prompt_tokens"] - hit) * input_price + hit * cached_price
+                     + usage["completion_tokens"] * output_price) / 1_000_000
     assert cached > 0, "the fake must exercise the cached-input price"
+    assert expected.as_tuple().exponent < -6, "some call must cost a fraction of a micro-dollar"
     totals = db.execute("select sum(cost_usd), sum(prompt_tokens), sum(cached_tokens), sum(completion_tokens) "
                         "from sandbox_battles").fetchone()
     assert totals == (expected, prompt, cached, completion)
+    assert db.execute("select total_cost from training_runs").fetchone()[0] == expected
     assert Decimal(str(batch["totalCost"])) == expected
+
+
+def test_the_reservation_stays_rounded_up_while_the_cost_is_exact():
+    price = price_for("gpt-4o-mini", {})
+    assert usage_cost(1, 0, 0, price) == Decimal("0.00000015")
+    assert worst_case_cost(1, 0, price) == Decimal("0.000001")
 
 
 def test_a_model_with_no_price_is_refused_before_any_call(make_settings, psycopg_store, db, fake_openai):
@@ -145,9 +157,22 @@ def test_500s_are_retried_and_then_fail_the_battle_not_the_run(make_settings, ps
     assert first["battlesCompleted"] == 1
 
     fake_openai.fail_next("500", count=3)
-    second = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
-    assert second["status"] == "completed" and second["battlesFailed"] == 1
+    # One battle at a time: the first battle's first call takes all three 500s, the second completes.
+    second = run_batch(make_settings(TRAINING_BATCH_SIZE=2, MAX_CONCURRENT_BATTLES=1), psycopg_store,
+                       make_llm(settings), trigger="manual")
+    assert second["status"] == "completed" and second["battlesFailed"] == 1 and second["battlesCompleted"] == 1
     assert any("HTTP 500 after 3 attempts" in error for error in second["errors"])
+    assert_every_battle_ended(db)
+
+
+def test_a_run_in_which_every_battle_failed_is_failed_and_says_why(make_settings, psycopg_store, db, fake_openai):
+    seed_personas(psycopg_store, 2)
+    fake_openai.fail_next("500", count=1000)
+    settings = make_settings(TRAINING_BATCH_SIZE=2)
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert (batch["status"], batch["battlesCompleted"], batch["battlesFailed"]) == ("failed", 0, 2)
+    assert batch["error"] == "no battle completed: 2 failed (the first: gpt-4o: HTTP 500 after 3 attempts)"
+    assert db.execute("select status, error from training_runs").fetchone() == ("failed", batch["error"])
     assert_every_battle_ended(db)
 
 

@@ -88,7 +88,7 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         assert started["status"] == "started" and started["expectedBattleMs"] > 0
         run_id = started["run"]["batchId"]
         battle_id = queries.start_battle(run_id, started["personas"][0]["id"])
-        record = BattleRecord([], 0, 0, 0, 0, 0)
+        record = BattleRecord([], 0, 0, 0, 0, Decimal("0.000000123456"))
         assert queries.record_battle_progress(battle_id, record)
         assert queries.finish_battle(battle_id, BattleStatus.FAILED, record, None, "test")
         summary = queries.finish_run(run_id, status=RunStatus.COMPLETED, leftover_status=BattleStatus.FAILED,
@@ -109,4 +109,16 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         assert lease["due"] == 1 and [item["confirmStatus"] for item in lease["items"]] == ["pending"]
         assert queries.lease_scout_work(20, 120, slack=True, max_attempts=5)["items"] == [], "leased"
         assert queries.referee_report(95, 7, 30, 5)["precision"]["decisions"] == 1
+        # Recorded cost is kept at full precision once upgraded (the old columns held 6 decimals).
+        assert conn.execute("select cost_usd from sandbox_battles where id = %s", (battle_id,)).fetchone()[0] == \
+            Decimal("0.000000123456")
+        assert conn.execute("select total_cost from training_runs where id = %s", (run_id,)).fetchone()[0] == \
+            Decimal("0.000000123456")
+        types = dict(conn.execute(
+            "select table_name || '.' || column_name, format_type(atttypid, atttypmod) from information_schema.columns "
+            "join pg_attribute on attrelid = (table_name::regclass) and attname = column_name "
+            "where column_name in ('cost_usd', 'total_cost', 'cost_cap')").fetchall())
+        assert types == {"sandbox_battles.cost_usd": "numeric(20,12)", "training_runs.total_cost": "numeric(20,12)",
+                         "training_runs.cost_cap": "numeric(12,6)", "training_rescores.cost_usd": "numeric(20,12)",
+                         "training_referee_calibrations.cost_usd": "numeric(20,12)"}
         store.close()

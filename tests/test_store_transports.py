@@ -1,13 +1,22 @@
 """What each transport does on its own: auth headers, errors, retries, reconnects."""
+import base64
+import json
 import time
 
+import psycopg
 import pytest
+import responses
 
 from lib.store import AuthRejected, Unavailable
 from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
 
 JWT_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl"
+
+
+def jwt(role: str) -> str:
+    claims = base64.urlsafe_b64encode(json.dumps({"iss": "supabase", "role": role}).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJIUzI1NiJ9.{claims}.c2lnbmF0dXJl"
 
 
 def rest(fake, key=None):
@@ -46,6 +55,34 @@ def test_503_is_retried_until_the_database_answers(fake_postgrest):
     status = rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 5)
     assert status["paused"] is False
     assert fake_postgrest.calls.count("training_status") == 4
+
+
+@pytest.mark.parametrize("status, body", [
+    (504, {"code": "PGRST003", "message": "Timed out acquiring connection from connection pool.", "details": None,
+           "hint": None}),
+    (502, None), (503, None), (504, None), (520, None), (522, None), (524, None),
+])
+def test_pool_timeouts_and_gateway_errors_are_retried_within_the_deadline(fake_postgrest, status, body):
+    fake_postgrest.scripted = [(status, body)] * 2
+    answer = rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 5)
+    assert answer["paused"] is False
+    assert fake_postgrest.calls.count("training_status") == 3
+
+
+def test_a_gateway_error_past_the_deadline_is_unavailable_naming_the_status(fake_postgrest):
+    fake_postgrest.scripted = [(502, None)] * 1000
+    with pytest.raises(Unavailable, match=r"Supabase unavailable \(HTTP 502 from its gateway\) calling training_status"):
+        rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 0.3)
+
+
+def test_other_errors_without_a_postgrest_body_are_not_retried(fake_postgrest):
+    from lib.store import StoreError
+
+    fake_postgrest.scripted = [(500, None), (500, None)]
+    with pytest.raises(StoreError, match="unexpected HTTP 500 from Supabase") as err:
+        rest(fake_postgrest).call_one("training_status", deadline=time.monotonic() + 5)
+    assert not isinstance(err.value, Unavailable)
+    assert fake_postgrest.calls.count("training_status") == 1
 
 
 def test_retries_stop_at_the_callers_deadline(fake_postgrest):
@@ -117,3 +154,39 @@ def test_a_unique_violation_is_a_conflict_on_both_transports(store, db):
         store.call_void("insert_twice")
     assert err.value.code == "23505"
     assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("public_key", [jwt("anon"), "sb_publishable_AbCdEf0123456789"])
+def test_an_anon_or_publishable_key_is_named_as_the_rejected_service_role_key(pg_server, make_settings, public_key):
+    """On Supabase the anon role may execute none of our functions: the run is refused as a key problem,
+    not answered "No active personas found"."""
+    from lib.app import make_llm
+    from lib.runner import run_batch
+    from tests.conftest import fresh_database, seed_personas
+    from tests.fakes.postgrest import FakePostgrest
+    from tests.test_schema import SUPABASE_ROLES
+
+    url = fresh_database(pg_server, "supabase_anon_key_test")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SUPABASE_ROLES)
+    owner = PsycopgStore(url)
+    owner.migrate()
+    seed_personas(owner, 2)
+    owner.close()
+    fake = FakePostgrest(url, roles={public_key: "anon"})
+    settings = make_settings()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        fake.install(mock)
+        with pytest.raises(AuthRejected) as err:
+            run_batch(settings, rest(fake, key=public_key), make_llm(settings), trigger="cron")
+    assert str(err.value).startswith("Supabase rejected the service role key: check SANDBOX_SUPABASE_SERVICE_ROLE_KEY")
+    assert err.value.code == "42501" and "permission denied for function" in err.value.details
+    assert public_key not in str(err.value)
+
+
+@pytest.mark.parametrize("code", ["28P01", "28000"])
+def test_a_login_failure_is_an_auth_rejection_on_psycopg_too(code):
+    from lib.store import error_for
+
+    assert isinstance(error_for(code, "password authentication failed for user \"x\""), AuthRejected)

@@ -59,7 +59,7 @@ def test_a_slack_failure_after_the_batch_is_in_the_cli_summary_and_the_row(datab
 def test_a_failed_kill_switch_alert_is_in_the_batch_and_the_row(make_settings, psycopg_store, db, fake_openai):
     fake_openai.usage = "max"
     seed_personas(psycopg_store, 2)
-    settings = make_settings(TRAINING_BATCH_SIZE=2, KILL_SWITCH_THRESHOLD_USD="0.005",
+    settings = make_settings(TRAINING_BATCH_SIZE=2, KILL_SWITCH_THRESHOLD_USD="0.01",
                              SLACK_WEBHOOK_URL="https://hooks.slack.test/services/T/B/X")
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, "https://hooks.slack.test/services/T/B/X", status=500)

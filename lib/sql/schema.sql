@@ -551,6 +551,9 @@ $$;
 
 -- Ends a run: battles still running end with p_leftover_status, the figures are tallied from the
 -- battle rows, personas are released, and a batch that reached its cost cap pauses training.
+-- The one place a run's final status is decided from its battles: a run that would end
+-- `completed` or `timed_out` with no completed battle and at least one failed battle is `failed`
+-- (e.g. a price that breaks the arithmetic fails every battle), with the first failure as its error.
 create or replace function training_finish_run(
     p_run_id uuid, p_status text, p_leftover_status text, p_kill_switch_triggered boolean,
     p_timed_out boolean, p_errors jsonb, p_breakthrough_threshold integer, p_duration_ms integer,
@@ -564,8 +567,16 @@ begin
         error = coalesce(error, 'still running when the run ended')
     where run_id = p_run_id and status = 'running';
     perform training_tally_run(p_run_id, p_breakthrough_threshold);
-    update training_runs set status = p_status, kill_switch_triggered = p_kill_switch_triggered,
-        timed_out = p_timed_out, errors = p_errors, duration_ms = p_duration_ms, error = p_error,
+    update training_runs set
+        status = case when p_status in ('completed', 'timed_out') and battles_completed = 0 and battles_failed > 0
+                      then 'failed' else p_status end,
+        kill_switch_triggered = p_kill_switch_triggered,
+        timed_out = p_timed_out, errors = p_errors, duration_ms = p_duration_ms,
+        error = coalesce(p_error, case when p_status in ('completed', 'timed_out') and battles_completed = 0
+                                            and battles_failed > 0
+            then format('no battle completed: %s failed (the first: %s)', battles_failed,
+                        (select b.error from sandbox_battles b where b.run_id = p_run_id and b.status = 'failed'
+                         order by b.ended_at, b.id limit 1)) end),
         finished_at = now()
     where id = p_run_id and status = 'running'
     returning * into run;
@@ -1139,6 +1150,32 @@ create or replace function training_release_drift_alert(p_id uuid)
 returns void
 language sql as $$
     delete from training_referee_drift_alerts where id = p_id;
+$$;
+
+
+-- ---------------------------------------------------------------------------------------------
+-- Recorded cost at full precision: every recorded cost is usage × price as the provider bills it
+-- (numeric(20, 12)), no longer rounded up per call to the micro-dollar. The tables above were
+-- created with numeric(12, 6); widening keeps every value, and is skipped once done. The cost cap
+-- stays numeric(12, 6) (KILL_SWITCH_THRESHOLD_USD has at most 6 decimals).
+-- ---------------------------------------------------------------------------------------------
+
+do $$
+declare
+    target record;
+begin
+    for target in
+        select * from (values ('sandbox_battles', 'cost_usd'), ('training_runs', 'total_cost'),
+                              ('training_rescores', 'cost_usd'), ('training_referee_calibrations', 'cost_usd'))
+                      as t (table_name, column_name)
+    loop
+        if (select numeric_scale from information_schema.columns where table_schema = current_schema()
+            and table_name = target.table_name and column_name = target.column_name) is distinct from 12 then
+            execute format('alter table %I alter column %I type numeric(20, 12)', target.table_name,
+                           target.column_name);
+        end if;
+    end loop;
+end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------

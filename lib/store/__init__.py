@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from lib.redact import redact
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 SCHEMA_HINT = "run python -m lib migrate (or apply lib/sql/schema.sql in the Supabase SQL editor)"
 DEFAULT_RETRY_WINDOW_S = 10.0
@@ -24,15 +26,20 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 class StoreError(RuntimeError):
-    """An error from the database, with PostgREST's fields: code, message, details, hint."""
+    """An error from the database, with PostgREST's fields: code, message, details, hint.
+
+    Every field is redacted here, whichever transport built it: a driver may quote its
+    connection string, password and all.
+    """
 
     def __init__(self, message: str, *, code: str | None = None, details: str | None = None,
                  hint: str | None = None):
+        message = redact(message)
         super().__init__(message)
         self.code = code
         self.message = message
-        self.details = details
-        self.hint = hint
+        self.details = None if details is None else redact(details)
+        self.hint = None if hint is None else redact(hint)
 
 
 class SchemaMissing(StoreError):
@@ -40,7 +47,8 @@ class SchemaMissing(StoreError):
 
 
 class AuthRejected(StoreError):
-    """Supabase refused the key."""
+    """The database refused who we are: Supabase refused the key (an anon or publishable key, or a
+    wrong one), or PostgreSQL the role (SQLSTATE 42501 insufficient privilege, 28xxx bad login)."""
 
 
 class Unavailable(StoreError):
@@ -69,7 +77,10 @@ def error_for(code: str | None, message: str, details: str | None = None,
         cls = SerializationFailure
     elif code == "23505":
         cls = Conflict
-    elif code.startswith(("08", "57P", "53")) or code in ("PGRST000", "PGRST001", "PGRST002"):
+    elif code == "42501" or code.startswith("28"):
+        cls = AuthRejected
+    elif code.startswith(("08", "57P", "53")) or code in ("PGRST000", "PGRST001", "PGRST002", "PGRST003"):
+        # PGRST003: PostgREST timed out waiting for a pool connection (504); the call never ran.
         cls = Unavailable
     elif code in ("P0001",) or code.startswith(("22", "23")):
         cls = Rejected

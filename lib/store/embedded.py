@@ -20,7 +20,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from lib.config import PROJECT_ROOT  # noqa: F401  (tests and benches take it from here too)
 from lib.log import log
 
 DATABASE = "sandbox"

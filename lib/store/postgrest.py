@@ -37,7 +37,10 @@ class PostgrestStore(Store):
 
     def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
         url = f"{self.rest_url}/rpc/{fn}"
-        body = json.dumps(args, default=_json_default)
+        # A numeric argument goes as its exact decimal text (PostgREST reads it with numeric's own
+        # input function): a float would round a cost recorded to 12 decimals.
+        body = json.dumps({name: str(value) if isinstance(value, Decimal) else value for name, value in args.items()},
+                          default=_json_default)
         try:
             response = self._session().post(url, data=body, timeout=(min(5.0, timeout), timeout))
         except requests.ConnectionError:
@@ -67,12 +70,16 @@ def _error_from(response: requests.Response, fn: str) -> StoreError:
         body = {}
     code, message = body.get("code"), body.get("message") or f"HTTP {response.status_code} from Supabase"
     details, hint = body.get("details"), body.get("hint")
-    if response.status_code in (401, 403) and code not in ("42501",):
-        return AuthRejected("Supabase rejected the service role key: check SANDBOX_SUPABASE_SERVICE_ROLE_KEY "
-                            "(the service_role key, not the anon key)", code=code or str(response.status_code),
-                            details=message)
-    if response.status_code == 503 and not code:
-        return Unavailable(f"Supabase unavailable (HTTP 503) calling {fn}")
+    # An anon or publishable key reaches PostgreSQL as the anon role, which may execute nothing of
+    # ours: 42501 (HTTP 401). A wrong key is 401 from the gateway; a bad JWT PGRST301-303.
+    if (response.status_code in (401, 403) or code == "42501" or (code or "").startswith("28")
+            or code in ("PGRST301", "PGRST302", "PGRST303")):
+        return AuthRejected("Supabase rejected the service role key: check SANDBOX_SUPABASE_SERVICE_ROLE_KEY (the "
+                            "secret or service_role key, not the anon or publishable key)",
+                            code=code or str(response.status_code), details=message)
+    if not code and (response.status_code in (502, 503, 504) or 520 <= response.status_code <= 529):
+        # A gateway's answer (Supabase's, or Cloudflare's 52x) without PostgREST's body: transient.
+        return Unavailable(f"Supabase unavailable (HTTP {response.status_code} from its gateway) calling {fn}")
     if not code:
         return StoreError(f"unexpected HTTP {response.status_code} from Supabase calling {fn}; "
                           "check SUPABASE_SANDBOX_URL points at the project URL")

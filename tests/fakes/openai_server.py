@@ -64,7 +64,10 @@ class FakeOpenAI:
 
     def fail_next(self, kind: str, count: int = 1, retry_after: float | None = None,
                   referee_only: bool = False) -> None:
-        """Scripts the next `count` matching requests: "429", "500", "hang" or "malformed"."""
+        """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
+        insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
+        cut by the token limit, as a reasoning model's can be); "pass" answers normally, to script a
+        failure after some good answers."""
         with self._lock:
             for _ in range(count):
                 self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only})
@@ -109,7 +112,8 @@ class FakeOpenAI:
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                     schema = (body.get("response_format") or {}).get("json_schema", {}).get("name")
                     entry = {"arrived": time.monotonic(), "model": body.get("model"), "schema": schema,
-                             "referee": schema == "battle_verdict", "messages": body.get("messages", [])}
+                             "referee": schema == "battle_verdict", "messages": body.get("messages", []),
+                             "reasoning_effort": body.get("reasoning_effort")}
                     fake.log.append(entry)
                 try:
                     fake._answer(self, body, entry)
@@ -127,6 +131,8 @@ class FakeOpenAI:
         spread = int.from_bytes(digest[:8], "big") / 2 ** 64 * 2 - 1
         delay = self.latency + self.jitter * spread
         failure = self._next_failure(entry["referee"])
+        if failure and failure["kind"] == "pass":
+            failure = None
         if self.hang_all or (failure and failure["kind"] == "hang"):
             entry["status"] = "hung"
             self._released.wait(120)
@@ -136,12 +142,22 @@ class FakeOpenAI:
             headers = {"retry-after": str(failure["retry_after"] or 1)}
             return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests"}},
                               entry, headers)
+        if failure and failure["kind"] == "quota":
+            return self._send(handler, 429, {"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}, entry)
+        if failure and failure["kind"] == "401":
+            return self._send(handler, 401, {"error": {
+                "message": "Incorrect API key provided: sk-test****. You can find your API key at "
+                           "https://platform.openai.com/account/api-keys.",
+                "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, entry)
         if failure and failure["kind"] == "500":
             return self._send(handler, 500, {"error": {"message": "The server had an error", "type": "server"}},
                               entry)
         messages = body.get("messages", [])
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         schema = entry["schema"]
+        finish_reason = "stop"
         if failure and failure["kind"] == "malformed":
             text = "{not json"
         elif schema == "defining_moment":
@@ -152,6 +168,8 @@ class FakeOpenAI:
             text = json.dumps(self._verdict(messages))
         else:
             text = self._line(messages)
+        if failure and failure["kind"] == "empty":
+            text, finish_reason = "", "length"
         prompt_bytes = sum(len(m["content"].encode()) for m in messages)
         if "response_format" in body:
             prompt_bytes += len(json.dumps(body["response_format"]).encode())
@@ -162,6 +180,8 @@ class FakeOpenAI:
             prompt_tokens = max(1, prompt_bytes // 4)
             cached = (prompt_tokens // 128) * 64
             completion = min(max_tokens, max(1, len(text.encode()) // 4))
+        if finish_reason == "length":
+            completion = max_tokens  # the reasoning spent the whole limit
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                  "total_tokens": prompt_tokens + completion,
                  "prompt_tokens_details": {"cached_tokens": cached}}
@@ -169,7 +189,7 @@ class FakeOpenAI:
         self._send(handler, 200, {
             "id": f"chatcmpl-{len(self.log)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"),
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": text}}],
             "usage": usage}, entry)
 

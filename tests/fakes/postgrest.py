@@ -19,11 +19,15 @@ STATUS_BY_SQLSTATE = {"P0001": 400, "23505": 409, "23503": 409, "42883": 404, "4
 
 class FakePostgrest:
     def __init__(self, dsn: str, base_url: str = "https://sandbox.supabase.test",
-                 key: str = "sb_secret_service_role_for_tests"):
+                 key: str = "sb_secret_service_role_for_tests", roles: dict[str, str] | None = None):
         self.dsn = dsn
         self.base_url = base_url
         self.key = key
+        # Other keys the gateway takes, and the role each runs as (Supabase: the anon key → anon).
+        # The service key runs as the connecting user, which owns everything.
+        self.roles = roles or {}
         self.unavailable_for = 0  # answer the next N calls with 503 as if the database were down
+        self.scripted: list[tuple[int, object]] = []  # (status, JSON body, or None for a gateway's HTML page)
         self.calls: list[str] = []
         self.headers: list[dict] = []
 
@@ -33,11 +37,17 @@ class FakePostgrest:
 
     def _handle(self, request):
         self.headers.append(dict(request.headers))
-        if request.headers.get("apikey") != self.key:
+        role = self.roles.get(request.headers.get("apikey"))
+        if request.headers.get("apikey") != self.key and role is None:
             return _reply(401, {"message": "Invalid API key",
                                 "hint": "Double check your Supabase `anon` or `service_role` API key."})
         fn = request.url.rsplit("/", 1)[1]
         self.calls.append(fn)
+        if self.scripted:
+            status, body = self.scripted.pop(0)
+            if body is None:
+                return (status, {"Content-Type": "text/html"}, f"<html><body><h1>{status}</h1>gateway</body></html>")
+            return _reply(status, body)
         if self.unavailable_for > 0:
             self.unavailable_for -= 1
             return _reply(503, {"code": "PGRST001", "message": "Database client error. Retrying the connection.",
@@ -45,14 +55,16 @@ class FakePostgrest:
         args = json.loads(request.body or "{}")
         try:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
-                return self._call(conn, fn, args)
+                if role:
+                    conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+                return self._call(conn, fn, args, role)
         except psycopg.OperationalError as exc:
             if exc.sqlstate is None:
                 return _reply(503, {"code": "PGRST000", "message": "Could not connect with the database",
                                     "details": str(exc), "hint": None})
             raise
 
-    def _call(self, conn, fn: str, args: dict):
+    def _call(self, conn, fn: str, args: dict, role: str | None = None):
         signature = conn.execute(
             """select p.proretset, p.prorettype::regtype::text,
                       array(select format_type(t, null) from unnest(p.proargtypes) t),
@@ -95,6 +107,8 @@ class FakePostgrest:
                 raise
             diag = exc.diag
             status = STATUS_BY_SQLSTATE.get(exc.sqlstate)
+            if exc.sqlstate == "42501" and role == "anon":
+                status = 401  # PostgREST: insufficient privilege is 401 unless the request was authenticated
             if status is None:
                 status = 500 if (exc.sqlstate or "").startswith(("25", "40", "53", "54", "55", "57", "58", "XX")) else 400
             return _reply(status, {"code": exc.sqlstate, "message": diag.message_primary,

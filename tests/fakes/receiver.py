@@ -1,15 +1,22 @@
 """A local HTTP receiver (127.0.0.1) that records what it is sent: a Slack incoming webhook, or
-the scout endpoint as seen by the train function. Its answer status can be changed at will."""
+the scout endpoint as seen by the train function. Its answer can be changed at will: a status
+(with Slack-like bodies and headers), a script of answers to give first, or a redirect."""
 from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
     def __init__(self, status: int = 200):
         self.status = status
+        self.body: str | None = None  # the answer's body; default "ok" (2xx) or empty
+        self.headers: dict[str, str] = {}  # extra headers on every answer
+        self.script: deque = deque()  # (status, body, headers) answered first, one per request
+        self.redirect_to: str | None = None  # answer 307 to this URL + the request's path
         self.received: list[dict] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -24,9 +31,25 @@ class Receiver:
         with self._lock:
             return [entry["json"] for entry in self.received if entry["status"] < 300]
 
+    def answer_next(self, status: int, body: str | None = None, headers: dict | None = None) -> None:
+        with self._lock:
+            self.script.append((status, body, headers or {}))
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def _answer(self, path: str) -> tuple[int, str, dict]:
+        with self._lock:
+            if self.script:
+                status, body, headers = self.script.popleft()
+            else:
+                status, body, headers = self.status, self.body, dict(self.headers)
+        if self.redirect_to:
+            status, headers = 307, {**headers, "Location": self.redirect_to + path}
+        if body is None:
+            body = "ok" if status < 300 else ""
+        return status, body, headers
 
     def _handler(self):
         receiver = self
@@ -37,14 +60,17 @@ class Receiver:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = receiver.status
+                status, body, headers = receiver._answer(self.path)
                 with receiver._lock:
                     receiver.received.append({"path": self.path, "headers": dict(self.headers),
-                                              "json": json.loads(raw or b"null"), "status": status})
-                body = b"ok" if status < 300 else b"error"
+                                              "json": json.loads(raw or b"null"), "status": status,
+                                              "arrived": time.monotonic()})
+                data = body.encode()
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data)
 
         return Handler
