@@ -55,10 +55,10 @@ def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str
 def scan(settings, store, llm, deadline: float) -> dict:
     """One scan; returns `{"processed", "breakthroughs", "alerted", "errors"}`."""
     queries = Queries(store)
-    flagged_now = set(queries.flag_breakthroughs(settings.scout_threshold, deadline=deadline))
+    queries.flag_breakthroughs(settings.scout_threshold, deadline=deadline)
     work = queries.lease_scout_work(SCAN_LIMIT, LEASE_SECONDS, deadline=deadline)
     ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
-    alerted, errors = 0, []
+    alerted, errors, flagged = 0, [], []
     for battle in work:
         try:
             if not battle["definingMoment"]:
@@ -69,13 +69,14 @@ def scan(settings, store, llm, deadline: float) -> dict:
                     continue
                 queries.record_defining_moment(battle["id"], moment, snippet, deadline=deadline)
                 battle.update(definingMoment=moment, tacticalSnippet=snippet)
+                # Reported by the scan that did the work: the one that flagged a battle may not be
+                # the one that leased it (another scan can lease in between).
+                flagged.append({"battleId": battle["id"], "persona": battle["persona"], "score": battle["score"]})
             if not battle["alerted"] and settings.slack_webhook_url:
                 if _alert(settings, queries, battle, deadline, errors):
                     alerted += 1
         finally:
             queries.release_scout_lease(battle["id"], deadline=deadline + 1)
-    flagged = [{"battleId": b["id"], "persona": b["persona"], "score": b["score"]} for b in work
-               if b["id"] in flagged_now]
     log("scout_scan", processed=len(work), breakthroughs=len(flagged), alerted=alerted, errors=len(errors))
     return {"processed": len(work), "breakthroughs": flagged, "alerted": alerted, "errors": errors}
 
