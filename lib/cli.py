@@ -18,7 +18,7 @@ from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
-from lib.serve import serve
+from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
 from lib.store import StoreError
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.queries import Queries
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                                             "(rewrites from vercel.json), on 127.0.0.1.")
     serve.add_argument("--port", type=int, default=3000, help="port (default 3000; 0 picks a free one)")
     serve.add_argument("--cron", action="store_true", help="also fire vercel.json's cron schedules locally")
+    serve.add_argument("--idle-timeout", type=_positive_seconds, default=IDLE_TIMEOUT_S, metavar="SECONDS",
+                       help=f"close a connection idle this long (default {IDLE_TIMEOUT_S:g})")
     commands.add_parser("scan", help="run the Tactical Scout's breakthrough scan once",
                         description="Flag breakthroughs, extract their defining moments and alert Slack.")
     check = commands.add_parser(
@@ -73,12 +75,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
+    if len(text.strip().lstrip("+-0")) > 100:
+        raise argparse.ArgumentTypeError("must be a whole number of at most 100 digits")
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:40]!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text[:40]!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600, got {text[:40]}")
     return value
 
 
@@ -166,7 +180,7 @@ def cmd_train(settings, args) -> int:
 
 
 def cmd_serve(settings, args) -> int:
-    serve(args.port, args.cron)
+    serve(args.port, args.cron, args.idle_timeout)
     return 0
 
 
@@ -249,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
         settings = None if args.command == "serve" else Settings.from_env()
         return COMMANDS[args.command](settings, args)
-    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError) as exc:
+    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError) as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

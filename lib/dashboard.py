@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 import secrets
 import uuid
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +24,11 @@ from lib.store.queries import Queries, ReviewStatus
 
 STATIC = Path(__file__).resolve().parent / "static"
 REALM = 'Basic realm="Training monitor", charset="UTF-8"'
+# Every active tactic goes into every closer prompt: a long one multiplies the cost of every
+# battle. The same limit is a check on sandbox_tactics (lib/sql/schema.sql).
+MAX_TACTIC_CHARS = 1000
+# The feed's cursor, as PostgreSQL writes a timestamptz in JSON: 2026-11-28T14:30:00.123456+00:00
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 
 
 def require_admin(request: Request) -> None:
@@ -66,9 +73,37 @@ def _uuid_arg(value, name: str) -> str:
         raise ApiError(400, {"error": f"{name} must be a battle id (a UUID)"}) from None
 
 
+def _timestamp_arg(value: str | None, name: str) -> str | None:
+    """An ISO 8601 timestamp (the feed's cursor), passed on as it came; absent or empty is None."""
+    if not value:
+        return None
+    try:
+        if not _TIMESTAMP.fullmatch(value):
+            raise ValueError(value)
+        datetime.fromisoformat(value)  # the ranges: no month 13
+    except ValueError:
+        raise ApiError(400, {"error": f"{name} must be an ISO 8601 timestamp (the cursor the feed returned), "
+                                      f"got {value[:40]!r}"}) from None
+    return value
+
+
+def _tactic_arg(value) -> str | None:
+    """The edited tactic: absent or null means the breakthrough's own snippet."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, {"error": "tacticText must be a string"})
+    if not value.strip():
+        raise ApiError(400, {"error": "tacticText is empty: write the tactic, or leave it out to use the snippet"})
+    if len(value) > MAX_TACTIC_CHARS:
+        raise ApiError(400, {"error": f"tacticText is {len(value)} characters long: the limit is {MAX_TACTIC_CHARS}"})
+    return value
+
+
 def _feed(queries: Queries, query: dict):
     after_id = query.get("afterId")
-    return queries.feed(query.get("afterUpdatedAt"), _uuid_arg(after_id, "afterId") if after_id else None)
+    return queries.feed(_timestamp_arg(query.get("afterUpdatedAt"), "afterUpdatedAt"),
+                        _uuid_arg(after_id, "afterId") if after_id else None)
 
 
 def _referee(queries: Queries, query: dict):
@@ -94,7 +129,8 @@ REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 
 def _act(queries: Queries, action: str, body: dict):
     if action == "promote":
-        return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"), body.get("tacticText"))
+        return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"),
+                                            _tactic_arg(body.get("tacticText")))
     if action in REVIEWS:
         return queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"), REVIEWS[action])
     if action == "pause":

@@ -5,10 +5,8 @@ never slow a 401; `openai`, `psycopg` and `requests` still load only where they 
 """
 from __future__ import annotations
 
-import json
-
 from lib.config import Settings
-from lib.http import ApiError, Request
+from lib.http import ApiError, Request, body_positive_int, query_positive_int
 from lib.app import make_llm, open_store
 from lib.runner import RunRefused
 from lib.scout import scan
@@ -16,21 +14,13 @@ from lib.training import train_once
 
 
 def parse_batch_size(request: Request) -> int | None:
-    """`?batchSize=` on GET, `{"batchSize": n}` on POST; None means the configured default."""
+    """`?batchSize=` on GET, `{"batchSize": n}` on POST; None means the configured default.
+
+    Any positive size is accepted here; the run clamps it to MAX_TRAINING_BATCH_SIZE.
+    """
     if request.method == "GET":
-        raw = request.query.get("batchSize")
-        if raw is None or raw == "":
-            return None
-        if not raw.strip().isdigit() or int(raw) < 1:
-            raise ApiError(400, {"error": f"batchSize must be a positive integer, got {raw[:40]!r}"})
-        return int(raw)
-    body = request.json_object()
-    if "batchSize" not in body or body["batchSize"] is None:
-        return None
-    value = body["batchSize"]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(400, {"error": f"batchSize must be a positive integer, got {json.dumps(value)[:40]}"})
-    return value
+        return query_positive_int(request, "batchSize")
+    return body_positive_int(request.json_object(), "batchSize")
 
 
 def _open(settings):

@@ -2,6 +2,11 @@
 
 Handlers call `configure()` so the lines reach Vercel's log; the CLI does not, so its output stays
 a progress bar. Callers pass figures and ids only: never secrets, never transcript text.
+
+Under Vercel's Python runtime the root logger already has the runtime's handler, which sends
+each record to the request's log with its level; a stdout handler of ours would bypass it (the
+lines would lose their level). So when the root logger has a handler, the lines propagate to it;
+only with none (`python -m lib serve`, a plain process) do they get a stdout handler of their own.
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 
 from lib.redact import redact
 
@@ -16,6 +22,8 @@ _logger = logging.getLogger("training")
 # The request being served, added to every line logged while serving it (battle threads included:
 # the runner starts them in a copy of the request's context).
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_configured = False
+_configure_lock = threading.Lock()
 
 
 def log(event: str, level: int = logging.INFO, **fields) -> None:
@@ -39,9 +47,18 @@ def _redacted(value):
 
 
 def configure() -> None:
-    if not _logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        _logger.addHandler(handler)
+    global _configured
+    if _configured:
+        return
+    with _configure_lock:
+        if _configured:
+            return
         _logger.setLevel(logging.INFO)
-        _logger.propagate = False
+        if logging.getLogger().handlers:
+            _logger.propagate = True
+        else:
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            _logger.addHandler(handler)
+            _logger.propagate = False
+        _configured = True

@@ -93,7 +93,6 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
     log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
     summary = run.execute()
-    summary["requestedBatchSize"] = requested_batch_size
     log("run_finished", runId=run.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
         battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
         durationMs=summary["durationMs"])

@@ -2,13 +2,23 @@
 
 Routes come from the files under `api/` exactly as Vercel maps them (`api/cron/train.py` serves
 `/api/cron/train`), rewrites and crons from `vercel.json`: the very same handler classes, at the
-same paths, so what passes here passes there.
+same paths, so what passes here passes there. Paths match as on Vercel: exactly, a trailing slash
+included (`/admin/training-monitor/` needs its own rewrite there, so it gets none here).
+
+Serving is robust to its clients: an idle or half-sent connection is closed after
+`IDLE_TIMEOUT_S`, a client that goes away is one JSON log line, and SIGTERM stops the server and
+the embedded PostgreSQL it started.
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
+import logging
 import os
+import re
+import signal
+import sys
 import threading
 import time
 import urllib.request
@@ -16,10 +26,16 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from lib import log as logs
 from lib.config import PROJECT_ROOT, ConfigError, Settings, cron_secret
 from lib.store.embedded import EmbeddedPostgres
 
 VERCEL_JSON = PROJECT_ROOT / "vercel.json"
+IDLE_TIMEOUT_S = 10.0
+
+
+class ServeError(RuntimeError):
+    """The server could not start (a bad or busy port); the message says which."""
 
 
 def load_handlers() -> dict[str, type]:
@@ -36,29 +52,42 @@ def load_handlers() -> dict[str, type]:
 
 def rewrite(path: str, rewrites: list[dict]) -> str:
     for rule in rewrites:
-        source = rule["source"]
-        if source.endswith("/:path*"):
-            if path.startswith(source[: -len("/:path*")] + "/"):
-                return rule["destination"]
-        elif path == source:
+        if _source_pattern(rule["source"]).fullmatch(path):
             return rule["destination"]
     return path
 
 
-def make_router(routes: dict[str, type], rewrites: list[dict]) -> type:
+def _source_pattern(source: str) -> re.Pattern:
+    """A rewrite source as Vercel compiles it (path-to-regexp, strict): literal segments, `:name`
+    (one segment) and `:name*` (zero or more segments); no trailing slash is optional."""
+    pattern = ""
+    for segment in source.split("/")[1:]:
+        if segment.startswith(":") and segment.endswith("*"):
+            pattern += "(?:/[^/]+)*"
+        elif segment.startswith(":"):
+            pattern += "/[^/]+"
+        else:
+            pattern += "/" + re.escape(segment)
+    return re.compile(pattern or "/")
+
+
+def make_router(routes: dict[str, type], rewrites: list[dict], idle_timeout: float = IDLE_TIMEOUT_S) -> type:
     class Router(BaseHTTPRequestHandler):
         """Picks the function for the path, then lets that handler class answer the request."""
 
+        timeout = idle_timeout  # each read and write on the connection; an idle client is dropped
+
         def _route(self):
             parts = urlsplit(self.path)
-            target = routes.get(rewrite(parts.path.rstrip("/") or "/", rewrites))
+            target = routes.get(rewrite(parts.path, rewrites))
             if target is None:
                 body = json.dumps({"error": "Not found"}).encode()
                 self.send_response(404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
                 return
             # Same instance state, the function's own class: its do_* methods answer as on Vercel.
             self.__class__ = target
@@ -73,7 +102,25 @@ def make_router(routes: dict[str, type], rewrites: list[dict]) -> type:
         def log_message(self, format, *args):
             pass
 
+        def log_error(self, format, *args):  # a timed-out or malformed request: one JSON line
+            logs.configure()
+            logs.log("http_error", level=logging.WARNING, message=(format % args)[:300])
+
     return Router
+
+
+class LocalServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """An error outside our handlers (a client gone before its request was read, say): one JSON
+        line, never a traceback."""
+        error = sys.exc_info()[1]
+        logs.configure()
+        if isinstance(error, ConnectionError):
+            logs.log("client_disconnected", level=logging.WARNING, during="handling the connection")
+        else:
+            logs.log("server_error", level=logging.ERROR, error=type(error).__name__)
 
 
 def cron_matches(schedule: str, moment: datetime) -> bool:
@@ -145,23 +192,47 @@ def _embedded_database_for_handlers():
     return server
 
 
-def serve(port: int, with_crons: bool) -> None:
-    database = _embedded_database_for_handlers()
+def bind(port: int, handler: type) -> LocalServer:
+    """The listening server, or a one-line `ServeError` naming the port and what to do."""
+    try:
+        return LocalServer(("127.0.0.1", port), handler)
+    except OverflowError:
+        raise ServeError(f"port {port} is not a port number: use 0 to 65535 (0 picks a free one)") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(f"port {port} is already in use: stop what holds it or pick another with "
+                             "--port (0 picks a free one)") from None
+        raise ServeError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread; a BaseException, as KeyboardInterrupt is, so that
+    socketserver's per-request `except Exception` cannot swallow it."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def serve(port: int, with_crons: bool, idle_timeout: float = IDLE_TIMEOUT_S) -> None:
     config = json.loads(VERCEL_JSON.read_text())
     routes = load_handlers()
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_router(routes, config.get("rewrites", [])))
-    server.daemon_threads = True
+    server = bind(port, make_router(routes, config.get("rewrites", []), idle_timeout))
     stop = threading.Event()
-    print(f"serving on http://127.0.0.1:{server.server_address[1]} "
-          f"({', '.join(sorted(routes))}{', crons on' if with_crons else ''})", flush=True)
-    if with_crons:
-        threading.Thread(target=run_crons, args=(server.server_address[1], config.get("crons", []), stop),
-                         daemon=True).start()
+    database = None
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # stop as on Ctrl-C: what we started, we stop
     try:
+        database = _embedded_database_for_handlers()
+        print(f"serving on http://127.0.0.1:{server.server_address[1]} "
+              f"({', '.join(sorted(routes))}{', crons on' if with_crons else ''})", flush=True)
+        if with_crons:
+            threading.Thread(target=run_crons, args=(server.server_address[1], config.get("crons", []), stop),
+                             daemon=True).start()
         server.serve_forever()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop.set()
         server.server_close()
         if database is not None:

@@ -124,18 +124,63 @@ def seed_personas(store, count: int) -> list[str]:
     return [p["name"] for p in CATALOG[:count]]
 
 
-def batch_in_background(settings, store, trigger: str = "cron") -> tuple:
-    """Starts `run_batch` on a thread; the dict fills with the batch when it returns."""
-    import threading
+# A timing guarantee is checked on what the system recorded (its durations, the rows' times), with
+# this much added for a loaded 2-core machine, where a ready thread may wait for a core. How fast
+# things are is measured in bench/, not asserted here.
+LOAD_MARGIN_MS = 1500
 
+
+def wait_until(predicate, timeout: float, message: str = "", interval: float = 0.02):
+    """Polls `predicate` until it returns something truthy (returned), or fails after `timeout` s.
+
+    The one way a test waits for something to happen: never a bare sleep standing in for it.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(message or f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+class Background:
+    """A function on a thread; `join` waits for it and re-raises whatever it raised."""
+
+    def __init__(self, target):
+        import threading
+
+        self.error: BaseException | None = None
+        self._target = target
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            self._target()
+        except BaseException as exc:  # re-raised in the test's thread by join()
+            self.error = exc
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+
+
+def batch_in_background(settings, store, trigger: str = "cron") -> tuple:
+    """Starts `run_batch` on a thread; the dict fills with the batch when it returns, and the
+    returned `Background`'s `join` re-raises what `run_batch` raised."""
     from lib.app import make_llm
     from lib.runner import run_batch
 
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.update(
-        run_batch(settings, store, make_llm(settings), trigger=trigger)))
-    thread.start()
-    return thread, result
+    runner = Background(lambda: result.update(run_batch(settings, store, make_llm(settings), trigger=trigger)))
+    return runner, result
 
 
 def assert_every_battle_ended(db) -> None:

@@ -136,3 +136,41 @@ def test_train_exits_non_zero_when_every_battle_failed(database_url, db, fake_op
     assert "status         failed\n" in result.stdout
     assert "error          no battle completed: 2 failed (the first: gpt-4o: HTTP 500 after 3 attempts)\n" \
         in result.stdout
+
+
+def test_train_clamps_a_batch_size_past_2_to_the_31(database_url, db, fake_openai):
+    from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
+
+    store = PsycopgStore(database_url)
+    seed_personas(store, 2)
+    store.close()
+    result = run_cli("train", "--batch-size", str(2**31), db_url=database_url, extra_env={
+        "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url, "BATTLE_MAX_TURNS": "1",
+        "DELAY_BETWEEN_BATTLES_MS": "0", "MAX_TRAINING_BATCH_SIZE": "2"})
+    assert result.returncode == 0, result.stderr
+    assert "battles        2 started, 2 completed" in result.stdout
+    assert db.execute("select requested_batch_size, batch_size from training_runs").fetchone() == (2**31 - 1, 2)
+
+
+def test_serve_refuses_a_bad_or_busy_port_in_one_line(tmp_path):
+    import socket
+
+    for port in ("99999", "-5"):
+        result = subprocess.run([sys.executable, "-m", "lib", "serve", "--port", port], cwd=PROJECT_ROOT,
+                                env=child_env(USE_LOCAL_DB="true", LOCAL_DB_URL="postgresql://nowhere:1/x"),
+                                capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == f"error: port {port} is not a port number: use 0 to 65535 (0 picks a free one)\n"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        # No database configured: the embedded one would start, but only once the port is ours.
+        result = subprocess.run([sys.executable, "-m", "lib", "serve", "--port", str(busy)], cwd=PROJECT_ROOT,
+                                env=child_env(EMBEDDED_DB_DIR=tmp_path / "pg"), capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (f"error: port {busy} is already in use: stop what holds it or pick another with "
+                             "--port (0 picks a free one)\n")
+    assert not (tmp_path / "pg").exists(), "nothing was started"

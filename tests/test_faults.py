@@ -3,8 +3,10 @@ mid-run, the process killed with SIGKILL, and four runs in parallel processes.""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import psycopg
@@ -17,7 +19,8 @@ from lib.runner import PAUSE_POLL_S, run_batch
 from lib.config import PROJECT_ROOT
 from lib.store.embedded import EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
-from tests.conftest import assert_every_battle_ended, batch_in_background, child_env, fresh_database, seed_personas
+from tests.conftest import (assert_every_battle_ended, batch_in_background, child_env, fresh_database, seed_personas,
+                            wait_until)
 
 
 def test_a_429_storm_backs_off_and_keeps_every_battle(make_settings, psycopg_store, db, fake_openai):
@@ -39,7 +42,8 @@ def test_a_pause_stops_a_running_batch_within_a_call(make_settings, psycopg_stor
     fake_openai.latency = 0.2
     seed_personas(psycopg_store, 3)
     runner, result = batch_in_background(make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=6), psycopg_store)
-    time.sleep(0.9)
+    wait_until(lambda: db.execute("select count(*) from sandbox_battles where turns >= 1").fetchone()[0] == 3,
+               timeout=20, message="the three battles did not get going")
     db.execute("select training_set_paused(true, 'stop everything')")
     paused_at = time.monotonic()
     runner.join(10)
@@ -63,6 +67,36 @@ def own_server():
     shutil.rmtree(path, ignore_errors=True)
 
 
+class RefusingListener:
+    """Holds a stopped server's port, counting the connections that try it and closing each."""
+
+    def __init__(self, port: int):
+        self.attempts = 0
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self._socket.listen(64)
+        self._thread = threading.Thread(target=self._refuse, daemon=True)
+
+    def _refuse(self):
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.attempts += 1
+            connection.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        self._thread.join(5)
+
+
 def test_postgres_restarted_mid_run_loses_no_battle(own_server, make_settings, fake_openai):
     url = fresh_database(own_server, "restart")
     store = PsycopgStore(url)
@@ -72,10 +106,14 @@ def test_postgres_restarted_mid_run_loses_no_battle(own_server, make_settings, f
     upsert_catalog(store, CATALOG[:3])
     fake_openai.latency = 0.15
     runner, result = batch_in_background(make_settings(TRAINING_BATCH_SIZE=3, BATTLE_MAX_TURNS=4), store)
-    time.sleep(0.8)
+    with psycopg.connect(url, autocommit=True) as conn:
+        wait_until(lambda: conn.execute("select count(*) from sandbox_battles where turns >= 1").fetchone()[0],
+                   timeout=20, message="no battle got going")
     port = own_server.port
     own_server.stop()
-    time.sleep(0.5)
+    # Down until the run has tried to reach it a few times (each attempt is refused).
+    with RefusingListener(port) as down:
+        wait_until(lambda: down.attempts >= 3, timeout=20, message="the run never tried the database while down")
     restarted = EmbeddedPostgres(own_server.data_dir, port=port).start()
     runner.join(20)
     assert result["battlesStarted"] == 3 and result["battlesCompleted"] == 3, result
@@ -97,20 +135,16 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(make_settings, psyc
                     BATTLE_MAX_TURNS=8, MAX_TOKENS_PER_TURN=64, DELAY_BETWEEN_BATTLES_MS=0)
     process = subprocess.Popen([sys.executable, "-m", "lib", "train", "--batch-size", "2"], cwd=PROJECT_ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if db.execute("select count(*) from sandbox_battles where turns >= 1").fetchone()[0] >= 1:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: db.execute("select count(*) from sandbox_battles where turns >= 1").fetchone()[0] >= 1,
+               timeout=20, message="the train process did not get a battle going")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     orphan_id, = db.execute("select id from training_runs where status = 'running'").fetchone()
     assert db.execute("select count(*) from sandbox_battles where status = 'running'").fetchone()[0] >= 1
 
     # The orphan is recognised once its deadline (4 s) and the grace (5 s) have passed.
-    while db.execute("select deadline_at + interval '5 seconds' > now() from training_runs where id = %s",
-                     (orphan_id,)).fetchone()[0]:
-        time.sleep(0.2)
+    wait_until(lambda: db.execute("select deadline_at + interval '5 seconds' <= now() from training_runs "
+                                  "where id = %s", (orphan_id,)).fetchone()[0], timeout=30, interval=0.2)
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1)
     batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     assert batch["battlesCompleted"] == 2
@@ -149,7 +183,10 @@ def test_four_parallel_runs_share_no_persona_and_account_for_every_battle(scale_
     runs = db.execute("select id, started_at, finished_at, battles_started, total_cost, cost_cap "
                       "from training_runs order by started_at").fetchall()
     assert len(runs) == 4
-    assert all(start < runs[-1][1] or start == runs[-1][1] for _, start, _, _, _, _ in runs)
+    for run_id, started_at, finished_at, *_ in runs:
+        window = db.execute("select min(started_at), max(ended_at) from sandbox_battles where run_id = %s",
+                            (run_id,)).fetchone()
+        assert started_at <= window[0] and window[1] <= finished_at, "every battle inside its run"
     assert max(r[1] for r in runs) < min(r[2] for r in runs), "the four runs overlapped in time"
     personas = {run_id: {row[0] for row in db.execute(
         "select persona_id from sandbox_battles where run_id = %s", (run_id,)).fetchall()} for run_id, *_ in runs}
@@ -166,10 +203,8 @@ def test_a_pause_is_honoured_by_four_parallel_runs_within_a_call(scale_env, psyc
     fake_openai.latency = 0.2
     seed_personas(psycopg_store, 14)
     processes = parallel_trains({**scale_env, "BATTLE_MAX_TURNS": "10"}, 4)
-    deadline = time.monotonic() + 30
-    while db.execute("select count(distinct run_id) from sandbox_battles where turns >= 1").fetchone()[0] < 4:
-        assert time.monotonic() < deadline, "the four runs did not start battling"
-        time.sleep(0.05)
+    wait_until(lambda: db.execute("select count(distinct run_id) from sandbox_battles where turns >= 1"
+                                  ).fetchone()[0] >= 4, timeout=30, message="the four runs did not start battling")
     db.execute("select training_set_paused(true, 'operator stop')")
     paused_at = time.monotonic()
     in_flight = db.execute("select count(*) from sandbox_battles where status = 'running'").fetchone()[0]

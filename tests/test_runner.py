@@ -11,7 +11,7 @@ from lib.budget import price_for, usage_cost, worst_case_cost
 from lib.config import ConfigError
 from lib.runner import RunRefused, run_batch
 from lib.training import train_once
-from tests.conftest import assert_every_battle_ended, batch_in_background, seed_personas
+from tests.conftest import LOAD_MARGIN_MS, assert_every_battle_ended, batch_in_background, seed_personas, wait_until
 
 
 def battles(db, run_id=None):
@@ -55,8 +55,9 @@ def test_the_run_returns_by_the_deadline_against_a_hung_server(make_settings, ps
     settings = make_settings(TRAINING_BATCH_SIZE=3, MAX_TRAINING_EXECUTION_TIME_MS=2000)
     started = time.monotonic()
     batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
-    elapsed = time.monotonic() - started
-    assert elapsed < 3.0, elapsed
+    elapsed_ms = (time.monotonic() - started) * 1000
+    assert batch["durationMs"] <= 2000 + LOAD_MARGIN_MS, batch["durationMs"]
+    assert elapsed_ms <= 2000 + 1000 + LOAD_MARGIN_MS, elapsed_ms  # the calls hang for 120 s
     assert batch["status"] == "timed_out" and batch["timedOut"] is True
     assert batch["battlesTimedOut"] == batch["battlesStarted"] >= 1
     assert any("Execution timeout" in error for error in batch["errors"])
@@ -146,7 +147,10 @@ def test_429_makes_every_thread_back_off_together(make_settings, psycopg_store, 
     assert len(limited) == 1
     answered_at = limited[0]["finished"]
     later = [e["arrived"] for e in fake_openai.log if e["arrived"] > answered_at]
-    assert later and min(later) >= answered_at + 0.55, "no thread called during the cooldown"
+    # Each of the two other threads may have had one call on its way before the 429 reached the
+    # client (on a busy machine it arrives after); no thread starts one during the cooldown.
+    during = [arrived for arrived in later if arrived < answered_at + 0.55]
+    assert later and len(during) <= 2, f"{len(during)} calls during the cooldown"
 
 
 def test_500s_are_retried_and_then_fail_the_battle_not_the_run(make_settings, psycopg_store, db, fake_openai):
@@ -229,12 +233,20 @@ def test_a_second_run_is_refused_while_one_is_in_progress(make_settings, psycopg
     seed_personas(psycopg_store, 4)
     settings = make_settings(TRAINING_BATCH_SIZE=2)
     runner, outcome = batch_in_background(settings, psycopg_store)
-    time.sleep(0.3)
+    wait_until(lambda: db.execute("select count(*) from training_runs where status = 'running'").fetchone()[0],
+               timeout=20, message="the first run did not start")
     with pytest.raises(RunRefused) as refused:
         run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     runner.join(30)
     assert refused.value.error == "Run already in progress"
     assert refused.value.outcome["runId"] == outcome["batchId"]
+
+
+def test_a_batch_in_the_background_re_raises_its_error(make_settings, psycopg_store, db):
+    runner, result = batch_in_background(make_settings(), psycopg_store)  # no persona: refused
+    with pytest.raises(RunRefused, match="No active personas found"):
+        runner.join(30)
+    assert result == {}
 
 
 def test_an_orphaned_run_is_closed_by_the_next_run(make_settings, psycopg_store, db):

@@ -121,4 +121,30 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         assert types == {"sandbox_battles.cost_usd": "numeric(20,12)", "training_runs.total_cost": "numeric(20,12)",
                          "training_runs.cost_cap": "numeric(12,6)", "training_rescores.cost_usd": "numeric(20,12)",
                          "training_referee_calibrations.cost_usd": "numeric(20,12)"}
+        assert tactic_limit_validated(conn) is True, "no tactic over the limit: the check covers every row"
+        store.close()
+
+
+def tactic_limit_validated(conn) -> bool:
+    return conn.execute("select convalidated from pg_constraint where conrelid = 'sandbox_tactics'::regclass "
+                        "and conname = 'sandbox_tactics_active_text_at_most_1000_chars'").fetchone()[0]
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=lambda path: path.stem)
+def test_an_older_tactic_over_the_limit_survives_the_upgrade_and_can_be_retired(pg_server, release):
+    url = fresh_database(pg_server, "schema_upgrade_tactic_test")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(release.read_text())
+        conn.execute("insert into sandbox_tactics (tactic_text) values (%s)", ("x" * 61_000,))
+        store = PsycopgStore(url)
+        store.migrate()
+        assert conn.execute("select length(tactic_text), is_active from sandbox_tactics").fetchone() == (61_000, True)
+        assert tactic_limit_validated(conn) is False, "added NOT VALID: the upgrade did not fail on the old row"
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("insert into sandbox_tactics (tactic_text) values (%s)", ("y" * 1001,))
+        conn.execute("update sandbox_tactics set is_active = false")  # retiring the old one is allowed
+        store.migrate()
+        assert tactic_limit_validated(conn) is True, "validated once no active tactic is over the limit"
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("update sandbox_tactics set is_active = true")
         store.close()

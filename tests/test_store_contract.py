@@ -2,7 +2,7 @@
 import pytest
 
 from lib.personas import CATALOG, upsert_catalog
-from lib.store import Rejected, SchemaMissing, Store
+from lib.store import Rejected, SchemaMissing, Store, StoreError
 from lib.store.queries import Queries
 
 
@@ -65,9 +65,36 @@ def test_pause_without_reason_is_refused_with_the_database_message(store: Store)
 
 def test_missing_function_says_to_apply_the_schema(store: Store):
     with pytest.raises(SchemaMissing) as err:
-        store.call_one("no_such_function")
+        store.call_one("training_no_such_function")
     assert "schema not applied: run python -m lib migrate" in str(err.value)
     assert "Supabase SQL editor" in str(err.value)
+
+
+def test_a_missing_operator_is_a_database_error_not_a_missing_schema(store: Store, db):
+    # SQLSTATE 42883 also means "operator does not exist": a bug to report as it is, not a schema to apply.
+    db.execute("create or replace function training_test_operator_error() returns boolean language plpgsql "
+               "as $$ begin return 'a'::text = 1; end $$")
+    try:
+        with pytest.raises(StoreError) as err:
+            store.call_one("training_test_operator_error")
+    finally:
+        db.execute("drop function training_test_operator_error()")
+    assert not isinstance(err.value, SchemaMissing)
+    assert err.value.code == "42883" and "operator does not exist: text = integer" in str(err.value)
+
+
+def test_the_limit_on_an_active_tactic_is_enforced_in_sql_too(store: Store, db):
+    upsert_catalog(store, CATALOG[:1])
+    run_id = db.execute("insert into training_runs (trigger, batch_size, cost_cap, deadline_at) "
+                        "values ('cron', 1, 5, now() + interval '1 minute') returning id").fetchone()[0]
+    persona_id = db.execute("select id from sandbox_personas").fetchone()[0]
+    battle_id = db.execute("insert into sandbox_battles (run_id, persona_id, breakthrough_status, tactical_snippet) "
+                           "values (%s, %s, 'pending_review', 'Name the costs.') returning id::text",
+                           (run_id, persona_id)).fetchone()[0]
+    with pytest.raises(Rejected, match="sandbox_tactics_active_text_at_most_1000_chars"):
+        Queries(store).promote_breakthrough(battle_id, "x" * 1001)
+    assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 0
+    assert Queries(store).promote_breakthrough(battle_id, "x" * 1000)["tactic_text"] == "x" * 1000
 
 
 def test_status_shape_is_the_same_on_both_transports(store: Store):

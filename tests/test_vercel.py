@@ -41,3 +41,33 @@ def test_cron_expressions():
     assert cron_matches("0 9 * * 1-5", datetime(2026, 11, 30, 9, 0))  # a Monday
     assert not cron_matches("0 9 * * 1-5", datetime(2026, 11, 29, 9, 0))  # a Sunday
     assert cron_matches("0,30 12 28 11 *", at.replace(hour=12, minute=0))
+
+
+def test_rewrites_match_as_vercel_compiles_them():
+    """Vercel compiles a source with path-to-regexp (strict: no optional trailing slash); these are
+    path-to-regexp 6.1.0's own answers for the two rules, before the trailing-slash rule was added."""
+    exact, any_below = CONFIG["rewrites"][0], CONFIG["rewrites"][-1]
+    expected = {"/admin/training-monitor": (True, True), "/admin/training-monitor/": (False, False),
+                "/admin/training-monitor/a": (False, True), "/admin/training-monitor/a/b": (False, True),
+                "/admin/training-monitor/a/": (False, False), "/admin/training-monitor//a": (False, False),
+                "/admin/training-monitorx": (False, False)}
+    for path, (by_exact, by_any) in expected.items():
+        assert (rewrite(path, [exact]) != path, rewrite(path, [any_below]) != path) == (by_exact, by_any), path
+
+
+def test_the_dashboard_is_reached_with_or_without_a_trailing_slash():
+    for path in ("/admin/training-monitor", "/admin/training-monitor/", "/admin/training-monitor/feed"):
+        assert rewrite(path, CONFIG["rewrites"]) == "/api/admin/training-monitor", path
+
+
+def test_no_function_config_key_that_the_python_builder_ignores():
+    # @vercel/python bundles the whole project (minus .vercelignore); it never reads includeFiles.
+    for name, function in CONFIG["functions"].items():
+        assert set(function) <= {"maxDuration", "memory", "excludeFiles"}, name
+
+
+def test_a_cli_deploy_uploads_no_local_data():
+    ignored = {line.strip() for line in (PROJECT_ROOT / ".vercelignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".data/", "artifacts/", "tests/", "bench/", ".ci/", ".venv/"} <= ignored
+    assert not ignored & {"api/", "lib/", "requirements.txt", "vercel.json"}, "the functions need these"

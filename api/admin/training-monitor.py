@@ -11,5 +11,7 @@ from lib.http import JsonHandler  # noqa: E402
 
 
 class handler(JsonHandler):
+    methods = ("GET", "HEAD", "POST")  # HEAD: the GET without its body (reading changes nothing)
+
     def respond(self, request):
         return dashboard.respond(request)

@@ -1179,6 +1179,29 @@ end;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- Input limits. Every active tactic goes into every closer prompt, so a long one multiplies the
+-- cost of every battle: at most 1000 characters (the dashboard refuses longer with a 400 first,
+-- lib/dashboard.py MAX_TACTIC_CHARS). Added NOT VALID so an upgrade never fails on rows written
+-- before the limit, and validated once none is over it; deactivating an old, longer tactic
+-- stays possible.
+-- ---------------------------------------------------------------------------------------------
+
+do $$
+begin
+    if not exists (select 1 from pg_constraint where conrelid = 'sandbox_tactics'::regclass
+                   and conname = 'sandbox_tactics_active_text_at_most_1000_chars') then
+        alter table sandbox_tactics add constraint sandbox_tactics_active_text_at_most_1000_chars
+            check (not is_active or char_length(tactic_text) <= 1000) not valid;
+    end if;
+    if exists (select 1 from pg_constraint where conrelid = 'sandbox_tactics'::regclass
+               and conname = 'sandbox_tactics_active_text_at_most_1000_chars' and not convalidated)
+       and not exists (select 1 from sandbox_tactics where is_active and char_length(tactic_text) > 1000) then
+        alter table sandbox_tactics validate constraint sandbox_tactics_active_text_at_most_1000_chars;
+    end if;
+end;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
 -- Grants. Supabase's default privileges give anon and authenticated EXECUTE on every new function
 -- and access to every new table; only the service role may use ours. Granted by prefix, so a new
 -- function is covered without editing a list. Elsewhere these roles do not exist.

@@ -23,6 +23,10 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 SCHEMA_HINT = "run python -m lib migrate (or apply lib/sql/schema.sql in the Supabase SQL editor)"
 DEFAULT_RETRY_WINDOW_S = 10.0
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+# undefined_function naming one of ours ("function training_x(...) does not exist"); the same
+# SQLSTATE also means a missing operator ("operator does not exist: text = integer"), a bug, not
+# a schema to apply.
+_OUR_FUNCTION_MISSING = re.compile(r"\bfunction (?:\w+\.)?training_\w*\(")
 
 
 class StoreError(RuntimeError):
@@ -71,7 +75,7 @@ def error_for(code: str | None, message: str, details: str | None = None,
               hint: str | None = None) -> StoreError:
     """The typed error for a SQLSTATE (or PostgREST code), shared by both transports."""
     code = code or ""
-    if code in ("42883", "PGRST202"):
+    if code == "PGRST202" or (code == "42883" and _OUR_FUNCTION_MISSING.search(message or "")):
         cls, message, hint = SchemaMissing, f"schema not applied: {SCHEMA_HINT}", message
     elif code in ("40001", "40P01"):
         cls = SerializationFailure

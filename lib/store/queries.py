@@ -17,6 +17,9 @@ from typing import Any, TypedDict
 
 from lib.store import Store
 
+# `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
+MAX_RECORDED_BATCH_SIZE = 2**31 - 1
+
 
 class RunStatus(StrEnum):
     RUNNING = "running"
@@ -244,7 +247,9 @@ class Queries:
                   default_battle_ms: int, deadline: float | None = None) -> RunStart:
         return self.store.call_one(
             "training_start_run", deadline=deadline, p_trigger=str(trigger),
-            p_requested_batch_size=requested_batch_size, p_batch_size=batch_size, p_cost_cap=cost_cap,
+            p_requested_batch_size=(None if requested_batch_size is None
+                                    else min(requested_batch_size, MAX_RECORDED_BATCH_SIZE)),
+            p_batch_size=batch_size, p_cost_cap=cost_cap,
             p_max_concurrent_runs=max_concurrent_runs, p_deadline_ms=deadline_ms, p_simulated=simulated,
             p_default_battle_ms=default_battle_ms)
 

@@ -62,9 +62,9 @@ class Receiver:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, body, headers = receiver._answer(self.path)
                 with receiver._lock:
-                    receiver.received.append({"path": self.path, "headers": dict(self.headers),
-                                              "json": json.loads(raw or b"null"), "status": status,
-                                              "arrived": time.monotonic()})
+                    receiver.received.append({"method": self.command, "path": self.path,
+                                              "headers": dict(self.headers), "json": json.loads(raw or b"null"),
+                                              "status": status, "arrived": time.monotonic()})
                 data = body.encode()
                 self.send_response(status)
                 for name, value in headers.items():
@@ -72,5 +72,7 @@ class Receiver:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_GET = do_POST  # Vercel Cron's call, as `serve --cron` makes it
 
         return Handler
