@@ -125,12 +125,15 @@ def parse_verdict(text: str) -> Verdict:
     return Verdict(scores, total_score(scores), data["feedback"], data["winning_rebuttal"], data["seller_agreed"])
 
 
+TACTICS_HEADING = "## Proven tactics (promoted from training)"
+
+
 def closer_system_prompt(base_prompt: str, tactics: list[dict]) -> str:
-    """The base prompt plus the active promoted tactics, highest priority first."""
+    """A version's closer prompt: the base prompt plus its tactics, in the version's order."""
     if not tactics:
         return base_prompt
     lines = "\n".join(f"- {t['tactic_text']}" for t in tactics)
-    return f"{base_prompt.rstrip()}\n\n## Proven tactics (promoted from training)\n{lines}\n"
+    return f"{base_prompt.rstrip()}\n\n{TACTICS_HEADING}\n{lines}\n"
 
 
 def persona_system_prompt(persona: dict) -> str:
@@ -198,6 +201,7 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
 
 
 def _say(llm, ctx, state, role, model, max_tokens, messages, response_format=None) -> str:
-    reply = llm.chat(ctx, role, model, messages, max_tokens, response_format)
+    # The battle id seeds a transport that wants one (the simulator); the API ignores it.
+    reply = llm.chat(ctx, role, model, messages, max_tokens, response_format, seed=state.id)
     state.usage.add(reply.usage)
     return reply.text.strip()

@@ -73,6 +73,10 @@ class Settings:
     closer_prompt_path: Path
     embedded_db_dir: Path
     on_vercel: bool
+    # The canary (lib/canary.py): the candidate's share of a run's battles, each paired with an
+    # active battle on the same persona, and the pairs after which an undecided canary is inconclusive.
+    canary_share: float = 0.5
+    canary_max_pairs: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -111,6 +115,10 @@ class Settings:
             closer_prompt_path=env.path("CLOSER_PROMPT_PATH", BUNDLED_CLOSER_PROMPT),
             embedded_db_dir=Path(env.text("EMBEDDED_DB_DIR") or PROJECT_ROOT / ".data" / "pg"),
             on_vercel=bool(env.text("VERCEL")),
+            canary_share=env.fraction("CANARY_SHARE", 0.5, maximum=0.5,
+                                      meaning="the candidate's share of a run's battles, each paired with an "
+                                              "active battle on the same persona"),
+            canary_max_pairs=env.integer("CANARY_MAX_PAIRS", 100, minimum=10, maximum=100_000),
         )
 
     @property
@@ -189,6 +197,19 @@ class _Env:
         if number > maximum:
             limit = f"{maximum_name} ({maximum})" if maximum_name else str(maximum)
             raise ConfigError(f"{name} must be at most {limit}, got {number}")
+        return number
+
+    def fraction(self, name: str, default: float, *, maximum: float, meaning: str) -> float:
+        """A number above 0 and at most `maximum`."""
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not 0 < number <= maximum:  # also refuses nan
+            raise ConfigError(f"{name} must be a number above 0 and at most {maximum} ({meaning}), got {value!r}")
         return number
 
     def money(self, name: str, default: Decimal) -> Decimal:

@@ -56,13 +56,32 @@ def page() -> Page:
                        "X-Frame-Options": "DENY", "Cache-Control": "no-store"})
 
 
-def _uuid_arg(value, name: str) -> str:
+def _uuid_arg(value, name: str, what: str = "a battle id") -> str:
     import uuid
 
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
-        raise ApiError(400, {"error": f"{name} must be a battle id (a UUID)"}) from None
+        raise ApiError(400, {"error": f"{name} must be {what} (a UUID)"}) from None
+
+
+def _version_arg(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApiError(400, {"error": f"{name} must be a version number (a positive integer)"})
+    return value
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, {"error": f"{name} must be true or false"})
+    return value
+
+
+def _text_arg(value, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, {"error": f"{name} must be text"})
+    return value
 
 
 def _feed(queries: Queries, query: dict):
@@ -70,6 +89,23 @@ def _feed(queries: Queries, query: dict):
     return queries.feed(query.get("afterUpdatedAt"), _uuid_arg(after_id, "afterId") if after_id else None)
 
 
+def _versions(queries: Queries, query: dict, settings):
+    return queries.versions(settings.canary_max_pairs)
+
+
+def _tactics(queries: Queries, query: dict, settings):
+    """The active version's tactics and the closer prompt they make (the base prompt as recorded by
+    the last run, or CLOSER_PROMPT_PATH's before any)."""
+    from lib.battle import closer_system_prompt
+
+    active = queries.tactics()
+    base = active["basePrompt"] or settings.closer_prompt_path.read_text()
+    prompt = closer_system_prompt(base, [{"tactic_text": t["text"]} for t in active["tactics"]])
+    return {"tactics": active["tactics"], "promptPreview": prompt, "versionId": active["versionId"]}
+
+
+# Views that need the settings (the others take the queries and the query string only).
+SETTINGS_VIEWS = {"versions": _versions, "tactics": _tactics}
 VIEWS = {
     "feed": _feed,
     "battle": lambda queries, query: queries.battle(_uuid_arg(query.get("id"), "id")),
@@ -83,7 +119,19 @@ REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 
 def _act(queries: Queries, action: str, body: dict):
     if action == "promote":
-        return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"), body.get("tacticText"))
+        return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"),
+                                            _text_arg(body.get("tacticText"), "tacticText"), _flag(body, "direct"))
+    if action == "deactivate":
+        return queries.deactivate_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"),
+                                         _flag(body, "direct"))
+    if action == "edit":
+        text = _text_arg(body.get("tacticText"), "tacticText")
+        if text is None:
+            raise ApiError(400, {"error": "tacticText is required"})
+        return queries.edit_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), text,
+                                   _flag(body, "direct"))
+    if action == "rollback":
+        return queries.rollback(_version_arg(body.get("versionId"), "versionId"))
     if action in REVIEWS:
         return queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"), REVIEWS[action])
     if action == "pause":
@@ -109,10 +157,13 @@ def respond(request: Request):
     from lib.app import open_store
     from lib.store import Rejected
 
-    store = open_store(Settings.from_env())
+    settings = Settings.from_env()
+    store = open_store(settings)
     queries = Queries(store)
     try:
         if request.method == "GET":
+            if view in SETTINGS_VIEWS:
+                return 200, SETTINGS_VIEWS[view](queries, request.query, settings)
             if view not in VIEWS:
                 raise ApiError(400, {"error": f"Unknown view {view[:40]!r}"})
             result = VIEWS[view](queries, request.query)

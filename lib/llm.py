@@ -145,7 +145,9 @@ class LLM:
         self.transport.prepare()
 
     def chat(self, ctx: CallContext, role: Role, model: str, messages: list[dict], max_tokens: int,
-             response_format: dict | None = None) -> Reply:
+             response_format: dict | None = None, *, seed: str | None = None) -> Reply:
+        """One call. `seed` is an opaque key a transport may use to make its answers reproducible
+        (the simulator seeds a battle's randomness with the battle id); OpenAI's ignores it."""
         price = price_for(model, self.prices)
         worst = worst_case_cost(prompt_token_bound(messages, response_format), max_tokens, price)
         if ctx.stop.is_set():
@@ -157,7 +159,8 @@ class LLM:
         sent = []
         actual = worst
         try:
-            reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent)
+            reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent,
+                                            seed)
             actual = reply.usage.cost
             return reply
         except LLMError:
@@ -168,7 +171,7 @@ class LLM:
             ctx.budget.settle(worst, actual)
 
     def _call_with_retries(self, ctx, role, model, messages, max_tokens, response_format, price,
-                           sent: list) -> Reply:
+                           sent: list, seed: str | None = None) -> Reply:
         last_error = "no attempt made"
         for attempt in range(MAX_ATTEMPTS):
             ctx.gate.wait(ctx.deadline, ctx.stop)
@@ -179,7 +182,8 @@ class LLM:
                 raise DeadlineExceeded(f"no time left for a call to {model} ({last_error})")
             sent.append(attempt)
             try:
-                done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining)
+                done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining,
+                                               seed=seed)
             except Retryable as exc:
                 last_error = exc.reason
                 if exc.retry_after is not None:
@@ -221,7 +225,7 @@ class OpenAITransport:
         self.client()
 
     def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
-                 response_format: dict | None, timeout: float) -> Completion:
+                 response_format: dict | None, timeout: float, seed: str | None = None) -> Completion:
         import openai
 
         kwargs = {"response_format": response_format} if response_format else {}

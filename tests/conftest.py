@@ -28,7 +28,7 @@ def child_env(**settings) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_VARIABLES)}
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     return env
-TABLES = "training_runs, sandbox_personas, sandbox_battles, sandbox_tactics"
+TABLES = "training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, training_versions"
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +58,7 @@ def database_url(pg_server):
 def db(database_url):
     """A direct connection to the test database, emptied before the test."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"truncate {TABLES} cascade")
+        conn.execute(f"truncate {TABLES} restart identity cascade")
         conn.execute("update training_control set paused = false, reason = null")
         yield conn
 
@@ -134,6 +134,20 @@ def batch_in_background(settings, store, trigger: str = "cron") -> tuple:
         run_batch(settings, store, make_llm(settings), trigger=trigger)))
     thread.start()
     return thread, result
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.02):
+    """Polls `predicate` until it returns something truthy (returned) or `timeout` seconds pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
 
 
 def assert_every_battle_ended(db) -> None:

@@ -42,7 +42,7 @@ def test_on_supabase_only_the_service_role_may_call_functions_or_touch_tables(pg
             callable_by = [fn for fn in functions if conn.execute(
                 "select has_function_privilege(%s, %s, 'execute')", (role, fn)).fetchone()[0]]
             assert callable_by == [], f"{role} may call {callable_by}"
-            for table in ("training_runs", "sandbox_battles", "sandbox_personas"):
+            for table in ("training_runs", "sandbox_battles", "sandbox_personas", "training_versions"):
                 if role != "public":
                     assert not conn.execute("select has_table_privilege(%s, %s, 'select')", (role, table)
                                             ).fetchone()[0], f"{role} may read {table}"

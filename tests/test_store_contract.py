@@ -121,8 +121,11 @@ def test_promotion_is_refused_twice_and_for_non_breakthroughs(store: Store, db):
         for status, snippet in ((None, None), ("pending_review", "Name the repair costs.")))
     with pytest.raises(Rejected, match="is not a breakthrough"):
         Queries(store).promote_breakthrough(plain)
-    tactic = Queries(store).promote_breakthrough(flagged)
-    assert tactic["tactic_text"] == "Name the repair costs." and tactic["is_active"] is True
+    promoted = Queries(store).promote_breakthrough(flagged)
+    # A promotion makes a candidate version (v2, on the baseline v1); the tactic is active once adopted.
+    assert promoted["message"] == "candidate v2 created, canary started against v1"
+    assert promoted["tactic"]["tactic_text"] == "Name the repair costs." and promoted["tactic"]["is_active"] is False
+    assert (promoted["version"]["status"], promoted["version"]["decision"]) == ("candidate", "pending")
     with pytest.raises(Rejected, match="already promoted"):
         Queries(store).promote_breakthrough(flagged)
-    assert [t["tactic_text"] for t in Queries(store).active_tactics()] == ["Name the repair costs."]
+    assert Queries(store).active_tactics() == []

@@ -4,11 +4,19 @@
 failures (429 with Retry-After, 500, a hang, malformed referee JSON), and usage either realistic
 or the largest the request allows. It records every request so tests can check concurrency,
 timing and cost.
+
+Tactics can matter, the way they do with a real model: a tactic in the closer's system prompt may
+carry a marker `[fake-effect:+12]` (or `-12`, `+0`). The closer then behaves accordingly: its
+line ends with `(effect +12)`, the sum of its markers; and the referee, reading the transcript,
+scores that much higher or lower. `referee_noise` adds battle-to-battle spread (normal, points),
+drawn from a seeded sequence in request order, so a run with one battle at a time is reproducible.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import random
+import re
 import socket
 import threading
 import time
@@ -18,6 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from lib.battle import CRITERIA
 
 
+EFFECT_MARKER = re.compile(r"\[fake-effect:([+-]\d+)\]")
+SAID_EFFECT = re.compile(r"^CLOSER: .*\(effect ([+-]\d+)\)$", re.MULTILINE)
+
+
 class FakeOpenAI:
     def __init__(self, latency: float = 0.0, jitter: float = 0.0, usage: str = "realistic",
                  referee_score: int = 80):
@@ -25,6 +37,8 @@ class FakeOpenAI:
         self.jitter = jitter
         self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
         self.referee_score = referee_score
+        self.referee_noise = 0.0
+        self._noise = random.Random(20240611)
         self.accept_after_turns: int | None = None
         self.hang_all = False
         self.generated_personas: list[dict] = []
@@ -132,7 +146,7 @@ class FakeOpenAI:
         elif schema == "persona_batch":
             text = json.dumps({"personas": self.generated_personas})
         elif entry["referee"]:
-            text = json.dumps(self._verdict())
+            text = json.dumps(self._verdict(messages))
         else:
             text = self._line(messages)
         prompt_bytes = sum(len(m["content"].encode()) for m in messages)
@@ -163,10 +177,19 @@ class FakeOpenAI:
             if self.accept_after_turns is not None and turns + 1 >= self.accept_after_turns:
                 return "All right, you answered my worries. I accept. [ACCEPT]"
             return "I'm not convinced. Why should I trust a cash buyer with my home?"
-        return "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
+        line = "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
+        effects = [int(value) for value in EFFECT_MARKER.findall(system)]
+        return f"{line} (effect {sum(effects):+d})" if effects else line
 
-    def _verdict(self) -> dict:
-        return {"scores": {name: self.referee_score for name in CRITERIA},
+    def _verdict(self, messages: list[dict]) -> dict:
+        transcript = messages[-1]["content"] if messages else ""
+        effect = SAID_EFFECT.search(transcript)
+        score = self.referee_score + (int(effect.group(1)) if effect else 0)
+        if self.referee_noise:
+            with self._lock:
+                score += round(self._noise.gauss(0, self.referee_noise))
+        score = max(0, min(100, score))
+        return {"scores": {name: score for name in CRITERIA},
                 "feedback": "Solid.", "winning_rebuttal": "Our offer is in writing.", "seller_agreed": False}
 
     @staticmethod
