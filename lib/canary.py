@@ -118,7 +118,7 @@ def review(settings, store, *, deadline: float, simulated: bool = False) -> dict
             try:
                 slack.post(settings.slack_webhook_url,
                            slack.canary_decision_message(outcome, settings.app_url, simulated),
-                           timeout=max(1.0, min(5.0, deadline - time.monotonic())))
+                           timeout=max(0.5, min(5.0, deadline - time.monotonic())))
             except slack.SlackError as exc:
                 summary["slackError"] = str(exc)
                 log("slack_failed", level=logging.WARNING, candidateId=canary["candidateId"], error=str(exc))

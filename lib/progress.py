@@ -47,6 +47,14 @@ def print_summary(batch: dict, stream) -> None:
         ("spend", f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"),
         ("duration", f"{batch['durationMs'] / 1000:.1f}s"),
     ]
+    look = batch.get("canary")
+    if look:
+        diff = "-" if look["diff"] is None else f"{look['diff']:+.1f}"
+        interval = "" if look["ci95"] is None else f" [{look['ci95'][0]:+.1f}, {look['ci95'][1]:+.1f}]"
+        rows.append(("canary", f"v{look['candidateId']} against v{look['activeId']}: {look['pairs']} of "
+                               f"{look['maxPairs']} pairs, difference {diff}{interval}: {look['decision']}"))
+        if look.get("message"):
+            rows.append(("", look["message"]))
     width = max(len(name) for name, _ in rows)
     stream.write("\n".join(f"{name:<{width}}  {value}" for name, value in rows) + "\n")
     for error in batch["errors"]:

@@ -113,9 +113,9 @@ class Run:
         self.id = outcome["run"]["batchId"]
         self.personas = outcome["personas"]
         self.plan = outcome["battles"]
-        base = settings.closer_prompt_path.read_text()
-        # A battle's closer prompt is its version's, fixed when the run starts.
-        self.prompts = {int(vid): closer_system_prompt(v["basePrompt"] or base,
+        # A battle's closer prompt is its version's (the base prompt start_run recorded on it, and its
+        # tactics), fixed when the run starts.
+        self.prompts = {int(vid): closer_system_prompt(v["basePrompt"] or settings.closer_prompt_path.read_text(),
                                                        [{"tactic_text": text} for text in v["tactics"]])
                         for vid, v in outcome["versions"].items()}
         self.expected_battle_s = outcome["expectedBattleMs"] / 1000

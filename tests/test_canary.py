@@ -1,5 +1,6 @@
 """The canary's decision rule and, in small, the simulation that proves its error rates
 (`python -m bench.canary` prints the full one)."""
+import json
 import random
 
 from bench.canary import naive_adoption, run_canaries, simulated_pairs
@@ -47,3 +48,17 @@ def test_error_rates_hold_under_a_look_after_every_run_with_the_simulators_sprea
     # The same data looked at with a fixed-n interval after every run adopts far more often: the
     # sequential interval is what keeps the rate down.
     assert naive_adoption(null, 2, 100, 400, seed=1) > 2 * none["adopted"] + 0.03
+
+
+def test_the_slack_message_says_what_changed_the_difference_its_interval_and_the_pairs_escaped():
+    from lib.slack import canary_decision_message
+
+    version = {"id": 7, "decision": "rolled_back", "change": 'Promoted "<!channel> say it expires today"',
+               "diff": -4.25, "ci95": [-7.5, -1.0], "pairs": 42, "note": "rolled back by the canary after 42 pairs"}
+    message = canary_decision_message({"message": "v7 rolled back: it did worse than v6, which stays active",
+                                       "version": version, "parent": {"id": 6}}, "https://app.example", True)
+    text = json.dumps(message)
+    assert message["text"].startswith(":leftwards_arrow_with_hook: Closer v7 rolled back") and "(simulated LLM)" in text
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+    assert "*-4.2 points* (95% interval -7.5 to -1.0) over 42 paired battles" in text
+    assert "https://app.example/admin/training-monitor" in text

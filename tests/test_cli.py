@@ -47,7 +47,7 @@ def test_errors_are_one_line_and_non_zero(pg_server, database_url):
 
 
 def test_every_command_has_help():
-    for command in ("migrate", "generate-personas", "status", "pause", "resume"):
+    for command in ("migrate", "generate-personas", "status", "pause", "resume", "versions", "promote", "rollback"):
         result = subprocess.run([sys.executable, "-m", "lib", command, "--help"], cwd=PROJECT_ROOT,
                                 capture_output=True, text=True)
         assert result.returncode == 0 and "usage: python -m lib " + command in result.stdout
