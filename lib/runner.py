@@ -326,6 +326,9 @@ def _canary_look(settings, store, summary: dict, outcome: dict, deadline: float)
         return None
     if look is not None:
         look["plannedPairs"] = outcome["canaryPairs"]
+        if not outcome["canaryPairs"]:
+            look["note"] = ("no pairs this run: a run pairs floor(batch size × CANARY_SHARE) personas, so use a "
+                            "batch of 2 or more")
         slack_error = look.pop("slackError", None)
         if slack_error:
             summary["errors"].append(f"Canary decision to Slack failed: {slack_error} ({look['message']})")

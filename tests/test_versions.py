@@ -241,7 +241,7 @@ def test_a_changed_base_prompt_makes_a_new_version_and_restarts_the_canary(make_
 
 
 def test_a_battle_started_before_a_decision_finishes_on_its_version(make_settings, psycopg_store, db, fake_openai):
-    fake_openai.latency = 0.15
+    fake_openai.latency = 0.3  # a battle of 5 calls lasts 1.5 s: the withdrawal lands while it runs
     seed_personas(psycopg_store, 4)
     queries = Queries(psycopg_store)
     queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
@@ -329,3 +329,14 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
     assert queries.rollback(1)["message"] == "rolled back to v1: v5 is active"
     with pytest.raises(Rejected, match="a canary decision is pending, adopted, rolled_back or inconclusive, not maybe"):
         queries.record_canary(4, "maybe", 1, None, None, 100)
+
+
+def test_a_batch_of_one_cannot_pair_and_says_so(make_settings, psycopg_store, db):
+    seed_personas(psycopg_store, 2)
+    Queries(psycopg_store).promote_breakthrough(breakthrough(db, "Ask before you pitch."))
+    batch = run_batch(make_settings(TRAINING_BATCH_SIZE=1), psycopg_store, make_llm(make_settings()),
+                      trigger="manual")
+    assert (batch["battlesStarted"], batch["canary"]["plannedPairs"], batch["canary"]["pairs"]) == (1, 0, 0)
+    assert "use a batch of 2 or more" in batch["canary"]["note"]
+    assert db.execute("select version_id from sandbox_battles where run_id = %s", (batch["batchId"],)
+                      ).fetchone() == (1,)

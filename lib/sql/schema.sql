@@ -780,7 +780,8 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Closer versions and the canary
 --
--- A version is immutable: its base prompt (text and SHA-256) and an ordered list of tactics. Exactly
+-- A version is immutable: its base prompt (text and SHA-256; recorded once by the first run for a
+-- version made before any run read the prompt) and an ordered list of tactics. Exactly
 -- one version is active and at most one is a candidate (two partial unique indexes); the others
 -- are retired or rolled_back. Every battle records the version it ran, and its closer prompt is
 -- built from that version alone. Promoting, deactivating or editing a tactic makes a candidate
