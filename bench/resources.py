@@ -82,7 +82,8 @@ def main() -> None:
         print(f"Database round trips: {BATTLES} battles of {TURNS} turns, 3 workers, fake OpenAI at 50 ms")
         print(table(["transport", "total calls", "per battle", "per run (fixed)", "pause polls"], rows))
         print("\nPer battle: start_battle + record_battle_progress per turn + finish_battle; per run: start, "
-              "tactics, finish; the pause poll runs every 0.5 s whatever the batch size.")
+              "finish, the canary's look (one more call while a candidate is under canary); the pause poll "
+              "runs every 0.5 s whatever the batch size.")
         memory = peak_memory(url, fake)
         print("\nPeak memory of a run")
         print(table(["battles", "workers", "traced peak MiB (Python allocations)", "process max RSS MiB"], [memory]))

@@ -43,12 +43,15 @@ def count_turns(transcript: list) -> int:
     return sum(1 for line in transcript if line["speaker"] == "persona")
 
 
+TACTICS_HEADING = "## Proven tactics (promoted from training)"
+
+
 def closer_system_prompt(base_prompt: str, tactics: list[dict]) -> str:
-    """The base prompt plus the active promoted tactics, highest priority first."""
+    """A version's closer prompt: the base prompt plus its tactics, in the version's order."""
     if not tactics:
         return base_prompt
     lines = "\n".join(f"- {t['tactic_text']}" for t in tactics)
-    return f"{base_prompt.rstrip()}\n\n## Proven tactics (promoted from training)\n{lines}\n"
+    return f"{base_prompt.rstrip()}\n\n{TACTICS_HEADING}\n{lines}\n"
 
 
 def persona_system_prompt(persona: dict) -> str:
@@ -97,12 +100,13 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
             on_turn(state)
         if ended:
             break
-    state.verdict = referee.score(llm, ctx, models.referee, state.transcript, state.usage)
+    state.verdict = referee.score(llm, ctx, models.referee, state.transcript, state.usage, seed=state.id)
 
 
 def _say(llm, ctx, state, role, model, max_tokens, messages, response_format=None) -> str:
     try:
-        reply = llm.chat(ctx, role, model, messages, max_tokens, response_format)
+        # The battle id seeds a transport that wants one (the simulator); the API ignores it.
+        reply = llm.chat(ctx, role, model, messages, max_tokens, response_format, seed=state.id)
     except LLMError as exc:
         if exc.usage is not None:  # billed though it failed (an empty reply): the battle's cost says so
             state.usage.add(exc.usage)

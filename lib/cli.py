@@ -71,7 +71,36 @@ def _parser() -> argparse.ArgumentParser:
                     "result is stored (the dashboard and status show the last one). Run it before switching "
                     "REFEREE_MODEL.")
     check.add_argument("--json", action="store_true", help="print the result as JSON (the cost line goes to stderr)")
+    versions = commands.add_parser(
+        "versions", help="list the closer's versions and the canary in progress",
+        description="Every closer version, newest first: status, battles, mean score and, for a candidate or "
+                    "a decided version, the canary's decision, pairs, difference and 95% interval against "
+                    "its parent.")
+    versions.add_argument("--json", action="store_true",
+                          help='print {"versions": [...], "canary": {...} | null} as JSON')
+    promote = commands.add_parser(
+        "promote", help="promote a breakthrough's tactic: a candidate version, measured by the canary",
+        description="Make a candidate version = the active version + the breakthrough's tactic; the canary "
+                    "then adopts or rolls it back. Refused for an empty, too long or repeated tactic.")
+    promote.add_argument("battle_id", metavar="BATTLE_ID", type=_uuid, help="the breakthrough battle's id")
+    promote.add_argument("--tactic", metavar="TEXT", help="the tactic to promote (default: the scout's snippet)")
+    promote.add_argument("--direct", action="store_true",
+                         help="adopt at once, without a canary (recorded as a direct adoption)")
+    rollback = commands.add_parser(
+        "rollback", help="make an earlier version's tactics active at once (no canary)",
+        description="Roll back to VERSION_ID: a new active version with its tactics, recorded; a candidate "
+                    "under canary is withdrawn. With the active version's id, withdraws the candidate.")
+    rollback.add_argument("version_id", metavar="VERSION_ID", type=_positive_int, help="the version to roll back to")
     return parser
+
+
+def _uuid(text: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a battle id (a UUID), got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -244,7 +273,45 @@ def cmd_referee_check(settings, args) -> int:
     return 0
 
 
+def cmd_versions(settings, args) -> int:
+    with _store(settings) as store:
+        listing = Queries(store).versions(settings.canary_max_pairs)
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print(f"{'version':>7}  {'status':<11} {'battles':>7} {'mean':>6}  {'decision':<12} {'pairs':>5} "
+          f"{'diff':>6}  {'95% interval':<15} change")
+    for v in listing["versions"]:
+        mean = "-" if v["meanScore"] is None else f"{v['meanScore']:.1f}"
+        diff = "-" if v["diff"] is None else f"{v['diff']:+.1f}"
+        interval = "-" if v["ci95"] is None else f"[{v['ci95'][0]:+.1f}, {v['ci95'][1]:+.1f}]"
+        print(f"{'v' + str(v['id']):>7}  {v['status']:<11} {v['battles']:>7} {mean:>6}  {v['decision'] or '-':<12} "
+              f"{v['pairs']:>5} {diff:>6}  {interval:<15} {v['change']}")
+    canary = listing["canary"]
+    if canary:
+        print(f"canary: v{canary['candidateId']} against v{canary['activeId']}, {canary['pairs']} of at most "
+              f"{canary['maxPairs']} pairs")
+    return 0
+
+
+def cmd_promote(settings, args) -> int:
+    with _store(settings) as store:
+        result = Queries(store).promote_breakthrough(args.battle_id, args.tactic, args.direct)
+    print(result["message"])
+    return 0
+
+
+def cmd_rollback(settings, args) -> int:
+    with _store(settings) as store:
+        result = Queries(store).rollback(args.version_id)
+    print(result["message"])
+    return 0
+
+
 COMMANDS = {
+    "versions": cmd_versions,
+    "promote": cmd_promote,
+    "rollback": cmd_rollback,
     "serve": cmd_serve,
     "scan": cmd_scan,
     "referee-check": cmd_referee_check,

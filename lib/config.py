@@ -112,6 +112,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REFEREE_RESCORE_CAP_USD", "0.50", "the most one scout scan may spend on re-scores (confirmations and "
                                                "audits)"),
     Setting("REFEREE_CHECK_CAP_USD", "1.00", "the most `python -m lib referee-check` may spend"),
+    Setting("CANARY_SHARE", "0.5", "while a candidate version exists, the share of a run's battles it gets, each "
+                                   "paired with an active-version battle on the same persona (above 0, at most 0.5)"),
+    Setting("CANARY_MAX_PAIRS", "100", "pairs after which an undecided canary is inconclusive (the active version "
+                                       "stays)"),
     Setting("NEXT_PUBLIC_APP_URL", None, "this deployment's URL: the scout webhook's target, dashboard links in Slack"),
     Setting("VERCEL_AUTOMATION_BYPASS_SECRET", None, "sent as `x-vercel-protection-bypass` on the scout webhook"),
     Setting("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts; unset, nothing is sent"),
@@ -181,6 +185,10 @@ class Settings:
     slack_webhook_url: str | None = field(repr=False)
     closer_prompt_path: Path
     embedded_db_dir: Path
+    # The canary (lib/canary.py): the candidate's share of a run's battles, each paired with an
+    # active battle on the same persona, and the pairs after which an undecided canary is inconclusive.
+    canary_share: float
+    canary_max_pairs: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -226,6 +234,10 @@ class Settings:
             slack_webhook_url=env.url("SLACK_WEBHOOK_URL", secret=True),
             closer_prompt_path=env.path("CLOSER_PROMPT_PATH"),
             embedded_db_dir=env.directory("EMBEDDED_DB_DIR"),
+            canary_share=env.fraction("CANARY_SHARE", maximum=0.5,
+                                      meaning="the candidate's share of a run's battles, each paired with an "
+                                              "active battle on the same persona"),
+            canary_max_pairs=env.integer("CANARY_MAX_PAIRS", minimum=10, maximum=100_000),
         )
         # What redaction masks by value, wherever a driver or provider quotes it (lib.redact).
         remember(settings.cron_secret, settings.openai_api_key, settings.bypass_secret, settings.slack_webhook_url,
@@ -338,6 +350,17 @@ class _Env:
         if number > maximum:
             limit = f"{maximum_name} ({maximum})" if maximum_name else str(maximum)
             raise ConfigError(f"{name} must be at most {limit}, got {number}")
+        return number
+
+    def fraction(self, name: str, *, maximum: float, meaning: str) -> float:
+        """A number above 0 and at most `maximum`."""
+        value = self.text(name)
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not 0 < number <= maximum:  # also refuses nan
+            raise ConfigError(f"{name} must be a number above 0 and at most {maximum} ({meaning}), got {value!r}")
         return number
 
     def money(self, name: str, *, minimum: Decimal, maximum: Decimal, decimals: int) -> Decimal:

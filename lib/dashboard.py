@@ -16,9 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from lib import referee
+from lib.app import open_store
+from lib.battle import closer_system_prompt
 from lib.config import Settings, admin_password
 from lib.http import ApiError, Page, Request
-from lib.app import open_store
 from lib.store import Rejected
 from lib.store.queries import Queries, ReviewStatus
 
@@ -66,11 +68,24 @@ def page() -> Page:
                        "X-Frame-Options": "DENY", "Cache-Control": "no-store"})
 
 
-def _uuid_arg(value, name: str) -> str:
+def _uuid_arg(value, name: str, what: str = "a battle id") -> str:
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
-        raise ApiError(400, {"error": f"{name} must be a battle id (a UUID)"}) from None
+        raise ApiError(400, {"error": f"{name} must be {what} (a UUID)"}) from None
+
+
+def _version_arg(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApiError(400, {"error": f"{name} must be a version number (a positive integer)"})
+    return value
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, {"error": f"{name} must be true or false"})
+    return value
 
 
 def _timestamp_arg(value: str | None, name: str) -> str | None:
@@ -100,29 +115,42 @@ def _tactic_arg(value) -> str | None:
     return value
 
 
-def _feed(queries: Queries, query: dict):
+def _feed(queries: Queries, query: dict, settings: Settings):
     after_id = query.get("afterId")
     return queries.feed(_timestamp_arg(query.get("afterUpdatedAt"), "afterUpdatedAt"),
                         _uuid_arg(after_id, "afterId") if after_id else None)
 
 
-def _referee(queries: Queries, query: dict):
+def _referee(queries: Queries, query: dict, settings: Settings):
     """`{"consistency", "precision", "unconfirmed", "calibration"}`: the Referee panel."""
-    from lib import referee
-    from lib.config import Settings
-
-    return queries.referee_report(Settings.from_env().scout_threshold, referee.CONSISTENCY_DAYS,
-                                  referee.PRECISION_DAYS, referee.PRECISION_MIN_DECISIONS)
+    return queries.referee_report(settings.scout_threshold, referee.CONSISTENCY_DAYS, referee.PRECISION_DAYS,
+                                  referee.PRECISION_MIN_DECISIONS)
 
 
+def _versions(queries: Queries, query: dict, settings: Settings):
+    return queries.versions(settings.canary_max_pairs)
+
+
+def _tactics(queries: Queries, query: dict, settings: Settings):
+    """The active version's tactics and the closer prompt they make (the base prompt as recorded by
+    the last run, or CLOSER_PROMPT_PATH's before any)."""
+    active = queries.tactics()
+    base = active["basePrompt"] or settings.closer_prompt_path.read_text()
+    prompt = closer_system_prompt(base, [{"tactic_text": t["text"]} for t in active["tactics"]])
+    return {"tactics": active["tactics"], "promptPreview": prompt, "versionId": active["versionId"]}
+
+
+# Each view answers `?view=<name>` from (queries, the query string, the settings).
 VIEWS = {
     "feed": _feed,
-    "battle": lambda queries, query: queries.battle(_uuid_arg(query.get("id"), "id")),
-    "breakthroughs": lambda queries, query: queries.breakthroughs(),
-    "personas": lambda queries, query: queries.persona_analytics(),
-    "runs": lambda queries, query: queries.run_history(),
-    "control": lambda queries, query: queries.status(),
+    "battle": lambda queries, query, settings: queries.battle(_uuid_arg(query.get("id"), "id")),
+    "breakthroughs": lambda queries, query, settings: queries.breakthroughs(),
+    "personas": lambda queries, query, settings: queries.persona_analytics(),
+    "runs": lambda queries, query, settings: queries.run_history(),
+    "control": lambda queries, query, settings: queries.status(),
     "referee": _referee,
+    "versions": _versions,
+    "tactics": _tactics,
 }
 REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 
@@ -130,7 +158,18 @@ REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 def _act(queries: Queries, action: str, body: dict):
     if action == "promote":
         return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"),
-                                            _tactic_arg(body.get("tacticText")))
+                                            _tactic_arg(body.get("tacticText")), _flag(body, "direct"))
+    if action == "deactivate":
+        return queries.deactivate_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"),
+                                         _flag(body, "direct"))
+    if action == "edit":
+        text = _tactic_arg(body.get("tacticText"))
+        if text is None:
+            raise ApiError(400, {"error": "tacticText is required"})
+        return queries.edit_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), text,
+                                   _flag(body, "direct"))
+    if action == "rollback":
+        return queries.rollback(_version_arg(body.get("versionId"), "versionId"))
     if action in REVIEWS:
         return queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"), REVIEWS[action])
     if action == "pause":
@@ -152,13 +191,14 @@ def respond(request: Request):
         require_same_origin(request)
         if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             raise ApiError(415, {"error": "Content-Type must be application/json"})
-    store = open_store(Settings.from_env())
+    settings = Settings.from_env()
+    store = open_store(settings)
     queries = Queries(store)
     try:
         if request.method == "GET":
             if view not in VIEWS:
                 raise ApiError(400, {"error": f"Unknown view {view[:40]!r}"})
-            result = VIEWS[view](queries, request.query)
+            result = VIEWS[view](queries, request.query, settings)
             if result is None:
                 raise ApiError(404, {"error": "Not found"})
             return 200, result

@@ -169,9 +169,11 @@ class LLM:
         self.transport.prepare()
 
     def chat(self, ctx: CallContext, role: Role, model: str, messages: list[dict], max_tokens: int,
-             response_format: dict | None = None, nonce: int = 0) -> Reply:
+             response_format: dict | None = None, nonce: int = 0, *, seed: str | None = None) -> Reply:
         """One call. `nonce` tells apart independent draws of the same request (a re-score): a
-        provider samples each request anew anyway; the simulator seeds by it."""
+        provider samples each request anew anyway. `seed` is an opaque key a transport may use to
+        make its answers reproducible (the simulator seeds a battle's randomness with the battle
+        id). OpenAI's transport sends neither."""
         price = price_for(model, self.prices)
         worst = worst_case_cost(prompt_token_bound(messages, response_format), max_tokens, price)
         if ctx.stop.is_set():
@@ -184,7 +186,7 @@ class LLM:
         actual = worst
         try:
             reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent,
-                                            nonce)
+                                            nonce, seed)
             actual = reply.usage.cost
             if not reply.text.strip():
                 # Billed, but no line: never a line of the conversation, nor a verdict.
@@ -202,7 +204,7 @@ class LLM:
             ctx.budget.settle(worst, actual)
 
     def _call_with_retries(self, ctx, role, model, messages, max_tokens, response_format, price,
-                           sent: list, nonce: int) -> Reply:
+                           sent: list, nonce: int, seed: str | None) -> Reply:
         last_error = "no attempt made"
         for attempt in range(MAX_ATTEMPTS):
             ctx.gate.wait(ctx.deadline, ctx.stop)
@@ -214,7 +216,7 @@ class LLM:
             sent.append(attempt)
             try:
                 done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining,
-                                               nonce=nonce)
+                                               nonce=nonce, seed=seed)
             except Retryable as exc:
                 last_error = exc.reason
                 if exc.retry_after is not None:
@@ -265,8 +267,9 @@ class OpenAITransport:
         self.client()
 
     def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
-                 response_format: dict | None, timeout: float, nonce: int = 0) -> Completion:
-        # `nonce` is not sent: every request is already an independent sample.
+                 response_format: dict | None, timeout: float, nonce: int = 0,
+                 seed: str | None = None) -> Completion:
+        # Neither `nonce` nor `seed` is sent: every request is already an independent sample.
         import openai
 
         kwargs = {"response_format": response_format} if response_format else {}

@@ -49,6 +49,15 @@ def print_summary(batch: dict, stream) -> None:
     ]
     if batch.get("error"):
         rows.append(("error", batch["error"]))
+    look = batch.get("canary")
+    if look:
+        diff = "-" if look["diff"] is None else f"{look['diff']:+.1f}"
+        interval = "" if look["ci95"] is None else f" [{look['ci95'][0]:+.1f}, {look['ci95'][1]:+.1f}]"
+        rows.append(("canary", f"v{look['candidateId']} against v{look['activeId']}: {look['pairs']} of "
+                               f"{look['maxPairs']} pairs, difference {diff}{interval}: {look['decision']}"))
+        for key in ("message", "note"):
+            if look.get(key):
+                rows.append(("", look[key]))
     width = max(len(name) for name, _ in rows)
     stream.write("\n".join(f"{name:<{width}}  {value}" for name, value in rows) + "\n")
     for error in batch["errors"]:

@@ -131,8 +131,12 @@ def messages_for(transcript: list) -> list[dict]:
     return [{"role": "system", "content": REFEREE_PROMPT}, {"role": "user", "content": render_transcript(transcript)}]
 
 
-def score(llm, ctx: CallContext, model: str, transcript: list, usage: Usage, nonce: int = 0) -> Verdict:
+def score(llm, ctx: CallContext, model: str, transcript: list, usage: Usage, nonce: int = 0,
+          seed: str | None = None) -> Verdict:
     """Scores a transcript; each call's usage is added to `usage` as it is paid, even if the score fails.
+
+    `nonce` marks an independent re-score of the same transcript; `seed` is the battle's id (see
+    `LLM.chat`).
 
     Raises `LLMError` (a malformed answer twice included; `BudgetExceeded`, `DeadlineExceeded`
     and `Stopped` as the client raises them).
@@ -140,7 +144,8 @@ def score(llm, ctx: CallContext, model: str, transcript: list, usage: Usage, non
     messages = messages_for(transcript)
     problem = None
     for _ in range(ATTEMPTS):
-        reply = llm.chat(ctx, Role.REFEREE, model, messages, REFEREE_MAX_TOKENS, REFEREE_FORMAT, nonce=nonce)
+        reply = llm.chat(ctx, Role.REFEREE, model, messages, REFEREE_MAX_TOKENS, REFEREE_FORMAT, nonce=nonce,
+                         seed=seed)
         usage.add(reply.usage)
         try:
             return parse_verdict(reply.text)

@@ -1,13 +1,16 @@
 """One batch: persona leases, a thread pool, start spacing, the deadline and the cost cap.
 
-`run_batch` starts a run in the database (which refuses when paused, busy or out of personas),
-runs one battle per leased persona on a `ThreadPoolExecutor`, and ends the run with figures
-tallied from the battle rows. Every battle that starts is written when it starts and when it
-ends; a battle cut short by the deadline, the cost cap or a pause keeps its transcript.
+`run_batch` starts a run in the database (which refuses when paused, busy or out of personas,
+and plans the battles: one per leased persona, or two, one per closer version, for the personas
+paired for a canary), runs them on a `ThreadPoolExecutor`, ends the run with figures tallied from
+the battle rows, then takes the canary's look (`lib.canary.review`). Every battle that starts is
+written when it starts and when it ends, with the version it runs; a battle cut short by the
+deadline, the cost cap or a pause keeps its transcript.
 """
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
 from lib.budget import price_for
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Stopped, Usage
+from lib import canary
 from lib.log import log
 from lib.store.queries import BattleRecord, BattleStatus, Queries, RunStatus, Trigger, VerdictRecord
 
@@ -86,6 +90,7 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         cost_cap=settings.kill_switch_usd, max_concurrent_runs=settings.max_concurrent_runs,
         deadline_ms=settings.max_execution_ms, simulated=llm.simulated,
         default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)),
+        base_prompt=settings.closer_prompt_path.read_text(), canary_share=settings.canary_share,
         deadline=deadline)
     if outcome["status"] != "started":
         raise RunRefused(outcome)
@@ -93,6 +98,7 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
     log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
     summary = run.execute()
+    summary["canary"] = _canary_look(settings, store, summary, outcome, deadline)
     log("run_finished", runId=run.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
         battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
         durationMs=summary["durationMs"])
@@ -106,6 +112,12 @@ class Run:
         self.llm = llm
         self.id = outcome["run"]["batchId"]
         self.personas = outcome["personas"]
+        self.plan = outcome["battles"]
+        # A battle's closer prompt is its version's (the base prompt start_run recorded on it, and its
+        # tactics), fixed when the run starts.
+        self.prompts = {int(vid): closer_system_prompt(v["basePrompt"] or settings.closer_prompt_path.read_text(),
+                                                       [{"tactic_text": text} for text in v["tactics"]])
+                        for vid, v in outcome["versions"].items()}
         self.expected_battle_s = outcome["expectedBattleMs"] / 1000
         self.started = started
         self.deadline = deadline
@@ -121,7 +133,7 @@ class Run:
         self._start_lock = threading.Lock()
         self._last_start: float | None = None
         self._on_progress = on_progress
-        self.progress = Progress(total=len(self.personas), cap=float(settings.kill_switch_usd))
+        self.progress = Progress(total=len(self.plan), cap=float(settings.kill_switch_usd))
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -130,9 +142,6 @@ class Run:
         status, error = RunStatus.COMPLETED, None
         try:
             self.llm.prepare()
-            self.closer_prompt = closer_system_prompt(
-                self.settings.closer_prompt_path.read_text(),
-                self.queries.active_tactics(deadline=self.deadline))
             self._battle_all()
         except Exception as exc:  # the run is closed and recorded whatever went wrong
             status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
@@ -204,10 +213,11 @@ class Run:
         threading.Thread(target=contextvars.copy_context().run, args=(self._watch_pause,),
                          name=f"pause-{self.id[:8]}", daemon=True).start()
         try:
-            for persona in self.personas:
+            for planned in self.plan:
                 if not self._admits_another() or not free_slots.acquire(timeout=max(0.0, self.time_left())):
                     break
-                futures.append(pool.submit(contextvars.copy_context().run, self._one_battle, persona, free_slots))
+                futures.append(pool.submit(contextvars.copy_context().run, self._one_battle, planned["persona"],
+                                           planned["versionId"], free_slots))
             pending = set(futures)
             while pending and self.time_left() > 0:
                 _, pending = wait(pending, timeout=self.time_left(), return_when=FIRST_COMPLETED)
@@ -222,7 +232,7 @@ class Run:
             self.stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _start_spaced(self, persona: dict) -> str | None:
+    def _start_spaced(self, persona: dict, version_id: int) -> str | None:
         """Writes the battle's start at least DELAY_BETWEEN_BATTLES_MS after the previous one.
 
         The spacing is measured from when the previous start was recorded, under a lock, so the
@@ -235,13 +245,13 @@ class Run:
                     return None
             if not self._admits_another():
                 return None
-            battle_id = self.queries.start_battle(self.id, persona["id"], deadline=self.deadline)
+            battle_id = self.queries.start_battle(self.id, persona["id"], version_id, deadline=self.deadline)
             self._last_start = time.monotonic()
             return battle_id
 
-    def _one_battle(self, persona: dict, free_slots: threading.Semaphore) -> None:
+    def _one_battle(self, persona: dict, version_id: int, free_slots: threading.Semaphore) -> None:
         try:
-            battle_id = self._start_spaced(persona)
+            battle_id = self._start_spaced(persona, version_id)
             if battle_id is None:
                 return
             state = BattleState(battle_id, persona)
@@ -250,7 +260,7 @@ class Run:
                 self.progress.started += 1
             self._report(state)
             try:
-                fight(self.llm, self.ctx, self.models, self.closer_prompt, state, on_turn=self._save_progress)
+                fight(self.llm, self.ctx, self.models, self.prompts[version_id], state, on_turn=self._save_progress)
                 self._save(state, BattleStatus.COMPLETED)
             except BudgetExceeded as exc:
                 self._save(state, BattleStatus.KILLED, str(exc))
@@ -305,4 +315,24 @@ class Run:
 def _recorded(transcript: list, usage: Usage) -> BattleRecord:
     return BattleRecord(transcript, count_turns(transcript), usage.prompt_tokens, usage.cached_tokens,
                         usage.completion_tokens, usage.cost)
+
+
+def _canary_look(settings, store, summary: dict, outcome: dict, deadline: float) -> dict | None:
+    """The canary's look after the run (pairs, figures, maybe a decision); never fails the run."""
+    try:
+        look = canary.review(settings, store, deadline=max(deadline, time.monotonic()) + 1,
+                             simulated=summary["simulated"])
+    except Exception as exc:  # the pairs stay in the battle rows: the next run's look counts them
+        summary["errors"].append(f"Canary look failed: {type(exc).__name__}: {exc}")
+        log("canary_failed", level=logging.WARNING, runId=summary["batchId"], error=str(exc))
+        return None
+    if look is not None:
+        look["plannedPairs"] = outcome["canaryPairs"]
+        if not outcome["canaryPairs"]:
+            look["note"] = ("no pairs this run: a run pairs floor(batch size × CANARY_SHARE) personas, so use a "
+                            "batch of 2 or more")
+        slack_error = look.pop("slackError", None)
+        if slack_error:
+            summary["errors"].append(f"Canary decision to Slack failed: {slack_error} ({look['message']})")
+    return look
 

@@ -140,7 +140,8 @@ class Scan:
     def _rescore(self, battle: dict, model: str, nonce: int, what: str) -> Rescore | None:
         usage = Usage()
         try:
-            verdict = referee.score(self.llm, self.rescore_ctx, model, battle["transcript"], usage, nonce=nonce)
+            verdict = referee.score(self.llm, self.rescore_ctx, model, battle["transcript"], usage, nonce=nonce,
+                                    seed=battle["id"])
         except LLMError as exc:
             self._failed(battle, what, exc, self.rescore_ctx, "REFEREE_RESCORE_CAP_USD")
             return None

@@ -242,3 +242,26 @@ def batch_summary_message(batch: dict, app_url: str | None) -> dict:
                  f"{batch['durationMs'] / 1000:.1f}s · run `{escape(batch['batchId'])}`"),
         *_dashboard_button(app_url),
     ])
+
+
+CANARY_ICONS = {"adopted": ":white_check_mark:", "rolled_back": ":leftwards_arrow_with_hook:",
+                "inconclusive": ":grey_question:"}
+
+
+def canary_decision_message(outcome: dict, app_url: str | None, simulated: bool = False) -> dict:
+    """A canary's decision: what changed, the difference with its interval, the number of pairs."""
+    version, parent = outcome["version"], outcome["parent"]
+    label = " (simulated LLM)" if simulated else ""
+    title = f"{CANARY_ICONS.get(version['decision'], '')} Closer {outcome['message']}{label}".strip()
+    low, high = version["ci95"] or (None, None)
+    interval = f" (95% interval {low:+.1f} to {high:+.1f})" if low is not None else ""
+    diff = "-" if version["diff"] is None else f"{version['diff']:+.1f}"
+    return _message(title, [
+        _section(f"*{escape(title)}*"),
+        _section(f"*What changed in v{version['id']}*\n{escape(version['change'])}"),
+        _section(f"Score difference against v{parent['id']}: *{diff} points*{interval} over "
+                 f"{version['pairs']} paired battles (same persona, same run)."),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(version.get("note") or "")
+                                          or "recorded"}]},
+        *_dashboard_button(app_url),
+    ])

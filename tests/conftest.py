@@ -30,7 +30,7 @@ def child_env(**settings) -> dict:
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     return env
 TABLES = ("training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, training_rescores, "
-          "training_referee_calibrations, training_referee_drift_alerts")
+          "training_referee_calibrations, training_referee_drift_alerts, training_versions")
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +60,7 @@ def database_url(pg_server):
 def db(database_url):
     """A direct connection to the test database, emptied before the test."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"truncate {TABLES} cascade")
+        conn.execute(f"truncate {TABLES} restart identity cascade")
         conn.execute("update training_control set paused = false, reason = null")
         yield conn
 

@@ -99,11 +99,14 @@ def test_promote_writes_the_tactic_and_the_next_closer_prompt_uses_it(page, dash
     assert page.inner_text("#pending") == "0"
     tactic = db.execute("select tactic_text, battle_id from sandbox_tactics").fetchone()
     assert tactic == ("Offer the written guarantee before the price.", uuid.UUID(battle_id))
-    settings = make_settings(TRAINING_BATCH_SIZE=1)
+    # The promotion made a candidate: in a batch of 2, one persona battles the active version and
+    # the candidate, whose closer prompt has the tactic.
+    settings = make_settings(TRAINING_BATCH_SIZE=2)
     run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
-    closer_prompt = next(e["messages"][0]["content"] for e in fake_openai.log if e["model"] == settings.closer_model
-                         and e["schema"] is None)
-    assert "Offer the written guarantee before the price." in closer_prompt
+    closer_prompts = {e["messages"][0]["content"] for e in fake_openai.log if e["model"] == settings.closer_model
+                      and e["schema"] is None}
+    assert len(closer_prompts) == 2
+    assert sum("Offer the written guarantee before the price." in prompt for prompt in closer_prompts) == 1
 
 
 def test_mark_reviewed_and_reject(page, dashboard, psycopg_store, db):

@@ -350,8 +350,11 @@ def test_serve_cron_fires_a_schedule_with_the_bearer_as_vercel_cron_does(start_s
 
 def test_simulated_runs_are_labelled_in_slack(start_server, psycopg_store, db, slack):
     seed_personas(psycopg_store, 14)
+    # Simulated battles are random per battle id; at 80 about 7 in 10 are breakthroughs, so a batch
+    # of 10 without one is a one-in-100,000 event.
     server = start_server(NEXT_PUBLIC_APP_URL=None, LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=10,
-                          BATTLE_MAX_TURNS=10, MAX_CONCURRENT_BATTLES=10, OPENAI_API_KEY=None)
+                          BATTLE_MAX_TURNS=10, MAX_CONCURRENT_BATTLES=10, OPENAI_API_KEY=None,
+                          SCOUT_BREAKTHROUGH_THRESHOLD=80)
     batch = requests.post(f"{server.url}/api/cron/train", headers=AUTH, timeout=60).json()["batch"]
     assert batch["simulated"] is True and batch["breakthroughs"] >= 1
     requests.post(f"{server.url}/api/cron/scout-scan", headers=AUTH, timeout=60)

@@ -204,12 +204,15 @@ def test_a_bad_tactic_is_400_and_nothing_is_promoted(dashboard, db, tactic, mess
 def test_a_tactic_of_1000_characters_or_the_snippet_is_promoted(dashboard, db):
     battle_id = breakthrough(db)
     response = dashboard.post(dashboard.base, params={"action": "promote"},
-                              data=json.dumps({"battleId": battle_id, "tacticText": "y" * 1000}), timeout=10)
-    assert response.status_code == 200 and response.json()["result"]["tactic_text"] == "y" * 1000
+                              data=json.dumps({"battleId": battle_id, "tacticText": "y" * 1000, "direct": True}),
+                              timeout=10)
+    assert response.status_code == 200, response.text
     other = breakthrough_for_another_persona(db)
     response = dashboard.post(dashboard.base, params={"action": "promote"},
                               data=json.dumps({"battleId": other, "tacticText": None}), timeout=10)
-    assert response.status_code == 200 and response.json()["result"]["tactic_text"] == "Name the repair costs."
+    assert response.status_code == 200, response.text
+    assert [row[0] for row in db.execute("select tactic_text from sandbox_tactics order by promoted_at")] == [
+        "y" * 1000, "Name the repair costs."]
 
 
 def breakthrough_for_another_persona(db) -> str:

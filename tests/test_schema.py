@@ -43,7 +43,7 @@ def test_on_supabase_only_the_service_role_may_call_functions_or_touch_tables(pg
                 "select has_function_privilege(%s, %s, 'execute')", (role, fn)).fetchone()[0]]
             assert callable_by == [], f"{role} may call {callable_by}"
             for table in ("training_runs", "sandbox_battles", "sandbox_personas", "training_rescores",
-                          "training_referee_calibrations", "training_referee_drift_alerts"):
+                          "training_referee_calibrations", "training_referee_drift_alerts", "training_versions"):
                 if role != "public":
                     assert not conn.execute("select has_table_privilege(%s, %s, 'select')", (role, table)
                                             ).fetchone()[0], f"{role} may read {table}"

@@ -71,6 +71,17 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
             "where n.nspname = 'public' group by proname having count(*) > 1").fetchall()
         assert overloads == [], f"ambiguous overloads: {overloads}"
 
+        # Closer versions: the upgrade made a baseline with the tactics active until then, and every
+        # battle from before belongs to it.
+        baseline, = conn.execute("select id from training_versions").fetchone()
+        listing = Queries(store).versions(100)
+        assert [(v["id"], v["status"], v["battles"], v["decision"]) for v in listing["versions"]] == [
+            (baseline, "active", 3, None)]
+        assert listing["versions"][0]["change"].startswith("Baseline") and listing["canary"] is None
+        assert conn.execute("select count(*) from sandbox_battles where version_id = %s", (baseline,)
+                            ).fetchone()[0] == 3
+        assert conn.execute("select count(*) from sandbox_battles where version_id is null").fetchone()[0] == 0
+
         queries = Queries(store)
         assert queries.status()["pendingBreakthroughs"] == 0  # the one breakthrough was promoted
         assert queries.pause_state()["reason"] == "before the upgrade"
@@ -88,6 +99,8 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         assert started["status"] == "started" and started["expectedBattleMs"] > 0
         run_id = started["run"]["batchId"]
         battle_id = queries.start_battle(run_id, started["personas"][0]["id"])
+        assert conn.execute("select version_id from sandbox_battles where id = %s", (battle_id,)).fetchone() == (
+            baseline,)
         record = BattleRecord([], 0, 0, 0, 0, Decimal("0.000000123456"))
         assert queries.record_battle_progress(battle_id, record)
         assert queries.finish_battle(battle_id, BattleStatus.FAILED, record, None, "test")

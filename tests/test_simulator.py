@@ -1,7 +1,28 @@
-"""The offline simulator: deterministic, realistic in shape, and labelled as simulated."""
+"""The offline simulator: per-battle randomness, personas of different difficulty, tactics with
+hidden effects, a call that reads like a call, and runs labelled as simulated."""
+import statistics
+import time
+from decimal import Decimal
+
 from lib.app import make_llm
+from lib.battle import BattleState, Models, closer_system_prompt, fight
+from lib.config import Settings
+from lib.llm import LLM, CallContext
+from lib.personas import CATALOG
 from lib.runner import run_batch
+from lib.simulator import SimulatedTransport, normalise, tactic_effect
 from tests.conftest import seed_personas
+
+BASE = Settings.from_env({}).closer_prompt_path.read_text()  # the bundled prompt
+MODELS = Models("gpt-4o", "gpt-4o-mini", "gpt-4o", 10, 300)
+
+
+def battle(battle_id: str, persona: dict, tactics=(), llm=None) -> BattleState:
+    llm = llm or LLM(SimulatedTransport(latency_scale=0), {})
+    state = BattleState(battle_id, persona)
+    prompt = closer_system_prompt(BASE, [{"tactic_text": t} for t in tactics])
+    fight(llm, CallContext.for_cap(Decimal(100), time.monotonic() + 60), MODELS, prompt, state)
+    return state
 
 
 def transcripts(db, run_id):
@@ -10,26 +31,80 @@ def transcripts(db, run_id):
         "where b.run_id = %s", (run_id,)).fetchall()}
 
 
-def test_same_persona_same_battle_and_runs_are_labelled_simulated(make_settings, psycopg_store, db, fake_openai):
+def test_a_battle_id_replays_its_battle_and_another_id_gives_another_battle():
+    first = battle("battle-7", CATALOG[0])
+    again = battle("battle-7", CATALOG[0], llm=LLM(SimulatedTransport(latency_scale=0), {}))
+    assert (first.transcript, first.verdict) == (again.transcript, again.verdict)
+    others = [battle(f"battle-{n}", CATALOG[0]) for n in range(8)]
+    assert len({tuple(line["text"] for line in b.transcript) for b in others}) >= 6
+    assert len({b.verdict.total for b in others}) >= 6
+
+
+def test_two_runs_differ_never_call_out_and_are_labelled_simulated(make_settings, psycopg_store, db, fake_openai):
     seed_personas(psycopg_store, 2)
-    settings = make_settings(LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=4)
+    settings = make_settings(LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=6)
     llm = make_llm(settings, latency_scale=0.05)
     first = run_batch(settings, psycopg_store, llm, trigger="cli")
     second = run_batch(settings, psycopg_store, llm, trigger="cli")
     assert first["simulated"] is True and second["simulated"] is True
-    assert transcripts(db, first["batchId"]) == transcripts(db, second["batchId"])
+    assert transcripts(db, first["batchId"]) != transcripts(db, second["batchId"])
     assert fake_openai.log == [], "the simulator never calls out"
     rows = db.execute("select prompt_tokens, completion_tokens, cost_usd, referee_score from sandbox_battles"
                       ).fetchall()
+    assert len(rows) == 4
     assert all(p > 0 and c > 0 and cost > 0 and score is not None for p, c, cost, score in rows)
 
 
-def test_simulated_scores_vary_and_some_reach_breakthrough_level(make_settings, psycopg_store, db):
-    seed_personas(psycopg_store, 14)
-    settings = make_settings(LLM_PROVIDER="simulated", TRAINING_BATCH_SIZE=14, MAX_TRAINING_BATCH_SIZE=14,
-                             MAX_CONCURRENT_BATTLES=14, BATTLE_MAX_TURNS=10)
-    batch = run_batch(settings, psycopg_store, make_llm(settings, latency_scale=0.02), trigger="cli")
-    scores = [row[0] for row in db.execute("select referee_score from sandbox_battles").fetchall()]
-    assert batch["battlesCompleted"] == 14
-    assert len(set(scores)) > 5
-    assert max(scores) >= 95 > min(scores)
+def test_scores_vary_some_reach_breakthrough_level_and_harder_personas_score_lower():
+    by_difficulty: dict[int, list[float]] = {}
+    for index in range(240):
+        persona = CATALOG[index % len(CATALOG)]
+        score = float(battle(f"spread-{index}", persona).verdict.total)
+        by_difficulty.setdefault(persona["characteristics"]["difficulty"], []).append(score)
+    scores = [s for group in by_difficulty.values() for s in group]
+    assert 0.02 <= sum(s >= 95 for s in scores) / len(scores) <= 0.25, "some breakthroughs, not most"
+    assert statistics.stdev(scores) > 4
+    means = {d: statistics.mean(group) for d, group in by_difficulty.items()}
+    assert means[2] > means[3] > means[4] > means[5], means
+
+
+def test_a_tactic_has_a_hidden_effect_from_its_text_that_moves_the_score_by_that_much():
+    texts = [f"Tactic {n}: ask one more question." for n in range(200)]
+    effects = [tactic_effect(t) for t in texts]
+    assert all(-6 <= e <= 6 for e in effects) and min(effects) < -4 and max(effects) > 4
+    assert tactic_effect("Offer a WRITTEN guarantee!") == tactic_effect("offer a written   guarantee")
+    assert normalise("  Offer, a -- WRITTEN guarantee!") == "offer a written guarantee"
+    strong = max(texts, key=tactic_effect)
+    weak = min(texts, key=tactic_effect)
+    for tactic in (strong, weak):
+        diffs = [float(battle(f"eff-{n}-b", CATALOG[n % 14], (tactic,)).verdict.total)
+                 - float(battle(f"eff-{n}-a", CATALOG[n % 14]).verdict.total) for n in range(120)]
+        # 120 pairs with a spread of about 9.5: the standard error is under 1 point.
+        assert abs(statistics.mean(diffs) - tactic_effect(tactic)) < 2.5, (tactic_effect(tactic), statistics.mean(diffs))
+
+
+def test_the_call_reads_like_a_phone_call():
+    for index, persona in enumerate(CATALOG):
+        state = battle(f"call-{index}", persona)
+        seller = [line["text"] for line in state.transcript if line["speaker"] == "persona"]
+        closer = [line["text"] for line in state.transcript if line["speaker"] == "closer"]
+        assert "Keystone Home Buyers" in closer[0]
+        for line in seller:
+            assert not any(pattern.lower() in line.lower() for pattern in persona["attack_patterns"]), line
+            assert "Why should I trust you on that?" not in line
+        assert len(set(seller)) == len(seller), "nobody repeats a line word for word"
+
+
+def test_the_closer_uses_its_tactics_and_the_scout_extracts_varied_ones():
+    from lib.simulator import TACTIC_LINES
+
+    tactic = "Offer to buy with the tenant in place so the seller does not have to evict."
+    said = [line["text"] for n in range(12)
+            for line in battle(f"uses-{n}", CATALOG[7], (tactic,)).transcript if line["speaker"] == "closer"]
+    assert TACTIC_LINES[tactic] in said
+    llm = LLM(SimulatedTransport(latency_scale=0), {})
+    from lib.scout import extract_moment
+
+    snippets = {extract_moment(llm, CallContext.for_cap(Decimal(1), time.monotonic() + 10), "gpt-4o-mini",
+                               {"transcript": battle(f"scout-{n}", CATALOG[n]).transcript})[1] for n in range(10)}
+    assert len(snippets) >= 4 and snippets <= set(TACTIC_LINES)

@@ -91,10 +91,11 @@ def test_the_limit_on_an_active_tactic_is_enforced_in_sql_too(store: Store, db):
     battle_id = db.execute("insert into sandbox_battles (run_id, persona_id, breakthrough_status, tactical_snippet) "
                            "values (%s, %s, 'pending_review', 'Name the costs.') returning id::text",
                            (run_id, persona_id)).fetchone()[0]
-    with pytest.raises(Rejected, match="sandbox_tactics_active_text_at_most_1000_chars"):
+    with pytest.raises(Rejected, match="a tactic is at most 1000 characters"):
         Queries(store).promote_breakthrough(battle_id, "x" * 1001)
     assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 0
-    assert Queries(store).promote_breakthrough(battle_id, "x" * 1000)["tactic_text"] == "x" * 1000
+    Queries(store).promote_breakthrough(battle_id, "x" * 1000)
+    assert db.execute("select tactic_text from sandbox_tactics").fetchone()[0] == "x" * 1000
 
 
 def test_status_shape_is_the_same_on_both_transports(store: Store):
@@ -148,8 +149,11 @@ def test_promotion_is_refused_twice_and_for_non_breakthroughs(store: Store, db):
         for status, snippet in ((None, None), ("pending_review", "Name the repair costs.")))
     with pytest.raises(Rejected, match="is not a breakthrough"):
         Queries(store).promote_breakthrough(plain)
-    tactic = Queries(store).promote_breakthrough(flagged)
-    assert tactic["tactic_text"] == "Name the repair costs." and tactic["is_active"] is True
+    promoted = Queries(store).promote_breakthrough(flagged)
+    # A promotion makes a candidate version (v2, on the baseline v1); the tactic is active once adopted.
+    assert promoted["message"] == "candidate v2 created, canary started against v1"
+    assert promoted["tactic"]["tactic_text"] == "Name the repair costs." and promoted["tactic"]["is_active"] is False
+    assert (promoted["version"]["status"], promoted["version"]["decision"]) == ("candidate", "pending")
     with pytest.raises(Rejected, match="already promoted"):
         Queries(store).promote_breakthrough(flagged)
-    assert [t["tactic_text"] for t in Queries(store).active_tactics()] == ["Name the repair costs."]
+    assert Queries(store).active_tactics() == []

@@ -89,18 +89,108 @@ class BatchSummary(TypedDict, total=False):
     error: str | None
 
 
+class VersionPrompt(TypedDict):
+    """What a run needs to build a version's closer prompt."""
+
+    id: int
+    basePrompt: str | None
+    tactics: list[str]
+
+
+class PlannedBattle(TypedDict):
+    persona: Persona
+    versionId: int
+
+
 class RunStart(TypedDict, total=False):
-    """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`) or a refusal:
-    `paused` (`reason`, `pausedBy`, `since`), `busy` (`runId`), `no_personas` or `no_free_personas`."""
+    """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`, and the plan:
+    `battles`, `versions` by id as a string, `canaryPairs`) or a refusal: `paused` (`reason`,
+    `pausedBy`, `since`), `busy` (`runId`), `no_personas` or `no_free_personas`."""
 
     status: str
     run: BatchSummary
     personas: list[Persona]
     recovered: int
     expectedBattleMs: int
+    battles: list[PlannedBattle]
+    versions: dict[str, VersionPrompt]
+    canaryPairs: int
     reason: str | None
     since: str
     runId: str
+
+
+class VersionStatus(StrEnum):
+    ACTIVE = "active"
+    CANDIDATE = "candidate"
+    RETIRED = "retired"
+    ROLLED_BACK = "rolled_back"
+
+
+class Decision(StrEnum):
+    """A version's canary decision (`direct`: a person adopted it without one)."""
+
+    PENDING = "pending"
+    ADOPTED = "adopted"
+    ROLLED_BACK = "rolled_back"
+    INCONCLUSIVE = "inconclusive"
+    DIRECT = "direct"
+
+
+class Version(TypedDict):
+    """One closer version as the dashboard and `python -m lib versions` show it."""
+
+    id: int
+    status: str
+    parentId: int | None
+    change: str
+    createdAt: str
+    battles: int
+    meanScore: float | None
+    ci95: list[float] | None
+    decision: str | None
+    pairs: int
+    diff: float | None
+    decidedAt: str | None
+    note: str | None
+
+
+class Canary(TypedDict):
+    candidateId: int
+    activeId: int
+    pairs: int
+    maxPairs: int
+    diff: float | None
+    ci95: list[float] | None
+
+
+class VersionList(TypedDict):
+    versions: list[Version]
+    canary: Canary | None
+
+
+class VersionChange(TypedDict, total=False):
+    """What promote, deactivate, edit and rollback answer: a message and the version made."""
+
+    message: str
+    version: Version
+    tactic: dict
+
+
+class CanaryPairs(TypedDict):
+    candidateId: int
+    activeId: int
+    diffs: list[float]
+
+
+class CanaryRecord(TypedDict, total=False):
+    """`recorded` false: no longer the candidate. With `decided`: `message`, `version`, `parent`."""
+
+    recorded: bool
+    decided: bool
+    message: str
+    version: Version
+    parent: Version
 
 
 class PauseState(TypedDict):
@@ -244,21 +334,27 @@ class Queries:
 
     def start_run(self, *, trigger: Trigger, requested_batch_size: int | None, batch_size: int,
                   cost_cap: Decimal, max_concurrent_runs: int, deadline_ms: int, simulated: bool,
-                  default_battle_ms: int, deadline: float | None = None) -> RunStart:
+                  default_battle_ms: int, base_prompt: str | None = None, canary_share: float = 0.5,
+                  deadline: float | None = None) -> RunStart:
+        """Starts a run and plans its battles; `base_prompt` (CLOSER_PROMPT_PATH's text) is recorded
+        on the active version, and a changed one makes a new version."""
         return self.store.call_one(
             "training_start_run", deadline=deadline, p_trigger=str(trigger),
             p_requested_batch_size=(None if requested_batch_size is None
                                     else min(requested_batch_size, MAX_RECORDED_BATCH_SIZE)),
             p_batch_size=batch_size, p_cost_cap=cost_cap,
             p_max_concurrent_runs=max_concurrent_runs, p_deadline_ms=deadline_ms, p_simulated=simulated,
-            p_default_battle_ms=default_battle_ms)
+            p_default_battle_ms=default_battle_ms, p_base_prompt=base_prompt, p_canary_share=canary_share)
 
     def active_tactics(self, *, deadline: float | None = None) -> list[Tactic]:
+        """The active version's tactics, in its order."""
         return self.store.call_all("training_active_tactics", deadline=deadline)
 
-    def start_battle(self, run_id: str, persona_id: str, *, deadline: float | None = None) -> str:
+    def start_battle(self, run_id: str, persona_id: str, version_id: int | None = None, *,
+                     deadline: float | None = None) -> str:
+        """Records a battle as it starts, with its closer version (the active one if None)."""
         return self.store.call_one("training_start_battle", deadline=deadline, p_run_id=run_id,
-                                   p_persona_id=persona_id)
+                                   p_persona_id=persona_id, p_version_id=version_id)
 
     def record_battle_progress(self, battle_id: str, record: BattleRecord, *,
                                deadline: float | None = None) -> bool:
@@ -395,9 +491,45 @@ class Queries:
     def run_history(self) -> list[BatchSummary]:
         return self.store.call_one("training_run_history")
 
-    def promote_breakthrough(self, battle_id: str, tactic_text: str | None = None) -> dict:
+    def promote_breakthrough(self, battle_id: str, tactic_text: str | None = None,
+                             direct: bool = False) -> VersionChange:
+        """A candidate = the active version + the breakthrough's tactic (or, `direct`, the new active
+        version). `Rejected` names the reason: empty, too long, a repeat (and of which tactic), or a
+        candidate already under canary."""
         return self.store.call_one("training_promote_breakthrough", p_battle_id=battle_id,
-                                   p_tactic_text=tactic_text)
+                                   p_tactic_text=tactic_text, p_direct=direct)
 
     def set_review_status(self, battle_id: str, status: ReviewStatus) -> None:
         self.store.call_void("training_set_breakthrough_status", p_battle_id=battle_id, p_status=str(status))
+
+    # ---- closer versions and the canary ----
+
+    def versions(self, max_pairs: int) -> VersionList:
+        """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`)."""
+        return self.store.call_one("training_version_list", p_max_pairs=max_pairs)
+
+    def tactics(self) -> dict:
+        """`{"versionId", "basePrompt", "tactics": [{"id", "text", "battleId", "promotedAt"}]}`: the
+        active version's."""
+        return self.store.call_one("training_dashboard_tactics")
+
+    def deactivate_tactic(self, tactic_id: str, direct: bool = False) -> VersionChange:
+        return self.store.call_one("training_deactivate_tactic", p_tactic_id=tactic_id, p_direct=direct)
+
+    def edit_tactic(self, tactic_id: str, text: str, direct: bool = False) -> VersionChange:
+        return self.store.call_one("training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
+                                   p_direct=direct)
+
+    def rollback(self, version_id: int) -> VersionChange:
+        """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate."""
+        return self.store.call_one("training_rollback_version", p_version_id=version_id)
+
+    def canary_pairs(self, *, deadline: float | None = None) -> CanaryPairs | None:
+        return self.store.call_one("training_canary_pairs", deadline=deadline)
+
+    def record_canary(self, candidate_id: int, decision: Decision | str, pairs: int, diff: float | None,
+                      ci95: list[float] | None, max_pairs: int, *, deadline: float | None = None) -> CanaryRecord:
+        low, high = ci95 if ci95 else (None, None)
+        return self.store.call_one("training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
+                                   p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
+                                   p_ci_high=high, p_max_pairs=max_pairs)

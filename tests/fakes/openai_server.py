@@ -9,12 +9,19 @@ The referee's answers are under the test's control, call by call: `queue_referee
 the next referee calls score 96 then 80 (a number sets every criterion, so it is the total; a
 dict sets each criterion); then `referee_fn(transcript_text)` if set; then a seeded random
 referee if `referee_random` is set; else the constant `referee_score`.
+
+Tactics can matter, the way they do with a real model: a tactic in the closer's system prompt may
+carry a marker `[fake-effect:+12]` (or `-12`, `+0`). The closer then behaves accordingly: its
+line ends with `(effect +12)`, the sum of its markers; and the referee, reading the transcript,
+scores that much higher or lower. `referee_noise` adds battle-to-battle spread (normal, points),
+drawn from a seeded sequence in request order, so a run with one battle at a time is reproducible.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -22,6 +29,10 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from lib.referee import CRITERIA
+
+
+EFFECT_MARKER = re.compile(r"\[fake-effect:([+-]\d+)\]")
+SAID_EFFECT = re.compile(r"^CLOSER: .*\(effect ([+-]\d+)\)$", re.MULTILINE)
 
 
 class FakeOpenAI:
@@ -34,6 +45,8 @@ class FakeOpenAI:
         self.referee_fn = None  # transcript text -> score (int or per-criterion dict)
         self.referee_random: random.Random | None = None
         self._referee_queue: deque = deque()
+        self.referee_noise = 0.0
+        self._noise = random.Random(20240611)
         self.accept_after_turns: int | None = None
         self.hang_all = False
         self.generated_personas: list[dict] = []
@@ -200,15 +213,25 @@ class FakeOpenAI:
             if self.accept_after_turns is not None and turns + 1 >= self.accept_after_turns:
                 return "All right, you answered my worries. I accept. [ACCEPT]"
             return "I'm not convinced. Why should I trust a cash buyer with my home?"
-        return "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
+        line = "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
+        effects = [int(value) for value in EFFECT_MARKER.findall(system)]
+        return f"{line} (effect {sum(effects):+d})" if effects else line
 
     def _verdict(self, messages: list[dict]) -> dict:
+        transcript = messages[-1]["content"] if messages else ""
         with self._lock:
             score = self._referee_queue.popleft() if self._referee_queue else None
             if score is None and self.referee_fn is None and self.referee_random is not None:
                 score = {name: self.referee_random.randint(0, 100) for name in CRITERIA}
-        if score is None:
-            score = self.referee_fn(messages[-1]["content"]) if self.referee_fn else self.referee_score
+        if score is None and self.referee_fn is not None:
+            score = self.referee_fn(transcript)
+        if score is None:  # the constant score, moved by the tactics the closer said, plus noise
+            effect = SAID_EFFECT.search(transcript)
+            score = self.referee_score + (int(effect.group(1)) if effect else 0)
+            if self.referee_noise:
+                with self._lock:
+                    score += round(self._noise.gauss(0, self.referee_noise))
+            score = max(0, min(100, score))
         scores = score if isinstance(score, dict) else {name: score for name in CRITERIA}
         return {"scores": scores, "feedback": "Solid.", "winning_rebuttal": "Our offer is in writing.",
                 "seller_agreed": False}

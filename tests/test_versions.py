@@ -1,0 +1,342 @@
+"""Closer versions and the canary, from outside: the CLI and the dashboard's JSON as a user drives
+them, runs against the fake OpenAI server (real SDK, real HTTP) whose referee scores a closer by
+the tactics in its system prompt (`[fake-effect:±N]` markers), and a real Slack receiver."""
+import json
+import subprocess
+import sys
+import threading
+
+import psycopg
+import pytest
+import requests
+
+from lib.app import make_llm
+from lib.runner import run_batch
+from lib.store import Rejected
+from lib.config import PROJECT_ROOT
+from lib.store.queries import Queries
+from tests.conftest import child_env, seed_personas, wait_until
+
+VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
+                  "pairs", "diff", "decidedAt"}
+CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95"}
+
+
+def cli(*args, db_url, **env):
+    result = subprocess.run([sys.executable, "-m", "lib", *args], cwd=PROJECT_ROOT, timeout=60, text=True,
+                            capture_output=True, env=child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=db_url, **env))
+    return result
+
+
+def versions_json(db_url, **env) -> dict:
+    result = cli("versions", "--json", db_url=db_url, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def breakthrough(db, snippet: str, persona: str = "Skeptical Sam") -> str:
+    """A battle the scout flagged, with its tactical snippet, as a promotion starts from."""
+    run_id = db.execute("insert into training_runs (trigger, batch_size, cost_cap, deadline_at, status, finished_at) "
+                        "values ('cron', 1, 5, now(), 'completed', now()) returning id").fetchone()[0]
+    persona_id = db.execute("select id from sandbox_personas where name = %s", (persona,)).fetchone()[0]
+    return str(db.execute(
+        "insert into sandbox_battles (run_id, persona_id, status, transcript, referee_score, ended_at, "
+        "breakthrough_status, breakthrough_detected_at, tactical_snippet) values "
+        "(%s, %s, 'completed', '[]', 97, now(), 'pending_review', now(), %s) returning id",
+        (run_id, persona_id, snippet)).fetchone()[0])
+
+
+def canary_until_decided(settings, store, runs: int) -> list[dict]:
+    looks = []
+    for _ in range(runs):
+        batch = run_batch(settings, store, make_llm(settings), trigger="manual")
+        assert batch["status"] == "completed", batch["errors"]
+        looks.append(batch["canary"])
+        if batch["canary"] is None or batch["canary"]["decision"] != "pending":
+            break
+    return looks
+
+
+@pytest.fixture
+def canary_settings(make_settings, slack, fake_openai, psycopg_store):
+    """Runs of 6 battles (3 persona pairs while a candidate exists), one battle at a time so the
+    fake referee's noise falls on the same battles every time, and Slack."""
+    fake_openai.referee_noise = 6
+    seed_personas(psycopg_store, 6)
+
+    def make(**env):
+        return make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=1, BATTLE_MAX_TURNS=1,
+                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x", **env)
+
+    return make
+
+
+def decisions_in_slack(slack) -> list[dict]:
+    return [body for body in slack.bodies() if body["text"].startswith((":white_check_mark:", ":leftwards",
+                                                                         ":grey_question:"))]
+
+
+def test_a_tactic_that_raises_the_score_is_adopted_by_the_canary(canary_settings, psycopg_store, db, database_url,
+                                                                 fake_openai, slack):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    promoted = cli("promote", breakthrough(db, tactic), db_url=database_url)
+    assert promoted.returncode == 0, promoted.stderr
+    assert promoted.stdout.strip() == "candidate v2 created, canary started against v1"
+
+    looks = canary_until_decided(canary_settings(CANARY_MAX_PAIRS=60), psycopg_store, runs=12)
+    assert [look["decision"] for look in looks[:-1]] == ["pending"] * (len(looks) - 1)
+    assert looks[-1]["decision"] == "adopted" and looks[-1]["message"] == "v2 adopted: it beat v1"
+    assert all(look["plannedPairs"] == 3 for look in looks)
+
+    listing = versions_json(database_url)
+    newest, baseline = listing["versions"]
+    assert (newest["id"], newest["status"], newest["decision"], newest["parentId"]) == (2, "active", "adopted", 1)
+    assert newest["pairs"] >= 10 and 6 < newest["diff"] < 18 and newest["ci95"][0] > 0
+    assert (baseline["status"], baseline["decision"]) == ("retired", None)
+    assert listing["canary"] is None
+    assert [t["tactic_text"] for t in Queries(psycopg_store).active_tactics()] == [tactic]
+    [message] = decisions_in_slack(slack)
+    text = json.dumps(message)
+    assert "v2 adopted" in text and f"over {newest['pairs']} paired battles" in text and "95% interval" in text
+
+    # From now on every battle runs v2, with the tactic in its closer prompt.
+    fake_openai.log.clear()
+    batch = run_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
+    assert batch["canary"] is None
+    prompts = [e["messages"][0]["content"] for e in fake_openai.log if e["schema"] is None
+               and "Attack patterns" not in e["messages"][0]["content"]]
+    assert prompts and all(tactic in prompt for prompt in prompts)
+    assert db.execute("select count(*) from sandbox_battles where run_id = %s and version_id = 2",
+                      (batch["batchId"],)).fetchone()[0] == 6
+
+
+def test_a_tactic_that_lowers_the_score_is_rolled_back_without_a_person(canary_settings, psycopg_store, db,
+                                                                        database_url, slack):
+    tactic = "Tell the seller the offer expires tonight. [fake-effect:-12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    looks = canary_until_decided(canary_settings(CANARY_MAX_PAIRS=60), psycopg_store, runs=12)
+    assert looks[-1]["decision"] == "rolled_back"
+    listing = versions_json(database_url)
+    candidate, baseline = listing["versions"]
+    assert (candidate["status"], candidate["decision"]) == ("rolled_back", "rolled_back")
+    assert candidate["diff"] < 0 and candidate["ci95"][1] < 0
+    assert baseline["status"] == "active"
+    assert Queries(psycopg_store).active_tactics() == []
+    assert "v2 rolled back" in json.dumps(decisions_in_slack(slack))
+
+
+def test_a_tactic_with_no_effect_is_not_adopted(canary_settings, psycopg_store, db, database_url, slack):
+    tactic = "Mention the weather before the price. [fake-effect:+0]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    looks = canary_until_decided(canary_settings(CANARY_MAX_PAIRS=15), psycopg_store, runs=8)
+    assert looks[-1]["decision"] == "inconclusive" and looks[-1]["pairs"] >= 15
+    candidate, baseline = versions_json(database_url)["versions"]
+    assert (candidate["status"], candidate["decision"]) == ("retired", "inconclusive")
+    assert candidate["ci95"][0] <= 0 <= candidate["ci95"][1]
+    assert baseline["status"] == "active"
+    assert "v2 inconclusive" in json.dumps(decisions_in_slack(slack))
+
+
+def test_a_repeated_tactic_is_refused_naming_the_tactic_it_repeats(psycopg_store, db, database_url):
+    seed_personas(psycopg_store, 1)
+    first = breakthrough(db, "Offer a written guarantee, then let the seller pick the date.")
+    adopted = cli("promote", first, "--direct", db_url=database_url)
+    assert adopted.returncode == 0 and adopted.stdout.strip() == "v2 adopted directly (no canary)"
+    repeat = breakthrough(db, "offer a WRITTEN guarantee -- then let the seller pick the date!")
+    refused = cli("promote", repeat, db_url=database_url)
+    assert refused.returncode == 1
+    assert refused.stderr == ('error: refused: this tactic repeats the active tactic "Offer a written guarantee, '
+                              'then let the seller pick the date."\n')
+    near = cli("promote", repeat, "--tactic", "Offer the written guarantee, then let the seller choose the date.",
+               db_url=database_url)
+    assert near.returncode == 1 and "nearly repeats the active tactic \"Offer a written guarantee" in near.stderr
+    assert "similarity 0.76" in near.stderr
+    empty = cli("promote", repeat, "--tactic", "  ...  ", db_url=database_url)
+    assert empty.stderr == "error: refused: a tactic cannot be empty\n"
+    long = cli("promote", repeat, "--tactic", "x" * 1001, db_url=database_url)
+    assert long.stderr == "error: refused: a tactic is at most 1000 characters; this one has 1001\n"
+    different = cli("promote", repeat, "--tactic", "Offer a written guarantee before the price.", db_url=database_url)
+    assert different.returncode == 0, different.stderr
+    # Nothing half-written by the refusals: one version per accepted change, the battle promoted once.
+    assert [v["id"] for v in versions_json(database_url)["versions"]] == [3, 2, 1]
+    assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 2
+    assert db.execute("select breakthrough_status from sandbox_battles where id = %s", (repeat,)).fetchone()[0] \
+        == "promoted"
+
+
+def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psycopg_store, db, database_url):
+    assert versions_json(database_url)["versions"][0]["change"].startswith("Baseline")
+    assert cli("promote", breakthrough(db, "Ask about the timeline first. [fake-effect:+3]"),
+               db_url=database_url).returncode == 0
+    run_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
+    listing = versions_json(database_url, CANARY_MAX_PAIRS=40)
+    assert set(listing) == {"versions", "canary"}
+    for version in listing["versions"]:
+        assert VERSION_FIELDS <= set(version), version
+    candidate, baseline = listing["versions"]
+    assert (candidate["status"], candidate["decision"], candidate["pairs"], candidate["battles"]) == \
+        ("candidate", "pending", 3, 3)
+    assert isinstance(candidate["diff"], float) and len(candidate["ci95"]) == 2
+    assert baseline["battles"] == 3 and baseline["meanScore"] is not None and baseline["decision"] is None
+    assert set(listing["canary"]) == CANARY_FIELDS
+    assert (listing["canary"]["candidateId"], listing["canary"]["activeId"], listing["canary"]["maxPairs"]) == \
+        (2, 1, 40)
+    table = cli("versions", db_url=database_url)
+    assert table.returncode == 0
+    assert "v2  candidate" in table.stdout and "canary: v2 against v1, 3 of at most 100 pairs" in table.stdout
+
+
+def test_rollback_to_an_earlier_version_is_immediate_and_recorded(psycopg_store, db, database_url):
+    seed_personas(psycopg_store, 1)
+    for text in ("Ask before you pitch.", "Name the repair costs line by line."):
+        assert cli("promote", breakthrough(db, text), "--direct", db_url=database_url).returncode == 0
+    assert [t["tactic_text"] for t in Queries(psycopg_store).active_tactics()] == [
+        "Ask before you pitch.", "Name the repair costs line by line."]
+    assert cli("promote", breakthrough(db, "Quote the price early."), db_url=database_url).returncode == 0
+    rolled = cli("rollback", "2", db_url=database_url)
+    assert rolled.returncode == 0 and rolled.stdout.strip() == "rolled back to v2: v5 is active"
+    versions = {v["id"]: v for v in versions_json(database_url)["versions"]}
+    assert (versions[5]["status"], versions[5]["decision"], versions[5]["change"]) == ("active", "direct",
+                                                                                       "Rolled back to v2")
+    assert versions[3]["status"] == "rolled_back"
+    assert (versions[4]["status"], versions[4]["decision"]) == ("rolled_back", "rolled_back"), "candidate withdrawn"
+    assert [t["tactic_text"] for t in Queries(psycopg_store).active_tactics()] == ["Ask before you pitch."]
+    for args, error in ((("rollback", "5"), "error: v5 is already the active version\n"),
+                        (("rollback", "99"), "error: there is no version v99\n")):
+        result = cli(*args, db_url=database_url)
+        assert (result.returncode, result.stderr) == (1, error)
+
+
+def test_the_database_keeps_one_active_version_and_one_candidate(psycopg_store, db):
+    queries = Queries(psycopg_store)
+    seed_personas(psycopg_store, 1)
+    queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("insert into training_versions (status, change) values ('active', 'a second active')")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute("insert into training_versions (status, change, decision) values ('candidate', 'x', 'pending')")
+    with pytest.raises(Rejected, match="v2 is still under canary"):
+        queries.promote_breakthrough(breakthrough(db, "Name the repair costs."), direct=True)
+
+
+def test_a_changed_base_prompt_makes_a_new_version_and_restarts_the_canary(make_settings, psycopg_store, db,
+                                                                          tmp_path):
+    seed_personas(psycopg_store, 2)
+    Queries(psycopg_store).promote_breakthrough(breakthrough(db, "Ask before you pitch."))
+    prompt = tmp_path / "closer.md"
+    prompt.write_text("You are a closer. Version one.")
+    run_batch(make_settings(TRAINING_BATCH_SIZE=2, CLOSER_PROMPT_PATH=prompt), psycopg_store,
+              make_llm(make_settings()), trigger="manual")
+    prompt.write_text("You are a closer. Version two.")
+    batch = run_batch(make_settings(TRAINING_BATCH_SIZE=2, CLOSER_PROMPT_PATH=prompt), psycopg_store,
+                      make_llm(make_settings()), trigger="manual")
+    versions = {v["id"]: v for v in Queries(psycopg_store).versions(100)["versions"]}
+    assert (versions[3]["status"], versions[3]["decision"]) == ("active", "direct")
+    assert versions[3]["change"].startswith("Base prompt changed (CLOSER_PROMPT_PATH)")
+    assert (versions[4]["status"], versions[4]["parentId"]) == ("candidate", 3)
+    assert (versions[2]["status"], versions[2]["decision"]) == ("retired", "inconclusive")
+    assert batch["canary"]["candidateId"] == 4 and batch["canary"]["pairs"] == 1
+    assert db.execute("select base_prompt from training_versions where id = 1").fetchone()[0] == \
+        "You are a closer. Version one."
+
+
+def test_a_battle_started_before_a_decision_finishes_on_its_version(make_settings, psycopg_store, db, fake_openai):
+    fake_openai.latency = 0.3  # a battle of 5 calls lasts 1.5 s: the withdrawal lands while it runs
+    seed_personas(psycopg_store, 4)
+    queries = Queries(psycopg_store)
+    queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
+    settings = make_settings(TRAINING_BATCH_SIZE=4, MAX_CONCURRENT_BATTLES=4)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(run_batch(settings, psycopg_store, make_llm(settings),
+                                                                     trigger="manual")))
+    runner.start()
+    wait_until(lambda: db.execute("select count(*) from sandbox_battles where version_id = 2").fetchone()[0] == 2,
+               timeout=10)
+    withdrawn = queries.rollback(1)
+    assert withdrawn["message"] == "candidate v2 withdrawn; v1 stays active"
+    runner.join(30)
+    rows = db.execute("select version_id, status from sandbox_battles where run_id = %s", (result["batchId"],)
+                      ).fetchall()
+    assert sorted(rows) == [(1, "completed")] * 2 + [(2, "completed")] * 2
+    later = [e for e in fake_openai.log if e["schema"] is None and "Ask before you pitch." in e["messages"][0]["content"]]
+    assert len(later) == 2 * 2, "both candidate battles kept the candidate's prompt to the end"
+    assert result["canary"] is None, "the withdrawn candidate is not looked at again"
+
+
+def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server, psycopg_store, db):
+    seed_personas(psycopg_store, 1)
+    server = start_server(ADMIN_PASSWORD="pw-1", NEXT_PUBLIC_APP_URL=None)
+    url = f"{server.url}/admin/training-monitor"
+
+    def post(action, body):
+        return requests.post(f"{url}?action={action}", json=body, auth=("admin", "pw-1"), timeout=10,
+                             headers={"Origin": server.url})
+
+    def get(view):
+        response = requests.get(f"{url}?view={view}", auth=("admin", "pw-1"), timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    promoted = post("promote", {"battleId": breakthrough(db, "Ask before you pitch."), "direct": True})
+    assert promoted.json()["result"]["message"] == "v2 adopted directly (no canary)"
+    tactics = get("tactics")
+    [tactic] = tactics["tactics"]
+    assert set(tactic) == {"id", "text", "battleId", "promotedAt"} and tactic["text"] == "Ask before you pitch."
+    assert tactics["promptPreview"].endswith("- Ask before you pitch.\n")
+    assert "acquisitions agent" in tactics["promptPreview"]
+    deactivated = post("deactivate", {"tacticId": tactic["id"]})
+    assert deactivated.json()["result"]["message"] == "candidate v3 created, canary started against v2"
+    again = post("deactivate", {"tacticId": tactic["id"]})
+    assert again.status_code == 409 and "v3 is still under canary" in again.json()["message"]
+    listing = get("versions")
+    assert [v["status"] for v in listing["versions"]] == ["candidate", "active", "retired"]
+    assert listing["canary"] == {"candidateId": 3, "activeId": 2, "pairs": 0, "maxPairs": 100, "diff": None,
+                                 "ci95": None}
+    rolled = post("rollback", {"versionId": 1})
+    assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"
+    assert get("tactics")["tactics"] == []
+    assert post("rollback", {"versionId": "1"}).status_code == 400
+    assert post("deactivate", {"tacticId": "nope"}).status_code == 400
+    assert post("promote", {"battleId": breakthrough(db, "x"), "direct": "yes"}).status_code == 400
+
+
+def test_the_version_functions_work_the_same_over_both_transports(store, db):
+    """Every version function with its integers, uuids, numerics, arrays and nulls, over psycopg and PostgREST."""
+    queries = Queries(store)
+    seed_personas(store, 2)
+    promoted = queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
+    assert promoted["version"]["id"] == 2
+    started = queries.start_run(trigger="cli", requested_batch_size=None, batch_size=4, cost_cap=5,
+                                max_concurrent_runs=1, deadline_ms=50_000, simulated=True, default_battle_ms=15_000,
+                                base_prompt="Base.", canary_share=0.5)
+    assert started["canaryPairs"] == 2 and [b["versionId"] for b in started["battles"]] == [1, 2, 2, 1]
+    assert started["versions"]["2"] == {"id": 2, "basePrompt": "Base.", "tactics": ["Ask before you pitch."]}
+    for planned in started["battles"]:
+        queries.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"])
+    db.execute("update sandbox_battles set status = 'completed', ended_at = now(), "
+               "referee_score = case when version_id = 2 then 84.5 else 80 end where run_id = %s",
+               (started["run"]["batchId"],))
+    assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "diffs": [4.5, 4.5]}
+    assert queries.record_canary(2, "pending", 2, 4.5, [1.25, 7.75], 100) == {"recorded": True, "decided": False}
+    assert queries.versions(100)["canary"]["ci95"] == [1.25, 7.75]
+    adopted = queries.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100)
+    assert adopted["decided"] and adopted["version"]["status"] == "active" and adopted["parent"]["id"] == 1
+    assert queries.record_canary(2, "rolled_back", 12, 4.5, None, 100)["recorded"] is False
+    assert [t["tactic_text"] for t in queries.active_tactics()] == ["Ask before you pitch."]
+    [tactic] = queries.tactics()["tactics"]
+    assert queries.edit_tactic(tactic["id"], "Ask, then listen, before you pitch.", direct=True)["version"]["id"] == 3
+    assert queries.deactivate_tactic(queries.tactics()["tactics"][0]["id"])["version"]["status"] == "candidate"
+    assert queries.rollback(1)["message"] == "rolled back to v1: v5 is active"
+    with pytest.raises(Rejected, match="a canary decision is pending, adopted, rolled_back or inconclusive, not maybe"):
+        queries.record_canary(4, "maybe", 1, None, None, 100)
+
+
+def test_a_batch_of_one_cannot_pair_and_says_so(make_settings, psycopg_store, db):
+    seed_personas(psycopg_store, 2)
+    Queries(psycopg_store).promote_breakthrough(breakthrough(db, "Ask before you pitch."))
+    batch = run_batch(make_settings(TRAINING_BATCH_SIZE=1), psycopg_store, make_llm(make_settings()),
+                      trigger="manual")
+    assert (batch["battlesStarted"], batch["canary"]["plannedPairs"], batch["canary"]["pairs"]) == (1, 0, 0)
+    assert "use a batch of 2 or more" in batch["canary"]["note"]
+    assert db.execute("select version_id from sandbox_battles where run_id = %s", (batch["batchId"],)
+                      ).fetchone() == (1,)
