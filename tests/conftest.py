@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -134,6 +135,15 @@ def batch_in_background(settings, store, trigger: str = "cron") -> tuple:
         run_batch(settings, store, make_llm(settings), trigger=trigger)))
     thread.start()
     return thread, result
+
+
+def wait_until(predicate, timeout: float, what: str = "the condition", pause=lambda: time.sleep(0.05)):
+    """Waits for `predicate()` to hold (pause: how to wait between checks, e.g. a page's own wait)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        pause()
 
 
 def assert_every_battle_ended(db) -> None:
