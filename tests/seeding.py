@@ -31,4 +31,4 @@ def seed_battles(url: str, battles: int, per_run: int = 5, transcript_chars: int
             join runs r on r.k = g / %(per_run)s
             join personas p on p.k = g %% p.n""",
                      {"per_run": per_run, "battles": battles, "chunks": max(1, transcript_chars // 64)})
-        conn.execute("analyze")
+        conn.execute("vacuum analyze")  # as autovacuum would, soon after
