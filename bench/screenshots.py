@@ -2,7 +2,8 @@
 
 Runs 20 simulated batches (one of them tripping its cost cap) on a fresh embedded database,
 spreads them over the last week, serves the dashboard with `python -m lib serve`, and saves what
-headless Chromium shows at desktop and phone width to docs/screenshots/.
+headless Chromium shows at desktop and phone width, and a review in its transcript, to
+docs/screenshots/.
 """
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def shoot(url: str, password: str) -> list:
             OUT.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(OUT / name), full_page=shot["full_page"])
             saved.append(OUT / name)
+            if name == "dashboard-desktop.png":  # and a review, inside its transcript
+                page.click("#tile-pending button")
+                page.wait_for_selector("#transcript[open] .line.moment")
+                page.screenshot(path=str(OUT / "dashboard-review.png"))
+                saved.append(OUT / "dashboard-review.png")
             context.close()
         browser.close()
     return saved

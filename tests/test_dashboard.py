@@ -535,3 +535,77 @@ def test_at_phone_width_what_you_act_on_comes_first_and_the_feed_shows_ten(brows
     assert page.locator("#feed .tag.sim").count() == 0, "one banner, not a tag on every row"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
+
+
+# ---- panels whose views other work provides: rendered against the agreed JSON -----------------------
+# Until the versions, tactics and referee views land, these answers stand in for them (the shapes
+# are the contract); the actions' requests are checked as the server would receive them.
+
+VERSIONS = {"versions": [
+    {"id": 7, "status": "candidate", "parentId": 6, "change": "Promoted: put the offer in writing",
+     "createdAt": "2026-11-28T10:00:00+00:00", "battles": 12, "meanScore": 81.5, "ci95": [78.1, 84.9],
+     "decision": "pending", "pairs": 6, "diff": 2.5, "decidedAt": None},
+    {"id": 6, "status": "active", "parentId": 5, "change": "Promoted: name the repair costs",
+     "createdAt": "2026-11-27T10:00:00+00:00", "battles": 140, "meanScore": 79.0, "ci95": [77.0, 81.0],
+     "decision": "adopted", "pairs": 40, "diff": 3.1, "decidedAt": "2026-11-27T20:00:00+00:00"},
+    {"id": 5, "status": "retired", "parentId": None, "change": "Baseline", "createdAt": "2026-11-20T10:00:00+00:00",
+     "battles": 300, "meanScore": 75.9, "ci95": None, "decision": "direct", "pairs": 0, "diff": None,
+     "decidedAt": None}],
+    "canary": {"candidateId": 7, "activeId": 6, "pairs": 6, "maxPairs": 40, "diff": 2.5, "ci95": [-1.2, 6.2]}}
+TACTICS = {"tactics": [{"id": "4f7e2d1c-0000-4000-8000-000000000001", "text": "Put the offer in writing <b>now</b>.",
+                        "battleId": None, "promotedAt": "2026-11-28T09:00:00+00:00"}],
+           "promptPreview": "You are the closer.\n\nActive tactics:\n- Put the offer in writing <b>now</b>."}
+REFEREE = {"consistency": {"days": 7, "pairs": 20, "meanAbsDiff": 2.4, "agreement": 0.9,
+                           "perCriterion": {"rapport": 2.0, "objection_handling": 3.1}},
+           "precision": {"days": 30, "decisions": 16, "precision": 0.75,
+                         "byPersonaType": [{"type": "skeptic", "decisions": 8, "precision": 0.875}]},
+           "unconfirmed": [{"id": "4f7e2d1c-0000-4000-8000-000000000002", "persona": "Skeptical Sam", "score": 96,
+                            "confirmScore": 88, "reason": "second scoring below 95",
+                            "detectedAt": "2026-11-28T08:00:00+00:00"}],
+           "calibration": {"at": "2026-11-27T00:00:00+00:00", "model": "gpt-4o", "spearman": 0.82, "inBand": 0.9,
+                           "items": 30}}
+
+
+def test_versions_tactics_and_referee_panels_render_their_json_and_send_their_actions(page, dashboard, psycopg_store,
+                                                                                      db):
+    seed_personas(psycopg_store, 1)
+    posted = []
+
+    def answer(route):
+        request = route.request
+        if "action=" in request.url:
+            action = re.search(r"action=(\w+)", request.url).group(1)
+            posted.append((action, json.loads(request.post_data)))
+            route.fulfill(json={"success": True, "result": {"message": f"{action} done"}})
+            return
+        view = re.search(r"view=(\w+)", request.url).group(1)
+        route.fulfill(json={"versions": VERSIONS, "tactics": TACTICS, "referee": REFEREE}[view])
+
+    page.route(re.compile(r".*[?&](view=(versions|tactics|referee)|action=(rollback|deactivate)).*"), answer)
+    page.on("dialog", lambda dialog: dialog.accept())
+    loaded(page, dashboard.page_url)
+    versions = page.inner_text("#versions")
+    assert "Canary: v7 against v6" in versions and "6 of 40 persona pairs" in versions and "+2.5" in versions
+    assert "Promoted: put the offer in writing" in versions and "81.5 (78.1 to 84.9)" in versions
+    assert page.locator("#versions button").all_inner_texts() == ["Roll back to v5"], "only earlier versions"
+    tactics = page.inner_text("#tactics")
+    assert "Put the offer in writing <b>now</b>." in tactics and page.locator("#tactics b").count() == 0
+    referee = page.inner_text("#referee")
+    assert "90%" in referee and "75%" in referee and "Skeptical Sam: 96.0 then 88.0" in referee and "0.82" in referee
+    page.click("#versions button:has-text('Roll back to v5')")
+    page.wait_for_selector("#alerts .alert.info:has-text('rollback done')")
+    page.click("#tactics button:has-text('Deactivate')")
+    page.wait_for_selector("#alerts .alert.info:has-text('deactivate done')")
+    assert posted == [("rollback", {"versionId": 5}), ("deactivate", {"tacticId": TACTICS["tactics"][0]["id"]})]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-panels.png"), full_page=True)
+
+
+def test_the_readme_shows_the_screenshots_the_command_makes():
+    from bench import screenshots
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    shown = set(re.findall(r"\]\((docs/screenshots/[\w.-]+\.png)\)", readme))
+    made = {f"docs/screenshots/{name}" for name in [*screenshots.SHOTS, "dashboard-review.png"]}
+    assert shown == made
+    assert all((PROJECT_ROOT / path).stat().st_size > 10_000 for path in shown)

@@ -53,12 +53,13 @@ const Feed = (() => {
   function row(battle, allSimulated) {
     const status = el("td", {}, el("span", { class: `tag ${battle.status}`, text: battle.status.replace("_", " ") }));
     if (battle.simulated && !allSimulated) status.append(" ", el("span", { class: "tag sim", text: "simulated" }));
-    if (battle.breakthrough) status.append(" ", el("span", { class: "tag pending_review", text: "breakthrough" }));
     const open = el("button", { type: "button", class: "link", "data-focus-key": `feed:${battle.id}`,
                                 text: battle.persona, "aria-label": `Open the transcript: ${battle.persona}, ${battle.status}` });
     const tr = el("tr", { class: battle.fresh ? "fresh" : null, "data-id": battle.id,
                           onclick: (event) => { if (event.target !== open) Review.open(battle.id, open); } },
-      el("td", {}, open), status, el("td", { class: "num", text: score(battle.score) }),
+      el("td", {}, open), status,
+      el("td", { class: "num" }, score(battle.score), battle.breakthrough
+        ? el("span", { class: "star", title: "breakthrough", "aria-label": "breakthrough", text: " ★" }) : null),
       el("td", { class: "num", text: money(battle.cost) }),
       el("td", { class: "num optional", text: seconds(battle.durationMs) }),
       el("td", { class: "optional", text: ago(battle.startedAt), title: when(battle.startedAt) }));

@@ -13,31 +13,32 @@ const Referee = (() => {
     const c = data.consistency || {};
     const p = data.precision || {};
     const parts = [];
-    parts.push(el("h3", { text: `Consistency, last ${c.days ?? 7} days` }), kv([
+    const section = (...children) => parts.push(el("div", { class: "referee-part" }, ...children));
+    section(el("h3", { text: `Consistency, last ${c.days ?? 7} days` }), kv([
       ["pairs scored twice", String(c.pairs ?? 0)],
       ["mean difference", c.meanAbsDiff == null ? "–" : `${Number(c.meanAbsDiff).toFixed(1)} points`],
       ["agreement", percent(c.agreement)],
       ...Object.entries(c.perCriterion || {}).map(([name, value]) =>
-        [`  ${name.replace(/_/g, " ")}`, value == null ? "–" : `${Number(value).toFixed(1)} points`]),
+        [`${name.replace(/_/g, " ")}`, value == null ? "–" : `${Number(value).toFixed(1)} points`]),
     ]));
-    parts.push(el("h3", { text: `Breakthrough precision, last ${p.days ?? 30} days` }), kv([
+    section(el("h3", { text: `Breakthrough precision, last ${p.days ?? 30} days` }), kv([
       ["decisions", String(p.decisions ?? 0)], ["precision", percent(p.precision)],
-      ...(p.byPersonaType || []).map((row) => [`  ${row.type}`, `${percent(row.precision)} of ${row.decisions}`]),
+      ...(p.byPersonaType || []).map((row) => [row.type, `${percent(row.precision)} of ${row.decisions}`]),
     ]));
     const unconfirmed = data.unconfirmed || [];
-    parts.push(el("h3", { text: `Unconfirmed breakthroughs (${unconfirmed.length})` }));
-    parts.push(unconfirmed.length ? el("ul", {}, ...unconfirmed.map((item) => el("li", {},
+    section(el("h3", { text: `Unconfirmed breakthroughs (${unconfirmed.length})` }),
+      unconfirmed.length ? el("ul", {}, ...unconfirmed.map((item) => el("li", {},
       el("button", { type: "button", class: "link", "data-focus-key": `unconfirmed:${item.id}`,
                      text: `${item.persona}: ${score(item.score)} then ${score(item.confirmScore)}`,
                      onclick: (event) => Review.open(item.id, event.currentTarget) }),
       document.createTextNode(` · ${item.reason} · ${ago(item.detectedAt)}`))))
       : el("p", { class: "muted", text: "None: every breakthrough was confirmed by a second scoring." }));
     const cal = data.calibration;
-    parts.push(el("h3", { text: "Calibration" }), cal
+    section(el("h3", { text: "Calibration" }), cal
       ? kv([["last run", `${when(cal.at)} · ${cal.model}`], ["rank correlation (Spearman)", Number(cal.spearman).toFixed(2)],
             ["in the expected band", percent(cal.inBand)], ["items", String(cal.items)]])
       : el("p", { class: "muted", text: "Not calibrated yet." }));
-    box.replaceChildren(...parts);
+    box.replaceChildren(el("div", { class: "referee-grid" }, ...parts));
   }
 
   async function load() {
