@@ -40,12 +40,12 @@ function afterPoll(changed) {
 
 async function tick() {
   let delay = POLL_MS;
-  try {
-    const [changed] = await Promise.all([Feed.poll(), Health.poll()]);
+  const [feed, health] = await Promise.allSettled([Feed.poll(), Health.poll()]);
+  if (feed.status === "fulfilled" && health.status === "fulfilled") {
     markOnline();
-    afterPoll(changed);
-  } catch (error) {
-    delay = markFailed(error);
+    afterPoll(feed.value);
+  } else {
+    delay = markFailed(feed.status === "rejected" ? feed.reason : health.reason);
   }
   schedule(delay);
 }

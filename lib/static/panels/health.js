@@ -37,6 +37,13 @@ const Health = (() => {
   function renderState() {
     const state = $("#control-state");
     const running = data.running || [];
+    $("#pause").dataset.blocked = String(Boolean(data.paused));
+    $("#resume").dataset.blocked = String(!data.paused);
+    applyServerState($("#control"));
+    if (!connection.online) {  // what the last answer said may be out of date: the pill says so instead
+      renderConnection();
+      return;
+    }
     if (data.paused) {
       state.textContent = "Paused";
       state.className = "pill paused";
@@ -53,9 +60,6 @@ const Health = (() => {
       state.className = "pill active";
       $("#control-reason").textContent = "";
     }
-    $("#pause").dataset.blocked = String(Boolean(data.paused));
-    $("#resume").dataset.blocked = String(!data.paused);
-    applyServerState($("#control"));
   }
 
   function lastRunTile() {
@@ -170,6 +174,7 @@ const Health = (() => {
     $("#pause").focus();
   });
 
+  onReconnect(() => { if (data) renderState(); });
   skeleton();
   return { poll, signature, get data() { return data; } };
 })();
