@@ -1,4 +1,4 @@
-"""All benchmarks, one after another: `python -m bench` (about 4 minutes on 2 cores)."""
+"""All benchmarks, one after another: `python -m bench` (about 5 minutes on 2 cores)."""
 import time
 
 from bench import cold_start, dashboard_feed, makespan, resources

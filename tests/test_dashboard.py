@@ -482,8 +482,12 @@ def test_the_review_workflow_with_the_keyboard_only(page, dashboard, psycopg_sto
     page.wait_for_selector("#review-status:has-text('Promoted')")
     page.keyboard.press("Escape")
     page.wait_for_selector("#transcript:not([open])", state="attached")
-    assert page.evaluate("document.activeElement.dataset.focusKey") == f"card:{newest_first[0]}", \
-        "focus returns to where it was"
+    # The dialog's close event comes after the attribute goes: wait for it, then say where the focus is.
+    focused = "() => document.activeElement.dataset.focusKey"
+    try:
+        page.wait_for_function(f"() => ({focused})() === 'card:{newest_first[0]}'", timeout=5000)
+    except Exception:
+        pytest.fail(f"focus did not return to the card it left: it is on {page.evaluate(f'({focused})()')!r}")
     statuses = dict(db.execute("select id::text, breakthrough_status from sandbox_battles").fetchall())
     assert statuses == {ids[2]: "reviewed", ids[1]: "rejected", ids[0]: "promoted"}
     assert db.execute("select tactic_text from sandbox_tactics").fetchone()[0] == \
