@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test clean
+.PHONY: train test screenshots clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ train: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The README's dashboard screenshots, from simulated data (needs Debian's chromium).
+screenshots: $(VENV)/.installed
+	$(PY) -m bench.screenshots
 
 clean:
 	rm -rf $(VENV) .data

@@ -26,6 +26,7 @@ from pathlib import Path
 from lib.redact import remember, url_password
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+VERCEL_JSON = PROJECT_ROOT / "vercel.json"  # routes, rewrites and crons, as Vercel reads them
 SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL")
 OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
 LLM_PROVIDERS = ("openai", "simulated")

@@ -3,24 +3,31 @@
 Reads are `GET ?view=…`; every state change is `POST ?action=…` with a JSON body, refused
 unless `Origin` (or `Referer`) names this host, so a cross-site form cannot promote or resume
 anything. The page is self-contained (no CDN, font or external script) under a strict CSP whose
-nonce changes per response.
+nonce changes per response. Its script is one file per panel under `static/panels/`, joined here
+into one inline script.
+
+A warm function keeps its database connection between requests (`_store`): the page polls the
+feed and the health strip every 2 seconds.
 """
 from __future__ import annotations
 
 import base64
 import hmac
+import json
 import re
 import secrets
+import threading
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from lib import referee
 from lib.app import open_store
 from lib.battle import closer_system_prompt
-from lib.config import Settings, admin_password
+from lib.config import VERCEL_JSON, Settings, admin_password
 from lib.http import ApiError, Page, Request
+from lib.serve import cron_matches  # the one cron parser, shared with `serve --cron`
 from lib.store import Rejected
 from lib.store.queries import Queries, ReviewStatus
 
@@ -31,6 +38,11 @@ REALM = 'Basic realm="Training monitor", charset="UTF-8"'
 MAX_TACTIC_CHARS = 1000
 # The feed's cursor, as PostgreSQL writes a timestamptz in JSON: 2026-11-28T14:30:00.123456+00:00
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+# The page's script, in order: shared helpers, one file per panel, then the loop that drives them.
+SCRIPTS = ("core.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
+           "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/referee.js", "main.js")
+RANGES = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+TRAIN_PATH = "/api/cron/train"
 
 
 def require_admin(request: Request) -> None:
@@ -56,11 +68,17 @@ def require_same_origin(request: Request) -> None:
         raise ApiError(403, {"error": "Forbidden", "message": "cross-site request refused"})
 
 
+def script() -> str:
+    """The panels' files as one script; they share the helpers of core.js inside one closure."""
+    parts = [f"// ---- {name} ----\n{(STATIC / name).read_text()}" for name in SCRIPTS]
+    return '"use strict";\n(() => {\n' + "\n".join(parts) + "\n})();\n"
+
+
 def page() -> Page:
     nonce = secrets.token_urlsafe(18)
     html = ((STATIC / "dashboard.html").read_text()
             .replace("{{css}}", (STATIC / "dashboard.css").read_text())
-            .replace("{{js}}", (STATIC / "dashboard.js").read_text())
+            .replace("{{js}}", script())
             .replace("{{nonce}}", nonce))
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
            "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -121,6 +139,53 @@ def _feed(queries: Queries, query: dict, settings: Settings):
                         _uuid_arg(after_id, "afterId") if after_id else None)
 
 
+# ---- the schedule: when vercel.json's cron next calls the train function -------------------------
+
+_schedule_cache: dict = {}
+
+
+def next_scheduled_run(now: datetime) -> dict | None:
+    """`{"schedule", "at"}` for the train cron in vercel.json (UTC, as Vercel Cron runs), or None
+    when there is no such cron or file. `at` is None if it is more than 8 days away."""
+    try:
+        crons = json.loads(VERCEL_JSON.read_text()).get("crons", [])
+    except (OSError, ValueError):
+        return None
+    schedule = next((c.get("schedule") for c in crons if c.get("path") == TRAIN_PATH), None)
+    if not schedule:
+        return None
+    minute = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    key = (schedule, minute)
+    if key not in _schedule_cache:
+        moment, at = minute + timedelta(minutes=1), None
+        for _ in range(8 * 24 * 60):
+            if cron_matches(schedule, moment):
+                at = moment.isoformat()
+                break
+            moment += timedelta(minutes=1)
+        _schedule_cache.clear()
+        _schedule_cache[key] = at
+    return {"schedule": schedule, "at": _schedule_cache[key]}
+
+
+# ---- views ---------------------------------------------------------------------------------------
+
+def _health(queries: Queries, query: dict, settings) -> dict:
+    health = queries.dashboard_health()
+    budget = {period: {"limit": float(limit)} for period, limit in
+              (("day", getattr(settings, "daily_budget_usd", None)),
+               ("month", getattr(settings, "monthly_budget_usd", None))) if limit is not None}
+    return {**health, "costCap": float(settings.kill_switch_usd), "budget": budget or None,
+            "nextRun": next_scheduled_run(datetime.now(timezone.utc))}
+
+
+def _runs(queries: Queries, query: dict, settings) -> dict:
+    name = query.get("range") or "7d"
+    if name not in RANGES:
+        raise ApiError(400, {"error": f"range must be one of {', '.join(RANGES)}"})
+    return {**queries.dashboard_runs(RANGES[name]), "range": name, "costCap": float(settings.kill_switch_usd)}
+
+
 def _referee(queries: Queries, query: dict, settings: Settings):
     """`{"consistency", "precision", "unconfirmed", "calibration"}`: the Referee panel."""
     return queries.referee_report(settings.scout_threshold, referee.CONSISTENCY_DAYS, referee.PRECISION_DAYS,
@@ -142,12 +207,12 @@ def _tactics(queries: Queries, query: dict, settings: Settings):
 
 # Each view answers `?view=<name>` from (queries, the query string, the settings).
 VIEWS = {
+    "health": _health,
     "feed": _feed,
     "battle": lambda queries, query, settings: queries.battle(_uuid_arg(query.get("id"), "id")),
     "breakthroughs": lambda queries, query, settings: queries.breakthroughs(),
     "personas": lambda queries, query, settings: queries.persona_analytics(),
-    "runs": lambda queries, query, settings: queries.run_history(),
-    "control": lambda queries, query, settings: queries.status(),
+    "runs": _runs,
     "referee": _referee,
     "versions": _versions,
     "tactics": _tactics,
@@ -182,6 +247,29 @@ def _act(queries: Queries, action: str, body: dict):
     raise ApiError(400, {"error": f"Unknown action {action[:40]!r}"})
 
 
+# ---- the connection a warm function keeps ----------------------------------------------------------
+
+_store_lock = threading.Lock()
+_stores: dict = {}
+
+
+def _store(settings):
+    """The store for these settings, opened once per process and kept. Returns (store, close_after):
+    the embedded server is the exception, started and stopped per request (only the CLI uses it;
+    `serve` points the handlers at one it started itself)."""
+    database = settings.require_database()
+    if database.kind == "embedded":
+        return open_store(settings), True
+    with _store_lock:
+        store = _stores.get(database)
+        if store is None:
+            for old in _stores.values():  # the settings changed: the old connection is not needed
+                old.close()
+            _stores.clear()
+            store = _stores[database] = open_store(settings)
+    return store, False
+
+
 def respond(request: Request):
     require_admin(request)
     view, action = request.query.get("view"), request.query.get("action")
@@ -191,13 +279,13 @@ def respond(request: Request):
         require_same_origin(request)
         if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             raise ApiError(415, {"error": "Content-Type must be application/json"})
+    if request.method == "GET" and view not in VIEWS:
+        raise ApiError(400, {"error": f"Unknown view {view[:40]!r}"})
     settings = Settings.from_env()
-    store = open_store(settings)
+    store, close_after = _store(settings)
     queries = Queries(store)
     try:
         if request.method == "GET":
-            if view not in VIEWS:
-                raise ApiError(400, {"error": f"Unknown view {view[:40]!r}"})
             result = VIEWS[view](queries, request.query, settings)
             if result is None:
                 raise ApiError(404, {"error": "Not found"})
@@ -207,4 +295,5 @@ def respond(request: Request):
         except Rejected as exc:
             raise ApiError(409, {"error": "Refused", "message": exc.message}) from None
     finally:
-        store.close()
+        if close_after:
+            store.close()

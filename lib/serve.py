@@ -27,10 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from lib import log as logs
-from lib.config import PROJECT_ROOT, ConfigError, Settings, cron_secret
+from lib.config import PROJECT_ROOT, VERCEL_JSON, ConfigError, Settings, cron_secret
 from lib.store.embedded import EmbeddedPostgres
 
-VERCEL_JSON = PROJECT_ROOT / "vercel.json"
 IDLE_TIMEOUT_S = 10.0
 
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -130,21 +131,23 @@ def seed_personas(store, count: int) -> list[str]:
 LOAD_MARGIN_MS = 1500
 
 
-def wait_until(predicate, timeout: float, message: str = "", interval: float = 0.02):
+def wait_until(predicate, timeout: float, message: str = "", pause=None):
     """Polls `predicate` until it returns something truthy (returned), or fails after `timeout` s.
 
     The one way a test waits for something to happen: never a bare sleep standing in for it.
+    `pause` is how to wait between checks (a page's own wait, say); by default 20 ms.
     """
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(message or f"condition not met within {timeout} s")
-        time.sleep(interval)
+            raise AssertionError(f"timed out after {timeout} s waiting for {message or 'the condition'}")
+        if pause is None:
+            time.sleep(0.02)
+        else:
+            pause()
 
 
 class Background:

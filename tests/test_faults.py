@@ -144,7 +144,7 @@ def test_a_run_killed_with_sigkill_is_closed_by_the_next_run(make_settings, psyc
 
     # The orphan is recognised once its deadline (4 s) and the grace (5 s) have passed.
     wait_until(lambda: db.execute("select deadline_at + interval '5 seconds' <= now() from training_runs "
-                                  "where id = %s", (orphan_id,)).fetchone()[0], timeout=30, interval=0.2)
+                                  "where id = %s", (orphan_id,)).fetchone()[0], timeout=30)
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1)
     batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     assert batch["battlesCompleted"] == 2

@@ -60,7 +60,7 @@ def test_a_malformed_local_db_url_leaks_its_password_nowhere(url, start_server, 
     assert train.status_code == 500 and train.json()["error"] == "Database error"
     assert "trainer:***@" in train.json()["message"] or '"***"' in train.json()["message"]
     # The dashboard's notice shows the JSON's message.
-    view = requests.get(f"{server.url}/admin/training-monitor?view=control", auth=("admin", "admin-pw"), timeout=30)
+    view = requests.get(f"{server.url}/admin/training-monitor?view=health", auth=("admin", "admin-pw"), timeout=30)
     assert view.status_code == 500 and view.json()["message"] == train.json()["message"]
     log = server.stop()
     cli = subprocess.run([sys.executable, "-m", "lib", "status"], cwd=PROJECT_ROOT, capture_output=True, text=True,

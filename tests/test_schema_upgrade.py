@@ -87,9 +87,15 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         assert queries.pause_state()["reason"] == "before the upgrade"
         assert [t["tactic_text"] for t in queries.active_tactics()] == ["Put the offer in writing."]
         assert len(queries.feed()["battles"]) == 3
-        assert len(queries.run_history()) == 1
+        assert len(queries.dashboard_runs(24 * 30)["runs"]) == 1
         assert queries.breakthroughs()["items"][0]["status"] == "promoted"
         assert {p["name"] for p in queries.persona_analytics()} == {p["name"] for p in CATALOG[:3]}
+        health = queries.dashboard_health()
+        assert health["lastRun"]["battles"] == 3 and health["week"]["battles"] == 3 and health["paused"] is True
+        assert [run["battles"] for run in queries.dashboard_runs(24)["runs"]] == [3]
+        indexes = {row[0] for row in conn.execute("select indexname from pg_indexes where tablename = 'sandbox_battles'")}
+        assert {"sandbox_battles_updated_idx", "sandbox_battles_started_idx"} <= indexes
+        assert "sandbox_battles_feed_idx" not in indexes, "the first release's feed index, which no query could use"
         assert queries.upsert_personas(CATALOG[:3])[0]["action"] == "unchanged"
 
         queries.set_paused(False)

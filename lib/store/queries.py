@@ -488,8 +488,14 @@ class Queries:
     def persona_analytics(self) -> list[dict]:
         return self.store.call_one("training_persona_analytics")
 
-    def run_history(self) -> list[BatchSummary]:
-        return self.store.call_one("training_run_history")
+    def dashboard_health(self) -> dict:
+        """The health strip: the switch, runs in progress, the last run, today's and the last 7 days'
+        spend, scores and outcomes, pending reviews, persona counts, and the server's `now`."""
+        return self.store.call_one("training_dashboard_health")
+
+    def dashboard_runs(self, hours: int) -> dict:
+        """`{"since", "now", "runs": […]}`: the runs started in the last `hours`, oldest first."""
+        return self.store.call_one("training_dashboard_runs", p_hours=hours)
 
     def promote_breakthrough(self, battle_id: str, tactic_text: str | None = None,
                              direct: bool = False) -> VersionChange:
