@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 
 import psycopg
@@ -14,7 +15,11 @@ from lib.config import Settings
 from lib.personas import CATALOG, upsert_catalog
 from lib.config import PROJECT_ROOT
 from lib.store.embedded import EmbeddedPostgres
+from lib.runner import run_batch
+from lib.scout import scan
+from lib.store import Rejected
 from lib.store.psycopg import PsycopgStore
+from lib.store.queries import Queries, ReviewStatus
 
 
 @contextmanager
@@ -47,11 +52,6 @@ def simulate_history(url: str, runs: int = 20, days: float = 6.5, killed_at: int
     """`runs` simulated batches of 5 battles and a scout scan, then spread over the last `days` so
     the charts have a time axis to show; run `killed_at` trips its cost cap. About 1 battle in 5
     becomes a breakthrough; a few are then promoted, reviewed or rejected, as a reviewer would."""
-    import time
-
-    from lib.runner import run_batch
-    from lib.scout import scan
-    from lib.store.queries import Queries, ReviewStatus
 
     store = PsycopgStore(url)
     queries = Queries(store)
@@ -64,6 +64,8 @@ def simulate_history(url: str, runs: int = 20, days: float = 6.5, killed_at: int
         run_batch(run_settings, store, llm, trigger="cron")
         queries.set_paused(False)
         scan(settings, store, llm, deadline=time.monotonic() + 60)  # at most 5 new breakthroughs a run
+        if index in PROMOTE_AFTER_RUNS:  # a reviewer promotes a tactic: the next runs are its canary
+            _decide(queries, _oldest_pending(url, 1), ("promote",))
     with psycopg.connect(url, autocommit=True) as conn:
         # Run i of n starts `days` × (n − i) / n ago; its battles move with it.
         conn.execute("""
@@ -86,12 +88,31 @@ def simulate_history(url: str, runs: int = 20, days: float = 6.5, killed_at: int
         decided = [row[0] for row in conn.execute(
             "select id::text from sandbox_battles where breakthrough_status = 'pending_review' "
             "order by breakthrough_detected_at limit 4")]
-    for battle_id, decision in zip(decided, ("promote", ReviewStatus.REVIEWED, ReviewStatus.REJECTED, "promote")):
-        if decision == "promote":
-            queries.promote_breakthrough(battle_id)
-        else:
-            queries.set_review_status(battle_id, decision)
+    _decide(queries, decided, ("promote", ReviewStatus.REVIEWED, ReviewStatus.REJECTED, "promote"))
     store.close()
+
+
+# After these runs a breakthrough is promoted, so the page has versions and a canary to show.
+PROMOTE_AFTER_RUNS = (1, 3, 5, 8)
+
+
+def _oldest_pending(url: str, count: int) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [row[0] for row in conn.execute(
+            "select id::text from sandbox_battles where breakthrough_status = 'pending_review' "
+            "order by breakthrough_detected_at limit %s", (count,))]
+
+
+def _decide(queries, battle_ids: list[str], decisions: tuple) -> None:
+    """A reviewer's decisions; a promotion while another tactic is under canary waits (refused)."""
+    for battle_id, decision in zip(battle_ids, decisions):
+        if decision != "promote":
+            queries.set_review_status(battle_id, decision)
+            continue
+        try:
+            queries.promote_breakthrough(battle_id)
+        except Rejected:
+            queries.set_review_status(battle_id, ReviewStatus.REVIEWED)
 
 
 def serve(url: str, password: str, port: int):
