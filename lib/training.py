@@ -103,31 +103,29 @@ def _alert_cost_cap(settings, batch: dict, run_deadline: float, errors: list) ->
     """Always logged; sent to Slack even past the deadline (at least a second): training is paused."""
     reason = _cost_cap_reason(batch)
     log("cost_cap_reached", level=logging.WARNING, runId=batch["batchId"], reason=reason)
-    failure = slack.send(settings, slack.cost_cap_message(batch, reason, settings.app_url),
-                         timeout=max(1.0, min(5.0, run_deadline + 1 - time.monotonic())), runId=batch["batchId"])
-    if failure:
-        errors.append(f"Cost cap Slack alert failed: {failure}")
+    _tell_slack(settings, batch, slack.cost_cap_message(batch, reason, settings.app_url),
+                max(1.0, min(5.0, run_deadline + 1 - time.monotonic())), "Cost cap Slack alert", errors)
 
 
 def _alert_failed(settings, batch: dict, respond_by: float | None, errors: list) -> None:
     """A failed run (the provider refused, every battle failed) is said in Slack: nobody may be watching."""
     timeout = _follow_up_timeout(respond_by)
-    if timeout is None:
-        return
-    failure = slack.send(settings, slack.run_failed_message(batch, settings.app_url), timeout=timeout,
-                         runId=batch["batchId"])
-    if failure:
-        errors.append(f"Run failure Slack alert failed: {failure}")
+    if timeout is not None:
+        _tell_slack(settings, batch, slack.run_failed_message(batch, settings.app_url), timeout,
+                    "Run failure Slack alert", errors)
 
 
 def _post_summary(settings, batch: dict, respond_by: float | None, errors: list) -> None:
     timeout = _follow_up_timeout(respond_by)
-    if timeout is None:
-        return
-    failure = slack.send(settings, slack.batch_summary_message(batch, settings.app_url), timeout=timeout,
-                         runId=batch["batchId"])
+    if timeout is not None:
+        _tell_slack(settings, batch, slack.batch_summary_message(batch, settings.app_url), timeout,
+                    "Batch summary to Slack", errors)
+
+
+def _tell_slack(settings, batch: dict, payload: dict, timeout: float, what: str, errors: list) -> None:
+    failure = slack.send(settings, payload, timeout=timeout, runId=batch["batchId"])
     if failure:
-        errors.append(f"Batch summary to Slack failed: {failure}")
+        errors.append(f"{what} failed: {failure}")
 
 
 def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) -> bool:
