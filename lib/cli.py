@@ -104,7 +104,7 @@ def cmd_generate_personas(settings, args) -> int:
 
 def cmd_status(settings, args) -> int:
     with _store(settings) as store:
-        status = Queries(store).status()
+        status = Queries(store).status(settings.daily_budget_usd, settings.monthly_budget_usd)
     print(json.dumps(status, indent=2, default=str))
     return 0
 
@@ -127,6 +127,7 @@ def cmd_train(settings, args) -> int:
     if args.simulate:
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
     llm = make_llm(settings)
+    llm.warm_up()  # the SDK's import overlaps opening the database
     with _store(settings) as store:
         if args.simulate:
             store.migrate()

@@ -77,7 +77,7 @@ VIEWS = {
     "breakthroughs": lambda queries, query: queries.breakthroughs(),
     "personas": lambda queries, query: queries.persona_analytics(),
     "runs": lambda queries, query: queries.run_history(),
-    "control": lambda queries, query: queries.status(),
+    "control": lambda queries, query: queries.status(),  # with the budget limits: see respond()
 }
 REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 
@@ -106,13 +106,17 @@ def respond(request: Request):
         require_same_origin(request)
         if request.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             raise ApiError(415, {"error": "Content-Type must be application/json"})
-    store = open_store(Settings.from_env())
+    settings = Settings.from_env()
+    store = open_store(settings)
     queries = Queries(store)
     try:
         if request.method == "GET":
             if view not in VIEWS:
                 raise ApiError(400, {"error": f"Unknown view {view[:40]!r}"})
-            result = VIEWS[view](queries, request.query)
+            if view == "control":  # the day's and month's spend against this deployment's budgets
+                result = queries.status(settings.daily_budget_usd, settings.monthly_budget_usd)
+            else:
+                result = VIEWS[view](queries, request.query)
             if result is None:
                 raise ApiError(404, {"error": "Not found"})
             return 200, result

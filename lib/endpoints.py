@@ -41,12 +41,16 @@ def _open(settings):
 def train(request: Request) -> tuple[int, dict]:
     requested = parse_batch_size(request)
     settings = Settings.from_env()
-    store, llm = _open(settings)
+    llm = make_llm(settings)  # a missing key fails before the database is touched
+    llm.warm_up()  # the SDK's import overlaps the database work below
+    store = open_store(settings)
     try:
         batch = train_once(settings, store, llm, trigger="cron" if request.method == "GET" else "manual",
                            scout="webhook", requested_batch_size=requested, started=request.arrived).batch
     except RunRefused as refused:
-        raise ApiError(*_refusal(refused)) from None
+        status, body = _refusal(refused)
+        headers = {"Retry-After": str(refused.outcome["retryAfterS"])} if refused.reason == "budget" else None
+        raise ApiError(status, body, headers) from None
     finally:
         store.close()
     message = (f"Training batch {batch['status']}: {batch['battlesCompleted']} of {batch['battlesStarted']} "
@@ -62,6 +66,9 @@ def _refusal(refused) -> tuple[int, dict]:
                      "message": f"{outcome.get('reason') or 'paused'} ({refused.hint})"}
     if refused.reason == "busy":
         return 409, {"error": refused.error, "runId": outcome["runId"]}
+    if refused.reason == "budget":
+        return 429, {"error": refused.error, "message": f"{refused.error}: {outcome['reason']}",
+                     "budget": {"day": outcome["day"], "month": outcome["month"]}}
     status = 422 if refused.reason == "no_personas" else 409
     return status, {"error": refused.error, "message": refused.hint}
 

@@ -17,7 +17,7 @@ from lib import slack
 from lib.budget import COST_CAP_REACHED
 from lib.config import ConfigError
 from lib.log import log
-from lib.runner import run_batch
+from lib.runner import RunRefused, run_batch
 from lib.scout import scan
 from lib.store import StoreError
 from lib.store.queries import Queries
@@ -58,8 +58,13 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
     if scout not in ("webhook", "in_process"):
         raise ValueError(f"scout must be 'webhook' or 'in_process', not {scout!r}")
     started = time.monotonic() if started is None else started
-    batch = run_batch(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
-                      on_progress=on_progress, started=started)
+    try:
+        batch = run_batch(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
+                          on_progress=on_progress, started=started)
+    except RunRefused as refused:
+        if refused.reason == "budget" and refused.outcome.get("alert"):
+            _alert_budget(settings, refused)
+        raise
     respond_by = started + settings.max_execution_ms / 1000 + RESPONSE_MARGIN_S if scout == "webhook" else None
     queries = Queries(store)
     errors: list[str] = []
@@ -103,6 +108,15 @@ def _alert_cost_cap(settings, batch: dict, run_deadline: float, errors: list) ->
                          timeout=max(1.0, min(5.0, run_deadline + 1 - time.monotonic())), runId=batch["batchId"])
     if failure:
         errors.append(f"Cost cap Slack alert failed: {failure}")
+
+
+def _alert_budget(settings, refused) -> None:
+    """The first budget refusal of a UTC day reaches Slack (the database says which one is first)."""
+    message = f"{refused.error}: {refused.outcome['reason']}"
+    log("budget_reached", level=logging.WARNING, reason=message)
+    slack.send(settings, {"text": f":money_with_wings: {slack.escape(message)}. Training runs are refused until "
+                                  "then; raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD to allow more."},
+               timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
 
 
 def _post_summary(settings, batch: dict, respond_by: float | None, errors: list) -> None:

@@ -86,18 +86,49 @@ class BatchSummary(TypedDict, total=False):
     error: str | None
 
 
+class BudgetPeriod(TypedDict):
+    """One UTC day or month: recorded spend, the unspent blocks of runs in progress, the limit."""
+
+    spent: float
+    reserved: float
+    limit: float | None  # null: no budget for this period
+    resetsAt: str
+
+
+class BudgetState(TypedDict):
+    day: BudgetPeriod
+    month: BudgetPeriod
+
+
+class BudgetGrant(BudgetState, total=False):
+    """The block a run took: `block` (its cost cap for this run), `limitedBy` (`cap`, `day` or
+    `month`) and `exhausted` (the message for when a day- or month-limited block is spent)."""
+
+    status: str
+    block: float
+    limitedBy: str
+    exhausted: str | None
+
+
 class RunStart(TypedDict, total=False):
-    """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`) or a refusal:
-    `paused` (`reason`, `pausedBy`, `since`), `busy` (`runId`), `no_personas` or `no_free_personas`."""
+    """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`, `budget`) or a
+    refusal: `paused` (`reason`, `pausedBy`, `since`), `busy` (`runId`), `no_personas`,
+    `no_free_personas`, or `budget` (`error`, `reason`, `period`, `retryAfterS`, `alert`, `day`,
+    `month`)."""
 
     status: str
     run: BatchSummary
     personas: list[Persona]
     recovered: int
     expectedBattleMs: int
+    budget: BudgetGrant
     reason: str | None
     since: str
     runId: str
+    error: str
+    period: str
+    retryAfterS: int
+    alert: bool
 
 
 class PauseState(TypedDict):
@@ -183,20 +214,27 @@ class Queries:
     def pause_state(self, *, deadline: float | None = None) -> PauseState:
         return self.store.call_one("training_pause_state", deadline=deadline)
 
-    def status(self) -> dict:
-        """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend."""
-        return self.store.call_one("training_status")
+    def status(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None) -> dict:
+        """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend,
+        and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
+        return self.store.call_one("training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
+
+    def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
+                     *, deadline: float | None = None) -> BudgetState:
+        return self.store.call_one("training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
+                                   p_monthly_budget=monthly_budget)
 
     # ---- runs and battles ----
 
     def start_run(self, *, trigger: Trigger, requested_batch_size: int | None, batch_size: int,
                   cost_cap: Decimal, max_concurrent_runs: int, deadline_ms: int, simulated: bool,
-                  default_battle_ms: int, deadline: float | None = None) -> RunStart:
+                  default_battle_ms: int, daily_budget: Decimal | None = None,
+                  monthly_budget: Decimal | None = None, deadline: float | None = None) -> RunStart:
         return self.store.call_one(
             "training_start_run", deadline=deadline, p_trigger=str(trigger),
             p_requested_batch_size=requested_batch_size, p_batch_size=batch_size, p_cost_cap=cost_cap,
             p_max_concurrent_runs=max_concurrent_runs, p_deadline_ms=deadline_ms, p_simulated=simulated,
-            p_default_battle_ms=default_battle_ms)
+            p_default_battle_ms=default_battle_ms, p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
 
     def active_tactics(self, *, deadline: float | None = None) -> list[Tactic]:
         return self.store.call_all("training_active_tactics", deadline=deadline)

@@ -3,26 +3,38 @@
 `POST /v1/chat/completions` answers like the real API, with knobs: latency and jitter, scripted
 failures (429 with Retry-After, 500, a hang, malformed referee JSON), and usage either realistic
 or the largest the request allows. It records every request so tests can check concurrency,
-timing and cost.
+timing and cost (`GET /v1/_log?since=N` serves the record, without the messages, to a benchmark
+running the fake in another process).
+
+With `rpm` and/or `tpm`, it enforces OpenAI's rate limits: per model, a bucket of `rpm` requests
+and one of `tpm` tokens, each refilling continuously over a minute. A request takes one request
+and its estimated tokens (its prompt's bytes / 4, plus max_completion_tokens) when it arrives,
+or is answered 429 at once when a bucket lacks them, with `retry-after-ms`. Every answer carries
+`x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` for both.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import socket
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from lib.battle import CRITERIA
 
 
 class FakeOpenAI:
     def __init__(self, latency: float = 0.0, jitter: float = 0.0, usage: str = "realistic",
-                 referee_score: int = 80):
+                 referee_score: int = 80, rpm: int | None = None, tpm: int | None = None):
         self.latency = latency
         self.jitter = jitter
+        self.rpm = rpm
+        self.tpm = tpm
+        self._buckets: dict[str, dict] = {}  # model -> {"requests": [level, stamp], "tokens": [...]}
         self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
         self.referee_score = referee_score
         self.accept_after_turns: int | None = None
@@ -101,7 +113,43 @@ class FakeOpenAI:
                         fake.in_flight -= 1
                         entry["finished"] = time.monotonic()
 
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                if parts.path != "/v1/_log":
+                    return fake._send(self, 404, {"error": {"message": "not found"}}, {})
+                since = int(parse_qs(parts.query).get("since", ["0"])[0])
+                with fake._lock:
+                    entries = [{k: v for k, v in e.items() if k != "messages"} for e in fake.log[since:]]
+                fake._send(self, 200, {"entries": entries, "now": time.monotonic()}, {})
+
         return Handler
+
+    def _admit(self, model: str, tokens: int) -> tuple[dict, float | None]:
+        """Takes one request and `tokens` from the model's buckets: (the rate-limit headers, None),
+        or (the headers, seconds until they could) when a bucket lacks them."""
+        limits = {"requests": self.rpm, "tokens": self.tpm}
+        wanted = {"requests": 1, "tokens": tokens}
+        now = time.monotonic()
+        with self._lock:
+            buckets = self._buckets.setdefault(model, {kind: [float(limit), now] for kind, limit in limits.items()
+                                                       if limit})
+            levels = {}
+            for kind, (level, stamp) in buckets.items():
+                levels[kind] = min(limits[kind], level + limits[kind] / 60 * (now - stamp))
+            short = {kind: (wanted[kind] - levels[kind]) / (limits[kind] / 60) for kind in levels
+                     if levels[kind] < wanted[kind]}
+            if not short:
+                for kind in levels:
+                    levels[kind] -= wanted[kind]
+            for kind in levels:
+                buckets[kind] = [levels[kind], now]
+        headers = {}
+        for kind, level in levels.items():
+            headers[f"x-ratelimit-limit-{kind}"] = str(limits[kind])
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(level)))
+            reset = (limits[kind] - level) / (limits[kind] / 60)
+            headers[f"x-ratelimit-reset-{kind}"] = f"{reset:.3f}s" if reset >= 1 else f"{int(reset * 1000)}ms"
+        return headers, (max(short.values()) if short else None)
 
     def _answer(self, handler, body: dict, entry: dict) -> None:
         # Jitter is a function of the request: the same conversation waits the same time, so a
@@ -109,6 +157,19 @@ class FakeOpenAI:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
         spread = int.from_bytes(digest[:8], "big") / 2 ** 64 * 2 - 1
         delay = self.latency + self.jitter * spread
+        entry["delay"] = delay
+        limit_headers = {}
+        prompt = sum(len(m["content"].encode()) for m in body.get("messages", [])) + len(json.dumps(
+            body["response_format"]).encode() if "response_format" in body else b"")
+        # What the token bucket counts: OpenAI's estimate at admission, the prompt and max tokens.
+        entry["estimate"] = math.ceil(prompt / 4) + int(body.get("max_completion_tokens") or body.get("max_tokens")
+                                                        or 256)
+        if self.rpm or self.tpm:
+            limit_headers, retry = self._admit(body.get("model"), entry["estimate"])
+            if retry is not None:
+                return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests",
+                                                           "code": "rate_limit_exceeded"}},
+                                  entry, {**limit_headers, "retry-after-ms": str(math.ceil(retry * 1000))})
         failure = self._next_failure(entry["referee"])
         if self.hang_all or (failure and failure["kind"] == "hang"):
             entry["status"] = "hung"
@@ -118,10 +179,10 @@ class FakeOpenAI:
         if failure and failure["kind"] == "429":
             headers = {"retry-after": str(failure["retry_after"] or 1)}
             return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests"}},
-                              entry, headers)
+                              entry, {**limit_headers, **headers})
         if failure and failure["kind"] == "500":
             return self._send(handler, 500, {"error": {"message": "The server had an error", "type": "server"}},
-                              entry)
+                              entry, limit_headers)
         messages = body.get("messages", [])
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         schema = entry["schema"]
@@ -154,7 +215,7 @@ class FakeOpenAI:
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": text}}],
-            "usage": usage}, entry)
+            "usage": usage}, entry, limit_headers)
 
     def _line(self, messages: list[dict]) -> str:
         system = messages[0]["content"] if messages else ""
@@ -193,8 +254,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per call")
     parser.add_argument("--jitter", type=float, default=0.0, help="± seconds, uniform")
+    parser.add_argument("--rpm", type=int, default=None, help="requests per minute per model (429 beyond)")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per minute per model (429 beyond)")
+    parser.add_argument("--usage", choices=("realistic", "max"), default="realistic")
     args = parser.parse_args()
-    fake = FakeOpenAI(latency=args.latency, jitter=args.jitter)
+    fake = FakeOpenAI(latency=args.latency, jitter=args.jitter, rpm=args.rpm, tpm=args.tpm, usage=args.usage)
     if args.port:
         fake.server.server_close()
         fake.server = ThreadingHTTPServer(("127.0.0.1", args.port), fake._handler())

@@ -1,0 +1,151 @@
+"""Pacing to the provider's rate limits, learned from the `x-ratelimit-*` headers of its answers.
+
+OpenAI answers every request, per model, with `x-ratelimit-limit-requests`,
+`x-ratelimit-remaining-requests`, `x-ratelimit-reset-requests` and the same three for tokens. A
+limit is a bucket of `limit` per minute that refills continuously; a request takes one request
+and its estimated tokens (the prompt, about 4 bytes a token, plus `max_tokens`) when it is
+admitted, and is answered 429 when the bucket lacks them.
+
+`Pacer` keeps, per model, an estimate of both buckets: each call it lets through is debited at
+once, the buckets refill at `limit / 60` per second, and each answer's headers replace the
+estimate with the provider's own figure (brought forward to now: refilled since the call was
+sent, less the calls sent after it). Other processes' calls show up there too, so parallel runs
+share one limit without talking to each other. A call waits until both buckets can take it with
+a small margin, so 429s stay the exception; `headroom_wait` tells the runner when the buckets are
+running low, so it starts no more battles than the limit can feed (more would only wait here and
+risk the deadline). With no headers (the simulator, a server that sends none) nothing waits.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
+
+# A call is let through only if it leaves this share of the bucket (absorbs other processes'
+# calls that the last answer did not show yet, and estimates a little short).
+MARGIN_SHARE = 0.05
+# Below this share left in any bucket, the runner starts no new battle.
+HEADROOM_SHARE = 0.2
+
+
+@dataclass
+class Bucket:
+    limit: float
+    level: float
+    stamp: float
+
+    @property
+    def rate(self) -> float:
+        return self.limit / 60.0
+
+    def available(self, now: float) -> float:
+        return min(self.limit, self.level + self.rate * (now - self.stamp))
+
+    def take(self, amount: float, now: float) -> None:
+        self.level, self.stamp = self.available(now) - amount, now
+
+    def wait_for(self, amount: float, now: float) -> float:
+        """Seconds until the bucket holds `amount` plus the margin (0: now)."""
+        want = min(amount, self.limit * (1 - MARGIN_SHARE)) + self.limit * MARGIN_SHARE
+        return max(0.0, (want - self.available(now)) / self.rate)
+
+
+@dataclass
+class Ticket:
+    """One call let through: what it took, when, and its place in the model's sequence."""
+
+    model: str
+    seq: int
+    sent: float
+    tokens: int
+
+
+@dataclass
+class _Model:
+    requests: Bucket | None = None
+    tokens: Bucket | None = None
+    seq: int = 0
+    synced_seq: int = -1
+    sent_since_sync: list = field(default_factory=list)  # (seq, tokens) of calls after the last sync
+
+
+class Pacer:
+    """Per-model request and token buckets, shared by every battle thread of a run."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._models: dict[str, _Model] = {}
+        self.waited_s = 0.0  # total time calls spent waiting here (reported by the bench)
+        self.calls = 0
+
+    def acquire(self, model: str, tokens: int, deadline: float, stop: threading.Event) -> Ticket:
+        """Waits until `model`'s buckets can take one request of `tokens`, then debits them."""
+        while True:
+            with self._lock:
+                state = self._models.setdefault(model, _Model())
+                now = time.monotonic()
+                wait = max(state.requests.wait_for(1, now) if state.requests else 0.0,
+                           state.tokens.wait_for(tokens, now) if state.tokens else 0.0)
+                if wait <= 0:
+                    for bucket, amount in ((state.requests, 1), (state.tokens, tokens)):
+                        if bucket is not None:
+                            bucket.take(amount, now)
+                    state.seq += 1
+                    state.sent_since_sync.append((state.seq, tokens))
+                    self.calls += 1
+                    return Ticket(model, state.seq, now, tokens)
+            if now + wait + MIN_USEFUL_CALL_S > deadline:
+                raise DeadlineExceeded(f"{model}: the provider's rate limit leaves no room before the deadline")
+            if stop.wait(wait):
+                raise Stopped("run stopped")
+            with self._lock:
+                self.waited_s += wait
+
+    def observe(self, ticket: Ticket, headers) -> None:
+        """Takes the provider's figures from the answer to `ticket`'s call (a 429's too)."""
+        if not headers:
+            return
+        limits = {kind: _figures(headers, kind) for kind in ("requests", "tokens")}
+        with self._lock:
+            state = self._models.setdefault(ticket.model, _Model())
+            now = time.monotonic()
+            fresh = ticket.seq > state.synced_seq
+            later = [(seq, tokens) for seq, tokens in state.sent_since_sync if seq > ticket.seq]
+            for kind, figures in limits.items():
+                if figures is None:
+                    continue
+                limit, remaining = figures
+                bucket = getattr(state, kind)
+                if bucket is None:
+                    bucket = Bucket(limit, remaining, now)
+                    setattr(state, kind, bucket)
+                bucket.limit = limit
+                if fresh:  # an older answer than the last one synced says less about now
+                    taken_since = len(later) if kind == "requests" else sum(tokens for _, tokens in later)
+                    refilled = bucket.rate * (now - ticket.sent)
+                    bucket.level, bucket.stamp = min(limit, remaining + refilled) - taken_since, now
+            if fresh:
+                state.synced_seq = ticket.seq
+                state.sent_since_sync = later
+
+    def headroom_wait(self) -> float:
+        """0 while every known bucket has more than HEADROOM_SHARE left, else the seconds until it will."""
+        with self._lock:
+            now = time.monotonic()
+            waits = [max(0.0, (bucket.limit * HEADROOM_SHARE - bucket.available(now)) / bucket.rate)
+                     for state in self._models.values() for bucket in (state.requests, state.tokens)
+                     if bucket is not None]
+        return max(waits, default=0.0)
+
+
+def _figures(headers, kind: str) -> tuple[float, float] | None:
+    try:
+        limit = float(headers.get(f"x-ratelimit-limit-{kind}"))
+        remaining = float(headers.get(f"x-ratelimit-remaining-{kind}"))
+    except (TypeError, ValueError):
+        return None
+    if limit <= 0:
+        return None
+    return limit, max(0.0, min(remaining, limit))
