@@ -46,7 +46,8 @@ def train(request: Request) -> tuple[int, dict]:
     store = open_store(settings)
     try:
         batch = train_once(settings, store, llm, trigger="cron" if request.method == "GET" else "manual",
-                           scout="webhook", requested_batch_size=requested, started=request.arrived).batch
+                           scout="webhook", requested_batch_size=requested, started=request.arrived,
+                           fan_out=_fan_out(request, settings)).batch
     except RunRefused as refused:
         status, body = _refusal(refused)
         headers = {"Retry-After": str(refused.outcome["retryAfterS"])} if refused.reason == "budget" else None
@@ -56,6 +57,14 @@ def train(request: Request) -> tuple[int, dict]:
     message = (f"Training batch {batch['status']}: {batch['battlesCompleted']} of {batch['battlesStarted']} "
                f"battles completed, ${batch['totalCost']} spent")
     return 200, {"success": True, "message": message, "batch": batch}
+
+
+def _fan_out(request: Request, settings) -> int:
+    """How many runs this call starts: CRON_FAN_OUT for Vercel Cron's GET, one for a manual POST
+    and for the runs it dispatches (`?fanOut=0`)."""
+    if request.method != "GET" or request.query.get("fanOut") == "0":
+        return 1
+    return settings.cron_fan_out
 
 
 def _refusal(refused) -> tuple[int, dict]:
