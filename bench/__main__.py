@@ -1,10 +1,10 @@
-"""All benchmarks, one after another: `python -m bench` (about 4 minutes on 2 cores)."""
+"""All benchmarks, one after another: `python -m bench` (about 25 minutes on 2 cores)."""
 import time
 
-from bench import cold_start, makespan, resources
+from bench import cold_start, fanout, makespan, pacing, resources
 
 started = time.monotonic()
-for module in (makespan, cold_start, resources):
+for module in (makespan, cold_start, resources, pacing, fanout):
     print(f"\n=== {module.__name__} ===")
     module.main()
 print(f"\nall benchmarks in {time.monotonic() - started:.0f}s")

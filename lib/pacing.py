@@ -11,9 +11,10 @@ once, the buckets refill at `limit / 60` per second, and each answer's headers r
 estimate with the provider's own figure (brought forward to now: refilled since the call was
 sent, less the calls sent after it). Other processes' calls show up there too, so parallel runs
 share one limit without talking to each other. A call waits until both buckets can take it with
-a small margin, so 429s stay the exception; `headroom_wait` tells the runner when the buckets are
-running low, so it starts no more battles than the limit can feed (more would only wait here and
-risk the deadline). With no headers (the simulator, a server that sends none) nothing waits.
+a small margin, so 429s stay the exception. While calls wait here the limit binds: the runner
+starts no new battle until none waits (`wait_while_throttled`), so about as many battles run as
+the limit can feed (more would only wait here, and risk the deadline). With no headers (the
+simulator, a server that sends none) nothing waits.
 """
 from __future__ import annotations
 
@@ -26,8 +27,6 @@ from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
 # A call is let through only if it leaves this share of the bucket (absorbs other processes'
 # calls that the last answer did not show yet, and estimates a little short).
 MARGIN_SHARE = 0.05
-# Below this share left in any bucket, the runner starts no new battle.
-HEADROOM_SHARE = 0.2
 
 
 @dataclass
@@ -76,32 +75,42 @@ class Pacer:
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._models: dict[str, _Model] = {}
-        self.waited_s = 0.0  # total time calls spent waiting here (reported by the bench)
+        self._waiting = 0  # calls waiting for room now
+        self.waited_s = 0.0  # total time calls spent waiting here
         self.calls = 0
 
     def acquire(self, model: str, tokens: int, deadline: float, stop: threading.Event) -> Ticket:
         """Waits until `model`'s buckets can take one request of `tokens`, then debits them."""
-        while True:
-            with self._lock:
-                state = self._models.setdefault(model, _Model())
-                now = time.monotonic()
-                wait = max(state.requests.wait_for(1, now) if state.requests else 0.0,
-                           state.tokens.wait_for(tokens, now) if state.tokens else 0.0)
-                if wait <= 0:
-                    for bucket, amount in ((state.requests, 1), (state.tokens, tokens)):
-                        if bucket is not None:
-                            bucket.take(amount, now)
-                    state.seq += 1
-                    state.sent_since_sync.append((state.seq, tokens))
-                    self.calls += 1
-                    return Ticket(model, state.seq, now, tokens)
-            if now + wait + MIN_USEFUL_CALL_S > deadline:
-                raise DeadlineExceeded(f"{model}: the provider's rate limit leaves no room before the deadline")
-            if stop.wait(wait):
-                raise Stopped("run stopped")
-            with self._lock:
-                self.waited_s += wait
+        waiting = False
+        try:
+            while True:
+                with self._lock:
+                    state = self._models.setdefault(model, _Model())
+                    now = time.monotonic()
+                    wait = max(state.requests.wait_for(1, now) if state.requests else 0.0,
+                               state.tokens.wait_for(tokens, now) if state.tokens else 0.0)
+                    if wait <= 0:
+                        for bucket, amount in ((state.requests, 1), (state.tokens, tokens)):
+                            if bucket is not None:
+                                bucket.take(amount, now)
+                        state.seq += 1
+                        state.sent_since_sync.append((state.seq, tokens))
+                        self.calls += 1
+                        return Ticket(model, state.seq, now, tokens)
+                    if not waiting:
+                        waiting, self._waiting = True, self._waiting + 1
+                    self.waited_s += wait
+                if now + wait + MIN_USEFUL_CALL_S > deadline:
+                    raise DeadlineExceeded(f"{model}: the provider's rate limit leaves no room before the deadline")
+                if stop.wait(wait):
+                    raise Stopped("run stopped")
+        finally:
+            if waiting:
+                with self._lock:
+                    self._waiting -= 1
+                    self._changed.notify_all()
 
     def observe(self, ticket: Ticket, headers) -> None:
         """Takes the provider's figures from the answer to `ticket`'s call (a 429's too)."""
@@ -130,14 +139,11 @@ class Pacer:
                 state.synced_seq = ticket.seq
                 state.sent_since_sync = later
 
-    def headroom_wait(self) -> float:
-        """0 while every known bucket has more than HEADROOM_SHARE left, else the seconds until it will."""
-        with self._lock:
-            now = time.monotonic()
-            waits = [max(0.0, (bucket.limit * HEADROOM_SHARE - bucket.available(now)) / bucket.rate)
-                     for state in self._models.values() for bucket in (state.requests, state.tokens)
-                     if bucket is not None]
-        return max(waits, default=0.0)
+    def wait_while_throttled(self, timeout: float) -> bool:
+        """Blocks while calls wait here for room (the limit binds: another battle would only add to
+        the queue), at most `timeout` seconds. True when no call waits."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._waiting == 0, timeout)
 
 
 def _figures(headers, kind: str) -> tuple[float, float] | None:

@@ -235,20 +235,19 @@ class Run:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _wait_for_headroom(self) -> bool:
-        """Holds the next battle while the provider's rate limits are running low (lib.pacing):
-        more battles would only wait for them. False when the run stopped or time ran out."""
-        while not self.stop.is_set():
-            wait = self.pacer.headroom_wait()
-            if wait <= 0:
-                return True
-            if wait + self.expected_battle_s > self.time_left():
-                with self._lock:
-                    self.errors.append(f"Rate limit: the provider's limits leave no room for another battle before "
-                                       f"the deadline ({wait:.1f}s to wait); the remaining personas wait for the "
-                                       "next run")
+        """Holds the next battle while this run's calls wait for the provider's rate limits
+        (lib.pacing): another battle would only wait with them. False when the run stopped or no
+        battle fits in the time left."""
+        while not self.pacer.wait_while_throttled(min(PAUSE_POLL_S, max(0.0, self.time_left()))):
+            if self.stop.is_set():
                 return False
-            self.stop.wait(wait)
-        return False
+            if self.time_left() < self.expected_battle_s:
+                with self._lock:
+                    self.errors.append("Rate limit: the provider's limits (its x-ratelimit headers) left no room to "
+                                       "start another battle before the deadline; the remaining personas wait for "
+                                       "the next run")
+                return False
+        return True
 
     def _start_spaced(self, persona: dict) -> str | None:
         """Writes the battle's start at least DELAY_BETWEEN_BATTLES_MS after the previous one.

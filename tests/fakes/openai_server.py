@@ -29,12 +29,14 @@ from lib.battle import CRITERIA
 
 class FakeOpenAI:
     def __init__(self, latency: float = 0.0, jitter: float = 0.0, usage: str = "realistic",
-                 referee_score: int = 80, rpm: int | None = None, tpm: int | None = None):
+                 referee_score: int = 80, rpm: int | None = None, tpm: int | None = None,
+                 start_level: float = 1.0):
         self.latency = latency
         self.jitter = jitter
         self.rpm = rpm
         self.tpm = tpm
         self._buckets: dict[str, dict] = {}  # model -> {"requests": [level, stamp], "tokens": [...]}
+        self.start_level = start_level  # each bucket's share full at the first request (1: a fresh minute)
         self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
         self.referee_score = referee_score
         self.accept_after_turns: int | None = None
@@ -131,8 +133,8 @@ class FakeOpenAI:
         wanted = {"requests": 1, "tokens": tokens}
         now = time.monotonic()
         with self._lock:
-            buckets = self._buckets.setdefault(model, {kind: [float(limit), now] for kind, limit in limits.items()
-                                                       if limit})
+            buckets = self._buckets.setdefault(model, {kind: [limit * self.start_level, now]
+                                                       for kind, limit in limits.items() if limit})
             levels = {}
             for kind, (level, stamp) in buckets.items():
                 levels[kind] = min(limits[kind], level + limits[kind] / 60 * (now - stamp))
@@ -257,8 +259,11 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute per model (429 beyond)")
     parser.add_argument("--tpm", type=int, default=None, help="tokens per minute per model (429 beyond)")
     parser.add_argument("--usage", choices=("realistic", "max"), default="realistic")
+    parser.add_argument("--start-level", type=float, default=1.0,
+                        help="each bucket's share full at first (1: a fresh minute; 0.05: nearly used up)")
     args = parser.parse_args()
-    fake = FakeOpenAI(latency=args.latency, jitter=args.jitter, rpm=args.rpm, tpm=args.tpm, usage=args.usage)
+    fake = FakeOpenAI(latency=args.latency, jitter=args.jitter, rpm=args.rpm, tpm=args.tpm, usage=args.usage,
+                      start_level=args.start_level)
     if args.port:
         fake.server.server_close()
         fake.server = ThreadingHTTPServer(("127.0.0.1", args.port), fake._handler())
