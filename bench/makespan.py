@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
             print("  ".join(str(c) for c in rows[-1]), flush=True)
     print()
     print(table(headers, rows))
+    print("\nServed waits Lᵢ per battle, in start order (s), to recompute the bounds: "
+          + " ".join(f"{latency:.3f}" for latency in served))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,14 @@ once, the buckets refill at `limit / 60` per second, and each answer's headers r
 estimate with the provider's own figure (brought forward to now: refilled since the call was
 sent, less the calls sent after it). Other processes' calls show up there too, so parallel runs
 share one limit without talking to each other. A call waits until both buckets can take it with
-a small margin, so 429s stay the exception. While calls wait here the limit binds: the runner
-starts no new battle until none waits (`wait_while_throttled`), so about as many battles run as
-the limit can feed (more would only wait here, and risk the deadline). With no headers (the
-simulator, a server that sends none) nothing waits.
+a small margin, so 429s stay the exception.
+
+The runner asks `wait_while_throttled` before each new battle. While calls wait here, or did
+within about one call's time, the limit binds and no battle starts (it would only wait with
+them, and risk the deadline). Within RAMP_S of the last wait, battles start one per call's time
+at most, so concurrency ramps up while there is headroom and settles at about as many battles as
+the limit can feed; further from any wait they start freely. With no headers (the simulator, a
+server that sends none) nothing ever waits.
 """
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
 # A call is let through only if it leaves this share of the bucket (absorbs other processes'
 # calls that the last answer did not show yet, and estimates a little short).
 MARGIN_SHARE = 0.05
+# How long a call takes, before any has been answered (then: a moving average of the answers).
+FIRST_CALL_S = 0.5
+# For this long after a call waited, battles start one per call's time at most.
+RAMP_S = 10.0
 
 
 @dataclass
@@ -78,6 +86,8 @@ class Pacer:
         self._changed = threading.Condition(self._lock)
         self._models: dict[str, _Model] = {}
         self._waiting = 0  # calls waiting for room now
+        self._last_waited = float("-inf")  # when a call last stopped waiting
+        self.call_s = FIRST_CALL_S
         self.waited_s = 0.0  # total time calls spent waiting here
         self.calls = 0
 
@@ -110,6 +120,7 @@ class Pacer:
             if waiting:
                 with self._lock:
                     self._waiting -= 1
+                    self._last_waited = time.monotonic()
                     self._changed.notify_all()
 
     def observe(self, ticket: Ticket, headers) -> None:
@@ -120,6 +131,7 @@ class Pacer:
         with self._lock:
             state = self._models.setdefault(ticket.model, _Model())
             now = time.monotonic()
+            self.call_s += 0.2 * (now - ticket.sent - self.call_s)
             fresh = ticket.seq > state.synced_seq
             later = [(seq, tokens) for seq, tokens in state.sent_since_sync if seq > ticket.seq]
             for kind, figures in limits.items():
@@ -139,11 +151,26 @@ class Pacer:
                 state.synced_seq = ticket.seq
                 state.sent_since_sync = later
 
-    def wait_while_throttled(self, timeout: float) -> bool:
-        """Blocks while calls wait here for room (the limit binds: another battle would only add to
-        the queue), at most `timeout` seconds. True when no call waits."""
+    def wait_while_throttled(self, timeout: float, last_start: float) -> bool:
+        """Blocks until another battle may start (see the module's doc), at most `timeout` seconds;
+        `last_start` is when the previous one did. True when it may."""
+        until = time.monotonic() + timeout
         with self._changed:
-            return self._changed.wait_for(lambda: self._waiting == 0, timeout)
+            while True:
+                now = time.monotonic()
+                if self._waiting:
+                    wait = float("inf")  # until the waiting calls get through
+                elif now - self._last_waited < self.call_s:
+                    wait = self._last_waited + self.call_s - now
+                elif now - self._last_waited < RAMP_S:
+                    wait = last_start + self.call_s - now
+                else:
+                    wait = 0.0
+                if wait <= 0:
+                    return True
+                if now >= until:
+                    return False
+                self._changed.wait(min(wait, until - now))
 
 
 def _figures(headers, kind: str) -> tuple[float, float] | None:

@@ -132,8 +132,9 @@ class Run:
         self._start_cond = threading.Condition()
         self._last_start: float | None = None
         self._starting = False
+        self._last_admitted = float("-inf")  # when the last battle was handed to a thread
         self._on_progress = on_progress
-        self.progress = Progress(total=len(self.personas), cap=float(settings.kill_switch_usd))
+        self.progress = Progress(total=len(self.personas), cap=float(grant["block"]))
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -219,6 +220,7 @@ class Run:
                 if futures and not self._wait_for_headroom():
                     free_slots.release()
                     break
+                self._last_admitted = time.monotonic()
                 futures.append(pool.submit(contextvars.copy_context().run, self._one_battle, persona, free_slots))
             pending = set(futures)
             while pending and self.time_left() > 0:
@@ -238,7 +240,8 @@ class Run:
         """Holds the next battle while this run's calls wait for the provider's rate limits
         (lib.pacing): another battle would only wait with them. False when the run stopped or no
         battle fits in the time left."""
-        while not self.pacer.wait_while_throttled(min(PAUSE_POLL_S, max(0.0, self.time_left()))):
+        while not self.pacer.wait_while_throttled(min(PAUSE_POLL_S, max(0.0, self.time_left())),
+                                                  self._last_admitted):
             if self.stop.is_set():
                 return False
             if self.time_left() < self.expected_battle_s:

@@ -3,9 +3,11 @@ run that keeps under a token limit its battles need more than."""
 import threading
 import time
 
+import pytest
 import requests
 
 from lib.app import make_llm
+from lib.llm import Stopped
 from lib.pacing import MARGIN_SHARE, Pacer
 from lib.runner import run_batch
 from tests.conftest import assert_every_battle_ended, seed_personas
@@ -54,11 +56,8 @@ def test_a_stopped_run_does_not_wait_for_the_rate_limit():
     pacer.observe(ticket, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0"})
     stop.set()
     started = time.monotonic()
-    try:
+    with pytest.raises(Stopped):
         pacer.acquire("m", 10, time.monotonic() + 60, stop)
-        raise AssertionError("the call should have been stopped")
-    except Exception as exc:
-        assert type(exc).__name__ == "Stopped"
     assert time.monotonic() - started < 0.5
 
 
@@ -79,3 +78,23 @@ def test_a_run_keeps_under_a_token_limit_its_battles_need_more_than(make_setting
     assert fake_openai.answered(429) == [], "the pacer kept every call under the limit"
     assert sum(e["estimate"] for e in fake_openai.answered() if e["model"] == "gpt-4o") == needed
     assert_every_battle_ended(db)
+
+
+def test_no_battle_starts_while_a_call_waits_for_the_limit():
+    pacer, stop = Pacer(), threading.Event()
+    ticket = pacer.acquire("m", 10, time.monotonic() + 60, stop)
+    pacer.observe(ticket, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0"})
+    assert pacer.wait_while_throttled(0, float("-inf")), "no call has waited yet: start freely"
+    blocked = threading.Thread(target=lambda: pytest.raises(Stopped, pacer.acquire, "m", 10,
+                                                            time.monotonic() + 60, stop))
+    blocked.start()
+    deadline = time.monotonic() + 5
+    while pacer._waiting == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not pacer.wait_while_throttled(0.2, float("-inf")), "a call waits: no new battle"
+    stop.set()
+    blocked.join(5)
+    assert not pacer.wait_while_throttled(0, float("-inf")), "it waited a moment ago"
+    assert pacer.wait_while_throttled(5, float("-inf")), "a call's time later, one more may start"
+    assert not pacer.wait_while_throttled(0, time.monotonic()), "near the limit, one per call's time"
