@@ -65,6 +65,12 @@ def prompt_token_bound(messages: list[dict], response_format: dict | None = None
     return total + TOKENS_PER_MESSAGE_OVERHEAD
 
 
+def estimated_tokens(messages: list[dict], response_format: dict | None, max_tokens: int) -> int:
+    """What a provider's rate limiter counts for a request: its prompt at about 4 bytes a token,
+    plus `max_tokens` (OpenAI counts the tokens a request may use when it admits it)."""
+    return -(-prompt_token_bound(messages, response_format) // 4) + max_tokens
+
+
 def worst_case_cost(prompt_tokens: int, max_tokens: int, price: dict) -> Decimal:
     return _micro_ceiling((prompt_tokens * price["input"] + max_tokens * price["output"]) / PER_MILLION)
 
@@ -86,8 +92,10 @@ class Budget:
     spend stays bounded too; one that never left releases it.
     """
 
-    def __init__(self, cap: Decimal):
+    def __init__(self, cap: Decimal, reached: str | None = None):
         self.cap = Decimal(cap)
+        # When the cap is the run's block of a daily or monthly budget: the message for reaching it.
+        self.reached = reached
         self.committed = Decimal(0)
         self.reserved = Decimal(0)
         self.tripped = False
@@ -100,7 +108,7 @@ class Budget:
                 return False
             if self.committed + self.reserved + amount > self.cap:
                 self.tripped = True
-                self.trip_reason = (
+                self.trip_reason = self.reached or (
                     f"{COST_CAP_REACHED}: the next call (worst case ${amount}) would take the batch past "
                     f"its ${self.cap} cap (${self.committed} spent, ${self.reserved} reserved)"
                 )
@@ -115,4 +123,5 @@ class Budget:
             self.committed += actual
             if self.committed > self.cap and not self.tripped:
                 self.tripped = True
-                self.trip_reason = f"{COST_CAP_REACHED}: the provider billed ${self.committed}, past the ${self.cap} cap"
+                self.trip_reason = self.reached or (
+                    f"{COST_CAP_REACHED}: the provider billed ${self.committed}, past the ${self.cap} cap")

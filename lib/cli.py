@@ -161,7 +161,7 @@ def cmd_status(settings, args) -> int:
 
     with _store(settings) as store:
         queries = Queries(store)
-        status = queries.status()
+        status = queries.status(settings.daily_budget_usd, settings.monthly_budget_usd)
         status["scout"] = queries.scout_state(MAX_ATTEMPTS)
         status["referee"] = queries.referee_report(settings.scout_threshold, referee.CONSISTENCY_DAYS,
                                                    referee.PRECISION_DAYS, referee.PRECISION_MIN_DECISIONS)
@@ -187,6 +187,7 @@ def cmd_train(settings, args) -> int:
     if args.simulate:
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
     llm = make_llm(settings)
+    llm.warm_up()  # the SDK's import overlaps opening the database
     with _store(settings) as store:
         if args.simulate:
             store.migrate()

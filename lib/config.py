@@ -34,6 +34,8 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 # KILL_SWITCH_THRESHOLD_USD lands in training_runs.cost_cap, numeric(12, 6). Below a cent not one
 # call fits; above $10,000 a batch it is a typo, not a budget.
 COST_CAP_MIN, COST_CAP_MAX, COST_CAP_DECIMALS = Decimal("0.01"), Decimal("10000"), 6
+# A daily or monthly budget: what its numeric(12, 6) reckoning holds.
+BUDGET_MAX = Decimal("100000")
 # MODEL_PRICES, USD per 1M tokens: the dearest models cost hundreds; more is a typo (or 1e308,
 # which makes every cost overflow).
 PRICE_MAX = 10_000
@@ -98,6 +100,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONCURRENT_RUNS", "1", "runs allowed at once across all invocations"),
     Setting("KILL_SWITCH_THRESHOLD_USD", "5.00",
             "the most one batch may spend, in USD; the call that would pass it pauses training"),
+    Setting("DAILY_BUDGET_USD", None, "the most all runs started in one UTC day may spend, in USD, across parallel "
+                                      "runs; once reached, runs are refused until 00:00 UTC", shown="no daily limit"),
+    Setting("MONTHLY_BUDGET_USD", None, "the same for a UTC calendar month", shown="no monthly limit"),
+    Setting("CRON_FAN_OUT", "1", "runs each Vercel Cron call starts: it runs one and dispatches the others to "
+                                 "`NEXT_PUBLIC_APP_URL`; at most `MAX_CONCURRENT_RUNS`"),
     Setting("BATTLE_MAX_TURNS", "10", "closer–seller exchanges in one battle, at most"),
     Setting("MAX_TOKENS_PER_TURN", "300", "the longest reply, in tokens"),
     Setting("SCOUT_BREAKTHROUGH_THRESHOLD", "95", "referee score (0–100) from which a battle is a breakthrough "
@@ -172,6 +179,9 @@ class Settings:
     delay_between_battles_ms: int
     max_concurrent_runs: int
     kill_switch_usd: Decimal
+    daily_budget_usd: Decimal | None
+    monthly_budget_usd: Decimal | None
+    cron_fan_out: int
     battle_max_turns: int
     max_tokens_per_turn: int
     scout_threshold: int
@@ -197,6 +207,7 @@ class Settings:
         env = _Env(raw)
         database, database_error = _select_database(env)
         max_batch = env.integer("MAX_TRAINING_BATCH_SIZE", minimum=1, maximum=1000)
+        max_runs = env.integer("MAX_CONCURRENT_RUNS", minimum=1, maximum=100)
         settings = cls(
             cron_secret=cron_secret(raw),
             database=database,
@@ -216,9 +227,14 @@ class Settings:
             max_execution_ms=env.integer("MAX_TRAINING_EXECUTION_TIME_MS", minimum=1_000, maximum=3_600_000),
             max_concurrent_battles=env.integer("MAX_CONCURRENT_BATTLES", minimum=1, maximum=50),
             delay_between_battles_ms=env.integer("DELAY_BETWEEN_BATTLES_MS", minimum=0, maximum=60_000),
-            max_concurrent_runs=env.integer("MAX_CONCURRENT_RUNS", minimum=1, maximum=100),
+            max_concurrent_runs=max_runs,
             kill_switch_usd=env.money("KILL_SWITCH_THRESHOLD_USD", minimum=COST_CAP_MIN, maximum=COST_CAP_MAX,
                                       decimals=COST_CAP_DECIMALS),
+            daily_budget_usd=env.money("DAILY_BUDGET_USD", minimum=COST_CAP_MIN, maximum=BUDGET_MAX,
+                                       decimals=COST_CAP_DECIMALS) if env.given("DAILY_BUDGET_USD") else None,
+            monthly_budget_usd=env.money("MONTHLY_BUDGET_USD", minimum=COST_CAP_MIN, maximum=BUDGET_MAX,
+                                         decimals=COST_CAP_DECIMALS) if env.given("MONTHLY_BUDGET_USD") else None,
+            cron_fan_out=env.integer("CRON_FAN_OUT", minimum=1, maximum=max_runs, maximum_name="MAX_CONCURRENT_RUNS"),
             battle_max_turns=env.integer("BATTLE_MAX_TURNS", minimum=1, maximum=100),
             max_tokens_per_turn=env.integer("MAX_TOKENS_PER_TURN", minimum=16, maximum=16_384),
             scout_threshold=env.integer("SCOUT_BREAKTHROUGH_THRESHOLD", minimum=0, maximum=100),

@@ -31,17 +31,30 @@ def _open(settings):
 def train(request: Request) -> tuple[int, dict]:
     requested = parse_batch_size(request)
     settings = Settings.from_env()
-    store, llm = _open(settings)
+    llm = make_llm(settings)  # a missing key fails before the database is touched
+    llm.warm_up()  # the SDK's import overlaps the database work below
+    store = open_store(settings)
     try:
         batch = train_once(settings, store, llm, trigger="cron" if request.method == "GET" else "manual",
-                           scout="webhook", requested_batch_size=requested, started=request.arrived).batch
+                           scout="webhook", requested_batch_size=requested, started=request.arrived,
+                           fan_out=_fan_out(request, settings)).batch
     except RunRefused as refused:
-        raise ApiError(*_refusal(refused)) from None
+        status, body = _refusal(refused)
+        headers = {"Retry-After": str(refused.outcome["retryAfterS"])} if refused.reason == "budget" else None
+        raise ApiError(status, body, headers) from None
     finally:
         store.close()
     message = (f"Training batch {batch['status']}: {batch['battlesCompleted']} of {batch['battlesStarted']} "
                f"battles completed, ${batch['totalCost']} spent")
     return 200, {"success": True, "message": message, "batch": batch}
+
+
+def _fan_out(request: Request, settings) -> int:
+    """How many runs this call starts: CRON_FAN_OUT for Vercel Cron's GET, one for a manual POST
+    and for the runs it dispatches (`?fanOut=0`)."""
+    if request.method != "GET" or request.query.get("fanOut") == "0":
+        return 1
+    return settings.cron_fan_out
 
 
 def _refusal(refused) -> tuple[int, dict]:
@@ -52,6 +65,9 @@ def _refusal(refused) -> tuple[int, dict]:
                      "message": f"{outcome.get('reason') or 'paused'} ({refused.hint})"}
     if refused.reason == "busy":
         return 409, {"error": refused.error, "runId": outcome["runId"]}
+    if refused.reason == "budget":
+        return 429, {"error": refused.error, "message": f"{refused.error}: {outcome['reason']}",
+                     "budget": {"day": outcome["day"], "month": outcome["month"]}}
     status = 422 if refused.reason == "no_personas" else 409
     return status, {"error": refused.error, "message": refused.hint}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from lib.budget import Budget, price_for, prompt_token_bound, usage_cost, worst_case_cost
+from lib.budget import Budget, estimated_tokens, price_for, prompt_token_bound, usage_cost, worst_case_cost
 from lib.redact import redact
 
 MAX_ATTEMPTS = 3
@@ -70,10 +70,11 @@ class Stopped(LLMError):
 class Retryable(Exception):
     """A transport's failure worth another attempt; `retry_after` (seconds) cools every thread down."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, headers: dict | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.headers = headers  # the answer's rate-limit headers, for the run's pacer
 
 
 class RateGate:
@@ -129,16 +130,19 @@ class Completion:
     cached_tokens: int
     completion_tokens: int
     finish_reason: str | None = None  # "stop", "length" (cut by the token limit)…
+    headers: dict | None = None  # the provider's x-ratelimit-* headers, for the run's pacer
 
 
 @dataclass
 class CallContext:
-    """What every call of one run shares: its budget, deadline, cooldown and stop signal."""
+    """What every call of one run shares: its budget, deadline, cooldown and stop signal, and the
+    pacer (`lib.pacing.Pacer`) that keeps its calls under the provider's rate limits, if any."""
 
     budget: Budget
     deadline: float
     gate: RateGate
     stop: threading.Event
+    pacer: object | None = None
     halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
@@ -159,13 +163,29 @@ class LLM:
     def __init__(self, transport, prices: dict):
         self.transport = transport
         self.prices = prices
+        self._warming: threading.Thread | None = None
 
     @property
     def simulated(self) -> bool:
         return self.transport.simulated
 
+    def warm_up(self) -> None:
+        """Starts the transport's set-up (importing the SDK: about 1 s cold) on a thread, so that it
+        overlaps the database work before the first battle; `prepare` waits for it."""
+        if self._warming is None:
+            self._warming = threading.Thread(target=self._prepare_quietly, name="llm-warm-up", daemon=True)
+            self._warming.start()
+
+    def _prepare_quietly(self) -> None:
+        try:
+            self.transport.prepare()
+        except Exception:  # raised again, in the caller's thread, by prepare()
+            pass
+
     def prepare(self) -> None:
         """Lets the transport set up (the SDK client, about 1 s on a cold start) before battles start."""
+        if self._warming is not None:
+            self._warming.join()
         self.transport.prepare()
 
     def chat(self, ctx: CallContext, role: Role, model: str, messages: list[dict], max_tokens: int,
@@ -213,11 +233,18 @@ class LLM:
             remaining = ctx.deadline - time.monotonic()
             if remaining < MIN_USEFUL_CALL_S:
                 raise DeadlineExceeded(f"no time left for a call to {model} ({last_error})")
+            ticket = None
+            if ctx.pacer is not None:  # may wait for the provider's rate limits to make room
+                ticket = ctx.pacer.acquire(model, estimated_tokens(messages, response_format, max_tokens),
+                                           ctx.deadline, ctx.stop)
+                remaining = ctx.deadline - time.monotonic()
             sent.append(attempt)
             try:
                 done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining,
                                                nonce=nonce, seed=seed)
             except Retryable as exc:
+                if ticket is not None:
+                    ctx.pacer.observe(ticket, exc.headers)
                 last_error = exc.reason
                 if exc.retry_after is not None:
                     ctx.gate.cool_down(exc.retry_after)
@@ -225,6 +252,8 @@ class LLM:
                     if ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
                         raise Stopped("run stopped") from None
                 continue
+            if ticket is not None:
+                ctx.pacer.observe(ticket, done.headers)
             cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
             return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
                          done.finish_reason)
@@ -276,8 +305,10 @@ class OpenAITransport:
         if REASONING_MODEL.match(model):
             kwargs["reasoning_effort"] = self.reasoning_effort
         try:
-            completion = self.client().chat.completions.create(
+            # The raw response: its headers carry the rate limits the pacer keeps under.
+            raw = self.client().chat.completions.with_raw_response.create(
                 model=model, messages=messages, max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
+            completion = raw.parse()
         except openai.APITimeoutError:
             raise DeadlineExceeded(f"{model} did not answer within {timeout:.1f}s") from None
         except openai.APIConnectionError:
@@ -288,7 +319,7 @@ class OpenAITransport:
                 raise ProviderRefused(refusal) from None
             if exc.status_code in RETRYABLE_STATUS:
                 raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)
-                                if exc.status_code == 429 else None) from None
+                                if exc.status_code == 429 else None, _rate_limits(exc.response.headers)) from None
             raise LLMError(f"{model}: HTTP {exc.status_code} {_error_message(exc)}") from None
         if not completion.choices:
             raise LLMError(f"{model}: the answer had no choices")
@@ -296,7 +327,11 @@ class OpenAITransport:
         details = getattr(usage, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         return Completion(completion.choices[0].message.content or "", usage.prompt_tokens, cached,
-                          usage.completion_tokens, completion.choices[0].finish_reason)
+                          usage.completion_tokens, completion.choices[0].finish_reason, _rate_limits(raw.headers))
+
+
+def _rate_limits(headers) -> dict:
+    return {name: value for name, value in headers.items() if name.lower().startswith("x-ratelimit-")}
 
 
 def _retry_after(headers) -> float:

@@ -15,12 +15,14 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
-from lib.budget import price_for
-from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Stopped, Usage
 from lib import canary
+from lib.budget import Budget, price_for
+from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
+from lib.pacing import Pacer
 from lib.store.queries import BattleRecord, BattleStatus, Queries, RunStatus, Trigger, VerdictRecord
 
 DEFAULT_BATTLE_MS = 15_000
@@ -34,25 +36,27 @@ PAUSE_POLL_S = 0.5
 
 
 class RunRefused(Exception):
-    """The database refused to start a run: paused, busy, or no persona to battle."""
+    """The database refused to start a run: paused, busy, out of budget, or no persona to battle."""
 
     MESSAGES = {
         "paused": "Training paused",
         "busy": "Run already in progress",
         "no_personas": "No active personas found",
         "no_free_personas": "Every active persona is in a run in progress",
+        "budget": "Budget reached",  # the database names the period: "Daily budget reached"
     }
     HINTS = {
         "paused": "resume with python -m lib resume (or the dashboard) once the cause is fixed",
         "busy": "wait for it to finish, or raise MAX_CONCURRENT_RUNS to allow parallel runs",
         "no_personas": "run python -m lib generate-personas, or activate a persona",
         "no_free_personas": "add personas or lower MAX_CONCURRENT_RUNS",
+        "budget": "runs start again after the reset, or raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD",
     }
 
     def __init__(self, outcome: dict):
         self.outcome = outcome
         self.reason = outcome["status"]
-        self.error = self.MESSAGES[self.reason]
+        self.error = outcome.get("error") or self.MESSAGES[self.reason]
         detail = f": {outcome['reason']}" if outcome.get("reason") else ""
         self.hint = self.HINTS[self.reason]
         super().__init__(f"{self.error}{detail} ({self.hint})")
@@ -91,7 +95,7 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         deadline_ms=settings.max_execution_ms, simulated=llm.simulated,
         default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)),
         base_prompt=settings.closer_prompt_path.read_text(), canary_share=settings.canary_share,
-        deadline=deadline)
+        daily_budget=settings.daily_budget_usd, monthly_budget=settings.monthly_budget_usd, deadline=deadline)
     if outcome["status"] != "started":
         raise RunRefused(outcome)
     run = Run(settings, store, llm, outcome, started, deadline, on_progress)
@@ -121,7 +125,13 @@ class Run:
         self.expected_battle_s = outcome["expectedBattleMs"] / 1000
         self.started = started
         self.deadline = deadline
-        self.ctx = CallContext.for_cap(settings.kill_switch_usd, deadline)
+        # The run's cost cap is its block of the day's and month's budget (at most KILL_SWITCH_THRESHOLD_USD);
+        # reaching a block that the budget limited stops the run without pausing training.
+        grant = outcome["budget"]
+        self.limited_by = grant["limitedBy"]
+        self.pacer = Pacer()
+        self.ctx = CallContext(Budget(Decimal(str(grant["block"])), grant.get("exhausted")), deadline, RateGate(),
+                               threading.Event(), pacer=self.pacer)
         self.budget, self.stop = self.ctx.budget, self.ctx.stop
         self.models = Models(settings.closer_model, settings.persona_model, settings.referee_model,
                              settings.battle_max_turns, settings.max_tokens_per_turn)
@@ -130,10 +140,12 @@ class Run:
         self.timed_out = False
         self.paused_reason: str | None = None
         self._lock = threading.Lock()
-        self._start_lock = threading.Lock()
+        self._start_cond = threading.Condition()
         self._last_start: float | None = None
+        self._starting = False
+        self._last_admitted = float("-inf")  # when the last battle was handed to a thread
         self._on_progress = on_progress
-        self.progress = Progress(total=len(self.plan), cap=float(settings.kill_switch_usd))
+        self.progress = Progress(total=len(self.plan), cap=float(grant["block"]))
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -149,6 +161,7 @@ class Run:
             log("run_error", runId=self.id, error=error)
         # Battles still running now end as the run does: killed, timed out, or failed with it.
         leftover = BattleStatus.FAILED
+        cost_cap_tripped = self.budget.tripped and self.limited_by == "cap"
         if self.budget.tripped:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(self.budget.trip_reason)
@@ -164,11 +177,11 @@ class Run:
             if state.status == BattleStatus.RUNNING:
                 self._save(state, leftover, "the run ended before this battle finished")
         return self.queries.finish_run(
-            self.id, status=status, leftover_status=leftover, cost_cap_tripped=self.budget.tripped,
+            self.id, status=status, leftover_status=leftover, cost_cap_tripped=cost_cap_tripped,
             timed_out=self.timed_out, errors=self.errors[:50],
             breakthrough_threshold=self.settings.scout_threshold,
             duration_ms=int((time.monotonic() - self.started) * 1000), error=error,
-            pause_reason=self.budget.trip_reason if self.budget.tripped else None, deadline=self.deadline + 1)
+            pause_reason=self.budget.trip_reason if cost_cap_tripped else None, deadline=self.deadline + 1)
 
     def _stopped_status(self) -> BattleStatus:
         if self.budget.tripped or self.paused_reason is not None:
@@ -216,6 +229,10 @@ class Run:
             for planned in self.plan:
                 if not self._admits_another() or not free_slots.acquire(timeout=max(0.0, self.time_left())):
                     break
+                if futures and not self._wait_for_headroom():
+                    free_slots.release()
+                    break
+                self._last_admitted = time.monotonic()
                 futures.append(pool.submit(contextvars.copy_context().run, self._one_battle, planned["persona"],
                                            planned["versionId"], free_slots))
             pending = set(futures)
@@ -232,22 +249,51 @@ class Run:
             self.stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
+    def _wait_for_headroom(self) -> bool:
+        """Holds the next battle while this run's calls wait for the provider's rate limits
+        (lib.pacing): another battle would only wait with them. False when the run stopped or no
+        battle fits in the time left."""
+        while not self.pacer.wait_while_throttled(min(PAUSE_POLL_S, max(0.0, self.time_left())),
+                                                  self._last_admitted):
+            if self.stop.is_set():
+                return False
+            if self.time_left() < self.expected_battle_s:
+                with self._lock:
+                    self.errors.append("Rate limit: the provider's limits (its x-ratelimit headers) left no room to "
+                                       "start another battle before the deadline; the remaining personas wait for "
+                                       "the next run")
+                return False
+        return True
+
     def _start_spaced(self, persona: dict, version_id: int) -> str | None:
         """Writes the battle's start at least DELAY_BETWEEN_BATTLES_MS after the previous one.
 
-        The spacing is measured from when the previous start was recorded, under a lock, so the
-        rows' `started_at` are spaced too. Returns None when the battle may no longer start.
+        The spacing is measured from when the previous start was recorded, so the rows'
+        `started_at` are spaced too; the lock is held only to read and set the times, never over
+        the database call. With no delay, starts do not wait for each other at all. Returns None
+        when the battle may no longer start.
         """
-        with self._start_lock:
-            if self._last_start is not None:
-                gap = self._last_start + self.settings.delay_between_battles_ms / 1000 - time.monotonic()
-                if gap > 0 and self.stop.wait(gap):
+        delay = self.settings.delay_between_battles_ms / 1000
+        with self._start_cond:
+            while delay > 0 and (self._starting or self._last_start is not None):
+                if self.stop.is_set():
                     return None
+                if self._starting:  # the previous start's row is being written: its time is not known yet
+                    self._start_cond.wait(PAUSE_POLL_S)
+                    continue
+                gap = self._last_start + delay - time.monotonic()
+                if gap <= 0:
+                    break
+                self._start_cond.wait(min(gap, PAUSE_POLL_S))
             if not self._admits_another():
                 return None
-            battle_id = self.queries.start_battle(self.id, persona["id"], version_id, deadline=self.deadline)
-            self._last_start = time.monotonic()
-            return battle_id
+            self._starting = True
+        try:
+            return self.queries.start_battle(self.id, persona["id"], version_id, deadline=self.deadline)
+        finally:
+            with self._start_cond:
+                self._last_start, self._starting = time.monotonic(), False
+                self._start_cond.notify_all()
 
     def _one_battle(self, persona: dict, version_id: int, free_slots: threading.Semaphore) -> None:
         try:

@@ -9,6 +9,7 @@ the row therefore list the same errors.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -19,7 +20,7 @@ from lib.budget import COST_CAP_REACHED
 from lib.config import ConfigError
 from lib.log import log
 from lib.redact import redact
-from lib.runner import run_batch
+from lib.runner import RunRefused, run_batch
 from lib.scout import scan
 from lib.store import StoreError
 from lib.store.queries import Queries
@@ -42,7 +43,7 @@ class Trained:
 
 
 def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_batch_size: int | None = None,
-               started: float | None = None, on_progress=None) -> Trained:
+               started: float | None = None, on_progress=None, fan_out: int = 1) -> Trained:
     """Runs one batch and its follow-ups. Raises `RunRefused` when the database refuses the run.
 
     `scout` says how the Tactical Scout hears of the batch:
@@ -55,16 +56,26 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
       a battle has completed; its result comes back as `Trained.scan`.
 
     `started` (a `time.monotonic()` value, default now) is when the clock began; `on_progress`
-    is `run_batch`'s.
+    is `run_batch`'s. `fan_out` > 1 (a Vercel Cron call with CRON_FAN_OUT) first dispatches
+    `fan_out - 1` more runs to this deployment (see `dispatch_runs`), then runs its own.
     """
     if scout not in ("webhook", "in_process"):
         raise ValueError(f"scout must be 'webhook' or 'in_process', not {scout!r}")
     started = time.monotonic() if started is None else started
-    batch = run_batch(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
-                      on_progress=on_progress, started=started)
+    errors: list[str] = []
+    dispatching = dispatch_runs(settings, fan_out - 1, requested_batch_size, errors)
+    try:
+        batch = run_batch(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
+                          on_progress=on_progress, started=started)
+    except RunRefused as refused:
+        if refused.reason == "budget" and refused.outcome.get("alert"):
+            _alert_budget(settings, refused)
+        raise
+    finally:
+        for thread in dispatching:  # long done: a dispatch takes a second at most
+            thread.join()
     respond_by = started + settings.max_execution_ms / 1000 + RESPONSE_MARGIN_S if scout == "webhook" else None
     queries = Queries(store)
-    errors: list[str] = []
     if batch["killSwitchTriggered"]:
         _alert_cost_cap(settings, batch, started + settings.max_execution_ms / 1000, errors)
     if batch["status"] == "failed":
@@ -115,6 +126,15 @@ def _alert_failed(settings, batch: dict, respond_by: float | None, errors: list)
                     "Run failure Slack alert", errors)
 
 
+def _alert_budget(settings, refused) -> None:
+    """The first budget refusal of a UTC day reaches Slack (the database says which one is first)."""
+    message = f"{refused.error}: {refused.outcome['reason']}"
+    log("budget_reached", level=logging.WARNING, reason=message)
+    slack.send(settings, {"text": f":money_with_wings: {slack.escape(message)}. Training runs are refused until "
+                                  "then; raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD to allow more."},
+               timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
+
+
 def _post_summary(settings, batch: dict, respond_by: float | None, errors: list) -> None:
     timeout = _follow_up_timeout(respond_by)
     if timeout is not None:
@@ -159,6 +179,58 @@ def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) 
     if response.status_code >= 400:
         return _scout_failed(batch, f"HTTP {response.status_code}", errors)
     return True
+
+
+# A dispatched run answers within this long only when it is refused; otherwise it is running.
+DISPATCH_CONNECT_S, DISPATCH_ANSWER_S = 2.0, 1.0
+
+
+def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors: list) -> list[threading.Thread]:
+    """Starts `count` more runs of this deployment, each its own function invocation: a GET to
+    `${NEXT_PUBLIC_APP_URL}/api/cron/train?fanOut=0` with the bearer, as Vercel Cron sends it
+    (`fanOut=0`: the invocation runs one batch and dispatches nothing). Each is one thread that
+    waits a second for the answer: none means the run is under way. A refusal (busy, paused,
+    budget) or a failure to reach the deployment is added to `errors`. Returns the threads."""
+    if count <= 0:
+        return []
+    if not settings.app_url:
+        errors.append(f"Fan-out skipped: dispatching {count} more run{'s' if count > 1 else ''} needs "
+                      "NEXT_PUBLIC_APP_URL (this deployment's URL)")
+        return []
+    import requests
+
+    headers = {"Authorization": f"Bearer {settings.cron_secret}", "User-Agent": "training-fan-out"}
+    if settings.bypass_secret:
+        headers["x-vercel-protection-bypass"] = settings.bypass_secret
+    params = {"fanOut": "0", **({"batchSize": requested_batch_size} if requested_batch_size else {})}
+    lock = threading.Lock()
+
+    def dispatch(index: int) -> None:
+        try:
+            response = requests.get(f"{settings.app_url}/api/cron/train", params=params, headers=headers,
+                                    timeout=(DISPATCH_CONNECT_S, DISPATCH_ANSWER_S))
+        except requests.ReadTimeout:
+            log("fan_out_dispatched", run=index)
+            return  # under way
+        except requests.RequestException as exc:
+            cause = type(exc).__name__
+        else:
+            cause = f"HTTP {response.status_code}"
+            if response.status_code < 300:
+                return  # it ran (a very short batch)
+            try:
+                cause += f" {response.json().get('error', '')}".rstrip()
+            except ValueError:
+                pass
+        log("fan_out_failed", level=logging.WARNING, run=index, cause=cause)
+        with lock:
+            errors.append(f"Fan-out run {index} of {count + 1} did not start: {cause}")
+
+    threads = [threading.Thread(target=dispatch, args=(index,), name=f"fan-out-{index}", daemon=True)
+               for index in range(2, count + 2)]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def _scout_failed(batch: dict, cause: str, errors: list) -> bool:

@@ -66,9 +66,9 @@ def test_applying_twice_changes_nothing_and_grants_service_role(pg_server):
         assert conn.execute("select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
                             "where n.nspname = 'public'").fetchone() == snapshot
         assert conn.execute("select count(*) from training_control").fetchone()[0] == 1
-        assert conn.execute("select has_function_privilege('service_role', 'training_status()', 'execute')"
+        assert conn.execute("select has_function_privilege('service_role', 'training_status(numeric, numeric)', 'execute')"
                             ).fetchone()[0]
-        assert not conn.execute("select has_function_privilege('public', 'training_status()', 'execute')"
+        assert not conn.execute("select has_function_privilege('public', 'training_status(numeric, numeric)', 'execute')"
                                 ).fetchone()[0]
 
 

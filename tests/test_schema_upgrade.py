@@ -98,11 +98,15 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         assert "sandbox_battles_feed_idx" not in indexes, "the first release's feed index, which no query could use"
         assert queries.upsert_personas(CATALOG[:3])[0]["action"] == "unchanged"
 
+        # The old release's run (no block of its own) counts against today's and this month's budget.
+        budget = queries.status(Decimal("1"), Decimal("30"))["budget"]
+        assert Decimal(str(budget["day"]["spent"])) == Decimal(str(budget["month"]["spent"])) == Decimal("0.003702")
         queries.set_paused(False)
         started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=1, cost_cap=5,
                                     max_concurrent_runs=1, deadline_ms=50_000, simulated=True,
-                                    default_battle_ms=15_000)
+                                    default_battle_ms=15_000, daily_budget=Decimal("1"))
         assert started["status"] == "started" and started["expectedBattleMs"] > 0
+        assert Decimal(str(started["budget"]["block"])) == Decimal("1") - Decimal("0.003702")
         run_id = started["run"]["batchId"]
         battle_id = queries.start_battle(run_id, started["personas"][0]["id"])
         assert conn.execute("select version_id from sandbox_battles where id = %s", (battle_id,)).fetchone() == (

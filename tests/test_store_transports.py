@@ -105,10 +105,11 @@ def test_connection_refused_is_unavailable_and_bounded():
 def test_psycopg_reconnects_after_the_server_drops_the_connection(database_url, db):
     store = PsycopgStore(database_url)
     store.call_one("training_status")
-    pid = store._conn.info.backend_pid
+    [conn] = store._idle
+    pid = conn.info.backend_pid
     db.execute("select pg_terminate_backend(%s)", (pid,))
     assert store.call_one("training_status", deadline=time.monotonic() + 5)["paused"] is False
-    assert store._conn.info.backend_pid != pid
+    assert [c.info.backend_pid for c in store._idle] != [pid]
     store.close()
 
 
@@ -122,7 +123,8 @@ def test_psycopg_sends_no_prepared_statements(database_url, db):
     store = PsycopgStore(database_url)
     for _ in range(10):
         store.call_one("training_status")
-    prepared = store._conn.execute("select count(*) from pg_prepared_statements").fetchone()[0]
+    [conn] = store._idle
+    prepared = conn.execute("select count(*) from pg_prepared_statements").fetchone()[0]
     assert prepared == 0
     store.close()
 
@@ -190,3 +192,28 @@ def test_a_login_failure_is_an_auth_rejection_on_psycopg_too(code):
     from lib.store import error_for
 
     assert isinstance(error_for(code, "password authentication failed for user \"x\""), AuthRejected)
+
+
+def test_psycopg_threads_get_connections_of_their_own_up_to_the_pool_size(database_url, db):
+    """Calls from several threads run at once in the database, never more than the pool allows."""
+    import threading
+
+    db.execute("create or replace function slow_call(p_seconds float) returns integer language sql as "
+               "$$ select 1 from pg_sleep(p_seconds) $$")
+    store = PsycopgStore(database_url, max_connections=3)
+    threads = [threading.Thread(target=lambda: store.call_one("slow_call", p_seconds=2.0)) for _ in range(5)]
+    [t.start() for t in threads]
+
+    def running() -> int:
+        return db.execute("select count(*) from pg_stat_activity where query like 'select to_jsonb(\"slow_call\"%%' "
+                          "and state = 'active'").fetchone()[0]
+
+    deadline = time.monotonic() + 10
+    while running() < 3:
+        assert time.monotonic() < deadline, "three calls never ran at once"
+        time.sleep(0.05)
+    assert running() == 3, "no more than the pool's three connections"
+    [t.join(30) for t in threads]
+    assert len(store._idle) == 3
+    store.close()
+    assert store._idle == []

@@ -1,13 +1,16 @@
 """The store over a direct PostgreSQL connection (local, embedded, or Supabase's pooler).
 
-One connection per process, shared by all threads behind a lock; each call is a single
-autocommit statement, so one transaction. `prepare_threshold=None` because Supabase's
-transaction pooler (pgbouncer) rejects prepared statements. A broken connection is dropped and
-the call reported `Unavailable`, which the store retries on a fresh connection.
+A small pool: each call borrows an idle connection (or opens one, up to `MAX_CONNECTIONS`) and
+gives it back, so battle threads do not queue behind each other's round trips; the pool's lock
+is never held over the network. Each call is a single autocommit statement, so one transaction.
+`prepare_threshold=None` because Supabase's transaction pooler (pgbouncer) rejects prepared
+statements. A broken connection is dropped and the call reported `Unavailable`, which the store
+retries on a fresh connection.
 """
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -18,24 +21,60 @@ from psycopg.types.json import Jsonb
 from lib.store import SCHEMA_PATH, Store, Unavailable, error_for
 
 CONNECT_TIMEOUT_S = 5
+# A run's threads (its battles, the pause poll) seldom need more at once: a call takes a millisecond
+# or so, a battle's LLM calls hundreds.
+MAX_CONNECTIONS = 8
 
 
 class PsycopgStore(Store):
     kind = "psycopg"
 
-    def __init__(self, url: str, on_close: Callable[[], None] | None = None):
+    def __init__(self, url: str, on_close: Callable[[], None] | None = None, max_connections: int = MAX_CONNECTIONS):
         self.url = url
         self._on_close = on_close
         self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
+        self._free = threading.Condition(self._lock)
+        self._idle: list[psycopg.Connection] = []
+        self._opened = 0  # idle and lent out
+        self._max = max_connections
+        self._closed = False
 
     def _connection(self, timeout: float) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(
-                self.url, autocommit=True, prepare_threshold=None,
-                connect_timeout=max(1, min(CONNECT_TIMEOUT_S, int(timeout))),
-            )
-        return self._conn
+        """An idle connection, else a new one while under the limit, else the next one given back."""
+        waited_until = time.monotonic() + timeout
+        with self._free:
+            while True:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not (conn.closed or conn.broken):
+                        return conn
+                    self._opened -= 1
+                if self._opened < self._max:
+                    self._opened += 1
+                    break
+                if not self._free.wait(max(0.0, waited_until - time.monotonic())):
+                    raise Unavailable(f"no database connection came free within {timeout:.1f}s")
+        try:  # outside the lock: connecting is a round trip or three
+            return psycopg.connect(self.url, autocommit=True, prepare_threshold=None,
+                                   connect_timeout=max(1, min(CONNECT_TIMEOUT_S, int(timeout))))
+        except BaseException:
+            self._give_back(None)
+            raise
+
+    def _give_back(self, conn: psycopg.Connection | None, broken: bool = False) -> None:
+        """Returns a borrowed connection to the pool; a broken one (or None: none was made) is let go."""
+        with self._free:
+            if conn is not None and not (broken or self._closed or conn.closed or conn.broken):
+                self._idle.append(conn)
+                conn = None
+            else:
+                self._opened -= 1
+            self._free.notify()
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
 
     def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
         call = sql.SQL("{}({})").format(
@@ -58,16 +97,22 @@ class PsycopgStore(Store):
         return None
 
     def _execute(self, query, params, timeout: float) -> list[tuple]:
-        with self._lock:
-            try:
-                return self._connection(timeout).execute(query, params).fetchall()
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                self._drop_connection()
-                if exc.sqlstate and not exc.sqlstate.startswith(("08", "57P")):
-                    raise _typed(exc) from None
-                raise Unavailable(f"database unreachable: {_first_line(exc)}", code=exc.sqlstate) from None
-            except psycopg.Error as exc:
+        conn = None
+        try:
+            conn = self._connection(timeout)
+            rows = conn.execute(query, params).fetchall()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if conn is not None:
+                self._give_back(conn, broken=True)
+            if exc.sqlstate and not exc.sqlstate.startswith(("08", "57P")):
                 raise _typed(exc) from None
+            raise Unavailable(f"database unreachable: {_first_line(exc)}", code=exc.sqlstate) from None
+        except psycopg.Error as exc:
+            if conn is not None:
+                self._give_back(conn)  # the statement failed, the connection is fine
+            raise _typed(exc) from None
+        self._give_back(conn)
+        return rows
 
     def migrate(self) -> None:
         """Applies the schema in one transaction; safe to repeat."""
@@ -80,17 +125,16 @@ class PsycopgStore(Store):
         except psycopg.Error as exc:
             raise _typed(exc) from None
 
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
+    def close(self) -> None:
+        with self._free:
+            self._closed = True  # connections still lent out are closed when given back
+            idle, self._idle = self._idle, []
+            self._opened -= len(idle)
+        for conn in idle:
             try:
-                self._conn.close()
+                conn.close()
             except psycopg.Error:
                 pass
-            self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
         if self._on_close:
             self._on_close()
 

@@ -102,10 +102,35 @@ class PlannedBattle(TypedDict):
     versionId: int
 
 
+class BudgetPeriod(TypedDict):
+    """One UTC day or month: recorded spend, the unspent blocks of runs in progress, the limit."""
+
+    spent: float
+    reserved: float
+    limit: float | None  # null: no budget for this period
+    resetsAt: str
+
+
+class BudgetState(TypedDict):
+    day: BudgetPeriod
+    month: BudgetPeriod
+
+
+class BudgetGrant(BudgetState, total=False):
+    """The block a run took: `block` (its cost cap for this run), `limitedBy` (`cap`, `day` or
+    `month`) and `exhausted` (the message for when a day- or month-limited block is spent)."""
+
+    status: str
+    block: float
+    limitedBy: str
+    exhausted: str | None
+
+
 class RunStart(TypedDict, total=False):
-    """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`, and the plan:
-    `battles`, `versions` by id as a string, `canaryPairs`) or a refusal: `paused` (`reason`,
-    `pausedBy`, `since`), `busy` (`runId`), `no_personas` or `no_free_personas`."""
+    """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`, `budget`, and
+    the plan: `battles`, `versions` by id as a string, `canaryPairs`) or a refusal: `paused`
+    (`reason`, `pausedBy`, `since`), `busy` (`runId`), `no_personas`, `no_free_personas`, or
+    `budget` (`error`, `reason`, `period`, `retryAfterS`, `alert`, `day`, `month`)."""
 
     status: str
     run: BatchSummary
@@ -115,9 +140,14 @@ class RunStart(TypedDict, total=False):
     battles: list[PlannedBattle]
     versions: dict[str, VersionPrompt]
     canaryPairs: int
+    budget: BudgetGrant
     reason: str | None
     since: str
     runId: str
+    error: str
+    period: str
+    retryAfterS: int
+    alert: bool
 
 
 class VersionStatus(StrEnum):
@@ -326,25 +356,34 @@ class Queries:
     def pause_state(self, *, deadline: float | None = None) -> PauseState:
         return self.store.call_one("training_pause_state", deadline=deadline)
 
-    def status(self) -> dict:
-        """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend."""
-        return self.store.call_one("training_status")
+    def status(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None) -> dict:
+        """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend,
+        and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
+        return self.store.call_one("training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
+
+    def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
+                     *, deadline: float | None = None) -> BudgetState:
+        return self.store.call_one("training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
+                                   p_monthly_budget=monthly_budget)
 
     # ---- runs and battles ----
 
     def start_run(self, *, trigger: Trigger, requested_batch_size: int | None, batch_size: int,
                   cost_cap: Decimal, max_concurrent_runs: int, deadline_ms: int, simulated: bool,
                   default_battle_ms: int, base_prompt: str | None = None, canary_share: float = 0.5,
+                  daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                   deadline: float | None = None) -> RunStart:
         """Starts a run and plans its battles; `base_prompt` (CLOSER_PROMPT_PATH's text) is recorded
-        on the active version, and a changed one makes a new version."""
+        on the active version, and a changed one makes a new version. The run takes a block of the
+        day's and month's budget (at most `cost_cap`)."""
         return self.store.call_one(
             "training_start_run", deadline=deadline, p_trigger=str(trigger),
             p_requested_batch_size=(None if requested_batch_size is None
                                     else min(requested_batch_size, MAX_RECORDED_BATCH_SIZE)),
             p_batch_size=batch_size, p_cost_cap=cost_cap,
             p_max_concurrent_runs=max_concurrent_runs, p_deadline_ms=deadline_ms, p_simulated=simulated,
-            p_default_battle_ms=default_battle_ms, p_base_prompt=base_prompt, p_canary_share=canary_share)
+            p_default_battle_ms=default_battle_ms, p_base_prompt=base_prompt, p_canary_share=canary_share,
+            p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
 
     def active_tactics(self, *, deadline: float | None = None) -> list[Tactic]:
         """The active version's tactics, in its order."""

@@ -3,7 +3,14 @@
 `POST /v1/chat/completions` answers like the real API, with knobs: latency and jitter, scripted
 failures (429 with Retry-After, 500, a hang, malformed referee JSON), and usage either realistic
 or the largest the request allows. It records every request so tests can check concurrency,
-timing and cost.
+timing and cost (`GET /v1/_log?since=N` serves the record, without the messages, to a benchmark
+running the fake in another process).
+
+With `rpm` and/or `tpm`, it enforces OpenAI's rate limits: per model, a bucket of `rpm` requests
+and one of `tpm` tokens, each refilling continuously over a minute. A request takes one request
+and its estimated tokens (its prompt's bytes / 4, plus max_completion_tokens) when it arrives,
+or is answered 429 at once when a bucket lacks them, with `retry-after-ms`. Every answer carries
+`x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` for both.
 
 The referee's answers are under the test's control, call by call: `queue_referee(96, 80)` makes
 the next referee calls score 96 then 80 (a number sets every criterion, so it is the total; a
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import socket
@@ -27,6 +35,7 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from lib.referee import CRITERIA
 
@@ -37,9 +46,14 @@ SAID_EFFECT = re.compile(r"^CLOSER: .*\(effect ([+-]\d+)\)$", re.MULTILINE)
 
 class FakeOpenAI:
     def __init__(self, latency: float = 0.0, jitter: float = 0.0, usage: str = "realistic",
-                 referee_score: int = 80):
+                 referee_score: int = 80, rpm: int | None = None, tpm: int | None = None,
+                 start_level: float = 1.0):
         self.latency = latency
         self.jitter = jitter
+        self.rpm = rpm
+        self.tpm = tpm
+        self._buckets: dict[str, dict] = {}  # model -> {"requests": [level, stamp], "tokens": [...]}
+        self.start_level = start_level  # each bucket's share full at the first request (1: a fresh minute)
         self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
         self.referee_score = referee_score
         self.referee_fn = None  # transcript text -> score (int or per-criterion dict)
@@ -135,7 +149,43 @@ class FakeOpenAI:
                         fake.in_flight -= 1
                         entry["finished"] = time.monotonic()
 
+            def do_GET(self):
+                parts = urlsplit(self.path)
+                if parts.path != "/v1/_log":
+                    return fake._send(self, 404, {"error": {"message": "not found"}}, {})
+                since = int(parse_qs(parts.query).get("since", ["0"])[0])
+                with fake._lock:
+                    entries = [{k: v for k, v in e.items() if k != "messages"} for e in fake.log[since:]]
+                fake._send(self, 200, {"entries": entries, "now": time.monotonic()}, {})
+
         return Handler
+
+    def _admit(self, model: str, tokens: int) -> tuple[dict, float | None]:
+        """Takes one request and `tokens` from the model's buckets: (the rate-limit headers, None),
+        or (the headers, seconds until they could) when a bucket lacks them."""
+        limits = {"requests": self.rpm, "tokens": self.tpm}
+        wanted = {"requests": 1, "tokens": tokens}
+        now = time.monotonic()
+        with self._lock:
+            buckets = self._buckets.setdefault(model, {kind: [limit * self.start_level, now]
+                                                       for kind, limit in limits.items() if limit})
+            levels = {}
+            for kind, (level, stamp) in buckets.items():
+                levels[kind] = min(limits[kind], level + limits[kind] / 60 * (now - stamp))
+            short = {kind: (wanted[kind] - levels[kind]) / (limits[kind] / 60) for kind in levels
+                     if levels[kind] < wanted[kind]}
+            if not short:
+                for kind in levels:
+                    levels[kind] -= wanted[kind]
+            for kind in levels:
+                buckets[kind] = [levels[kind], now]
+        headers = {}
+        for kind, level in levels.items():
+            headers[f"x-ratelimit-limit-{kind}"] = str(limits[kind])
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(level)))
+            reset = (limits[kind] - level) / (limits[kind] / 60)
+            headers[f"x-ratelimit-reset-{kind}"] = f"{reset:.3f}s" if reset >= 1 else f"{int(reset * 1000)}ms"
+        return headers, (max(short.values()) if short else None)
 
     def _answer(self, handler, body: dict, entry: dict) -> None:
         # Jitter is a function of the request: the same conversation waits the same time, so a
@@ -143,6 +193,19 @@ class FakeOpenAI:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
         spread = int.from_bytes(digest[:8], "big") / 2 ** 64 * 2 - 1
         delay = self.latency + self.jitter * spread
+        entry["delay"] = delay
+        limit_headers = {}
+        prompt = sum(len(m["content"].encode()) for m in body.get("messages", [])) + len(json.dumps(
+            body["response_format"]).encode() if "response_format" in body else b"")
+        # What the token bucket counts: OpenAI's estimate at admission, the prompt and max tokens.
+        entry["estimate"] = math.ceil(prompt / 4) + int(body.get("max_completion_tokens") or body.get("max_tokens")
+                                                        or 256)
+        if self.rpm or self.tpm:
+            limit_headers, retry = self._admit(body.get("model"), entry["estimate"])
+            if retry is not None:
+                return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests",
+                                                           "code": "rate_limit_exceeded"}},
+                                  entry, {**limit_headers, "retry-after-ms": str(math.ceil(retry * 1000))})
         failure = self._next_failure(entry["referee"])
         if failure and failure["kind"] == "pass":
             failure = None
@@ -154,7 +217,7 @@ class FakeOpenAI:
         if failure and failure["kind"] == "429":
             headers = {"retry-after": str(failure["retry_after"] or 1)}
             return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests"}},
-                              entry, headers)
+                              entry, {**limit_headers, **headers})
         if failure and failure["kind"] == "quota":
             return self._send(handler, 429, {"error": {
                 "message": "You exceeded your current quota, please check your plan and billing details.",
@@ -166,7 +229,7 @@ class FakeOpenAI:
                 "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, entry)
         if failure and failure["kind"] == "500":
             return self._send(handler, 500, {"error": {"message": "The server had an error", "type": "server"}},
-                              entry)
+                              entry, limit_headers)
         messages = body.get("messages", [])
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 256
         schema = entry["schema"]
@@ -204,7 +267,7 @@ class FakeOpenAI:
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": text}}],
-            "usage": usage}, entry)
+            "usage": usage}, entry, limit_headers)
 
     def _line(self, messages: list[dict]) -> str:
         system = messages[0]["content"] if messages else ""
@@ -260,8 +323,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per call")
     parser.add_argument("--jitter", type=float, default=0.0, help="± seconds, uniform")
+    parser.add_argument("--rpm", type=int, default=None, help="requests per minute per model (429 beyond)")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per minute per model (429 beyond)")
+    parser.add_argument("--usage", choices=("realistic", "max"), default="realistic")
+    parser.add_argument("--start-level", type=float, default=1.0,
+                        help="each bucket's share full at first (1: a fresh minute; 0.05: nearly used up)")
     args = parser.parse_args()
-    fake = FakeOpenAI(latency=args.latency, jitter=args.jitter)
+    fake = FakeOpenAI(latency=args.latency, jitter=args.jitter, rpm=args.rpm, tpm=args.tpm, usage=args.usage,
+                      start_level=args.start_level)
     if args.port:
         fake.server.server_close()
         fake.server = ThreadingHTTPServer(("127.0.0.1", args.port), fake._handler())

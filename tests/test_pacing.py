@@ -1,0 +1,100 @@
+"""Pacing to the provider's rate limits: the fake's RPM/TPM buckets, the pacer's arithmetic, and a
+run that keeps under a token limit its battles need more than."""
+import threading
+import time
+
+import pytest
+import requests
+
+from lib.app import make_llm
+from lib.llm import Stopped
+from lib.pacing import MARGIN_SHARE, Pacer
+from lib.runner import run_batch
+from tests.conftest import assert_every_battle_ended, seed_personas
+from tests.fakes.openai_server import FakeOpenAI
+
+
+def test_the_fake_enforces_a_request_bucket_and_sends_the_rate_limit_headers():
+    fake = FakeOpenAI(rpm=2, tpm=100_000).start()
+    try:
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 400}], "max_completion_tokens": 50}
+        answers = [requests.post(f"{fake.base_url}/chat/completions", json=body, timeout=10) for _ in range(3)]
+    finally:
+        fake.stop()
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    first, _, limited = (a.headers for a in answers)
+    assert (first["x-ratelimit-limit-requests"], first["x-ratelimit-remaining-requests"]) == ("2", "1")
+    assert (first["x-ratelimit-limit-tokens"], first["x-ratelimit-remaining-tokens"]) == ("100000", str(100_000 - 150))
+    assert first["x-ratelimit-reset-requests"].endswith("s")
+    assert limited["x-ratelimit-remaining-requests"] == "0" and float(limited["retry-after-ms"]) > 0
+
+
+def test_the_pacer_brings_the_providers_figure_forward_past_the_calls_sent_since():
+    pacer, stop = Pacer(), threading.Event()
+    deadline = time.monotonic() + 60
+    first = pacer.acquire("m", 100, deadline, stop)
+    pacer.acquire("m", 100, deadline, stop)
+    pacer.acquire("m", 100, deadline, stop)
+    # The provider admitted the first call with 1000 tokens left of 6000 a minute: two calls left since.
+    pacer.observe(first, {"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "1000"})
+    bucket = pacer._models["m"].tokens
+    now = time.monotonic()
+    assert 800 <= bucket.available(now) <= 800 + 100 * (now - first.sent) + 1
+    # A call that needs more than is left (with the margin) waits for the refill at 100 tokens/s.
+    started = time.monotonic()
+    pacer.acquire("m", 1000 - 800 + 100, deadline, stop)
+    assert time.monotonic() - started >= (300 + 6000 * MARGIN_SHARE - 800 - 1) / 100 * 0.9
+    # An older answer arriving late does not move the estimate back.
+    level = bucket.available(time.monotonic())
+    pacer.observe(first, {"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "6000"})
+    assert bucket.available(time.monotonic()) < level + 50
+
+
+def test_a_stopped_run_does_not_wait_for_the_rate_limit():
+    pacer, stop = Pacer(), threading.Event()
+    ticket = pacer.acquire("m", 10, time.monotonic() + 60, stop)
+    pacer.observe(ticket, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0"})
+    stop.set()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        pacer.acquire("m", 10, time.monotonic() + 60, stop)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_run_keeps_under_a_token_limit_its_battles_need_more_than(make_settings, psycopg_store, db, fake_openai):
+    seed_personas(psycopg_store, 6)
+    settings = make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=3, BATTLE_MAX_TURNS=1,
+                             MAX_TRAINING_EXECUTION_TIME_MS=60_000)
+    # First, unlimited: what the six battles ask of the closer's and referee's model (gpt-4o).
+    run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    needed = sum(e["estimate"] for e in fake_openai.answered() if e["model"] == "gpt-4o")
+    db.execute("delete from training_runs")
+    db.execute("update sandbox_personas set last_battled_at = null")
+    fake_openai.log.clear()
+    # Then with a minute's bucket 7% short of that: without pacing, the last calls would be 429s.
+    fake_openai.tpm = int(needed / 1.07)
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert batch["battlesCompleted"] == 6, batch
+    assert fake_openai.answered(429) == [], "the pacer kept every call under the limit"
+    assert sum(e["estimate"] for e in fake_openai.answered() if e["model"] == "gpt-4o") == needed
+    assert_every_battle_ended(db)
+
+
+def test_no_battle_starts_while_a_call_waits_for_the_limit():
+    pacer, stop = Pacer(), threading.Event()
+    ticket = pacer.acquire("m", 10, time.monotonic() + 60, stop)
+    pacer.observe(ticket, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0"})
+    assert pacer.wait_while_throttled(0, float("-inf")), "no call has waited yet: start freely"
+    blocked = threading.Thread(target=lambda: pytest.raises(Stopped, pacer.acquire, "m", 10,
+                                                            time.monotonic() + 60, stop))
+    blocked.start()
+    deadline = time.monotonic() + 5
+    while pacer._waiting == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not pacer.wait_while_throttled(0.2, float("-inf")), "a call waits: no new battle"
+    stop.set()
+    blocked.join(5)
+    assert not pacer.wait_while_throttled(0, float("-inf")), "it waited a moment ago"
+    assert pacer.wait_while_throttled(5, float("-inf")), "a call's time later, one more may start"
+    assert not pacer.wait_while_throttled(0, time.monotonic()), "near the limit, one per call's time"
