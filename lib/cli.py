@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 
 from lib.config import ConfigError, Database, Settings
@@ -95,8 +96,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _uuid(text: str) -> str:
-    import uuid
-
     try:
         return str(uuid.UUID(text))
     except ValueError:

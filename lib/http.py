@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from lib import log as logs
 from lib.config import ConfigError, cron_secret
+from lib.redact import redact
 
 MAX_BODY_BYTES = 64 * 1024
 # Beyond these, a value is refused (400), never parsed: no input of ours needs more, and both
@@ -278,7 +279,6 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
-    from lib.redact import redact
     from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
 
     if isinstance(exc, ConfigError):

@@ -7,7 +7,9 @@ editing an entry here updates its row; personas added by hand are never touched.
 from __future__ import annotations
 
 import json
+import time
 
+from lib.llm import CallContext, Role
 from lib.store.queries import Queries
 
 _COMMON_RULES = (
@@ -276,10 +278,6 @@ def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], lis
     Returns the upsert results and the reasons any generated persona was refused. The call is
     bounded by KILL_SWITCH_THRESHOLD_USD like any batch.
     """
-    import time
-
-    from lib.llm import CallContext, Role
-
     taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in Queries(store).persona_names()}
     ctx = CallContext.for_cap(settings.kill_switch_usd, time.monotonic() + GENERATION_TIMEOUT_S)
     prompt = (f"Invent {count} distinct homeowners who might sell their house to a cash home-buying company, "
