@@ -206,14 +206,18 @@ def test_first_release_upgrades_to_the_fresh_shape_and_a_second_migrate_changes_
     assert_same_catalog(catalog(url), fresh_catalog)
 
 
-@pytest.mark.parametrize("start", ["empty", "first_release"])
+@pytest.mark.parametrize("start", ["empty", "first_release", "second_release"])
 def test_the_printed_script_builds_the_same_database(pg_server, fresh_catalog, start):
     url = fresh_database(pg_server, f"migrations_print_{start}")
-    if start == "first_release":
-        execute_script(url, FIRST_RELEASE.read_text())
+    if start != "empty":
+        execute_script(url, (FIRST_RELEASE if start == "first_release" else SECOND_RELEASE).read_text())
         with psycopg.connect(url, autocommit=True) as conn:
-            seed_with_first_release(conn)
+            (seed_with_first_release if start == "first_release" else seed_with_second_release)(conn)
+            before = rows(conn)
     execute_script(url, print_sql())
+    if start == "second_release":
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert rows(conn) == before
     execute_script(url, print_sql())  # pasted twice: still the same
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)

@@ -100,8 +100,9 @@ def apply(conn: psycopg.Connection) -> MigrateResult:
 
 def _guarded(migration: Migration) -> str:
     """A migration as plain SQL that runs only if the migrations table lacks it."""
-    if _STEP_QUOTE in migration.sql:
-        raise MigrationError(f"{migration.name} contains {_STEP_QUOTE}, which quotes it in --print")
+    for quote in (_STEP_QUOTE, "$migrate$"):
+        if quote in migration.sql:
+            raise MigrationError(f"{migration.name} contains {quote}, which quotes it in --print")
     return (f"-- {migration.name}\n"
             f"do $migrate$\nbegin\n"
             f"    if not exists (select 1 from training_schema_migrations where name = '{migration.name}') then\n"
