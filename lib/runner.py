@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
-from lib import canary
+from lib import canary, proposals
 from lib.budget import Budget, price_for
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
@@ -103,6 +103,9 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
     summary = run.execute()
     summary["canary"] = _canary_look(settings, store, summary, outcome, deadline)
+    # The autonomous loop's step (the queue, the proposer, the next candidate): after the look.
+    summary["errors"].extend(proposals.after_run(settings, store, llm, deadline=max(deadline, time.monotonic()) + 1,
+                                                 simulated=summary["simulated"])["errors"])
     log("run_finished", runId=run.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
         battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
         durationMs=summary["durationMs"])

@@ -26,6 +26,8 @@ from tests.test_schema_upgrade import FIRST_RELEASE, seed_with_first_release, sn
 
 UPGRADE = Path(__file__).parent / "upgrade"
 SECOND_RELEASE = UPGRADE / "schema-e40f24c.sql"
+# The migrations the second release already holds; the later ones are applied to it.
+SECOND_RELEASE_HOLDS = 6
 ALL_MIGRATIONS = [m.name for m in migrations()]
 
 # Every catalog fact of the public schema a migration could get wrong, as comparable rows.
@@ -155,13 +157,13 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
         seed_with_second_release(conn)
         before = rows(conn)
     result = migrate(url)
-    assert (result.installed, result.applied) == (False, ()), "the second release holds every migration"
+    assert (result.installed, result.applied) == (False, tuple(ALL_MIGRATIONS[SECOND_RELEASE_HOLDS:]))
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)
     assert migrate(url).lines()[0] == "up to date: no migration pending"
     assert_same_catalog(catalog(url), fresh_catalog)
     with psycopg.connect(url, autocommit=True) as conn:
-        assert rows(conn) == before, "the upgrade changed rows"
+        assert rows(conn, like=before) == before, "the upgrade changed rows"
     store = PsycopgStore(url)
     queries = Queries(store)
     listing = queries.versions(100)
@@ -177,10 +179,15 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
     store.close()
 
 
-def rows(conn) -> dict:
+def rows(conn, like: dict | None = None) -> dict:
+    """Every table's rows; with `like` (an earlier `rows`), only its tables and their rows' columns then."""
     tables = [row[0] for row in conn.execute(
         "select tablename from pg_tables where schemaname = 'public' and tablename <> 'training_schema_migrations'")]
-    return {table: snapshot_table(conn, table) for table in sorted(tables)}
+    now = {table: snapshot_table(conn, table) for table in sorted(tables)}
+    if like is None:
+        return now
+    return {table: [{k: v for k, v in row.items() if not like[table] or k in like[table][0]} for row in now[table]]
+            for table in like}
 
 
 def snapshot_table(conn, table: str) -> list:
@@ -217,7 +224,7 @@ def test_the_printed_script_builds_the_same_database(pg_server, fresh_catalog, s
     execute_script(url, print_sql())
     if start == "second_release":
         with psycopg.connect(url, autocommit=True) as conn:
-            assert rows(conn) == before
+            assert rows(conn, like=before) == before
     execute_script(url, print_sql())  # pasted twice: still the same
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)
@@ -267,7 +274,7 @@ def test_the_cli_says_what_it_did_and_prints_the_script(pg_server, tmp_path):
 
     assert cli().startswith(f"installed lib/sql/schema.sql (fresh database; {len(ALL_MIGRATIONS)} migrations")
     assert cli().splitlines() == ["up to date: no migration pending", "functions re-applied (runs, scout, referee, "
-                                  "versions, dashboard, budget, upkeep, grants)"]
+                                  "versions, proposals, dashboard, budget, upkeep, grants)"]
     assert cli("--print") == print_sql()
     out = cli("--supabase", str(tmp_path / "supabase" / "migrations"))
     assert out.splitlines()[-1] == f"{len(ALL_MIGRATIONS) + 1} files written"

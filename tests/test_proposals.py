@@ -1,0 +1,188 @@
+"""The proposal queue and the autonomous loop, from outside: the CLI as a user drives it, runs
+against the fake OpenAI server (real SDK, real HTTP; its referee scores a closer by the
+`[fake-effect:±N]` markers of its tactics) and a real Slack receiver."""
+import json
+
+import pytest
+
+from lib.app import make_llm
+from lib.store.proposal_queries import ProposalQueries
+from lib.runner import run_batch
+from lib.store import Rejected
+from lib.store.queries import Queries
+from tests.conftest import seed_personas
+from tests.test_versions import breakthrough, cli, decisions_in_slack
+
+
+def confirmed_breakthrough(db, snippet: str, confirm_score: float = 97) -> str:
+    battle_id = breakthrough(db, snippet)
+    db.execute("update sandbox_battles set confirm_status = 'confirmed', confirm_score = %s where id = %s",
+               (confirm_score, battle_id))
+    return battle_id
+
+
+def proposals_json(database_url) -> dict:
+    result = cli("proposals", "--json", db_url=database_url)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def entered_in_slack(slack) -> list[dict]:
+    return [body for body in slack.bodies() if body["text"].startswith(":inbox_tray:")]
+
+
+@pytest.fixture
+def loop_settings(make_settings, slack, fake_openai, psycopg_store):
+    fake_openai.referee_noise = 6
+    seed_personas(psycopg_store, 6)
+
+    def make(**env):
+        return make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=1, BATTLE_MAX_TURNS=1,
+                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x", CANARY_MAX_PAIRS=60, **env)
+
+    return make
+
+
+def test_a_confirmed_breakthrough_is_queued_run_and_adopted_without_a_person(loop_settings, psycopg_store, db,
+                                                                             database_url, slack):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    battle_id = confirmed_breakthrough(db, tactic)
+    settings = loop_settings(AUTO_PROPOSE="breakthroughs")
+    first = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert first["canary"] is None and first["errors"] == []
+    listing = proposals_json(database_url)
+    assert listing["queue"] == [] and listing["canary"]["text"] == tactic
+    assert (listing["canary"]["source"], listing["canary"]["battleId"], listing["canary"]["versionId"]) == \
+        ("breakthrough", battle_id, 2)
+    for _ in range(12):
+        batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+        if batch["canary"] and batch["canary"]["decision"] != "pending":
+            break
+    assert batch["canary"]["decision"] == "adopted"
+    [decided] = proposals_json(database_url)["decided"]
+    assert (decided["status"], decided["id"]) == ("adopted", 1) and "adopted by the canary" in decided["outcome"]
+    assert [t["tactic_text"] for t in Queries(psycopg_store).active_tactics()] == [tactic]
+    # Slack heard once that it entered, and once that it was adopted, over every run.
+    [entered] = entered_in_slack(slack)
+    assert "Proposal #1 entered the queue (breakthrough)" in entered["text"]
+    assert len(decisions_in_slack(slack)) == 1
+    assert db.execute("select breakthrough_status from sandbox_battles where id = %s",
+                      (battle_id,)).fetchone()[0] == "promoted"
+
+
+def test_with_auto_propose_off_nothing_enters_by_itself(loop_settings, psycopg_store, db, database_url):
+    confirmed_breakthrough(db, "Confirm every promise in writing. [fake-effect:+12]")
+    settings = loop_settings()
+    assert settings.auto_propose == "off"
+    run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert proposals_json(database_url) == {"queue": [], "canary": None, "decided": []}
+
+
+def test_the_tactic_checks_run_at_proposal_time_and_leave_nothing_behind(psycopg_store, db, database_url):
+    seed_personas(psycopg_store, 2)
+    queued = cli("propose", "Offer a written guarantee, then let the seller pick the date.", db_url=database_url)
+    assert queued.returncode == 0, queued.stderr
+    assert queued.stdout.strip() == 'proposal #1 queued: add "Offer a written guarantee, then let the seller pick the date."'
+    cases = {
+        "Offer the written guarantee, then let the seller choose the date.": "repeats proposal #1",
+        "   ": "a tactic cannot be empty",
+        "x" * 1001: "at most 1000 characters",
+    }
+    for text, reason in cases.items():
+        refused = cli("propose", text, db_url=database_url)
+        assert refused.returncode == 1 and reason in refused.stderr, (text[:20], refused.stderr)
+    removal = cli("propose", "--remove", "6f1c5c1e-0000-4000-8000-000000000000", db_url=database_url)
+    assert removal.returncode == 1 and "is not in the active version v1" in removal.stderr
+    assert [p["id"] for p in proposals_json(database_url)["queue"]] == [1]
+    assert db.execute("select count(*) from training_proposals").fetchone()[0] == 1
+
+
+def test_the_queue_order_fast_track_move_edit_and_veto(psycopg_store, db, database_url):
+    seed_personas(psycopg_store, 2)
+    queries = ProposalQueries(psycopg_store)
+    old = queries.propose("add", text="Ask who else must agree before the price.")["proposal"]["id"]
+    low = confirmed_breakthrough(db, "Compare the net proceeds against listing.", confirm_score=96)
+    high = confirmed_breakthrough(db, "Show the repair estimate behind the number.", confirm_score=99)
+    assert queries.queue_breakthroughs() == 2
+    order = lambda: [p["id"] for p in queries.listing()["queue"]]  # noqa: E731
+    # Confirmed score first (highest first), then age.
+    assert order() == [3, 2, old]
+    assert cli("propose", "Slow the call down when the seller grieves.", "--fast-track",
+               db_url=database_url).returncode == 0
+    assert order() == [4, 3, 2, old]
+    assert queries.move(old, 2)["message"] == f"proposal #{old} is now number 2 in the queue"
+    assert order() == [4, old, 3, 2]
+    edited = queries.edit(2, "Compare what the seller nets with us and with an agent.")
+    assert edited["proposal"]["text"] == "Compare what the seller nets with us and with an agent."
+    with pytest.raises(Rejected, match="repeats proposal #1"):
+        queries.edit(2, "Ask who else must agree before the price!")
+    vetoed = cli("veto", "3", "--reason", "we never quote repair costs", db_url=database_url)
+    assert vetoed.returncode == 0 and vetoed.stdout.strip() == "proposal #3 vetoed"
+    assert order() == [4, old, 2]
+    again = cli("veto", "3", db_url=database_url)
+    assert again.returncode == 1 and "proposal #3 is already vetoed" in again.stderr
+    [decided] = queries.listing()["decided"]
+    assert decided["outcome"] == "vetoed by a person: we never quote repair costs"
+    assert {low, high} == {p["battleId"] for p in queries.listing()["queue"] + [decided] if p["battleId"]}
+
+
+def test_vetoing_the_proposal_under_canary_withdraws_its_candidate(psycopg_store, db, database_url):
+    seed_personas(psycopg_store, 2)
+    queries = ProposalQueries(psycopg_store)
+    queries.propose("add", text="Ask for a small yes before the sale.")
+    queries.propose("add", text="State plainly that there are no fees.")
+    taken = queries.take_next(12)
+    assert taken["taken"]["id"] == 1 and taken["taken"]["status"] == "canary"
+    assert queries.take_next(12)["taken"] is None, "one candidate at a time"
+    assert cli("veto", "1", db_url=database_url).returncode == 0
+    versions = Queries(psycopg_store).versions(100)
+    assert versions["canary"] is None and versions["versions"][0]["status"] == "rolled_back"
+    assert queries.take_next(12)["taken"]["id"] == 2
+
+
+def test_at_max_active_tactics_the_weakest_measured_tactic_is_proposed_for_removal_first(psycopg_store, db):
+    seed_personas(psycopg_store, 2)
+    queries = ProposalQueries(psycopg_store)
+    for text, diff in (("Put the offer in writing tonight.", 6.5), ("Let the seller pick the closing date.", 2.1)):
+        queries.propose("add", text=text)
+        candidate = queries.take_next(2)["taken"]["versionId"]
+        Queries(psycopg_store).record_canary(candidate, "adopted", 30, diff, [diff - 2, diff + 2], 100)
+    queries.propose("add", text="Offer proof of funds before talking price.")
+    taken = queries.take_next(2)["taken"]
+    assert (taken["kind"], taken["source"], taken["tacticText"]) == \
+        ("remove", "max_tactics", "Let the seller pick the closing date.")
+    assert "MAX_ACTIVE_TACTICS (2) reached" in taken["reasoning"]
+    assert [p["id"] for p in queries.listing()["queue"]] == [3]
+
+
+def test_a_proposal_refused_when_taken_is_closed_with_the_reason_and_the_next_runs(psycopg_store, db):
+    seed_personas(psycopg_store, 2)
+    queries = ProposalQueries(psycopg_store)
+    queries.propose("add", text="Put the offer in writing tonight.")
+    queries.propose("add", text="Let the seller pick the closing date.")
+    Queries(psycopg_store).promote_breakthrough(breakthrough(db, "Put the offer in writing, tonight!"), direct=True)
+    taken = queries.take_next(12)
+    assert taken["taken"]["id"] == 2
+    [refused] = taken["refused"]
+    assert refused["id"] == 1 and "repeats the active tactic" in refused["outcome"]
+
+
+def test_the_proposer_reads_the_worst_battles_and_queues_its_proposal(loop_settings, psycopg_store, db,
+                                                                     database_url, fake_openai, slack):
+    settings = loop_settings(AUTO_PROPOSE="all", PROPOSER_MODEL="gpt-4o-mini", PROPOSER_EVERY=6)
+    run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    [call] = [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
+    assert call["model"] == "gpt-4o-mini"
+    prompt = call["messages"][1]["content"]
+    assert "WORST RECENT CALLS" in prompt and "Referee feedback" in prompt and "CURRENT TACTICS\n(none)" in prompt
+    listing = proposals_json(database_url)
+    proposal = listing["canary"]
+    assert (proposal["source"], proposal["text"]) == ("proposer", fake_openai.proposal["tactic"])
+    assert proposal["reasoning"] == fake_openai.proposal["reasoning"]
+    assert "Proposal #1 entered the queue (proposer)" in entered_in_slack(slack)[0]["text"]
+    # Not due again until PROPOSER_EVERY more battles completed.
+    fake_openai.log.clear()
+    fake_openai.proposal = {"kind": "remove", "tactic": "", "remove_tactic_id": "not-an-id", "reasoning": "x"}
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
+    assert any("not an active tactic's id" in error for error in batch["errors"])
