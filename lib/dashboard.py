@@ -22,13 +22,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lib import referee
+from lib import dashboard_autonomy, referee
 from lib.app import open_store
 from lib.battle import closer_system_prompt
 from lib.config import VERCEL_JSON, Settings, admin_password
 from lib.http import ApiError, Page, Request
 from lib.serve import cron_matches  # the one cron parser, shared with `serve --cron`
 from lib.store import Rejected
+from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries, ReviewStatus
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -40,7 +41,8 @@ MAX_TACTIC_CHARS = 1000
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 # The page's script, in order: shared helpers, one file per panel, then the loop that drives them.
 SCRIPTS = ("core.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
-           "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/referee.js", "main.js")
+           "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/autonomy.js", "panels/referee.js",
+           "main.js")
 RANGES = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 TRAIN_PATH = "/api/cron/train"
 
@@ -216,11 +218,14 @@ VIEWS = {
     "referee": _referee,
     "versions": _versions,
     "tactics": _tactics,
+    **dashboard_autonomy.VIEWS,
 }
 REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
 
 
 def _act(queries: Queries, action: str, body: dict):
+    if action in dashboard_autonomy.ACTIONS:
+        return dashboard_autonomy.ACTIONS[action](ProposalQueries(queries.store), body)
     if action == "promote":
         return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"),
                                             _tactic_arg(body.get("tacticText")), _flag(body, "direct"))

@@ -31,7 +31,9 @@ def after_run(settings, store, llm, *, deadline: float, simulated: bool = False)
         if "breakthrough" in sources:
             result["queued"] = queries.queue_breakthroughs(deadline=deadline)
         if "proposer" in sources and settings.proposer_model:
-            from lib import proposer  # the proposer's prompt and schema load only where it runs
+            from lib import (
+                proposer,  # the proposer's prompt and schema load only where it runs
+            )
 
             result["proposed"] = proposer.take_turn(settings, queries, llm, deadline=deadline,
                                                     errors=result["errors"])

@@ -83,7 +83,7 @@ def take_turn(settings, queries, llm, *, deadline: float, errors: list) -> dict 
     try:
         reply = llm.chat(ctx, Role.PROPOSER, settings.proposer_model,
                          [{"role": "system", "content": PROPOSER_PROMPT}, {"role": "user", "content": context_text(turn)}],
-                         PROPOSER_MAX_TOKENS, PROPOSAL_FORMAT, seed=f"proposer|{turn['battles']}|{len(turn['past'])}")
+                         PROPOSER_MAX_TOKENS, PROPOSAL_FORMAT)
         answer = parse(reply.text)
     except LLMError as exc:
         errors.append(f"Proposer failed: {exc}")

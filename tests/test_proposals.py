@@ -6,9 +6,9 @@ import json
 import pytest
 
 from lib.app import make_llm
-from lib.store.proposal_queries import ProposalQueries
 from lib.runner import run_batch
 from lib.store import Rejected
+from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from tests.conftest import seed_personas
 from tests.test_versions import breakthrough, cli, decisions_in_slack
@@ -104,7 +104,7 @@ def test_the_queue_order_fast_track_move_edit_and_veto(psycopg_store, db, databa
     low = confirmed_breakthrough(db, "Compare the net proceeds against listing.", confirm_score=96)
     high = confirmed_breakthrough(db, "Show the repair estimate behind the number.", confirm_score=99)
     assert queries.queue_breakthroughs() == 2
-    order = lambda: [p["id"] for p in queries.listing()["queue"]]  # noqa: E731
+    order = lambda: [p["id"] for p in queries.listing()["queue"]]
     # Confirmed score first (highest first), then age.
     assert order() == [3, 2, old]
     assert cli("propose", "Slow the call down when the seller grieves.", "--fast-track",
@@ -186,3 +186,20 @@ def test_the_proposer_reads_the_worst_battles_and_queues_its_proposal(loop_setti
     batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
     assert any("not an active tactic's id" in error for error in batch["errors"])
+
+
+def test_the_queue_works_the_same_over_both_transports(store, db):
+    seed_personas(store, 2)
+    queries = ProposalQueries(store)
+    queued = queries.propose("add", text="Ask for a small yes before the sale.", reasoning="why not")
+    assert queued["proposal"]["status"] == "queued" and queued["proposal"]["reasoning"] == "why not"
+    with pytest.raises(Rejected, match="repeats proposal #1"):
+        queries.propose("add", text="Ask for a small yes before the sale!")
+    assert queries.fast_track(1)["proposal"]["fastTracked"] is True
+    assert [p["status"] for p in queries.claim_announcements()] == ["queued"]
+    assert queries.claim_announcements() == []
+    assert queries.take_next(12)["taken"]["status"] == "canary"
+    assert queries.proposer_turn(1000, 5) is None
+    assert queries.quality(24)["points"] == [] and queries.quality(24)["decisions"] == []
+    assert queries.veto(1, "no")["proposal"]["status"] == "vetoed"
+    assert queries.listing()["decided"][0]["outcome"] == "vetoed by a person: no"

@@ -49,3 +49,9 @@ class ProposalQueries:
 
     def proposer_turn(self, every: int, worst: int, *, deadline: float | None = None) -> dict | None:
         return self.store.call_one("training_proposer_turn", deadline=deadline, p_every=every, p_worst=worst)
+
+    def quality(self, hours: int, with_tactics: bool = False) -> dict:
+        """`{"since", "now", "points": [{"at", "versionId", "battles", "meanScore"}], "decisions": [...],
+        "versionTactics": {id: [text]} | None, "difficulties": [int] | None}` (the last two with
+        `with_tactics`)."""
+        return self.store.call_one("training_dashboard_quality", p_hours=hours, p_with_tactics=with_tactics)

@@ -441,3 +441,37 @@ begin
                           left join sandbox_tactics t on t.id = p.tactic_id), '[]'));
 end;
 $$;
+
+-- The closer's quality over time (the dashboard's Autonomous training panel): the mean score of
+-- each version's completed battles per hour over the last p_hours, and the canary's adoptions and
+-- rollbacks in that time. With p_with_tactics (a simulated deployment), each version's tactics and
+-- the active personas' difficulties too, from which the simulator's true quality is drawn.
+create or replace function training_dashboard_quality(p_hours integer, p_with_tactics boolean default false)
+returns jsonb
+language sql stable as $$
+    with points as (
+        select date_trunc('hour', b.ended_at) as hour, b.version_id, count(*) as battles,
+               round(avg(b.referee_score), 2) as mean_score
+        from sandbox_battles b
+        where b.status = 'completed' and b.ended_at > now() - make_interval(hours => p_hours)
+          and b.version_id is not null
+        group by 1, 2)
+    select jsonb_build_object(
+        'since', now() - make_interval(hours => p_hours), 'now', now(),
+        'points', coalesce((select jsonb_agg(jsonb_build_object('at', p.hour, 'versionId', p.version_id,
+                                                               'battles', p.battles, 'meanScore', p.mean_score)
+                                             order by p.hour, p.version_id) from points p), '[]'),
+        'decisions', coalesce((select jsonb_agg(jsonb_build_object('versionId', v.id, 'decision', v.decision,
+                                                                  'at', v.decided_at, 'change', v.change)
+                                                order by v.decided_at)
+                               from training_versions v where v.decision in ('adopted', 'rolled_back')
+                                 and v.decided_at > now() - make_interval(hours => p_hours)), '[]'),
+        'versionTactics', case when p_with_tactics then coalesce((
+            select jsonb_object_agg(v.id::text, coalesce((select jsonb_agg(t.tactic_text order by u.position)
+                                                          from unnest(v.tactic_ids) with ordinality u(id, position)
+                                                          join sandbox_tactics t on t.id = u.id), '[]'))
+            from training_versions v where v.id in (select version_id from points)), '{}') end,
+        'difficulties', case when p_with_tactics then coalesce((
+            select jsonb_agg(coalesce((p.characteristics ->> 'difficulty')::int, 3))
+            from sandbox_personas p where p.is_active), '[]') end);
+$$;
