@@ -145,8 +145,8 @@ def report(conn, truth: TrueQuality, baseline: float, best: float, true_line: li
     for version_id, parent_id in conn.execute(
             "select id, parent_id from training_versions where decision = 'adopted' order by id").fetchall():
         effects.append(truth.of(version_tactics(conn, version_id)) - truth.of(version_tactics(conn, parent_id)))
-    spend = float(conn.execute("select coalesce(sum(total_cost), 0) from training_runs").fetchone()[0]) + float(
-        conn.execute("select coalesce(sum(cost_usd), 0) from training_rescores").fetchone()[0])
+    spend = sum(float(conn.execute(f"select coalesce(sum({column}), 0) from {table}").fetchone()[0]) for table, column in
+                (("training_runs", "total_cost"), ("training_rescores", "cost_usd"), ("training_proposals", "cost_usd")))
     improvements = sum(1 for e in effects if e > 0)
     gain = true_line[-1] - baseline
     print(f"\nproposed {proposed} (" + ", ".join(f"{n} by {source}" for source, n in sorted(by_source.items()))
@@ -157,7 +157,7 @@ def report(conn, truth: TrueQuality, baseline: float, best: float, true_line: li
     print(f"adopted with a true effect ≤ 0: {sum(1 for e in effects if e <= 0)}; largest harmful effect adopted: "
           f"{min([e for e in effects if e < 0], default=0.0):+.2f} points; true effects adopted: "
           + (", ".join(f"{e:+.2f}" for e in effects) or "none"))
-    print(f"spend ${spend:.2f} (simulated prices: battles and scout re-scores); per adopted improvement "
+    print(f"spend ${spend:.2f} (simulated prices: battles, scout re-scores, proposer calls); per adopted improvement "
           + (f"${spend / improvements:.2f}" if improvements else "-"))
     print(f"true quality {baseline:.2f} → {true_line[-1]:.2f} (+{gain:.2f} of a best reachable +{best:.2f}: "
           f"{gain / best * 100:.0f}%); {elapsed:.0f}s")

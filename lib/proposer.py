@@ -18,7 +18,6 @@ from decimal import Decimal
 from lib.llm import CallContext, LLMError, Role
 from lib.log import log
 from lib.referee import render_transcript
-from lib.store import Rejected
 
 PROPOSER_COST_CAP_USD = Decimal("0.25")
 PROPOSER_MAX_TOKENS = 600
@@ -56,7 +55,8 @@ def context_text(turn: dict) -> str:
     tactics = "\n".join(f"- [{t['id']}] {t['text']} (measured: "
                         f"{'not measured' if t['contribution'] is None else f'{t['contribution']:+} points'})"
                         for t in turn["tactics"]) or "(none)"
-    past = "\n".join(f"- {p['kind']} \"{p['text']}\": {p['outcome'].replace('_', ' ')}" for p in turn["past"]) or "(none)"
+    past = "\n".join(f"- {p['kind']} \"{p['text']}\": {p['outcome'].replace('_', ' ')}"
+                     + (f" ({p['reason']})" if p.get("reason") else "") for p in turn["past"]) or "(none)"
     return (f"WORST RECENT CALLS\n{worst or '(none)'}\n\nCURRENT TACTICS\n{tactics}\n\n"
             f"PAST PROPOSALS AND OUTCOMES\n{past}")
 
@@ -91,16 +91,20 @@ def take_turn(settings, queries, llm, *, deadline: float, errors: list) -> dict 
         return None
     ids = {str(t["id"]) for t in turn["tactics"]}
     if answer["kind"] == "remove" and answer["removeTacticId"] not in ids:
-        errors.append(f"Proposer refused: it named {answer['removeTacticId'][:40]!r}, not an active tactic's id")
+        errors.append(f"Proposer refused: it named {answer['removeTacticId'][:40]!r}, not an active tactic's id "
+                      f"(${reply.usage.cost} spent)")
         return None
-    try:
-        queued = queries.propose(answer["kind"], text=answer["tactic"] if answer["kind"] == "add" else None,
-                                 tactic_id=answer["removeTacticId"] if answer["kind"] == "remove" else None,
-                                 source="proposer", proposed_by=f"proposer ({settings.proposer_model})",
-                                 reasoning=answer["reasoning"], deadline=deadline)
-    except Rejected as exc:
-        errors.append(f"Proposer's proposal {exc.message}")
-        log("proposer_refused", reason=exc.message)
+    # A refused proposal is kept too (refused, with the reason): its call was paid for, and the
+    # proposer reads it among the past outcomes.
+    result = queries.propose(answer["kind"], text=answer["tactic"] if answer["kind"] == "add" else None,
+                             tactic_id=answer["removeTacticId"] if answer["kind"] == "remove" else None,
+                             source="proposer", proposed_by=f"proposer ({settings.proposer_model})",
+                             reasoning=answer["reasoning"], cost_usd=reply.usage.cost, keep_refused=True,
+                             deadline=deadline)
+    proposal = result["proposal"]
+    if proposal["status"] == "refused":
+        errors.append(f"Proposer's proposal {result['message']}")
+        log("proposer_refused", proposalId=proposal["id"], reason=proposal["outcome"])
         return None
-    log("proposer_proposed", proposalId=queued["proposal"]["id"], kind=answer["kind"])
-    return queued["proposal"]
+    log("proposer_proposed", proposalId=proposal["id"], kind=answer["kind"], cost=str(reply.usage.cost))
+    return proposal

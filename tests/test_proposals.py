@@ -180,11 +180,18 @@ def test_the_proposer_reads_the_worst_battles_and_queues_its_proposal(loop_setti
     assert (proposal["source"], proposal["text"]) == ("proposer", fake_openai.proposal["tactic"])
     assert proposal["reasoning"] == fake_openai.proposal["reasoning"]
     assert "Proposal #1 entered the queue (proposer)" in entered_in_slack(slack)[0]["text"]
-    # Not due again until PROPOSER_EVERY more battles completed.
+    assert float(proposal["costUsd"]) > 0
+    # Due again once PROPOSER_EVERY more battles completed: a repeat is kept as refused, with the reason.
+    fake_openai.proposal = {**fake_openai.proposal, "tactic": fake_openai.proposal["tactic"] + "!"}
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert any("proposal #2 refused: this tactic repeats proposal #1" in error for error in batch["errors"])
+    [refused] = proposals_json(database_url)["decided"]
+    assert (refused["status"], refused["source"]) == ("refused", "proposer") and float(refused["costUsd"]) > 0
     fake_openai.log.clear()
     fake_openai.proposal = {"kind": "remove", "tactic": "", "remove_tactic_id": "not-an-id", "reasoning": "x"}
     batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
-    assert [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
+    [call] = [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
+    assert "repeats proposal #1" in call["messages"][1]["content"], "it reads its refused proposal"
     assert any("not an active tactic's id" in error for error in batch["errors"])
 
 

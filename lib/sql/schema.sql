@@ -251,6 +251,8 @@ create table training_proposals (
     created_at timestamptz not null default now(),
     decided_at timestamptz,
     announced_at timestamptz,
+    -- What proposing it cost (the proposer's call), USD.
+    cost_usd numeric(20, 12) not null default 0 check (cost_usd >= 0),
     check ((kind = 'remove') = (tactic_text is null)),
     check ((kind = 'add') = (tactic_id is null)),
     check ((status in ('queued', 'canary')) = (decided_at is null))

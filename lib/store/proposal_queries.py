@@ -2,6 +2,8 @@
 query layer, as `lib.store.queries.Queries` is for everything else)."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from lib.store import Store
 
 RECENT_DECIDED = 20
@@ -20,11 +22,14 @@ class ProposalQueries:
 
     def propose(self, kind: str, *, text: str | None = None, tactic_id: str | None = None, source: str = "person",
                 proposed_by: str = "a person", reasoning: str | None = None, battle_id: str | None = None,
-                fast_track: bool = False, deadline: float | None = None) -> dict:
+                fast_track: bool = False, cost_usd: Decimal = Decimal(0), keep_refused: bool = False,
+                deadline: float | None = None) -> dict:
+        """`{"message", "proposal"}`. A refusal raises `Rejected`, or with `keep_refused` is recorded
+        (status `refused`, the reason as its outcome) and returned."""
         return self.store.call_one("training_propose", deadline=deadline, p_kind=kind, p_text=text,
                                    p_tactic_id=tactic_id, p_source=source, p_proposed_by=proposed_by,
                                    p_reasoning=reasoning, p_battle_id=battle_id, p_confirm_score=None,
-                                   p_fast_track=fast_track)
+                                   p_fast_track=fast_track, p_cost_usd=cost_usd, p_keep_refused=keep_refused)
 
     def move(self, proposal_id: int, position: int) -> dict:
         return self.store.call_one("training_move_proposal", p_id=proposal_id, p_position=position)

@@ -25,7 +25,8 @@ language sql stable as $$
         'tacticText', (select t.tactic_text from sandbox_tactics t where t.id = p.tactic_id),
         'battleId', p.battle_id, 'confirmScore', p.confirm_score, 'reasoning', p.reasoning,
         'proposedBy', p.proposed_by, 'status', p.status, 'position', p.position, 'fastTracked', p.fast_tracked,
-        'versionId', p.version_id, 'outcome', p.outcome, 'createdAt', p.created_at, 'decidedAt', p.decided_at);
+        'versionId', p.version_id, 'outcome', p.outcome, 'createdAt', p.created_at, 'decidedAt', p.decided_at,
+        'costUsd', p.cost_usd);
 $$;
 
 -- What a proposal changes, in words: a version's `change` and a Slack line.
@@ -108,11 +109,14 @@ begin
 end;
 $$;
 
--- Adds a proposal to the queue, after the tactic checks (refused with the reason, P0001).
+-- Adds a proposal to the queue, after the tactic checks: refused with the reason (P0001), or with
+-- p_keep_refused (the proposer: its call was paid for) recorded as refused, with the reason.
+-- p_cost_usd is what proposing it cost.
 create or replace function training_propose(p_kind text, p_text text, p_tactic_id uuid, p_source text,
                                             p_proposed_by text, p_reasoning text default null,
                                             p_battle_id uuid default null, p_confirm_score numeric default null,
-                                            p_fast_track boolean default false)
+                                            p_fast_track boolean default false, p_cost_usd numeric default 0,
+                                            p_keep_refused boolean default false)
 returns jsonb
 language plpgsql as $$
 declare
@@ -125,15 +129,25 @@ begin
         raise exception 'refused: a tactic cannot be empty' using errcode = 'P0001';
     end if;
     refusal := training_proposal_refusal(p_kind, new_text, p_tactic_id);
-    if refusal is not null then
+    -- Only a row the table can hold is kept: an addition of at most 1000 characters, or the removal
+    -- of a tactic that exists.
+    if refusal is not null and not (coalesce(p_keep_refused, false)
+            and (p_kind = 'add' and length(new_text) <= 1000
+                 or p_kind = 'remove' and exists (select 1 from sandbox_tactics where id = p_tactic_id))) then
         raise exception 'refused: %', refusal using errcode = 'P0001';
     end if;
     insert into training_proposals (kind, source, tactic_text, tactic_id, battle_id, confirm_score, reasoning,
-                                    proposed_by, fast_tracked)
+                                    proposed_by, fast_tracked, cost_usd, status, decided_at, outcome, announced_at)
     values (p_kind, p_source, case when p_kind = 'remove' then null else new_text end,
             case when p_kind = 'add' then null else p_tactic_id end, p_battle_id, p_confirm_score,
-            nullif(btrim(coalesce(p_reasoning, '')), ''), p_proposed_by, coalesce(p_fast_track, false))
+            nullif(btrim(coalesce(p_reasoning, '')), ''), p_proposed_by, coalesce(p_fast_track, false) and refusal is null,
+            coalesce(p_cost_usd, 0), case when refusal is null then 'queued' else 'refused' end,
+            case when refusal is not null then now() end, refusal, case when refusal is not null then now() end)
     returning * into fresh;
+    if refusal is not null then
+        return jsonb_build_object('message', format('proposal #%s refused: %s', fresh.id, refusal),
+                                  'proposal', training_proposal_json(fresh));
+    end if;
     return jsonb_build_object('message', format('proposal #%s queued: %s', fresh.id,
                                                 regexp_replace(training_proposal_change(fresh), '^Proposal #\d+ \([a-z_]+\): ', '')),
                               'proposal', training_proposal_json(fresh));
@@ -408,7 +422,8 @@ $$;
 -- The proposer's turn: due once p_every battles completed since its last turn (claimed here, so
 -- two runs finishing together take one turn). When due, what it reads: the p_worst lowest-scoring
 -- battles since then (transcript, feedback, sub-scores), the active tactics with their measured
--- contribution, and the last 20 decided proposals with their outcomes. Null when not due.
+-- contribution, and the last 20 decided proposals with their outcomes (its own refused ones too).
+-- Null when not due.
 create or replace function training_proposer_turn(p_every integer, p_worst integer)
 returns jsonb
 language plpgsql as $$
@@ -435,8 +450,12 @@ begin
                                                                 'contribution', c.contribution))
                              from training_tactic_contributions() c), '[]'),
         'past', coalesce((select jsonb_agg(jsonb_build_object('kind', p.kind, 'text', coalesce(p.tactic_text, t.tactic_text),
-                                                             'outcome', p.status) order by p.decided_at desc)
-                          from (select * from training_proposals where status in ('adopted', 'rolled_back', 'inconclusive')
+                                                             'outcome', p.status,
+                                                             'reason', case when p.status = 'refused' then p.outcome end)
+                                            order by p.decided_at desc)
+                          from (select * from training_proposals
+                                where status in ('adopted', 'rolled_back', 'inconclusive')
+                                   or status = 'refused' and source = 'proposer'
                                 order by decided_at desc limit 20) p
                           left join sandbox_tactics t on t.id = p.tactic_id), '[]'));
 end;
