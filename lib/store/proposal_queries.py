@@ -43,6 +43,11 @@ class ProposalQueries:
     def veto(self, proposal_id: int, reason: str | None = None) -> dict:
         return self.store.call_one("training_veto_proposal", p_id=proposal_id, p_reason=reason)
 
+    def step(self, max_tactics: int, queue_breakthroughs: bool, *, deadline: float | None = None) -> dict:
+        """The loop's step after a run: `{"queued", "taken", "refused", "entered"}` (lib.proposals)."""
+        return self.store.call_one("training_proposal_step", deadline=deadline, p_max_tactics=max_tactics,
+                                   p_queue_breakthroughs=queue_breakthroughs)
+
     def queue_breakthroughs(self, *, deadline: float | None = None) -> int:
         return self.store.call_one("training_queue_breakthroughs", deadline=deadline)
 

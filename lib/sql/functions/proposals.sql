@@ -494,3 +494,23 @@ language sql stable as $$
             select jsonb_agg(coalesce((p.characteristics ->> 'difficulty')::int, 3))
             from sandbox_personas p where p.is_active), '[]') end);
 $$;
+
+-- The loop's step after a run, in one round trip (lib/proposals.py): with p_queue_breakthroughs
+-- (AUTO_PROPOSE), the confirmed breakthroughs enter the queue; the next proposal becomes the
+-- candidate when none is under canary; and the proposals that entered and were not announced are
+-- claimed for Slack. Returns {"queued", "taken", "refused", "entered"}.
+create or replace function training_proposal_step(p_max_tactics integer, p_queue_breakthroughs boolean)
+returns jsonb
+language plpgsql as $$
+declare
+    queued integer := 0;
+    taken jsonb;
+begin
+    if p_queue_breakthroughs then
+        queued := training_queue_breakthroughs();
+    end if;
+    taken := training_take_next_proposal(p_max_tactics);
+    return jsonb_build_object('queued', queued, 'taken', taken -> 'taken', 'refused', taken -> 'refused',
+                              'entered', training_claim_announcements());
+end;
+$$;
