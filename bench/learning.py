@@ -139,7 +139,9 @@ def report(conn, truth: TrueQuality, baseline: float, best: float, true_line: li
     counts = dict(conn.execute("select status, count(*) from training_proposals group by status").fetchall())
     by_source = dict(conn.execute("select source, count(*) from training_proposals where decided_at is distinct "
                                   "from created_at group by source").fetchall())
-    at_entry = conn.execute("select count(*) from training_proposals where decided_at = created_at").fetchone()[0]
+    refused_at_entry = dict(conn.execute("select source, count(*) from training_proposals where decided_at = created_at "
+                                         "group by source").fetchall())
+    at_entry = sum(refused_at_entry.values())
     proposed = sum(by_source.values())
     effects = []  # the true effect of each adoption: the version's quality minus its parent's
     for version_id, parent_id in conn.execute(
@@ -150,8 +152,9 @@ def report(conn, truth: TrueQuality, baseline: float, best: float, true_line: li
     improvements = sum(1 for e in effects if e > 0)
     gain = true_line[-1] - baseline
     print(f"\nproposed {proposed} (" + ", ".join(f"{n} by {source}" for source, n in sorted(by_source.items()))
-          + f"; {at_entry} more breakthroughs refused at entry by the tactic checks, repeats of the simulated "
-          f"scout's 14 tactics): adopted {counts.get('adopted', 0)}, rolled back {counts.get('rolled_back', 0)}, "
+          + "; refused at entry by the tactic checks: " + ", ".join(f"{n} by {source}" for source, n in
+                                                                    sorted(refused_at_entry.items()))
+          + f"): adopted {counts.get('adopted', 0)}, rolled back {counts.get('rolled_back', 0)}, "
           f"inconclusive {counts.get('inconclusive', 0)}, refused when taken {counts.get('refused', 0) - at_entry}, "
           f"still queued {counts.get('queued', 0)}, under canary {counts.get('canary', 0)}")
     print(f"adopted with a true effect ≤ 0: {sum(1 for e in effects if e <= 0)}; largest harmful effect adopted: "
