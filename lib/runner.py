@@ -3,14 +3,13 @@
 `run_batch` starts a run in the database (which refuses when paused, busy or out of personas,
 and plans the battles: one per leased persona, or two, one per closer version, for the personas
 paired for a canary), runs them on a `ThreadPoolExecutor`, ends the run with figures tallied from
-the battle rows, then takes the canary's look (`lib.canary.review`). Every battle that starts is
+the battle rows (what follows is `lib.followups`'s). Every battle that starts is
 written when it starts and when it ends, with the version it runs; a battle cut short by the
 deadline, the cost cap or a pause keeps its transcript.
 """
 from __future__ import annotations
 
 import contextvars
-import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -18,8 +17,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
-from lib import canary
 from lib.budget import Budget, price_for
+from lib.deadline import Deadline
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 from lib.pacing import Pacer
@@ -77,15 +76,22 @@ class Progress:
 
 def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
               on_progress=None, started: float | None = None) -> dict:
-    """Runs one batch and returns its figures (docs/http.md's `batch`). Raises `RunRefused`.
+    """Runs one batch and returns its figures as `Queries.finish_run` recorded them (docs/http.md's
+    `batch`, before the follow-ups add `canary` and `scoutNotified`). Raises `RunRefused`.
 
-    What follows a batch (the Slack alerts, the scout) is `lib.training.train_once`'s.
+    What follows a run (the canary's look, Slack, the scout) is `lib.followups`'s; `lib.training.
+    train_once` does both.
 
     `started` (a `time.monotonic()` value, default now) is when the clock began: for a request,
     its arrival, so the deadline counts from there.
     """
-    started = time.monotonic() if started is None else started
-    deadline = started + settings.max_execution_ms / 1000
+    return begin_run(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
+                     on_progress=on_progress, deadline=Deadline.for_run(settings, started)).execute()
+
+
+def begin_run(settings, store, llm, *, trigger: str, requested_batch_size: int | None, on_progress,
+              deadline: Deadline) -> "Run":
+    """Starts a run in the database (raises `RunRefused` when it refuses) and returns it, ready to `execute`."""
     batch_size = max(1, min(requested_batch_size or settings.batch_size, settings.max_batch_size))
     for model in (settings.closer_model, settings.persona_model, settings.referee_model):
         price_for(model, settings.model_prices)  # a model with no price is refused before any call
@@ -95,22 +101,17 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         deadline_ms=settings.max_execution_ms, simulated=llm.simulated,
         default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)),
         base_prompt=settings.closer_prompt_path.read_text(), canary_share=settings.canary_share,
-        daily_budget=settings.daily_budget_usd, monthly_budget=settings.monthly_budget_usd, deadline=deadline)
+        daily_budget=settings.daily_budget_usd, monthly_budget=settings.monthly_budget_usd, deadline=deadline.at)
     if outcome["status"] != "started":
         raise RunRefused(outcome)
-    run = Run(settings, store, llm, outcome, started, deadline, on_progress)
+    run = Run(settings, store, llm, outcome, deadline, on_progress)
     log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
-    summary = run.execute()
-    summary["canary"] = _canary_look(settings, store, summary, outcome, deadline)
-    log("run_finished", runId=run.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
-        battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
-        durationMs=summary["durationMs"])
-    return summary
+    return run
 
 
 class Run:
-    def __init__(self, settings, store, llm, outcome, started, deadline, on_progress):
+    def __init__(self, settings, store, llm, outcome, deadline: Deadline, on_progress):
         self.settings = settings
         self.queries = Queries(store)
         self.llm = llm
@@ -123,14 +124,15 @@ class Run:
                                                        [{"tactic_text": text} for text in v["tactics"]])
                         for vid, v in outcome["versions"].items()}
         self.expected_battle_s = outcome["expectedBattleMs"] / 1000
-        self.started = started
+        # The canary's pairs planned for this run (persona pairs battling both versions).
+        self.planned_pairs = outcome["canaryPairs"]
         self.deadline = deadline
         # The run's cost cap is its block of the day's and month's budget (at most KILL_SWITCH_THRESHOLD_USD);
         # reaching a block that the budget limited stops the run without pausing training.
         grant = outcome["budget"]
         self.limited_by = grant["limitedBy"]
         self.pacer = Pacer()
-        self.ctx = CallContext(Budget(Decimal(str(grant["block"])), grant.get("exhausted")), deadline, RateGate(),
+        self.ctx = CallContext(Budget(Decimal(str(grant["block"])), grant.get("exhausted")), deadline.at, RateGate(),
                                threading.Event(), pacer=self.pacer)
         self.budget, self.stop = self.ctx.budget, self.ctx.stop
         self.models = Models(settings.closer_model, settings.persona_model, settings.referee_model,
@@ -148,9 +150,17 @@ class Run:
         self.progress = Progress(total=len(self.plan), cap=float(grant["block"]))
 
     def time_left(self) -> float:
-        return self.deadline - time.monotonic()
+        return self.deadline.left()
 
     def execute(self) -> dict:
+        """Runs the battles and ends the run: its figures as `Queries.finish_run` recorded them."""
+        summary = self._battle_and_finish()
+        log("run_finished", runId=self.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
+            battlesCompleted=summary["battlesCompleted"], totalCost=summary["totalCost"],
+            durationMs=summary["durationMs"])
+        return summary
+
+    def _battle_and_finish(self) -> dict:
         status, error = RunStatus.COMPLETED, None
         try:
             self.llm.prepare()
@@ -180,8 +190,8 @@ class Run:
             self.id, status=status, leftover_status=leftover, cost_cap_tripped=cost_cap_tripped,
             timed_out=self.timed_out, errors=self.errors[:50],
             breakthrough_threshold=self.settings.scout_threshold,
-            duration_ms=int((time.monotonic() - self.started) * 1000), error=error,
-            pause_reason=self.budget.trip_reason if cost_cap_tripped else None, deadline=self.deadline + 1)
+            duration_ms=self.deadline.elapsed_ms(), error=error,
+            pause_reason=self.budget.trip_reason if cost_cap_tripped else None, deadline=self.deadline.for_writes())
 
     def _stopped_status(self) -> BattleStatus:
         if self.budget.tripped or self.paused_reason is not None:
@@ -193,7 +203,7 @@ class Run:
     def _watch_pause(self) -> None:
         while not self.stop.is_set():
             try:
-                state = self.queries.pause_state(deadline=self.deadline)
+                state = self.queries.pause_state(deadline=self.deadline.at)
             except Exception as exc:  # a missed poll only delays the stop; the battles go on
                 log("pause_poll_failed", runId=self.id, error=type(exc).__name__)
                 state = {"paused": False}
@@ -289,7 +299,7 @@ class Run:
                 return None
             self._starting = True
         try:
-            return self.queries.start_battle(self.id, persona["id"], version_id, deadline=self.deadline)
+            return self.queries.start_battle(self.id, persona["id"], version_id, deadline=self.deadline.at)
         finally:
             with self._start_cond:
                 self._last_start, self._starting = time.monotonic(), False
@@ -324,7 +334,7 @@ class Run:
     def _save_progress(self, state: BattleState) -> None:
         with self._lock:
             transcript, usage = state.snapshot()
-        self.queries.record_battle_progress(state.id, _recorded(transcript, usage), deadline=self.deadline)
+        self.queries.record_battle_progress(state.id, _recorded(transcript, usage), deadline=self.deadline.at)
 
     def _save(self, state: BattleState, status: BattleStatus, error: str | None = None) -> None:
         """Writes the battle's ending once; whoever saves first (thread or runner) wins."""
@@ -339,7 +349,7 @@ class Run:
         kept = VerdictRecord(scored.total if scored else None, scored.scores if scored else None,
                              verdict.feedback, verdict.winning_rebuttal, verdict.seller_agreed) if verdict else None
         self.queries.finish_battle(state.id, status, _recorded(transcript, usage), kept, error,
-                                   deadline=max(self.deadline, time.monotonic()) + 1)
+                                   deadline=self.deadline.for_writes())
         with self._lock:
             self.progress.done += 1
         log("battle_finished", runId=self.id, battleId=state.id, persona=state.persona["name"], status=status,
@@ -361,24 +371,4 @@ class Run:
 def _recorded(transcript: list, usage: Usage) -> BattleRecord:
     return BattleRecord(transcript, count_turns(transcript), usage.prompt_tokens, usage.cached_tokens,
                         usage.completion_tokens, usage.cost)
-
-
-def _canary_look(settings, store, summary: dict, outcome: dict, deadline: float) -> dict | None:
-    """The canary's look after the run (pairs, figures, maybe a decision); never fails the run."""
-    try:
-        look = canary.review(settings, store, deadline=max(deadline, time.monotonic()) + 1,
-                             simulated=summary["simulated"])
-    except Exception as exc:  # the pairs stay in the battle rows: the next run's look counts them
-        summary["errors"].append(f"Canary look failed: {type(exc).__name__}: {exc}")
-        log("canary_failed", level=logging.WARNING, runId=summary["batchId"], error=str(exc))
-        return None
-    if look is not None:
-        look["plannedPairs"] = outcome["canaryPairs"]
-        if not outcome["canaryPairs"]:
-            look["note"] = ("no pairs this run: a run pairs floor(batch size × CANARY_SHARE) personas, so use a "
-                            "batch of 2 or more")
-        slack_error = look.pop("slackError", None)
-        if slack_error:
-            summary["errors"].append(f"Canary decision to Slack failed: {slack_error} ({look['message']})")
-    return look
 

@@ -105,3 +105,8 @@ def test_no_module_outside_the_query_layer_names_a_sql_function():
             continue
         named = {name for name in functions if re.search(rf"\b{name}\b", path.read_text())}
         assert not named, f"{path.relative_to(LIB.parent)} names SQL functions {sorted(named)}"
+
+
+def test_the_canary_only_decides():
+    """The canary's rule knows no settings, store or Slack: lib.followups gathers, records and alerts."""
+    assert not {t for t in import_graph()["lib.canary"] if t.startswith("lib")}
