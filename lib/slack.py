@@ -57,10 +57,6 @@ class SlackError(RuntimeError):
         self.slack_error = slack_error
         self.retry_after = retry_after
 
-    @property
-    def retryable(self) -> bool:
-        return not self.permanent
-
 
 class Failure(str):
     """What `send` answers when Slack did not take the message: the text, plus `permanent` and the

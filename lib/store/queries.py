@@ -150,23 +150,6 @@ class RunStart(TypedDict, total=False):
     alert: bool
 
 
-class VersionStatus(StrEnum):
-    ACTIVE = "active"
-    CANDIDATE = "candidate"
-    RETIRED = "retired"
-    ROLLED_BACK = "rolled_back"
-
-
-class Decision(StrEnum):
-    """A version's canary decision (`direct`: a person adopted it without one)."""
-
-    PENDING = "pending"
-    ADOPTED = "adopted"
-    ROLLED_BACK = "rolled_back"
-    INCONCLUSIVE = "inconclusive"
-    DIRECT = "direct"
-
-
 class Version(TypedDict):
     """One closer version as the dashboard and `python -m lib versions` show it."""
 
@@ -572,7 +555,7 @@ class Queries:
     def canary_pairs(self, *, deadline: float | None = None) -> CanaryPairs | None:
         return self.store.call_one("training_canary_pairs", deadline=deadline)
 
-    def record_canary(self, candidate_id: int, decision: Decision | str, pairs: int, diff: float | None,
+    def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
                       ci95: list[float] | None, max_pairs: int, *, deadline: float | None = None) -> CanaryRecord:
         low, high = ci95 if ci95 else (None, None)
         return self.store.call_one("training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
