@@ -58,7 +58,7 @@ def simulate_history(url: str, runs: int = 20, days: float = 6.5, killed_at: int
     for index in range(runs):
         run_settings = settings
         if index == killed_at:
-            run_settings = dataclasses.replace(settings, kill_switch_usd=settings.kill_switch_usd / 20)
+            run_settings = dataclasses.replace(settings, cost_cap_usd=settings.cost_cap_usd / 20)
         # The run, the canary's look and a scout scan here (at most 5 new breakthroughs a run).
         train_once(run_settings, store, llm, trigger="cron", scout="in_process")
         queries.set_paused(False)

@@ -39,7 +39,7 @@ MAX_TACTIC_CHARS = 1000
 # The feed's cursor, as PostgreSQL writes a timestamptz in JSON: 2026-11-28T14:30:00.123456+00:00
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 # The page's script, in order: shared helpers, one file per panel, then the loop that drives them.
-SCRIPTS = ("core.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
+SCRIPTS = ("core.js", "panels/banner.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
            "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/referee.js", "main.js")
 RANGES = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 TRAIN_PATH = "/api/cron/train"
@@ -175,7 +175,7 @@ def _health(queries: Queries, query: dict, settings) -> dict:
     budget = {period: {"limit": float(limit)} for period, limit in
               (("day", getattr(settings, "daily_budget_usd", None)),
                ("month", getattr(settings, "monthly_budget_usd", None))) if limit is not None}
-    return {**health, "costCap": float(settings.kill_switch_usd), "budget": budget or None,
+    return {**health, "costCap": float(settings.cost_cap_usd), "budget": budget or None,
             "nextRun": next_scheduled_run(datetime.now(timezone.utc))}
 
 
@@ -183,7 +183,7 @@ def _runs(queries: Queries, query: dict, settings) -> dict:
     name = query.get("range") or "7d"
     if name not in RANGES:
         raise ApiError(400, {"error": f"range must be one of {', '.join(RANGES)}"})
-    return {**queries.dashboard_runs(RANGES[name]), "range": name, "costCap": float(settings.kill_switch_usd)}
+    return {**queries.dashboard_runs(RANGES[name]), "range": name, "costCap": float(settings.cost_cap_usd)}
 
 
 def _referee(queries: Queries, query: dict, settings: Settings):

@@ -57,7 +57,7 @@ def follow_up(settings, store, llm, batch: dict, *, run_deadline: Deadline, plan
     """
     respond_by = run_deadline.extended(RESPONSE_MARGIN_S) if scout == "webhook" else Deadline.none()
     batch["canary"] = look_at_canary(settings, store, batch, run_deadline, planned_pairs, errors)
-    if batch["killSwitchTriggered"]:
+    if batch["costCapReached"]:
         _alert_cost_cap(settings, batch, run_deadline, errors)
     if batch["status"] == "failed":
         _tell_slack(settings, batch, slack.run_failed_message(batch, settings.app_url), respond_by,
@@ -72,9 +72,9 @@ def follow_up(settings, store, llm, batch: dict, *, run_deadline: Deadline, plan
         notified, result = _scan_here(settings, store, llm, batch, errors)
     queries = Queries(store)
     if errors:
-        batch["errors"] = queries.append_run_errors(batch["batchId"], errors, deadline=respond_by.bounded)
+        batch["errors"] = queries.append_run_errors(batch["runId"], errors, deadline=respond_by.bounded)
     batch["scoutNotified"] = notified
-    queries.set_scout_notified(batch["batchId"], notified, deadline=respond_by.bounded)
+    queries.set_scout_notified(batch["runId"], notified, deadline=respond_by.bounded)
     return Trained(batch, result)
 
 
@@ -87,7 +87,7 @@ def look_at_canary(settings, store, batch: dict, run_deadline: Deadline, planned
         look = _review(settings, store, run_deadline, simulated=batch["simulated"], errors=errors)
     except Exception as exc:
         errors.append(f"Canary look failed: {type(exc).__name__}: {exc}")
-        log("canary_failed", level=logging.WARNING, runId=batch["batchId"], error=str(exc))
+        log("canary_failed", level=logging.WARNING, runId=batch["runId"], error=str(exc))
         return None
     if look is not None:
         look["plannedPairs"] = planned_pairs
@@ -133,9 +133,9 @@ def _cost_cap_reason(batch: dict) -> str:
 def _alert_cost_cap(settings, batch: dict, run_deadline: Deadline, errors: list[str]) -> None:
     """Always logged; sent to Slack even past the deadline: training is paused."""
     reason = _cost_cap_reason(batch)
-    log("cost_cap_reached", level=logging.WARNING, runId=batch["batchId"], reason=reason)
+    log("cost_cap_reached", level=logging.WARNING, runId=batch["runId"], reason=reason)
     failure = slack.send(settings, slack.cost_cap_message(batch, reason, settings.app_url),
-                         timeout=run_deadline.for_alert(ALERT_MAX_S), runId=batch["batchId"])
+                         timeout=run_deadline.for_alert(ALERT_MAX_S), runId=batch["runId"])
     if failure:
         errors.append(f"Cost cap Slack alert failed: {failure}")
 
@@ -153,7 +153,7 @@ def _tell_slack(settings, batch: dict, payload: dict, respond_by: Deadline, what
     timeout = respond_by.for_follow_up(FOLLOW_UP_MAX_S, FOLLOW_UP_MIN_S)
     if timeout is None:
         return
-    failure = slack.send(settings, payload, timeout=timeout, runId=batch["batchId"])
+    failure = slack.send(settings, payload, timeout=timeout, runId=batch["runId"])
     if failure:
         errors.append(f"{what} failed: {failure}")
 
@@ -161,7 +161,7 @@ def _tell_slack(settings, batch: dict, payload: dict, respond_by: Deadline, what
 def notify_scout(settings, batch: dict, respond_by: Deadline, errors: list[str]) -> bool:
     """POSTs the scout webhook; a failure is logged and reported, never fatal to the batch."""
     if not settings.app_url:
-        log("scout_skipped", level=logging.WARNING, runId=batch["batchId"],
+        log("scout_skipped", level=logging.WARNING, runId=batch["runId"],
             reason="NEXT_PUBLIC_APP_URL not set; the scout-scan cron will pick the battles up")
         return False
     timeout = respond_by.for_follow_up(FOLLOW_UP_MAX_S, FOLLOW_UP_MIN_S)
@@ -175,7 +175,7 @@ def notify_scout(settings, batch: dict, respond_by: Deadline, errors: list[str])
     url = f"{settings.app_url}/api/cron/scout-scan"
     try:
         # Never follow a redirect: it would carry the bypass secret (and the body) to another host.
-        response = requests.post(url, json={"runId": batch["batchId"]}, headers=headers,
+        response = requests.post(url, json={"runId": batch["runId"]}, headers=headers,
                                  timeout=(min(timeout, 2.0), timeout), allow_redirects=False)
     except requests.ReadTimeout:
         return True  # delivered: the scan goes on without us waiting for it
@@ -194,7 +194,7 @@ def notify_scout(settings, batch: dict, respond_by: Deadline, errors: list[str])
 def _scout_failed(batch: dict, cause: str, errors: list[str]) -> bool:
     cause = redact(cause)
     errors.append(f"Failed to notify Tactical Scout: {cause}")
-    log("scout_notify_failed", level=logging.WARNING, runId=batch["batchId"], cause=cause)
+    log("scout_notify_failed", level=logging.WARNING, runId=batch["runId"], cause=cause)
     return False
 
 
@@ -206,5 +206,5 @@ def _scan_here(settings, store, llm, batch: dict, errors: list[str]) -> tuple[bo
         return True, scan(settings, store, llm, deadline=Deadline.for_run(settings).at)
     except (ConfigError, StoreError) as exc:  # the batch is done and recorded; say why the scan is not
         errors.append(f"Scout scan failed: {exc}")
-        log("scout_scan_failed", level=logging.WARNING, runId=batch["batchId"], error=type(exc).__name__)
+        log("scout_scan_failed", level=logging.WARNING, runId=batch["runId"], error=type(exc).__name__)
         return False, None

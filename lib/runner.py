@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
+from lib.battle import BattleState, BattleSetup, closer_system_prompt, count_turns, fight
 from lib.budget import Budget, price_for
 from lib.deadline import Deadline
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
@@ -97,7 +97,7 @@ def begin_run(settings, store, llm, *, trigger: str, requested_batch_size: int |
         price_for(model, settings.model_prices)  # a model with no price is refused before any call
     outcome = Queries(store).start_run(
         trigger=Trigger(trigger), requested_batch_size=requested_batch_size, batch_size=batch_size,
-        cost_cap=settings.kill_switch_usd, max_concurrent_runs=settings.max_concurrent_runs,
+        cost_cap=settings.cost_cap_usd, max_concurrent_runs=settings.max_concurrent_runs,
         deadline_ms=settings.max_execution_ms, simulated=llm.simulated,
         default_battle_ms=min(DEFAULT_BATTLE_MS, int(settings.max_execution_ms * DEFAULT_BATTLE_SHARE)),
         base_prompt=settings.closer_prompt_path.read_text(), canary_share=settings.canary_share,
@@ -115,7 +115,7 @@ class Run:
         self.settings = settings
         self.queries = Queries(store)
         self.llm = llm
-        self.id = outcome["run"]["batchId"]
+        self.id = outcome["run"]["runId"]
         self.personas = outcome["personas"]
         self.plan = outcome["battles"]
         # A battle's closer prompt is its version's (the base prompt start_run recorded on it, and its
@@ -135,7 +135,7 @@ class Run:
         self.ctx = CallContext(Budget(Decimal(str(grant["block"])), grant.get("exhausted")), deadline.at, RateGate(),
                                threading.Event(), pacer=self.pacer)
         self.budget, self.stop = self.ctx.budget, self.ctx.stop
-        self.models = Models(settings.closer_model, settings.persona_model, settings.referee_model,
+        self.setup = BattleSetup(settings.closer_model, settings.persona_model, settings.referee_model,
                              settings.battle_max_turns, settings.max_tokens_per_turn)
         self.battles: list[BattleState] = []
         self.errors: list[str] = []
@@ -171,7 +171,7 @@ class Run:
             log("run_error", runId=self.id, error=error)
         # Battles still running now end as the run does: killed, timed out, or failed with it.
         leftover = BattleStatus.FAILED
-        cost_cap_tripped = self.budget.tripped and self.limited_by == "cap"
+        cost_cap_reached = self.budget.tripped and self.limited_by == "cap"
         if self.budget.tripped:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(self.budget.trip_reason)
@@ -187,11 +187,11 @@ class Run:
             if state.status == BattleStatus.RUNNING:
                 self._save(state, leftover, "the run ended before this battle finished")
         return self.queries.finish_run(
-            self.id, status=status, leftover_status=leftover, cost_cap_tripped=cost_cap_tripped,
+            self.id, status=status, leftover_status=leftover, cost_cap_reached=cost_cap_reached,
             timed_out=self.timed_out, errors=self.errors[:50],
             breakthrough_threshold=self.settings.scout_threshold,
             duration_ms=self.deadline.elapsed_ms(), error=error,
-            pause_reason=self.budget.trip_reason if cost_cap_tripped else None, deadline=self.deadline.for_writes())
+            pause_reason=self.budget.trip_reason if cost_cap_reached else None, deadline=self.deadline.for_writes())
 
     def _stopped_status(self) -> BattleStatus:
         if self.budget.tripped or self.paused_reason is not None:
@@ -316,7 +316,7 @@ class Run:
                 self.progress.started += 1
             self._report(state)
             try:
-                fight(self.llm, self.ctx, self.models, self.prompts[version_id], state, on_turn=self._save_progress)
+                fight(self.llm, self.ctx, self.setup, self.prompts[version_id], state, on_turn=self._save_progress)
                 self._save(state, BattleStatus.COMPLETED)
             except BudgetExceeded as exc:
                 self._save(state, BattleStatus.KILLED, str(exc))

@@ -67,7 +67,7 @@ def test_a_failed_kill_switch_alert_is_in_the_batch_and_the_row(make_settings, p
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, "https://hooks.slack.test/services/T/B/X", status=500)
         batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="webhook").batch
-    assert batch["killSwitchTriggered"] is True
+    assert batch["costCapReached"] is True and batch["killSwitchTriggered"] is True  # the deprecated alias too
     assert batch["errors"][-1] == "Cost cap Slack alert failed: Slack answered HTTP 500"
     assert any(error.startswith("Cost cap reached") for error in batch["errors"])
     assert run_errors(db) == batch["errors"]
