@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                 trained = train_once(settings, store, llm, trigger="cli", scout="in_process")
                 scores += [float(s) for (s,) in conn.execute(
                     "select referee_score from sandbox_battles where run_id = %s and status = 'completed'",
-                    (trained.batch["batchId"],))]
+                    (trained.batch["runId"],))]
             active = active_version(conn)
             tactics = version_tactics(conn, active)
             counts = dict(conn.execute("select status, count(*) from training_proposals group by status").fetchall())

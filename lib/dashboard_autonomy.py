@@ -42,7 +42,7 @@ def quality(queries, query: dict, settings) -> dict:
     name = query.get("range") or "7d"
     if name not in QUALITY_RANGES:
         raise ApiError(400, {"error": f"range must be one of {', '.join(QUALITY_RANGES)}"})
-    data = ProposalQueries(queries.store).quality(QUALITY_RANGES[name], with_tactics=settings.simulated)
+    data = _queue(queries).quality(QUALITY_RANGES[name], with_tactics=settings.simulated)
     from lib.simulator import (  # only a simulated deployment needs it
         expected_score,
         skill_of,
@@ -53,26 +53,31 @@ def quality(queries, query: dict, settings) -> dict:
     return {**data, "range": name}
 
 
-def propose(proposals: ProposalQueries, body: dict) -> dict:
+def _queue(queries) -> ProposalQueries:
+    return ProposalQueries(queries.store)
+
+
+def propose(queries, body: dict) -> dict:
     kind = body.get("kind", "add")
     if kind not in ("add", "remove", "edit"):
         raise ApiError(400, {"error": "kind must be add, remove or edit"})
     fast = body.get("fastTrack", False)
     if not isinstance(fast, bool):
         raise ApiError(400, {"error": "fastTrack must be true or false"})
-    return proposals.propose(kind, text=_text(body, "tacticText", MAX_TEXT, kind != "remove"),
+    return _queue(queries).propose(kind, text=_text(body, "tacticText", MAX_TEXT, kind != "remove"),
                              tactic_id=None if kind == "add" else _tactic_id(body), proposed_by="a person (dashboard)",
                              reasoning=_text(body, "reason", MAX_REASON, False), fast_track=fast)
 
 
+# Each answers `POST ?action=<name>` from (queries, the JSON body), as lib/dashboard.py's do.
 ACTIONS = {
     "propose": propose,
-    "veto": lambda proposals, body: proposals.veto(_id(body), _text(body, "reason", MAX_REASON, False)),
-    "fast-track": lambda proposals, body: proposals.fast_track(_id(body)),
-    "move": lambda proposals, body: proposals.move(_id(body), _id(body, "position")),
-    "edit-proposal": lambda proposals, body: proposals.edit(_id(body), _text(body, "tacticText", MAX_TEXT, True)),
+    "veto": lambda queries, body: _queue(queries).veto(_id(body), _text(body, "reason", MAX_REASON, False)),
+    "fast-track": lambda queries, body: _queue(queries).fast_track(_id(body)),
+    "move": lambda queries, body: _queue(queries).move(_id(body), _id(body, "position")),
+    "edit-proposal": lambda queries, body: _queue(queries).edit(_id(body), _text(body, "tacticText", MAX_TEXT, True)),
 }
 VIEWS = {
-    "proposals": lambda queries, query, settings: ProposalQueries(queries.store).listing(),
+    "proposals": lambda queries, query, settings: _queue(queries).listing(),
     "quality": quality,
 }

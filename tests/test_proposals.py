@@ -6,12 +6,11 @@ import json
 import pytest
 
 from lib.app import make_llm
-from lib.runner import run_batch
 from lib.store import Rejected
 from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from tests.conftest import seed_personas
-from tests.test_versions import breakthrough, cli, decisions_in_slack
+from tests.test_versions import breakthrough, cli, decisions_in_slack, trained_batch
 
 
 def confirmed_breakthrough(db, snippet: str, confirm_score: float = 97) -> str:
@@ -48,14 +47,14 @@ def test_a_confirmed_breakthrough_is_queued_run_and_adopted_without_a_person(loo
     tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
     battle_id = confirmed_breakthrough(db, tactic)
     settings = loop_settings(AUTO_PROPOSE="breakthroughs")
-    first = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    first = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert first["canary"] is None and first["errors"] == []
     listing = proposals_json(database_url)
     assert listing["queue"] == [] and listing["canary"]["text"] == tactic
     assert (listing["canary"]["source"], listing["canary"]["battleId"], listing["canary"]["versionId"]) == \
         ("breakthrough", battle_id, 2)
     for _ in range(12):
-        batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+        batch = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
         if batch["canary"] and batch["canary"]["decision"] != "pending":
             break
     assert batch["canary"]["decision"] == "adopted"
@@ -74,7 +73,7 @@ def test_with_auto_propose_off_nothing_enters_by_itself(loop_settings, psycopg_s
     confirmed_breakthrough(db, "Confirm every promise in writing. [fake-effect:+12]")
     settings = loop_settings()
     assert settings.auto_propose == "off"
-    run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert proposals_json(database_url) == {"queue": [], "canary": None, "decided": []}
 
 
@@ -169,8 +168,9 @@ def test_a_proposal_refused_when_taken_is_closed_with_the_reason_and_the_next_ru
 
 def test_the_proposer_reads_the_worst_battles_and_queues_its_proposal(loop_settings, psycopg_store, db,
                                                                      database_url, fake_openai, slack):
-    settings = loop_settings(AUTO_PROPOSE="all", PROPOSER_MODEL="gpt-4o-mini", PROPOSER_EVERY=6)
-    run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    settings = loop_settings(AUTO_PROPOSE="all", PROPOSER_MODEL="gpt-4o-mini", PROPOSER_EVERY=6,
+                             MAX_TRAINING_EXECUTION_TIME_MS=60000)
+    trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     [call] = [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
     assert call["model"] == "gpt-4o-mini"
     prompt = call["messages"][1]["content"]
@@ -183,13 +183,13 @@ def test_the_proposer_reads_the_worst_battles_and_queues_its_proposal(loop_setti
     assert float(proposal["costUsd"]) > 0
     # Due again once PROPOSER_EVERY more battles completed: a repeat is kept as refused, with the reason.
     fake_openai.proposal = {**fake_openai.proposal, "tactic": fake_openai.proposal["tactic"] + "!"}
-    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    batch = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     assert any("proposal #2 refused: this tactic repeats proposal #1" in error for error in batch["errors"])
     [refused] = proposals_json(database_url)["decided"]
     assert (refused["status"], refused["source"]) == ("refused", "proposer") and float(refused["costUsd"]) > 0
     fake_openai.log.clear()
     fake_openai.proposal = {"kind": "remove", "tactic": "", "remove_tactic_id": "not-an-id", "reasoning": "x"}
-    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    batch = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     [call] = [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
     assert "repeats proposal #1" in call["messages"][1]["content"], "it reads its refused proposal"
     assert any("not an active tactic's id" in error for error in batch["errors"])
