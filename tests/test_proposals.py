@@ -210,3 +210,50 @@ def test_the_queue_works_the_same_over_both_transports(store, db):
     assert queries.quality(24)["points"] == [] and queries.quality(24)["decisions"] == []
     assert queries.veto(1, "no")["proposal"]["status"] == "vetoed"
     assert queries.listing()["decided"][0]["outcome"] == "vetoed by a person: no"
+
+
+def test_edit_and_remove_proposals_become_candidates_with_the_tactic_changed_in_place(psycopg_store, db,
+                                                                                   database_url):
+    seed_personas(psycopg_store, 2)
+    queries = ProposalQueries(psycopg_store)
+    for text in ("Put the offer in writing tonight.", "Let the seller pick the closing date."):
+        queries.propose("add", text=text)
+        candidate = queries.take_next(12)["taken"]["versionId"]
+        Queries(psycopg_store).record_canary(candidate, "adopted", 30, 5.0, [1.0, 9.0], 100)
+    first, second = [t["id"] for t in Queries(psycopg_store).active_tactics()]
+    edited = cli("propose", "--edit", str(first), "Email the written offer tonight, with every promise in it.",
+                 db_url=database_url)
+    assert edited.returncode == 0, edited.stderr
+    assert cli("propose", "--remove", str(second), "--reason", "it never helped", db_url=database_url).returncode == 0
+    queries.take_next(12)
+    assert [t["tactic_text"] for t in candidate_tactics(db)] == [
+        "Email the written offer tonight, with every promise in it.", "Let the seller pick the closing date."]
+    Queries(psycopg_store).record_canary(candidate_id(db), "rolled_back", 30, -4.0, [-8.0, -1.0], 100)
+    taken = queries.take_next(12)["taken"]
+    assert (taken["kind"], taken["reasoning"]) == ("remove", "it never helped")
+    assert [t["tactic_text"] for t in candidate_tactics(db)] == ["Put the offer in writing tonight."]
+    listing = queries.listing()
+    assert listing["decided"][0]["status"] == "rolled_back" and listing["canary"]["id"] == taken["id"]
+
+
+def test_a_changed_base_prompt_keeps_the_proposal_with_its_restarted_candidate(psycopg_store, db):
+    seed_personas(psycopg_store, 2)
+    queries = ProposalQueries(psycopg_store)
+    db.execute("select training_record_base_prompt('The first base prompt.')")
+    queries.propose("add", text="Put the offer in writing tonight.")
+    before = queries.take_next(12)["taken"]["versionId"]
+    db.execute("select training_record_base_prompt('A second base prompt.')")
+    after = candidate_id(db)
+    assert after != before and queries.listing()["canary"]["versionId"] == after
+    Queries(psycopg_store).record_canary(after, "adopted", 30, 5.0, [1.0, 9.0], 100)
+    assert queries.listing()["decided"][0]["status"] == "adopted"
+
+
+def candidate_id(db) -> int:
+    return db.execute("select id from training_versions where status = 'candidate'").fetchone()[0]
+
+
+def candidate_tactics(db) -> list[dict]:
+    return [{"tactic_text": row[0]} for row in db.execute(
+        "select t.tactic_text from training_versions v, unnest(v.tactic_ids) with ordinality u(id, pos) "
+        "join sandbox_tactics t on t.id = u.id where v.status = 'candidate' order by u.pos")]
