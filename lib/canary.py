@@ -27,9 +27,10 @@ battle-to-battle spread (and prints them); `tests/test_canary.py` runs a smaller
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lib import slack
 from lib.log import log
@@ -54,6 +55,7 @@ class Look:
     pairs: int
     diff: float | None
     ci95: tuple[float, float] | None
+    skipped: int = 0  # differences left out: not a finite number (never part of a decision)
 
 
 def half_width(n: int, sd: float, alpha: float = ALPHA, n0: float = MIXTURE_PAIRS) -> float:
@@ -75,6 +77,8 @@ def summarise(n: int, total: float, total_squares: float) -> tuple[float | None,
 
 def decide_from_sums(n: int, total: float, total_squares: float, max_pairs: int) -> Look:
     """`decide` on running sums: what the bench calls after every simulated run."""
+    if not (math.isfinite(total) and math.isfinite(total_squares)):
+        raise ValueError(f"canary sums must be finite numbers, got total={total} and squares={total_squares}")
     mean, interval = summarise(n, total, total_squares)
     decision = PENDING
     if n >= MIN_PAIRS and interval is not None:
@@ -88,9 +92,15 @@ def decide_from_sums(n: int, total: float, total_squares: float, max_pairs: int)
 
 
 def decide(diffs: list[float], max_pairs: int) -> Look:
-    """The decision after a look at these paired differences (candidate − active)."""
-    values = [float(d) for d in diffs]
-    return decide_from_sums(len(values), sum(values), sum(v * v for v in values), max_pairs)
+    """The decision after a look at these paired differences (candidate − active). A difference
+    that is not a finite number (None, NaN, ±inf) is skipped and counted in `skipped`."""
+    values = [float(d) for d in diffs if _finite(d)]
+    look = decide_from_sums(len(values), sum(values), sum(v * v for v in values), max_pairs)
+    return replace(look, skipped=len(diffs) - len(values))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def review(settings, store, *, deadline: float, simulated: bool = False) -> dict | None:
@@ -109,6 +119,12 @@ def review(settings, store, *, deadline: float, simulated: bool = False) -> dict
     summary = {"candidateId": canary["candidateId"], "activeId": canary["activeId"], "pairs": look.pairs,
                "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
                "decision": look.decision if outcome["recorded"] else "superseded"}
+    skipped = canary.get("skipped", 0) + look.skipped
+    if skipped:
+        summary["skipped"] = skipped
+        summary["skippedReason"] = canary.get("skippedReason") or "a difference that is not a finite number"
+        log("canary_pairs_skipped", level=logging.WARNING, candidateId=canary["candidateId"], skipped=skipped,
+            reason=summary["skippedReason"])
     if outcome.get("decided"):
         log("canary_decided", candidateId=canary["candidateId"], decision=look.decision, pairs=look.pairs,
             diff=rounded)

@@ -316,7 +316,8 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
     db.execute("update sandbox_battles set status = 'completed', ended_at = now(), "
                "referee_score = case when version_id = 2 then 84.5 else 80 end where run_id = %s",
                (started["run"]["batchId"],))
-    assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "diffs": [4.5, 4.5]}
+    assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "diffs": [4.5, 4.5], "skipped": 0,
+                                      "skippedReason": None}
     assert queries.record_canary(2, "pending", 2, 4.5, [1.25, 7.75], 100) == {"recorded": True, "decided": False}
     assert queries.versions(100)["canary"]["ci95"] == [1.25, 7.75]
     adopted = queries.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100)

@@ -1191,6 +1191,23 @@ begin
 end;
 $$;
 
+-- A completed battle has a score: the canary and every average read it. NOT VALID (like the limit
+-- above) so an upgrade keeps rows written before the rule; training_canary_pairs skips those, saying so.
+do $$
+begin
+    if not exists (select 1 from pg_constraint where conrelid = 'sandbox_battles'::regclass
+                   and conname = 'sandbox_battles_completed_has_score') then
+        alter table sandbox_battles add constraint sandbox_battles_completed_has_score
+            check (status <> 'completed' or referee_score is not null) not valid;
+    end if;
+    if exists (select 1 from pg_constraint where conrelid = 'sandbox_battles'::regclass
+               and conname = 'sandbox_battles_completed_has_score' and not convalidated)
+       and not exists (select 1 from sandbox_battles where status = 'completed' and referee_score is null) then
+        alter table sandbox_battles validate constraint sandbox_battles_completed_has_score;
+    end if;
+end;
+$$;
+
 -- ---------------------------------------------------------------------------------------------
 -- Closer versions and the canary
 --
@@ -1659,22 +1676,32 @@ $$;
 
 -- The canary's paired differences so far, oldest first: for each run and persona that battled both
 -- the candidate and its parent to completion, candidate score − parent score. Null without one.
+-- A pair with a side that has no score (a row from before sandbox_battles_completed_has_score) is
+-- skipped, and counted in `skipped` with the reason.
 create or replace function training_canary_pairs()
 returns jsonb
 language sql stable as $$
-    select jsonb_build_object('candidateId', c.id, 'activeId', c.parent_id, 'diffs', coalesce((
-        select jsonb_agg(cb.referee_score - ab.referee_score order by greatest(cb.ended_at, ab.ended_at), cb.id)
-        from sandbox_battles cb
+    with pairs as (
+        select cb.referee_score - ab.referee_score as diff, greatest(cb.ended_at, ab.ended_at) as ended_at, cb.id
+        from training_versions c
+        join sandbox_battles cb on cb.version_id = c.id and cb.status = 'completed'
         join sandbox_battles ab on ab.run_id = cb.run_id and ab.persona_id = cb.persona_id
-        where cb.version_id = c.id and cb.status = 'completed'
-          and ab.version_id = c.parent_id and ab.status = 'completed'), '[]'))
+                               and ab.version_id = c.parent_id and ab.status = 'completed'
+        where c.status = 'candidate'
+    )
+    select jsonb_build_object('candidateId', c.id, 'activeId', c.parent_id,
+        'diffs', coalesce((select jsonb_agg(diff order by ended_at, id) from pairs where diff is not null), '[]'),
+        'skipped', (select count(*) from pairs where diff is null),
+        'skippedReason', case when exists (select 1 from pairs where diff is null)
+                              then 'a completed battle without a score (written before scores were required)' end)
     from training_versions c where c.status = 'candidate';
 $$;
 
 -- Records a look at the canary (lib/canary.py decides): the figures, and a decision other than
 -- pending changes the versions: adopted (the candidate becomes active, its parent retired),
 -- rolled_back, or inconclusive (the candidate retired, the active version stays). Returns
--- {"recorded": false} if it is no longer the candidate (another look or a person got there first).
+-- {"recorded": false} if it is no longer the candidate (another look or a person got there first),
+-- and also ("stale": true) if an earlier look recorded more pairs than this one counted.
 create or replace function training_record_canary(p_candidate_id integer, p_decision text, p_pairs integer,
                                                   p_diff numeric, p_ci_low numeric, p_ci_high numeric,
                                                   p_max_pairs integer)
@@ -1692,6 +1719,11 @@ begin
     select * into candidate from training_versions where id = p_candidate_id for update;
     if not found or candidate.status <> 'candidate' then
         return jsonb_build_object('recorded', false, 'decided', false);
+    end if;
+    -- Pairs only accumulate: a look that counted fewer than the recorded figures is stale (a slower
+    -- run's look finishing after a newer one) and changes nothing.
+    if p_pairs < candidate.pairs then
+        return jsonb_build_object('recorded', false, 'decided', false, 'stale', true);
     end if;
     select * into parent from training_versions where id = candidate.parent_id;
     update training_versions set pairs = p_pairs, diff = p_diff, ci_low = p_ci_low, ci_high = p_ci_high

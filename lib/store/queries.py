@@ -208,16 +208,22 @@ class VersionChange(TypedDict, total=False):
 
 
 class CanaryPairs(TypedDict):
+    """The canary's scored pairs; `skipped` pairs lack a score (`skippedReason` says why)."""
+
     candidateId: int
     activeId: int
     diffs: list[float]
+    skipped: int
+    skippedReason: str | None
 
 
 class CanaryRecord(TypedDict, total=False):
-    """`recorded` false: no longer the candidate. With `decided`: `message`, `version`, `parent`."""
+    """`recorded` false: no longer the candidate, or `stale` (an earlier look counted more pairs).
+    With `decided`: `message`, `version`, `parent`."""
 
     recorded: bool
     decided: bool
+    stale: bool
     message: str
     version: Version
     parent: Version
