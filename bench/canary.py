@@ -93,7 +93,7 @@ def naive_adoption(null_diffs: list[float], pairs_per_run: int, max_pairs: int, 
             if n < canary.MIN_PAIRS:
                 continue
             mean = total / n
-            sd = max((squares - n * mean * mean) / (n - 1), canary.VARIANCE_FLOOR) ** 0.5
+            sd = max((squares - n * mean * mean) / (n - 1), 1.0) ** 0.5
             if abs(mean) > 1.96 * sd / n ** 0.5:
                 adopted += mean > 0
                 break
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     checked = simulated_pairs(max(100, spread_pairs // 2), seed=args.seed + 1, tactics_b=(plus_five,))
     print(f"check: a tactic with hidden effect {tactic_effect(plus_five):+.2f} moves the simulated score by "
           f"{statistics.mean(checked):+.2f} ± {statistics.stdev(checked) / len(checked) ** 0.5:.2f} (s.e.)")
-    print(f"method: 95% confidence sequence (normal mixture, n0={canary.MIXTURE_PAIRS}), a look after every run, "
+    print(f"method: self-normalised test of no effect (normal mixture, rho={canary.MIXTURE_VARIANCE:g}), a look after "
+          f"every run, "
           f"no decision before {canary.MIN_PAIRS} pairs, CANARY_MAX_PAIRS={args.max_pairs}; "
           f"{canaries} canaries per row\n")
     print(f"{'true effect':>11}  {'pairs/run':>9}  {'adopted':>8}  {'rolled back':>11}  {'inconclusive':>12}  "
