@@ -234,7 +234,7 @@ class Run:
                     break
                 self._last_admitted = time.monotonic()
                 futures.append(pool.submit(contextvars.copy_context().run, self._one_battle, planned["persona"],
-                                           planned["versionId"], free_slots))
+                                           planned["versionId"], planned.get("pairOrder"), free_slots))
             pending = set(futures)
             while pending and self.time_left() > 0:
                 _, pending = wait(pending, timeout=self.time_left(), return_when=FIRST_COMPLETED)
@@ -265,7 +265,7 @@ class Run:
                 return False
         return True
 
-    def _start_spaced(self, persona: dict, version_id: int) -> str | None:
+    def _start_spaced(self, persona: dict, version_id: int, pair_order: int | None) -> str | None:
         """Writes the battle's start at least DELAY_BETWEEN_BATTLES_MS after the previous one.
 
         The spacing is measured from when the previous start was recorded, so the rows'
@@ -289,15 +289,16 @@ class Run:
                 return None
             self._starting = True
         try:
-            return self.queries.start_battle(self.id, persona["id"], version_id, deadline=self.deadline)
+            return self.queries.start_battle(self.id, persona["id"], version_id, pair_order, deadline=self.deadline)
         finally:
             with self._start_cond:
                 self._last_start, self._starting = time.monotonic(), False
                 self._start_cond.notify_all()
 
-    def _one_battle(self, persona: dict, version_id: int, free_slots: threading.Semaphore) -> None:
+    def _one_battle(self, persona: dict, version_id: int, pair_order: int | None,
+                    free_slots: threading.Semaphore) -> None:
         try:
-            battle_id = self._start_spaced(persona, version_id)
+            battle_id = self._start_spaced(persona, version_id, pair_order)
             if battle_id is None:
                 return
             state = BattleState(battle_id, persona)

@@ -12,6 +12,7 @@ from tests.test_versions import breakthrough
 
 
 def start_canary_run(queries, batch_size: int = 4) -> dict:
+    """A run's start, as the runner asks for it (the plan with its pairs)."""
     return queries.start_run(trigger="cli", requested_batch_size=None, batch_size=batch_size, cost_cap=5,
                              max_concurrent_runs=1, deadline_ms=50_000, simulated=True, default_battle_ms=15_000,
                              base_prompt="Base.", canary_share=0.5)
@@ -22,7 +23,7 @@ def run_pairs(queries, db, scores: dict[int, float]) -> str:
     started = start_canary_run(queries)
     run_id = started["run"]["batchId"]
     for planned in started["battles"]:
-        queries.start_battle(run_id, planned["persona"]["id"], planned["versionId"])
+        queries.start_battle(run_id, planned["persona"]["id"], planned["versionId"], planned["pairOrder"])
     for version_id, score in scores.items():
         db.execute("update sandbox_battles set status = 'completed', ended_at = now(), referee_score = %s "
                    "where run_id = %s and version_id = %s", (score, run_id, version_id))
@@ -76,3 +77,44 @@ def test_a_stale_look_cannot_overwrite_newer_figures(candidate):
     assert stale == {"recorded": False, "decided": False, "stale": True}
     listing = candidate.versions(100)["canary"]
     assert (listing["pairs"], listing["diff"], listing["ci95"]) == (6, 3.5, [-1.0, 8.0])
+
+
+def test_pairs_go_to_the_least_paired_personas_whatever_the_rotation(psycopg_store, db):
+    """Batch 3 with 14 personas (one pair and one unpaired battle per run): the old rotation paired
+    the same 7 personas every time; now every persona's pair count stays within one of the others'."""
+    seed_personas(psycopg_store, 14)
+    queries = Queries(psycopg_store)
+    queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
+    for run in range(28):
+        started = start_canary_run(queries, batch_size=3)
+        assert started["canaryPairs"] == 1 and len(started["battles"]) == 3
+        for planned in started["battles"]:
+            queries.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"],
+                                 planned["pairOrder"])
+        db.execute("update training_runs set status = 'completed', finished_at = now() where id = %s",
+                   (started["run"]["batchId"],))
+        counts = [c for (c,) in db.execute(
+            "select count(b.id) from sandbox_personas p left join sandbox_battles b "
+            "on b.persona_id = p.id and b.version_id = 2 where p.is_active group by p.id")]
+        assert max(counts) - min(counts) <= 1, (run, sorted(counts))
+    assert set(counts) == {2}
+
+
+def test_the_order_within_a_pair_is_a_fair_coin_recorded_on_both_battles(candidate, db):
+    for _ in range(30):
+        started = start_canary_run(candidate)  # batch 4: two pairs
+        plan = started["battles"]
+        assert [b["pairOrder"] for b in plan] in ([1, 2, 1, 2],), plan
+        assert plan[0]["persona"] == plan[1]["persona"] != plan[2]["persona"] == plan[3]["persona"]
+        for planned in plan:
+            candidate.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"],
+                                   planned["pairOrder"])
+        db.execute("update training_runs set status = 'completed', finished_at = now() where id = %s",
+                   (started["run"]["batchId"],))
+    rows = db.execute("select version_id, pair_order, count(*) from sandbox_battles where pair_order is not null "
+                      "group by 1, 2").fetchall()
+    counts = {(version, order): count for version, order, count in rows}
+    assert counts[(2, 1)] == counts[(1, 2)] and counts[(2, 2)] == counts[(1, 1)]
+    assert counts[(2, 1)] + counts[(2, 2)] == 60
+    # 60 fair coins: the candidate starts first between 15 and 45 times but for a chance of 1 in 10,000.
+    assert 15 <= counts[(2, 1)] <= 45, counts

@@ -309,7 +309,8 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
     started = queries.start_run(trigger="cli", requested_batch_size=None, batch_size=4, cost_cap=5,
                                 max_concurrent_runs=1, deadline_ms=50_000, simulated=True, default_battle_ms=15_000,
                                 base_prompt="Base.", canary_share=0.5)
-    assert started["canaryPairs"] == 2 and [b["versionId"] for b in started["battles"]] == [1, 2, 2, 1]
+    assert started["canaryPairs"] == 2 and [b["pairOrder"] for b in started["battles"]] == [1, 2, 1, 2]
+    assert sorted(b["versionId"] for b in started["battles"]) == [1, 1, 2, 2]
     assert started["versions"]["2"] == {"id": 2, "basePrompt": "Base.", "tactics": ["Ask before you pitch."]}
     for planned in started["battles"]:
         queries.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"])

@@ -63,6 +63,8 @@ drop function if exists run_summary(training_runs);
 drop function if exists training_start_run(text, integer, integer, numeric, integer, integer, boolean, integer);
 drop function if exists training_start_battle(uuid, uuid);
 drop function if exists training_promote_breakthrough(uuid, text, integer);
+-- training_start_battle gained p_pair_order (which of a canary pair's battles started first).
+drop function if exists training_start_battle(uuid, uuid, integer);
 
 -- ---------------------------------------------------------------------------------------------
 -- Tables
@@ -440,7 +442,8 @@ $$;
 -- Starts a run, atomically (one advisory lock, one transaction): closes orphaned runs, refuses if
 -- it may not start, records the run, records the base prompt (see training_record_base_prompt),
 -- leases its personas and plans its battles: with a candidate under canary, floor(batch size ×
--- p_canary_share) personas battle both the active version and the candidate (the canary's pairs).
+-- p_canary_share) personas, the least paired first (training_lease_pair_personas), battle both the
+-- active version and the candidate (the canary's pairs); the rest of the batch follows the rotation.
 -- Returns {"status": "started" | "paused" | "busy" | "no_personas" | "no_free_personas", …}; a
 -- started run comes with `battles` [{persona, versionId}], `versions` {id: {id, basePrompt,
 -- tactics}} and `canaryPairs`.
@@ -487,15 +490,19 @@ begin
     end if;
     active := training_ensure_active_version();
     select * into candidate from training_versions where status = 'candidate';
-    if candidate.id is not null then
-        pairs := floor(p_batch_size * p_canary_share)::integer;
+    personas := '[]';
+    if candidate.id is not null and floor(p_batch_size * p_canary_share) > 0 then
+        personas := coalesce(training_lease_pair_personas(run.id, floor(p_batch_size * p_canary_share)::integer,
+                                                          candidate.id), '[]');
+        pairs := jsonb_array_length(personas);
     end if;
-    personas := training_lease_personas(run.id, p_batch_size - pairs);
-    if personas is null then
+    if p_batch_size > 2 * pairs then
+        personas := personas || coalesce(training_lease_personas(run.id, p_batch_size - 2 * pairs), '[]');
+    end if;
+    if jsonb_array_length(personas) = 0 then
         delete from training_runs where id = run.id;
         return jsonb_build_object('status', 'no_free_personas');
     end if;
-    pairs := least(pairs, jsonb_array_length(personas));
     return jsonb_build_object('status', 'started', 'run', training_run_summary(run), 'personas', personas,
                               'recovered', recovered, 'budget', grant_,
                               'expectedBattleMs', training_expected_battle_ms(p_simulated, p_default_battle_ms),
@@ -510,7 +517,8 @@ $$;
 
 -- Writes the battle row as the battle starts, with the closer version it runs (the active one when
 -- not given); the persona moves to the back of the rotation.
-create or replace function training_start_battle(p_run_id uuid, p_persona_id uuid, p_version_id integer default null)
+create or replace function training_start_battle(p_run_id uuid, p_persona_id uuid, p_version_id integer default null,
+                                                  p_pair_order smallint default null)
 returns uuid
 language plpgsql as $$
 declare
@@ -523,7 +531,8 @@ begin
     if not exists (select 1 from sandbox_personas where id = p_persona_id and lease_run_id = p_run_id) then
         raise exception 'persona % is not leased to run %', p_persona_id, p_run_id using errcode = 'P0001';
     end if;
-    insert into sandbox_battles (run_id, persona_id, version_id) values (p_run_id, p_persona_id, chosen)
+    insert into sandbox_battles (run_id, persona_id, version_id, pair_order)
+    values (p_run_id, p_persona_id, chosen, p_pair_order)
     returning id into battle_id;
     update sandbox_personas set last_battled_at = now() where id = p_persona_id;
     return battle_id;
@@ -1247,6 +1256,9 @@ create unique index if not exists training_versions_one_candidate on training_ve
     where status = 'candidate';
 
 alter table sandbox_battles add column if not exists version_id integer references training_versions (id);
+-- A canary pair's battles: which started first (1) and second (2), by a fair coin in
+-- training_plan_battles; null for a battle outside a pair.
+alter table sandbox_battles add column if not exists pair_order smallint check (pair_order in (1, 2));
 -- The canary's pairs: completed battles of a version, matched by run and persona.
 create index if not exists sandbox_battles_version_idx on sandbox_battles (version_id, run_id, persona_id)
     where status = 'completed';
@@ -1423,18 +1435,51 @@ language sql stable as $$
     from training_versions v where v.id = p_version_id;
 $$;
 
--- The battles of a run: p_personas (leased, in rotation order), the first p_pairs of them battling
--- both versions (which one starts first alternates), the rest the active version only.
+-- Leases up to p_count free active personas for the canary's pairs: those the candidate has battled
+-- least first, ties at random, so every persona's pair count stays within one of the others' and
+-- does not follow the rotation order. Returned in random order.
+create or replace function training_lease_pair_personas(p_run_id uuid, p_count integer, p_candidate_id integer)
+returns jsonb
+language sql as $$
+    with paired as (
+        select persona_id, count(*) as pairs from sandbox_battles where version_id = p_candidate_id
+        group by persona_id
+    ), free as (
+        select p.id from sandbox_personas p
+        left join paired on paired.persona_id = p.id
+        where p.is_active
+          and (p.lease_run_id is null
+               or not exists (select 1 from training_runs r where r.id = p.lease_run_id and r.status = 'running'))
+        order by coalesce(paired.pairs, 0), random()
+        limit p_count
+        for update of p skip locked
+    ), leased as (
+        update sandbox_personas p set lease_run_id = p_run_id from free where p.id = free.id returning p.*
+    )
+    select jsonb_agg(jsonb_build_object(
+               'id', id, 'name', name, 'persona_type', persona_type, 'system_prompt', system_prompt,
+               'characteristics', characteristics, 'attack_patterns', attack_patterns)
+               order by random())
+    from leased;
+$$;
+
+-- The battles of a run: the first p_pairs of p_personas battle both versions, each pair's two
+-- battles one after the other in an order drawn by a fair coin (`pairOrder` 1 and 2, recorded on
+-- the battles), so a deadline that cuts late starters cuts either version equally often; then the
+-- rest battle the active version only.
 create or replace function training_plan_battles(p_personas jsonb, p_pairs integer, p_active_id integer,
                                                  p_candidate_id integer)
 returns jsonb
-language sql stable as $$
-    select coalesce(jsonb_agg(jsonb_build_object('persona', persona, 'versionId', version_id)
-                              order by position, turn), '[]')
-    from jsonb_array_elements(p_personas) with ordinality as p(persona, position),
-         lateral (select p_active_id as version_id, case when position % 2 = 0 then 1 else 0 end as turn
+language sql volatile as $$
+    select coalesce(jsonb_agg(jsonb_build_object('persona', persona, 'versionId', version_id, 'pairOrder', pair_order)
+                              order by position, pair_order), '[]')
+    from (select persona, position, random() < 0.5 as candidate_first
+          from jsonb_array_elements(p_personas) with ordinality as p(persona, position)) p,
+         lateral (select p_active_id as version_id,
+                         case when position > p_pairs or p_candidate_id is null then null
+                              when candidate_first then 2 else 1 end::smallint as pair_order
                   union all
-                  select p_candidate_id, case when position % 2 = 0 then 0 else 1 end
+                  select p_candidate_id, case when candidate_first then 1 else 2 end::smallint
                   where position <= p_pairs and p_candidate_id is not null) v;
 $$;
 
