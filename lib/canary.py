@@ -138,6 +138,35 @@ def interval(n: int, total: float, total_squares: float, alpha: float = ALPHA) -
     return low, high
 
 
+# The outlook: how many pairs a 5-point difference needs at the spread observed so far.
+OUTLOOK_EFFECT = 5.0
+OUTLOOK_POWER_Z = 1.2816  # 90%: the effect is adopted by then nine times in ten (normal approximation)
+
+
+def pairs_for_effect(spread: float, effect: float = OUTLOOK_EFFECT, limit: int = 100_000) -> int | None:
+    """About how many pairs a true difference of `effect` points needs to be adopted nine times in
+    ten when the differences spread `spread` points (their standard deviation): the first n where
+    the expected sum, less 1.28 standard deviations, reaches the boundary. None beyond `limit`."""
+    n = MIN_PAIRS
+    while n <= limit:
+        if effect * n - OUTLOOK_POWER_Z * spread * math.sqrt(n) >= boundary(n * (spread ** 2 + effect ** 2)):
+            return n
+        n = n + 1 if n < 1000 else int(n * 1.01) + 1
+    return None
+
+
+def outlook(listing: dict) -> dict:
+    """Adds to the canary in progress (`listing["canary"]`, with its `spread`) `pairsFor5`: about
+    how many pairs in all a 5-point difference needs at that spread, and `morePairsFor5`."""
+    progress = listing.get("canary")
+    if progress is not None:
+        spread = progress.get("spread")
+        needed = None if spread is None else pairs_for_effect(float(spread))
+        progress["pairsFor5"] = needed
+        progress["morePairsFor5"] = None if needed is None else max(0, needed - progress["pairs"])
+    return listing
+
+
 def review(settings, store, *, deadline: float, simulated: bool = False) -> dict | None:
     """The look after a run: reads the canary's pairs, records the figures or the decision, and
     posts a decision to Slack. Returns what the run's summary shows (None without a candidate)."""

@@ -2,6 +2,7 @@
 them, runs against the fake OpenAI server (real SDK, real HTTP) whose referee scores a closer by
 the tactics in its system prompt (`[fake-effect:±N]` markers), and a real Slack receiver."""
 import json
+import statistics
 import subprocess
 import sys
 import threading
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 import requests
 
+from lib import canary
 from lib.app import make_llm
 from lib.runner import run_batch
 from lib.store import Rejected
@@ -19,7 +21,7 @@ from tests.conftest import child_env, seed_personas, wait_until
 
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
                   "pairs", "diff", "decidedAt"}
-CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95"}
+CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "pairsFor5", "morePairsFor5"}
 
 
 def cli(*args, db_url, **env):
@@ -184,6 +186,16 @@ def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psyc
     table = cli("versions", db_url=database_url)
     assert table.returncode == 0
     assert "v2  candidate" in table.stdout and "canary: v2 against v1, 3 of at most 100 pairs" in table.stdout
+    # The outlook: pairs a 5-point difference needs at the spread of these 3 pairs.
+    spread = statistics.stdev(float(row[0]) for row in db.execute(
+        "select c.referee_score - a.referee_score from sandbox_battles c join sandbox_battles a "
+        "on a.run_id = c.run_id and a.persona_id = c.persona_id and a.version_id = 1 where c.version_id = 2"))
+    canary_now = listing["canary"]
+    assert canary_now["spread"] == pytest.approx(spread, abs=0.01)
+    assert canary_now["pairsFor5"] == canary.pairs_for_effect(canary_now["spread"]) > 3
+    assert canary_now["morePairsFor5"] == canary_now["pairsFor5"] - 3
+    assert (f"at this spread ({canary_now['spread']:.1f} points), a 5-point difference takes about "
+            f"{canary_now['pairsFor5']} pairs in all ({canary_now['morePairsFor5']} more)") in table.stdout
 
 
 def test_rollback_to_an_earlier_version_is_immediate_and_recorded(psycopg_store, db, database_url):
@@ -291,7 +303,7 @@ def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server,
     listing = get("versions")
     assert [v["status"] for v in listing["versions"]] == ["candidate", "active", "retired"]
     assert listing["canary"] == {"candidateId": 3, "activeId": 2, "pairs": 0, "maxPairs": 100, "diff": None,
-                                 "ci95": None}
+                                 "ci95": None, "spread": None, "pairsFor5": None, "morePairsFor5": None}
     rolled = post("rollback", {"versionId": 1})
     assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"
     assert get("tactics")["tactics"] == []

@@ -1519,7 +1519,7 @@ language sql stable as $$
 $$;
 
 -- Every version, newest first (the baseline made first if need be), and the canary in progress
--- (null without a candidate).
+-- (null without a candidate) with the spread (standard deviation) of its scored pairs' differences.
 create or replace function training_version_list(p_max_pairs integer)
 returns jsonb
 language plpgsql as $$
@@ -1531,7 +1531,9 @@ begin
         'canary', (select jsonb_build_object(
                        'candidateId', c.id, 'activeId', c.parent_id, 'pairs', c.pairs, 'maxPairs', p_max_pairs,
                        'diff', c.diff,
-                       'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end)
+                       'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end,
+                       'spread', (select round(stddev_samp(d::numeric), 2)
+                                  from jsonb_array_elements_text(training_canary_pairs() -> 'diffs') as d))
                    from training_versions c where c.status = 'candidate'));
 end;
 $$;
