@@ -248,7 +248,7 @@ $$;
 
 -- One version as the dashboard and `python -m lib versions` show it. `battles` and `meanScore`
 -- count its completed battles; `pairs`, `diff` and `ci95` are its canary against its parent as of
--- the last look (the 95% confidence sequence of lib/canary.py).
+-- the last look (the test's boundary turned around, lib/canary.py).
 create or replace function training_version_json(p_version training_versions)
 returns jsonb
 language sql stable as $$
