@@ -171,6 +171,10 @@ def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psyc
     assert cli("promote", breakthrough(db, "Ask about the timeline first. [fake-effect:+3]"),
                db_url=database_url).returncode == 0
     run_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
+    # Each pair's order is recorded, and the runner started its battles in that order (one at a time).
+    pairs = db.execute("select persona_id, array_agg(pair_order order by started_at) "
+                       "from sandbox_battles where pair_order is not null group by persona_id").fetchall()
+    assert len(pairs) == 3 and all(order == [1, 2] for _, order in pairs), pairs
     listing = versions_json(database_url, CANARY_MAX_PAIRS=40)
     assert set(listing) == {"versions", "canary"}
     for version in listing["versions"]:
