@@ -314,6 +314,22 @@ def power_options(simulator: list[float], canaries: int, seed: int) -> None:
                   f"{power['adopted']:.1%} | {pairs:.0f} ({2 * pairs:.0f}) |")
 
 
+def outlook_check(canaries: int, seed: int) -> None:
+    """`lib.canary.pairs_for_effect` (the outlook shown in `versions`) against the simulated 90th
+    percentile of pairs to a decision, +5 with normal differences, a look after every pair."""
+    print("\n| spread | outlook: pairs for +5 | simulated: median | 90th percentile |")
+    print("|---:|---:|---:|---:|")
+    for spread in (5.0, 9.5, 12.0, 20.0, 33.0):
+        rng = random.Random(f"{seed}-outlook-{spread}")
+
+        def normal(rng=rng, spread=spread):
+            while True:
+                yield rng.gauss(5.0, spread)
+        pairs = sorted((first_decisions(normal(), 20_000)[1] or (20_001, 0))[0] for _ in range(canaries))
+        print(f"| {spread:g} | {canary.pairs_for_effect(spread)} | {pairs[len(pairs) // 2]} | "
+              f"{pairs[int(len(pairs) * 0.9)]} |")
+
+
 def pairing_plans(configs: list[tuple[int, int]], runs: int) -> dict:
     """Runs started by the real SQL for each (batch, personas): per run, the paired personas and
     whether the candidate started first; and the pair counts' spread along the way."""
@@ -439,6 +455,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nfor comparison, the bounded-means betting rule adopts +5 within 100 pairs in {bet:.1%} of canaries at "
           f"the simulator's spread (pairs looked at one by one)")
     if not args.quick:
+        outlook_check(min(canaries, 1000), args.seed)
         power_options(simulator, min(canaries, 500), args.seed)
         pairing(canaries)
     print(f"\n{'every goal held' if not failures else f'goals missed: {failures}'} "
