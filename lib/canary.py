@@ -6,7 +6,8 @@ active version and the candidate in the same run, in a random order recorded on 
 persona difficulty cancels out of each paired difference `d = candidate score − active score`,
 a number in [−100, 100].
 
-After every run the system looks at all the pairs so far and decides (`decide`):
+After every run the follow-ups (`lib.followups`) read all the pairs so far, ask `decide`, record
+the look and post a decision to Slack; this module only decides (no settings, store or Slack):
 
 * **The decision is a test of "no effect"** that holds at every number of pairs, in finite
   samples. "No effect" means the two versions are interchangeable: swapping which one a pair's
@@ -38,14 +39,8 @@ After every run the system looks at all the pairs so far and decides (`decide`):
 """
 from __future__ import annotations
 
-import logging
 import math
-import time
 from dataclasses import dataclass, replace
-
-from lib import slack
-from lib.log import log
-from lib.store.queries import Queries
 
 ALPHA = 0.05
 MIN_PAIRS = 10
@@ -168,37 +163,3 @@ def outlook(listing: dict) -> dict:
         progress["pairsFor5"] = needed
         progress["morePairsFor5"] = None if needed is None else max(0, needed - progress["pairs"])
     return listing
-
-
-def review(settings, store, *, deadline: float, simulated: bool = False) -> dict | None:
-    """The look after a run: reads the canary's pairs, records the figures or the decision, and
-    posts a decision to Slack. Returns what the run's summary shows (None without a candidate)."""
-
-    queries = Queries(store)
-    canary = queries.canary_pairs(deadline=deadline)
-    if canary is None:
-        return None
-    look = decide(canary["diffs"], settings.canary_max_pairs)
-    rounded = None if look.diff is None else round(look.diff, 2)
-    ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
-    outcome = queries.record_canary(canary["candidateId"], look.decision, look.pairs, rounded,
-                                    ci95, settings.canary_max_pairs, deadline=deadline)
-    summary = {"candidateId": canary["candidateId"], "activeId": canary["activeId"], "pairs": look.pairs,
-               "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
-               "decision": look.decision if outcome["recorded"] else "superseded"}
-    skipped = canary.get("skipped", 0) + look.skipped
-    if skipped:
-        summary["skipped"] = skipped
-        summary["skippedReason"] = canary.get("skippedReason") or "a difference that is not a finite number"
-        log("canary_pairs_skipped", level=logging.WARNING, candidateId=canary["candidateId"], skipped=skipped,
-            reason=summary["skippedReason"])
-    if outcome.get("decided"):
-        log("canary_decided", candidateId=canary["candidateId"], decision=look.decision, pairs=look.pairs,
-            diff=rounded)
-        summary["message"] = outcome["message"]
-        failure = slack.send(settings, slack.canary_decision_message(outcome, settings.app_url, simulated),
-                             timeout=max(0.5, min(5.0, deadline - time.monotonic())),
-                             candidateId=canary["candidateId"])
-        if failure:
-            summary["slackError"] = str(failure)
-    return summary
