@@ -357,7 +357,7 @@ def pairing_plans(configs: list[tuple[int, int]], runs: int) -> dict:
                         trigger=Trigger.CLI, requested_batch_size=None, batch_size=batch, cost_cap=5,
                         max_concurrent_runs=1, deadline_ms=60_000, simulated=True, default_battle_ms=1000,
                         canary_share=0.5)
-                    run_id = started["run"]["batchId"]
+                    run_id = started["run"]["runId"]
                     for planned in started["battles"]:
                         queries.start_battle(run_id, planned["persona"]["id"], planned["versionId"],
                                              planned["pairOrder"])

@@ -21,7 +21,7 @@ def start_canary_run(queries, batch_size: int = 4) -> dict:
 def run_pairs(queries, db, scores: dict[int, float]) -> str:
     """One run whose planned battles all complete, scored by version; returns its id."""
     started = start_canary_run(queries)
-    run_id = started["run"]["batchId"]
+    run_id = started["run"]["runId"]
     for planned in started["battles"]:
         queries.start_battle(run_id, planned["persona"]["id"], planned["versionId"], planned["pairOrder"])
     for version_id, score in scores.items():
@@ -43,7 +43,7 @@ def candidate(psycopg_store, db):
 def test_a_completed_battle_without_a_score_is_refused(candidate, db):
     started = start_canary_run(candidate)
     planned = started["battles"][0]
-    battle_id = candidate.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"])
+    battle_id = candidate.start_battle(started["run"]["runId"], planned["persona"]["id"], planned["versionId"])
     with pytest.raises(psycopg.errors.CheckViolation, match="sandbox_battles_completed_has_score"):
         db.execute("update sandbox_battles set status = 'completed', ended_at = now() where id = %s", (battle_id,))
 
@@ -89,10 +89,10 @@ def test_pairs_go_to_the_least_paired_personas_whatever_the_rotation(psycopg_sto
         started = start_canary_run(queries, batch_size=3)
         assert started["canaryPairs"] == 1 and len(started["battles"]) == 3
         for planned in started["battles"]:
-            queries.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"],
+            queries.start_battle(started["run"]["runId"], planned["persona"]["id"], planned["versionId"],
                                  planned["pairOrder"])
         db.execute("update training_runs set status = 'completed', finished_at = now() where id = %s",
-                   (started["run"]["batchId"],))
+                   (started["run"]["runId"],))
         counts = [c for (c,) in db.execute(
             "select count(b.id) from sandbox_personas p left join sandbox_battles b "
             "on b.persona_id = p.id and b.version_id = 2 where p.is_active group by p.id")]
@@ -107,10 +107,10 @@ def test_the_order_within_a_pair_is_a_fair_coin_recorded_on_both_battles(candida
         assert [b["pairOrder"] for b in plan] in ([1, 2, 1, 2],), plan
         assert plan[0]["persona"] == plan[1]["persona"] != plan[2]["persona"] == plan[3]["persona"]
         for planned in plan:
-            candidate.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"],
+            candidate.start_battle(started["run"]["runId"], planned["persona"]["id"], planned["versionId"],
                                    planned["pairOrder"])
         db.execute("update training_runs set status = 'completed', finished_at = now() where id = %s",
-                   (started["run"]["batchId"],))
+                   (started["run"]["runId"],))
     rows = db.execute("select version_id, pair_order, count(*) from sandbox_battles where pair_order is not null "
                       "group by 1, 2").fetchall()
     counts = {(version, order): count for version, order, count in rows}
