@@ -18,7 +18,8 @@
    each pair's order, are the database's) and their battles by `training_start_battle`. Printed:
    how even the pair counts stay, and canaries on those plans where a deadline cuts the late
    starter's weaker calls (10% and 30% of them): with the recorded fair-coin order against the
-   old fixed order (candidate second).
+   old fixed order (candidate second). And real runs (`lib.runner.run_batch`, simulated LLM) cut
+   by a 1-second deadline: which side of the half-done pairs finished.
 4. **Power.** Pairs to a decision, and the bounded-means betting rule (Waudby-Smith & Ramdas) for
    comparison.
 
@@ -374,6 +375,40 @@ def pairing_plans(configs: list[tuple[int, int]], runs: int) -> dict:
     return plans
 
 
+def runner_cuts(runs: int, latency_scale: float = 0.4) -> dict:
+    """Real runs (`lib.runner.run_batch`, the simulator's LLM) of batch 4 (two pairs) against a
+    candidate identical to the active version, one battle at a time and a 1-second deadline, so the
+    deadline cuts late starters: of the pairs it leaves half done, how often the candidate's side
+    is the one that finished."""
+    import psycopg
+
+    from bench.common import bench_database
+    from lib.app import make_llm
+    from lib.runner import RunRefused, run_batch
+
+    settings = Settings.from_env({"LLM_PROVIDER": "simulated", "TRAINING_BATCH_SIZE": "4",
+                                  "MAX_CONCURRENT_BATTLES": "1", "BATTLE_MAX_TURNS": "1",
+                                  "MAX_TRAINING_EXECUTION_TIME_MS": "1000", "DELAY_BETWEEN_BATTLES_MS": "0"})
+    with bench_database(personas=12) as (url, store):
+        with psycopg.connect(url, autocommit=True) as db:
+            active = db.execute("select (training_ensure_active_version()).id").fetchone()[0]
+            candidate = db.execute("insert into training_versions (parent_id, status, change, decision) values "
+                                   "(%s, 'candidate', 'bench: no change', 'pending') returning id",
+                                   (active,)).fetchone()[0]
+            for _ in range(runs):
+                try:
+                    run_batch(settings, store, make_llm(settings, latency_scale), trigger="cli")
+                except RunRefused:
+                    continue
+            halves = db.execute(
+                "select count(*) filter (where version_id = %s), count(*) from sandbox_battles b "
+                "where pair_order is not null and status = 'completed' and not exists ("
+                "  select 1 from sandbox_battles o where o.run_id = b.run_id and o.persona_id = b.persona_id "
+                "  and o.id <> b.id and o.status = 'completed')", (candidate,)).fetchone()
+            pairs = db.execute("select count(*) from sandbox_battles where pair_order = 1").fetchone()[0]
+    return {"pairs": pairs, "half_done": halves[1], "candidate_finished": halves[0]}
+
+
 def cut_adoption(plan: list[tuple[int, bool]], personas: int, cut: float, fixed_order: bool, canaries: int,
                  seed: int, max_pairs: int = 100) -> float:
     """No effect; each persona its own level and spread. A deadline cuts the late starter's battle
@@ -463,6 +498,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def pairing(canaries: int) -> None:
+    cuts = runner_cuts(runs=60)
+    print(f"\nthrough the runner: {cuts['pairs']} pairs planned in 60 runs of batch 4 with a 1 s deadline; "
+          f"{cuts['half_done']} left half done by the deadline, the candidate's side the finished one in "
+          f"{cuts['candidate_finished']} ({cuts['candidate_finished'] / max(1, cuts['half_done']):.0%}; "
+          f"with the old fixed order it was the same side every time)")
     configs = [(3, 12), (3, 14), (3, 15), (5, 12), (5, 14), (5, 15)]
     plans = pairing_plans(configs, runs=150)
     print("\n| batch | personas | pair counts: most − least, ever | never paired after 100 pairs | candidate first | "
