@@ -9,14 +9,14 @@ import time
 import uuid
 from contextlib import contextmanager
 
-from lib.config import ConfigError, Database, Settings
+from lib import referee
 from lib.app import make_llm, open_store
+from lib.config import ConfigError, Database, Settings
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
-from lib import referee
-from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
+from lib.referee import CalibrationError
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Pause training: cron and manual runs answer 503 until resume.")
     pause.add_argument("--reason", required=True, help="why training is paused (shown everywhere)")
     commands.add_parser("resume", help="resume paused training",
-                        description="Resume training after a pause (by a person, or by a batch that reached its cost cap).")
+                        description="Resume training after a pause (by a person, or by a batch that reached its "
+                                    "cost cap).")
     train = commands.add_parser("train", help="run one batch of battles here, with a progress bar",
                                 description="Run one batch of battles locally, with a progress bar and a "
                                             "summary. Exits non-zero when the run failed, was killed or "
@@ -330,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
         settings = None if args.command == "serve" else Settings.from_env()
         return COMMANDS[args.command](settings, args)
-    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError) as exc:
+    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError,
+            ServeError) as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -202,7 +202,7 @@ class Settings:
     canary_max_pairs: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         raw = os.environ if env is None else env
         env = _Env(raw)
         database, database_error = _select_database(env)
@@ -242,8 +242,8 @@ class Settings:
             referee_confirm_margin=env.decimal("REFEREE_CONFIRM_MARGIN", minimum=0, maximum=100),
             referee_audit_share=env.decimal("REFEREE_AUDIT_SHARE", minimum=0, maximum=1),
             referee_drift_alert=env.decimal("REFEREE_DRIFT_ALERT", minimum=Decimal("0.01"), maximum=100),
-            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
-                                             decimals=COST_CAP_DECIMALS),
+            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", minimum=Decimal("0.000001"),
+                                              maximum=COST_CAP_MAX, decimals=COST_CAP_DECIMALS),
             referee_check_cap_usd=env.money("REFEREE_CHECK_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
                                              decimals=COST_CAP_DECIMALS),
             app_url=env.url("NEXT_PUBLIC_APP_URL"),
@@ -281,7 +281,7 @@ class Settings:
         return self.openai_api_key
 
 
-def _select_database(env: "_Env") -> tuple[Database | None, str | None]:
+def _select_database(env: _Env) -> tuple[Database | None, str | None]:
     """The documented priority: local psycopg, then Supabase, then embedded (never on Vercel)."""
     if env.boolean("USE_LOCAL_DB"):
         url = env.text("LOCAL_DB_URL")

@@ -18,7 +18,7 @@ import re
 import secrets
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -154,7 +154,7 @@ def next_scheduled_run(now: datetime) -> dict | None:
     schedule = next((c.get("schedule") for c in crons if c.get("path") == TRAIN_PATH), None)
     if not schedule:
         return None
-    minute = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
     key = (schedule, minute)
     if key not in _schedule_cache:
         moment, at = minute + timedelta(minutes=1), None
@@ -176,7 +176,7 @@ def _health(queries: Queries, query: dict, settings) -> dict:
               (("day", getattr(settings, "daily_budget_usd", None)),
                ("month", getattr(settings, "monthly_budget_usd", None))) if limit is not None}
     return {**health, "costCap": float(settings.kill_switch_usd), "budget": budget or None,
-            "nextRun": next_scheduled_run(datetime.now(timezone.utc))}
+            "nextRun": next_scheduled_run(datetime.now(UTC))}
 
 
 def _runs(queries: Queries, query: dict, settings) -> dict:

@@ -5,9 +5,9 @@ never slow a 401; `openai`, `psycopg` and `requests` still load only where they 
 """
 from __future__ import annotations
 
+from lib.app import make_llm, open_store
 from lib.config import Settings
 from lib.http import ApiError, Request, body_positive_int, query_positive_int
-from lib.app import make_llm, open_store
 from lib.runner import RunRefused
 from lib.scout import scan
 from lib.training import train_once

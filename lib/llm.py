@@ -45,7 +45,7 @@ class LLMError(RuntimeError):
     """A chat call failed for good (after the retries that fit). The message is redacted: a
     provider's error text may echo a key or a URL."""
 
-    def __init__(self, message: str = "", usage: "Usage | None" = None):
+    def __init__(self, message: str = "", usage: Usage | None = None):
         super().__init__(redact(message))
         self.usage = usage  # what the failed call was billed, when the provider answered
 
@@ -107,7 +107,7 @@ class Usage:
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.cached_tokens += other.cached_tokens
         self.completion_tokens += other.completion_tokens
@@ -146,7 +146,7 @@ class CallContext:
     halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
-    def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> "CallContext":
+    def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> CallContext:
         """A fresh context: a `Budget` with this cost cap, its own cooldown, and `stop` (or a new event)."""
         return cls(Budget(cap), deadline, RateGate(), threading.Event() if stop is None else stop)
 
@@ -248,9 +248,8 @@ class LLM:
                 last_error = exc.reason
                 if exc.retry_after is not None:
                     ctx.gate.cool_down(exc.retry_after)
-                elif attempt + 1 < MAX_ATTEMPTS:
-                    if ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
-                        raise Stopped("run stopped") from None
+                elif attempt + 1 < MAX_ATTEMPTS and ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
+                    raise Stopped("run stopped") from None
                 continue
             if ticket is not None:
                 ctx.pacer.observe(ticket, done.headers)

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
+from lib.llm import MIN_USEFUL_CALL_S, DeadlineExceeded, Stopped
 
 # A call is let through only if it leaves this share of the bucket (absorbs other processes'
 # calls that the last answer did not show yet, and estimates a little short).

@@ -249,7 +249,7 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
         return None
     rx, ry = _ranks([float(x) for x in xs]), _ranks([float(y) for y in ys])
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
     spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
     return None if spread == 0 else round(covariance / spread, 4)
 
@@ -275,7 +275,7 @@ def run_calibration(llm, items: list[dict], model: str, cap: Decimal, deadline: 
 
     with ThreadPoolExecutor(max(1, min(workers, len(items)))) as pool:
         results = list(pool.map(one, items))
-    scored = [(item, result) for item, result in zip(items, results) if result["score"] is not None]
+    scored = [(item, result) for item, result in zip(items, results, strict=True) if result["score"] is not None]
     in_band = sum(1 for _, result in scored if result["inBand"])
     return {
         "model": model,

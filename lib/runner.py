@@ -16,9 +16,10 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import ClassVar
 
-from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
 from lib import canary
+from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
 from lib.budget import Budget, price_for
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
@@ -38,14 +39,14 @@ PAUSE_POLL_S = 0.5
 class RunRefused(Exception):
     """The database refused to start a run: paused, busy, out of budget, or no persona to battle."""
 
-    MESSAGES = {
+    MESSAGES: ClassVar[dict[str, str]] = {
         "paused": "Training paused",
         "busy": "Run already in progress",
         "no_personas": "No active personas found",
         "no_free_personas": "Every active persona is in a run in progress",
         "budget": "Budget reached",  # the database names the period: "Daily budget reached"
     }
-    HINTS = {
+    HINTS: ClassVar[dict[str, str]] = {
         "paused": "resume with python -m lib resume (or the dashboard) once the cause is fixed",
         "busy": "wait for it to finish, or raise MAX_CONCURRENT_RUNS to allow parallel runs",
         "no_personas": "run python -m lib generate-personas, or activate a persona",

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -42,7 +42,8 @@ def load_handlers() -> dict[str, type]:
     routes = {}
     for path in sorted((PROJECT_ROOT / "api").rglob("*.py")):
         route = "/" + path.relative_to(PROJECT_ROOT).with_suffix("").as_posix()
-        spec = importlib.util.spec_from_file_location(f"vercel_fn_{route.strip('/').replace('/', '_').replace('-', '_')}", path)
+        name = "vercel_fn_" + route.strip("/").replace("/", "_").replace("-", "_")
+        spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         routes[route] = module.handler
@@ -126,7 +127,7 @@ def cron_matches(schedule: str, moment: datetime) -> bool:
     """Standard 5-field cron: `*`, `*/n`, `a-b`, `a,b`, numbers (Vercel Cron runs in UTC)."""
     fields = schedule.split()
     values = (moment.minute, moment.hour, moment.day, moment.month, (moment.isoweekday() % 7))
-    return len(fields) == 5 and all(_field_matches(f, v) for f, v in zip(fields, values))
+    return len(fields) == 5 and all(_field_matches(f, v) for f, v in zip(fields, values, strict=True))
 
 
 def _field_matches(field: str, value: int) -> bool:
@@ -151,12 +152,12 @@ def run_crons(port: int, crons: list[dict], stop: threading.Event) -> None:
     """Fires vercel.json's crons against the local server, as Vercel Cron does (GET + bearer)."""
     secret = cron_secret() or ""
     while not stop.is_set():
-        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
         for cron in crons:
             if cron_matches(cron["schedule"], now):
                 threading.Thread(target=_fire, args=(port, cron["path"], secret), daemon=True).start()
         next_minute = now + timedelta(minutes=1)
-        stop.wait(max(0.0, (next_minute - datetime.now(timezone.utc)).total_seconds()))
+        stop.wait(max(0.0, (next_minute - datetime.now(UTC)).total_seconds()))
 
 
 def _fire(port: int, path: str, secret: str) -> None:

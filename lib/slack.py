@@ -68,7 +68,7 @@ class Failure(str):
 
     error: SlackError
 
-    def __new__(cls, error: SlackError) -> "Failure":
+    def __new__(cls, error: SlackError) -> Failure:
         failure = super().__new__(cls, str(error))
         failure.error = error
         return failure

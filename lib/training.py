@@ -1,6 +1,7 @@
 """One batch and what follows it, in one place for the HTTP function and the CLI.
 
-`train_once` runs `run_batch`, then does the follow-ups: the cost-cap alert (training is paused), the failed-run alert, the Slack batch summary (when there are breakthroughs), and the Tactical Scout (the
+`train_once` runs `run_batch`, then does the follow-ups: the cost-cap alert (training is paused),
+the failed-run alert, the Slack batch summary (when there are breakthroughs), and the Tactical Scout (the
 scout-scan webhook when serving HTTP, a scan in this process for the CLI). The run row is already
 finished by then, so what the follow-ups did is written to it afterwards: `scout_notified`, and
 every error they met, appended to `training_runs.errors`. The HTTP response, the CLI summary and

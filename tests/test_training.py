@@ -6,8 +6,8 @@ import pytest
 import requests
 import responses
 
-from lib.config import PROJECT_ROOT
 from lib.app import make_llm
+from lib.config import PROJECT_ROOT
 from lib.store import Rejected
 from lib.training import train_once
 from tests.conftest import SECRET, child_env, seed_personas

@@ -38,7 +38,7 @@ def _bin_dir() -> Path:
             "the embedded PostgreSQL is not installed: run pip install -r requirements-dev.txt "
             "(or set USE_LOCAL_DB=true with LOCAL_DB_URL, or the Supabase variables)"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _run_as() -> str | None:
@@ -111,7 +111,7 @@ class EmbeddedPostgres:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         with self._lock():
             self._init_cluster()
             running = self._running_port()
@@ -186,16 +186,15 @@ class EmbeddedPostgres:
 
     def _launch(self) -> None:
         self.port = self.port or _free_port()
-        log_file = open(self.data_dir / "server.log", "ab")
-        self._chown(self.data_dir / "server.log")
-        subprocess.Popen(
-            [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
-            stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/",
-            **_process_identity(),
-        )
-        log_file.close()
+        with open(self.data_dir / "server.log", "ab") as log_file:  # the server keeps its own copy
+            self._chown(self.data_dir / "server.log")
+            subprocess.Popen(
+                [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                 "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+                stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/",
+                **_process_identity(),
+            )
         if not self._wait_ready(self.port, timeout=START_TIMEOUT_S):
             raise EmbeddedPostgresError(
                 f"PostgreSQL did not start; see {self.data_dir / 'server.log'}"

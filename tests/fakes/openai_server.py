@@ -39,7 +39,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from lib.referee import CRITERIA
 
-
 EFFECT_MARKER = re.compile(r"\[fake-effect:([+-]\d+)\]")
 SAID_EFFECT = re.compile(r"^CLOSER: .*\(effect ([+-]\d+)\)$", re.MULTILINE)
 
@@ -80,7 +79,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
