@@ -29,6 +29,9 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # a schema to apply.
 _OUR_FUNCTION_MISSING = re.compile(r"\bfunction (?:\w+\.)?training_\w*\(")
 
+# A JSON object as the SQL functions build it (and as an HTTP body carries it).
+JSONObject = dict[str, Any]
+
 
 class StoreError(RuntimeError):
     """An error from the database, with PostgREST's fields: code, message, details, hint.
@@ -76,6 +79,7 @@ def error_for(code: str | None, message: str, details: str | None = None,
               hint: str | None = None) -> StoreError:
     """The typed error for a SQLSTATE (or PostgREST code), shared by both transports."""
     code = code or ""
+    cls: type[StoreError]
     if code == "PGRST202" or (code == "42883" and _OUR_FUNCTION_MISSING.search(message or "")):
         cls, message, hint = SchemaMissing, f"schema not applied: {SCHEMA_HINT}", message
     elif code in ("40001", "40P01"):
@@ -105,8 +109,9 @@ class Store:
     def call_one(self, fn: str, *, deadline: float | None = None, **args: Any) -> Any:
         return self._call(fn, args, "one", deadline)
 
-    def call_all(self, fn: str, *, deadline: float | None = None, **args: Any) -> list[dict]:
-        return self._call(fn, args, "all", deadline)
+    def call_all(self, fn: str, *, deadline: float | None = None, **args: Any) -> list[Any]:
+        """Rows as dicts (a function returning a set of scalars: the scalars)."""
+        return list(self._call(fn, args, "all", deadline))
 
     def migrate(self) -> None:
         raise StoreError(
@@ -117,10 +122,10 @@ class Store:
     def close(self) -> None:
         pass
 
-    def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
+    def _attempt(self, fn: str, args: dict[str, Any], shape: str, timeout: float) -> Any:
         raise NotImplementedError
 
-    def _call(self, fn: str, args: dict, shape: str, deadline: float | None) -> Any:
+    def _call(self, fn: str, args: dict[str, Any], shape: str, deadline: float | None) -> Any:
         if not _IDENTIFIER.match(fn) or not all(_IDENTIFIER.match(name) for name in args):
             raise ValueError(f"not a SQL function call: {fn}({', '.join(args)})")
         return retry_until(lambda timeout: self._attempt(fn, args, shape, timeout), deadline)

@@ -17,8 +17,10 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lib.log import log
 
@@ -45,7 +47,7 @@ def _run_as() -> str | None:
     return UNPRIVILEGED_USER if os.geteuid() == 0 else None
 
 
-def _process_identity() -> dict:
+def _process_identity() -> dict[str, Any]:
     """subprocess arguments that drop root entirely: user, its own group, no root groups."""
     user = _run_as()
     if user is None:
@@ -70,7 +72,8 @@ def _ensure_traversable(path: Path) -> None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _pid_alive_as_postgres(pid: int) -> bool:
@@ -102,7 +105,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     @contextmanager
-    def _lock(self):
+    def _lock(self) -> Iterator[None]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "launcher.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
