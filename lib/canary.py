@@ -32,7 +32,9 @@ import time
 from dataclasses import dataclass
 
 from lib import slack
+from lib.config import Settings
 from lib.log import log
+from lib.store import JSONObject, Store
 from lib.store.queries import Queries
 
 ALPHA = 0.05
@@ -93,7 +95,7 @@ def decide(diffs: list[float], max_pairs: int) -> Look:
     return decide_from_sums(len(values), sum(values), sum(v * v for v in values), max_pairs)
 
 
-def review(settings, store, *, deadline: float, simulated: bool = False) -> dict | None:
+def review(settings: Settings, store: Store, *, deadline: float, simulated: bool = False) -> JSONObject | None:
     """The look after a run: reads the canary's pairs, records the figures or the decision, and
     posts a decision to Slack. Returns what the run's summary shows (None without a candidate)."""
 
@@ -106,7 +108,7 @@ def review(settings, store, *, deadline: float, simulated: bool = False) -> dict
     ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
     outcome = queries.record_canary(canary["candidateId"], look.decision, look.pairs, rounded,
                                     ci95, settings.canary_max_pairs, deadline=deadline)
-    summary = {"candidateId": canary["candidateId"], "activeId": canary["activeId"], "pairs": look.pairs,
+    summary: JSONObject = {"candidateId": canary["candidateId"], "activeId": canary["activeId"], "pairs": look.pairs,
                "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
                "decision": look.decision if outcome["recorded"] else "superseded"}
     if outcome.get("decided"):

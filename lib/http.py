@@ -16,6 +16,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,8 +25,10 @@ from lib import log as logs
 from lib.config import ConfigError, cron_secret
 from lib.redact import redact
 
-# A JSON object: a request body or a response body.
+# A JSON object: a request's body, an error's body.
 type Body = dict[str, Any]
+# What a handler answers: JSON (an object, one of the query layer's TypedDicts, a list) or a page.
+type Answer = Mapping[str, Any] | list[Any] | Page
 
 MAX_BODY_BYTES = 64 * 1024
 # Beyond these, a value is refused (400), never parsed: no input of ours needs more, and both
@@ -200,7 +203,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     methods: tuple[str, ...] = ("GET", "POST")
     server_version = "autonomous-training"
 
-    def respond(self, request: Request) -> tuple[int, Body | Page]:
+    def respond(self, request: Request) -> tuple[int, Answer]:
         raise NotImplementedError
 
     def do_GET(self) -> None:
