@@ -7,7 +7,9 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from lib import referee
 from lib.app import make_llm, open_store
@@ -20,7 +22,7 @@ from lib.referee import CalibrationError
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
-from lib.store import StoreError
+from lib.store import Store, StoreError
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.queries import Queries
 from lib.training import train_once
@@ -126,7 +128,7 @@ def _positive_seconds(text: str) -> float:
 
 
 @contextmanager
-def _store(settings: Settings):
+def _store(settings: Settings) -> Iterator[Store]:
     store = open_store(settings)
     try:
         yield store
@@ -134,14 +136,14 @@ def _store(settings: Settings):
         store.close()
 
 
-def cmd_migrate(settings, args) -> int:
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         store.migrate()
     print("schema applied")
     return 0
 
 
-def cmd_generate_personas(settings, args) -> int:
+def cmd_generate_personas(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         if args.llm:
             results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
@@ -157,7 +159,7 @@ def cmd_generate_personas(settings, args) -> int:
     return 0
 
 
-def cmd_status(settings, args) -> int:
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
     with _store(settings) as store:
         queries = Queries(store)
@@ -169,21 +171,21 @@ def cmd_status(settings, args) -> int:
     return 0
 
 
-def cmd_pause(settings, args) -> int:
+def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         state = Queries(store).set_paused(True, args.reason)
     print(f"training paused: {state['reason']}")
     return 0
 
 
-def cmd_resume(settings, args) -> int:
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         Queries(store).set_paused(False)
     print("training resumed")
     return 0
 
 
-def cmd_train(settings, args) -> int:
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if args.simulate:
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
     llm = make_llm(settings)
@@ -209,12 +211,12 @@ def cmd_train(settings, args) -> int:
     return 0 if trained.batch["status"] in ("completed", "timed_out") else 1
 
 
-def cmd_serve(settings, args) -> int:
+def cmd_serve(settings: Settings | None, args: argparse.Namespace) -> int:
     serve(args.port, args.cron, args.idle_timeout)
     return 0
 
 
-def cmd_scan(settings, args) -> int:
+def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         deadline = time.monotonic() + settings.max_execution_ms / 1000
         result = scan(settings, store, make_llm(settings), deadline=deadline)
@@ -222,7 +224,7 @@ def cmd_scan(settings, args) -> int:
     return 0
 
 
-def _print_scan(result: dict) -> None:
+def _print_scan(result: dict[str, Any]) -> None:
     print(f"scout: {result['processed']} processed, {len(result['breakthroughs'])} new breakthroughs, "
           f"{result['alerted']} alerted")
     for item in result["breakthroughs"]:
@@ -237,7 +239,7 @@ def _print_scan(result: dict) -> None:
 CHECK_DEADLINE_S = 300  # referee-check runs from a terminal, not under a function's time limit
 
 
-def cmd_referee_check(settings, args) -> int:
+def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
     items = referee.load_calibration()
     model, cap = settings.referee_model, settings.referee_check_cap_usd
     bound = referee.calibration_bound(items, model, settings.model_prices)
@@ -274,7 +276,7 @@ def cmd_referee_check(settings, args) -> int:
     return 0
 
 
-def cmd_versions(settings, args) -> int:
+def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         listing = Queries(store).versions(settings.canary_max_pairs)
     if args.json:
@@ -295,21 +297,21 @@ def cmd_versions(settings, args) -> int:
     return 0
 
 
-def cmd_promote(settings, args) -> int:
+def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = Queries(store).promote_breakthrough(args.battle_id, args.tactic, args.direct)
     print(result["message"])
     return 0
 
 
-def cmd_rollback(settings, args) -> int:
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = Queries(store).rollback(args.version_id)
     print(result["message"])
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
@@ -328,9 +330,10 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
-        settings = None if args.command == "serve" else Settings.from_env()
-        return COMMANDS[args.command](settings, args)
+        if args.command == "serve":
+            # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
+            return cmd_serve(None, args)
+        return COMMANDS[args.command](Settings.from_env(), args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError,
             ServeError) as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)

@@ -13,18 +13,32 @@ import contextvars
 import logging
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from lib import canary
-from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
+from lib.battle import BattleState, Line, Models, closer_system_prompt, count_turns, fight
 from lib.budget import Budget, price_for
-from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
+from lib.config import Settings
+from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 from lib.pacing import Pacer
-from lib.store.queries import BattleRecord, BattleStatus, Queries, RunStatus, Trigger, VerdictRecord
+from lib.store import JSONObject, Store
+from lib.store.queries import (
+    BatchSummary,
+    BattleRecord,
+    BattleStatus,
+    PauseState,
+    Persona,
+    Queries,
+    RunStart,
+    RunStatus,
+    Trigger,
+    VerdictRecord,
+)
 
 DEFAULT_BATTLE_MS = 15_000
 # Before any battle has finished, assume one takes this share of the run's time at most.
@@ -54,7 +68,7 @@ class RunRefused(Exception):
         "budget": "runs start again after the reset, or raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD",
     }
 
-    def __init__(self, outcome: dict):
+    def __init__(self, outcome: RunStart):
         self.outcome = outcome
         self.reason = outcome["status"]
         self.error = outcome.get("error") or self.MESSAGES[self.reason]
@@ -73,11 +87,11 @@ class Progress:
     spent: float = 0.0
     cap: float = 0.0
     time_left_s: float = 0.0
-    last: dict = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)
 
 
-def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
-              on_progress=None, started: float | None = None) -> dict:
+def run_batch(settings: Settings, store: Store, llm: LLM, *, trigger: str, requested_batch_size: int | None = None,
+              on_progress: Callable[[Progress], None] | None = None, started: float | None = None) -> BatchSummary:
     """Runs one batch and returns its figures (docs/http.md's `batch`). Raises `RunRefused`.
 
     What follows a batch (the Slack alerts, the scout) is `lib.training.train_once`'s.
@@ -111,7 +125,8 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
 
 
 class Run:
-    def __init__(self, settings, store, llm, outcome, started, deadline, on_progress):
+    def __init__(self, settings: Settings, store: Store, llm: LLM, outcome: RunStart, started: float, deadline: float,
+                 on_progress: Callable[[Progress], None] | None):
         self.settings = settings
         self.queries = Queries(store)
         self.llm = llm
@@ -151,7 +166,7 @@ class Run:
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def execute(self) -> dict:
+    def execute(self) -> BatchSummary:
         status, error = RunStatus.COMPLETED, None
         try:
             self.llm.prepare()
@@ -165,7 +180,7 @@ class Run:
         cost_cap_tripped = self.budget.tripped and self.limited_by == "cap"
         if self.budget.tripped:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
-            self.errors.append(self.budget.trip_reason)
+            self.errors.append(str(self.budget.trip_reason))  # set once tripped
         elif self.paused_reason is not None:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(f"Training paused mid-run: {self.paused_reason}")
@@ -197,7 +212,7 @@ class Run:
                 state = self.queries.pause_state(deadline=self.deadline)
             except Exception as exc:  # a missed poll only delays the stop; the battles go on
                 log("pause_poll_failed", runId=self.id, error=type(exc).__name__)
-                state = {"paused": False}
+                state = PauseState(paused=False, reason=None, pausedBy=None, updatedAt="")
             if state["paused"]:
                 self.paused_reason = state["reason"] or "paused"
                 self.stop.set()
@@ -221,7 +236,7 @@ class Run:
     def _battle_all(self) -> None:
         workers = self.settings.max_concurrent_battles
         free_slots = threading.Semaphore(workers)
-        futures = []
+        futures: list[Future[None]] = []
         # Not a `with` block: its exit would wait for a battle hung past the deadline.
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"battle-{self.id[:8]}")
         threading.Thread(target=contextvars.copy_context().run, args=(self._watch_pause,),
@@ -266,7 +281,7 @@ class Run:
                 return False
         return True
 
-    def _start_spaced(self, persona: dict, version_id: int) -> str | None:
+    def _start_spaced(self, persona: Persona, version_id: int) -> str | None:
         """Writes the battle's start at least DELAY_BETWEEN_BATTLES_MS after the previous one.
 
         The spacing is measured from when the previous start was recorded, so the rows'
@@ -282,6 +297,7 @@ class Run:
                 if self._starting:  # the previous start's row is being written: its time is not known yet
                     self._start_cond.wait(PAUSE_POLL_S)
                     continue
+                assert self._last_start is not None  # neither starting nor the first start: one was recorded
                 gap = self._last_start + delay - time.monotonic()
                 if gap <= 0:
                     break
@@ -296,7 +312,7 @@ class Run:
                 self._last_start, self._starting = time.monotonic(), False
                 self._start_cond.notify_all()
 
-    def _one_battle(self, persona: dict, version_id: int, free_slots: threading.Semaphore) -> None:
+    def _one_battle(self, persona: Persona, version_id: int, free_slots: threading.Semaphore) -> None:
         try:
             battle_id = self._start_spaced(persona, version_id)
             if battle_id is None:
@@ -359,12 +375,13 @@ class Run:
         self._on_progress(snapshot)
 
 
-def _recorded(transcript: list, usage: Usage) -> BattleRecord:
+def _recorded(transcript: list[Line], usage: Usage) -> BattleRecord:
     return BattleRecord(transcript, count_turns(transcript), usage.prompt_tokens, usage.cached_tokens,
                         usage.completion_tokens, usage.cost)
 
 
-def _canary_look(settings, store, summary: dict, outcome: dict, deadline: float) -> dict | None:
+def _canary_look(settings: Settings, store: Store, summary: BatchSummary, outcome: RunStart,
+                 deadline: float) -> JSONObject | None:
     """The canary's look after the run (pairs, figures, maybe a decision); never fails the run."""
     try:
         look = canary.review(settings, store, deadline=max(deadline, time.monotonic()) + 1,

@@ -24,6 +24,8 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from lib import log as logs
@@ -44,20 +46,22 @@ def load_handlers() -> dict[str, type]:
         route = "/" + path.relative_to(PROJECT_ROOT).with_suffix("").as_posix()
         name = "vercel_fn_" + route.strip("/").replace("/", "_").replace("-", "_")
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ServeError(f"cannot load the function {path}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         routes[route] = module.handler
     return routes
 
 
-def rewrite(path: str, rewrites: list[dict]) -> str:
+def rewrite(path: str, rewrites: list[dict[str, str]]) -> str:
     for rule in rewrites:
         if _source_pattern(rule["source"]).fullmatch(path):
-            return rule["destination"]
+            return str(rule["destination"])
     return path
 
 
-def _source_pattern(source: str) -> re.Pattern:
+def _source_pattern(source: str) -> re.Pattern[str]:
     """A rewrite source as Vercel compiles it (path-to-regexp, strict): literal segments, `:name`
     (one segment) and `:name*` (zero or more segments); no trailing slash is optional."""
     pattern = ""
@@ -71,13 +75,13 @@ def _source_pattern(source: str) -> re.Pattern:
     return re.compile(pattern or "/")
 
 
-def make_router(routes: dict[str, type], rewrites: list[dict], idle_timeout: float = IDLE_TIMEOUT_S) -> type:
+def make_router(routes: dict[str, type], rewrites: list[dict[str, str]], idle_timeout: float = IDLE_TIMEOUT_S) -> type:
     class Router(BaseHTTPRequestHandler):
         """Picks the function for the path, then lets that handler class answer the request."""
 
         timeout = idle_timeout  # each read and write on the connection; an idle client is dropped
 
-        def _route(self):
+        def _route(self) -> None:
             parts = urlsplit(self.path)
             target = routes.get(rewrite(parts.path, rewrites))
             if target is None:
@@ -99,10 +103,10 @@ def make_router(routes: dict[str, type], rewrites: list[dict], idle_timeout: flo
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _route
 
-        def log_message(self, format, *args):
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def log_error(self, format, *args):  # a timed-out or malformed request: one JSON line
+        def log_error(self, format: str, *args: Any) -> None:  # a timed-out or malformed request: one JSON line
             logs.configure()
             logs.log("http_error", level=logging.WARNING, message=(format % args)[:300])
 
@@ -112,7 +116,7 @@ def make_router(routes: dict[str, type], rewrites: list[dict], idle_timeout: flo
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def handle_error(self, request, client_address):
+    def handle_error(self, request: Any, client_address: Any) -> None:
         """An error outside our handlers (a client gone before its request was read, say): one JSON
         line, never a traceback."""
         error = sys.exc_info()[1]
@@ -148,7 +152,7 @@ def _field_matches(field: str, value: int) -> bool:
     return False
 
 
-def run_crons(port: int, crons: list[dict], stop: threading.Event) -> None:
+def run_crons(port: int, crons: list[dict[str, str]], stop: threading.Event) -> None:
     """Fires vercel.json's crons against the local server, as Vercel Cron does (GET + bearer)."""
     secret = cron_secret() or ""
     while not stop.is_set():
@@ -174,7 +178,7 @@ def _fire(port: int, path: str, secret: str) -> None:
     print(f"cron {path}: {status} in {time.monotonic() - started:.1f}s", flush=True)
 
 
-def _embedded_database_for_handlers():
+def _embedded_database_for_handlers() -> EmbeddedPostgres | None:
     """With no database configured, start the embedded one once for the whole server.
 
     The handlers read the environment per request, as on Vercel; pointing USE_LOCAL_DB at the
@@ -210,7 +214,7 @@ class _Terminated(BaseException):
     socketserver's per-request `except Exception` cannot swallow it."""
 
 
-def _on_sigterm(signum, frame):
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 

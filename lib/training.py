@@ -12,19 +12,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 from lib import slack
 from lib.budget import COST_CAP_REACHED
-from lib.config import ConfigError
+from lib.config import ConfigError, Settings
+from lib.llm import LLM
 from lib.log import log
 from lib.redact import redact
-from lib.runner import RunRefused, run_batch
+from lib.runner import Progress, RunRefused, run_batch
 from lib.scout import scan
-from lib.store import StoreError
-from lib.store.queries import Queries
+from lib.store import JSONObject, Store, StoreError
+from lib.store.queries import BatchSummary, Queries
 
 # After the batch, the follow-ups (Slack summary, scout webhook) share what is left of the
 # deadline's extra second, and at most this long each.
@@ -39,12 +41,13 @@ Scout = Literal["webhook", "in_process"]
 
 @dataclass
 class Trained:
-    batch: dict  # the run's figures: the HTTP response's `batch` (docs/http.md)
-    scan: dict | None = None  # the in-process scout scan's result, when one ran
+    batch: BatchSummary  # the run's figures: the HTTP response's `batch` (docs/http.md)
+    scan: JSONObject | None = None  # the in-process scout scan's result, when one ran
 
 
-def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_batch_size: int | None = None,
-               started: float | None = None, on_progress=None, fan_out: int = 1) -> Trained:
+def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scout: Scout,
+               requested_batch_size: int | None = None, started: float | None = None,
+               on_progress: Callable[[Progress], None] | None = None, fan_out: int = 1) -> Trained:
     """Runs one batch and its follow-ups. Raises `RunRefused` when the database refuses the run.
 
     `scout` says how the Tactical Scout hears of the batch:
@@ -83,7 +86,7 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
         _alert_failed(settings, batch, respond_by, errors)
     if batch["breakthroughs"]:
         _post_summary(settings, batch, respond_by, errors)
-    result = None
+    result: JSONObject | None = None
     if scout == "webhook":
         notified = notify_scout(settings, batch, respond_by, errors)
     else:
@@ -103,7 +106,7 @@ def _follow_up_timeout(respond_by: float | None) -> float | None:
     return min(FOLLOW_UP_MAX_S, left) if left >= FOLLOW_UP_MIN_S else None
 
 
-def _cost_cap_reason(batch: dict) -> str:
+def _cost_cap_reason(batch: BatchSummary) -> str:
     """The budget's own words, which the run recorded among its errors."""
     for error in batch["errors"]:
         if error.startswith(COST_CAP_REACHED):
@@ -111,7 +114,7 @@ def _cost_cap_reason(batch: dict) -> str:
     return f"{COST_CAP_REACHED}: the batch reached its ${batch['costCap']} cap"
 
 
-def _alert_cost_cap(settings, batch: dict, run_deadline: float, errors: list) -> None:
+def _alert_cost_cap(settings: Settings, batch: BatchSummary, run_deadline: float, errors: list[str]) -> None:
     """Always logged; sent to Slack even past the deadline (at least a second): training is paused."""
     reason = _cost_cap_reason(batch)
     log("cost_cap_reached", level=logging.WARNING, runId=batch["batchId"], reason=reason)
@@ -119,7 +122,7 @@ def _alert_cost_cap(settings, batch: dict, run_deadline: float, errors: list) ->
                 max(1.0, min(5.0, run_deadline + 1 - time.monotonic())), "Cost cap Slack alert", errors)
 
 
-def _alert_failed(settings, batch: dict, respond_by: float | None, errors: list) -> None:
+def _alert_failed(settings: Settings, batch: BatchSummary, respond_by: float | None, errors: list[str]) -> None:
     """A failed run (the provider refused, every battle failed) is said in Slack: nobody may be watching."""
     timeout = _follow_up_timeout(respond_by)
     if timeout is not None:
@@ -127,7 +130,7 @@ def _alert_failed(settings, batch: dict, respond_by: float | None, errors: list)
                     "Run failure Slack alert", errors)
 
 
-def _alert_budget(settings, refused) -> None:
+def _alert_budget(settings: Settings, refused: RunRefused) -> None:
     """The first budget refusal of a UTC day reaches Slack (the database says which one is first)."""
     message = f"{refused.error}: {refused.outcome['reason']}"
     log("budget_reached", level=logging.WARNING, reason=message)
@@ -136,20 +139,21 @@ def _alert_budget(settings, refused) -> None:
                timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
 
 
-def _post_summary(settings, batch: dict, respond_by: float | None, errors: list) -> None:
+def _post_summary(settings: Settings, batch: BatchSummary, respond_by: float | None, errors: list[str]) -> None:
     timeout = _follow_up_timeout(respond_by)
     if timeout is not None:
         _tell_slack(settings, batch, slack.batch_summary_message(batch, settings.app_url), timeout,
                     "Batch summary to Slack", errors)
 
 
-def _tell_slack(settings, batch: dict, payload: dict, timeout: float, what: str, errors: list) -> None:
+def _tell_slack(settings: Settings, batch: BatchSummary, payload: slack.Payload, timeout: float, what: str,
+                errors: list[str]) -> None:
     failure = slack.send(settings, payload, timeout=timeout, runId=batch["batchId"])
     if failure:
         errors.append(f"{what} failed: {failure}")
 
 
-def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) -> bool:
+def notify_scout(settings: Settings, batch: BatchSummary, respond_by: float | None, errors: list[str]) -> bool:
     """POSTs the scout webhook; a failure is logged and reported, never fatal to the batch."""
     if not settings.app_url:
         log("scout_skipped", level=logging.WARNING, runId=batch["batchId"],
@@ -186,7 +190,8 @@ def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) 
 DISPATCH_CONNECT_S, DISPATCH_ANSWER_S = 2.0, 1.0
 
 
-def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors: list) -> list[threading.Thread]:
+def dispatch_runs(settings: Settings, count: int, requested_batch_size: int | None,
+                  errors: list[str]) -> list[threading.Thread]:
     """Starts `count` more runs of this deployment, each its own function invocation: a GET to
     `${NEXT_PUBLIC_APP_URL}/api/cron/train?fanOut=0` with the bearer, as Vercel Cron sends it
     (`fanOut=0`: the invocation runs one batch and dispatches nothing). Each is one thread that
@@ -203,7 +208,8 @@ def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors
     headers = {"Authorization": f"Bearer {settings.cron_secret}", "User-Agent": "training-fan-out"}
     if settings.bypass_secret:
         headers["x-vercel-protection-bypass"] = settings.bypass_secret
-    params = {"fanOut": "0", **({"batchSize": requested_batch_size} if requested_batch_size else {})}
+    params: dict[str, str | int] = {"fanOut": "0",
+                                    **({"batchSize": requested_batch_size} if requested_batch_size else {})}
     lock = threading.Lock()
 
     def dispatch(index: int) -> None:
@@ -234,14 +240,15 @@ def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors
     return threads
 
 
-def _scout_failed(batch: dict, cause: str, errors: list) -> bool:
+def _scout_failed(batch: BatchSummary, cause: str, errors: list[str]) -> bool:
     cause = redact(cause)
     errors.append(f"Failed to notify Tactical Scout: {cause}")
     log("scout_notify_failed", level=logging.WARNING, runId=batch["batchId"], cause=cause)
     return False
 
 
-def _scan_here(settings, store, llm, batch: dict, errors: list) -> tuple[bool, dict | None]:
+def _scan_here(settings: Settings, store: Store, llm: LLM, batch: BatchSummary,
+               errors: list[str]) -> tuple[bool, JSONObject | None]:
     """The CLI's scout: one scan in this process, once a battle has completed."""
     if not batch["battlesCompleted"]:
         return False, None

@@ -151,6 +151,8 @@ class RunStart(TypedDict, total=False):
     period: str
     retryAfterS: int
     alert: bool
+    day: BudgetPeriod
+    month: BudgetPeriod
 
 
 class VersionStatus(StrEnum):
@@ -253,7 +255,7 @@ class ScoutWork(TypedDict):
     personaType: str
     score: float
     scores: dict[str, float] | None
-    transcript: list[JSONObject]
+    transcript: list[dict[str, str]]  # lines: `speaker` (closer or persona) and `text`
     winningRebuttal: str | None
     refereeFeedback: str | None
     definingMoment: str | None
@@ -342,7 +344,7 @@ class Rescore:
 class BattleRecord:
     """What a battle row is saved with, after each turn and at its end."""
 
-    transcript: list[JSONObject]
+    transcript: list[dict[str, str]]
     turns: int
     prompt_tokens: int
     cached_tokens: int
