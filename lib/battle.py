@@ -6,13 +6,13 @@ same call the scout's re-scores make.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lib import referee
 from lib.llm import LLM, CallContext, LLMError, Message, ResponseFormat, Role, Usage
 from lib.referee import Verdict
-from lib.store.queries import Persona
 
 ACCEPT_MARK = "[ACCEPT]"
 HANG_UP_MARK = "[HANG UP]"
@@ -31,7 +31,7 @@ class BattleState:
     """A battle as it goes; the runner reads it to save a battle it has to cut short."""
 
     id: str
-    persona: Persona
+    persona: Mapping[str, Any]  # a `Persona` row, or a catalog entry (`lib.personas`) in a benchmark
     transcript: list[Line] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     verdict: Verdict | None = None
@@ -59,7 +59,7 @@ def closer_system_prompt(base_prompt: str, tactics: list[dict[str, str]]) -> str
     return f"{base_prompt.rstrip()}\n\n{TACTICS_HEADING}\n{lines}\n"
 
 
-def persona_system_prompt(persona: Persona) -> str:
+def persona_system_prompt(persona: Mapping[str, Any]) -> str:
     patterns = "\n".join(f"- {p}" for p in persona.get("attack_patterns") or [])
     traits = ", ".join(f"{k}: {v}" for k, v in (persona.get("characteristics") or {}).items())
     return (f"{persona['system_prompt']}\n\nCharacteristics: {traits}\n\nAttack patterns (use them "

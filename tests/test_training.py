@@ -76,7 +76,8 @@ def test_a_failed_kill_switch_alert_is_in_the_batch_and_the_row(make_settings, p
 def test_the_scout_mode_is_one_of_two(make_settings, psycopg_store):
     settings = make_settings()
     with pytest.raises(ValueError, match="scout must be 'webhook' or 'in_process'"):
-        train_once(settings, psycopg_store, make_llm(settings), trigger="cli", scout="cron")
+        train_once(settings, psycopg_store, make_llm(settings), trigger="cli",
+                   scout="cron")  # type: ignore[arg-type]  # the wrong value on purpose
 
 
 def test_append_run_errors_appends_and_returns_the_new_list(store, db):

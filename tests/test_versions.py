@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import threading
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ from lib.app import make_llm
 from lib.config import PROJECT_ROOT
 from lib.runner import run_batch
 from lib.store import Rejected
-from lib.store.queries import Queries
+from lib.store.queries import Queries, Trigger
 from tests.conftest import child_env, seed_personas, wait_until
 
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
@@ -46,7 +47,7 @@ def breakthrough(db, snippet: str, persona: str = "Skeptical Sam") -> str:
         (run_id, persona_id, snippet)).fetchone()[0])
 
 
-def canary_until_decided(settings, store, runs: int) -> list[dict]:
+def canary_until_decided(settings, store, runs: int) -> list[dict | None]:
     looks = []
     for _ in range(runs):
         batch = run_batch(settings, store, make_llm(settings), trigger="manual")
@@ -306,7 +307,7 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
     seed_personas(store, 2)
     promoted = queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
     assert promoted["version"]["id"] == 2
-    started = queries.start_run(trigger="cli", requested_batch_size=None, batch_size=4, cost_cap=5,
+    started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=4, cost_cap=Decimal(5),
                                 max_concurrent_runs=1, deadline_ms=50_000, simulated=True, default_battle_ms=15_000,
                                 base_prompt="Base.", canary_share=0.5)
     assert started["canaryPairs"] == 2 and [b["versionId"] for b in started["battles"]] == [1, 2, 2, 1]

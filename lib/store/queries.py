@@ -316,7 +316,7 @@ class RunHistory(TypedDict):
 
     since: str
     now: str
-    runs: list[BatchSummary]
+    runs: list[JSONObject]  # id, status, trigger, startedAt, battles, cost… (see docs/http.md)
 
 
 class ActiveTactics(TypedDict):

@@ -200,7 +200,7 @@ class FakeOpenAI:
         entry["estimate"] = math.ceil(prompt / 4) + int(body.get("max_completion_tokens") or body.get("max_tokens")
                                                         or 256)
         if self.rpm or self.tpm:
-            limit_headers, retry = self._admit(body.get("model"), entry["estimate"])
+            limit_headers, retry = self._admit(str(body.get("model")), entry["estimate"])
             if retry is not None:
                 return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests",
                                                            "code": "rate_limit_exceeded"}},
