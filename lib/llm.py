@@ -25,11 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from lib.budget import Budget, Price, estimated_tokens, price_for, prompt_token_bound, usage_cost, worst_case_cost
 from lib.redact import redact
 
-if TYPE_CHECKING:  # lib.pacing imports this module
+if TYPE_CHECKING:
     import openai
     from openai.types.chat import ChatCompletionMessageParam
-
-    from lib.pacing import Pacer
 
 MAX_ATTEMPTS = 3
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -146,6 +144,19 @@ class Completion:
     headers: dict[str, str] | None = None  # the provider's x-ratelimit-* headers, for the run's pacer
 
 
+class RatePacer[Ticket](Protocol):
+    """What a call asks of its run's pacer (`lib.pacing.Pacer`, which imports this module): room
+    under the provider's rate limits before the request leaves, then the answer's figures."""
+
+    def acquire(self, model: str, tokens: int, deadline: float, stop: threading.Event) -> Ticket:
+        """Waits for room for one request of `tokens`; raises `DeadlineExceeded` or `Stopped`."""
+        ...
+
+    def observe(self, ticket: Ticket, headers: Mapping[str, str] | None) -> None:
+        """Takes the provider's rate-limit headers from the answer to `ticket`'s request."""
+        ...
+
+
 @dataclass
 class CallContext:
     """What every call of one run shares: its budget, deadline, cooldown and stop signal, and the
@@ -155,7 +166,7 @@ class CallContext:
     deadline: float
     gate: RateGate
     stop: threading.Event
-    pacer: Pacer | None = None
+    pacer: RatePacer[Any] | None = None
     halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
