@@ -92,7 +92,8 @@ class FakeOpenAI:
                   referee_only: bool = False) -> None:
         """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
         insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
-        cut by the token limit, as a reasoning model's can be); "pass" answers normally, to script a
+        cut by the token limit, as a reasoning model's can be), "no_usage" (an answer without its token
+        usage, as some compatible providers send); "pass" answers normally, to script a
         failure after some good answers."""
         with self._lock:
             for _ in range(count):
@@ -266,7 +267,7 @@ class FakeOpenAI:
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": text}}],
-            "usage": usage}, entry, limit_headers)
+            "usage": None if failure and failure["kind"] == "no_usage" else usage}, entry, limit_headers)
 
     def _line(self, messages: list[dict]) -> str:
         system = messages[0]["content"] if messages else ""
