@@ -30,7 +30,8 @@ from lib.config import VERCEL_JSON, Database, Settings, admin_password
 from lib.http import Answer, ApiError, Body, Page, Request
 from lib.serve import cron_matches  # the one cron parser, shared with `serve --cron`
 from lib.store import Rejected, Store
-from lib.store.queries import FeedPage, Queries, RefereeReport, ReviewStatus, VersionList
+from lib.store.queries import Queries, ReviewStatus, VersionList
+from lib.store.views import FeedPage, RefereeReport
 
 STATIC = Path(__file__).resolve().parent / "static"
 REALM = 'Basic realm="Training monitor", charset="UTF-8"'

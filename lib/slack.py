@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from lib.config import Settings
 from lib.log import log
 from lib.redact import redact
-from lib.store.queries import BatchSummary, CanaryRecord, RefereeConsistency, ScoutWork
+from lib.store.queries import BatchSummary, CanaryRecord, ScoutWork
+from lib.store.views import RefereeConsistency
 
 if TYPE_CHECKING:
     import requests

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, TypedDict, cast
 
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
+from lib.store.views import ActiveTactics, Breakthroughs, FeedPage, RefereeConsistency, RefereeReport, RunHistory
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
 MAX_RECORDED_BATCH_SIZE = 2**31 - 1
@@ -280,51 +281,6 @@ class Triage(TypedDict):
     triaged: int
     candidates: int
     audits: int
-
-
-class RefereeConsistency(TypedDict):
-    days: int
-    pairs: int
-    meanAbsDiff: float | None
-    agreement: float | None
-    perCriterion: dict[str, float]
-
-
-class RefereeReport(TypedDict):
-    """The dashboard's `?view=referee`: consistency, precision, unconfirmed, last calibration."""
-
-    consistency: RefereeConsistency
-    precision: JSONObject
-    unconfirmed: list[JSONObject]
-    calibration: JSONObject | None
-
-
-class FeedPage(TypedDict):
-    """The latest battles (or those changed after the cursor), and the cursor for the next call."""
-
-    battles: list[JSONObject]
-    cursor: JSONObject | None
-
-
-class Breakthroughs(TypedDict):
-    pending: int
-    items: list[JSONObject]
-
-
-class RunHistory(TypedDict):
-    """The runs started in the last hours, oldest first, with the window's bounds."""
-
-    since: str
-    now: str
-    runs: list[JSONObject]  # id, status, trigger, startedAt, battles, cost… (see docs/http.md)
-
-
-class ActiveTactics(TypedDict):
-    """The active version's tactics as the dashboard shows them."""
-
-    versionId: int
-    basePrompt: str | None
-    tactics: list[JSONObject]
 
 
 @dataclass(frozen=True)
