@@ -325,12 +325,16 @@ class VerdictRecord:
 
 
 def shaped[T](shape: type[T], value: Any, fn: str) -> T:
-    """`value` as `shape` (a `TypedDict`), once its required keys are checked to be there."""
+    """`value` as `shape` (a `TypedDict`, or `JSONObject`), once it is checked to be an object with
+    the shape's required keys."""
+    if not isinstance(value, dict):
+        raise StoreError(f"{fn} answered {type(value).__name__} where a {shape.__name__} was expected",
+                         hint=SCHEMA_HINT)
     required: frozenset[str] = getattr(shape, "__required_keys__", frozenset())
-    missing = sorted(required - value.keys()) if isinstance(value, dict) else None
-    if missing is None or missing:
-        raise StoreError(f"{fn} answered {'without ' + ', '.join(missing) if missing else type(value).__name__}"
-                         f" where a {shape.__name__} was expected", hint=SCHEMA_HINT)
+    missing = sorted(required - value.keys())
+    if missing:
+        raise StoreError(f"{fn} answered without {', '.join(missing)} where a {shape.__name__} was expected",
+                         hint=SCHEMA_HINT)
     return cast(T, value)
 
 
