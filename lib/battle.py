@@ -72,7 +72,9 @@ def _view(transcript: list[Line], me: str) -> list[Message]:
 
 
 @dataclass
-class Models:
+class BattleSetup:
+    """Who plays a battle (the three models) and how long it may go (turns, tokens per turn)."""
+
     closer: str
     persona: str
     referee: str
@@ -80,7 +82,7 @@ class Models:
     max_tokens: int
 
 
-def fight(llm: LLM, ctx: CallContext, models: Models, closer_prompt: str, state: BattleState,
+def fight(llm: LLM, ctx: CallContext, setup: BattleSetup, closer_prompt: str, state: BattleState,
           on_turn: Callable[[BattleState], None] | None = None) -> None:
     """Runs the conversation and the referee, recording into `state` as it goes.
 
@@ -92,11 +94,11 @@ def fight(llm: LLM, ctx: CallContext, models: Models, closer_prompt: str, state:
     """
     persona_prompt = persona_system_prompt(state.persona)
     opening = {"role": "user", "content": "(The homeowner picks up the phone.) Hello?"}
-    for _ in range(models.max_turns):
-        closer = _say(llm, ctx, state, Role.CLOSER, models.closer, models.max_tokens,
+    for _ in range(setup.max_turns):
+        closer = _say(llm, ctx, state, Role.CLOSER, setup.closer, setup.max_tokens,
                       [{"role": "system", "content": closer_prompt}, opening, *_view(state.transcript, "closer")])
         state.transcript.append({"speaker": "closer", "text": closer})
-        seller = _say(llm, ctx, state, Role.SELLER, models.persona, models.max_tokens,
+        seller = _say(llm, ctx, state, Role.PERSONA, setup.persona, setup.max_tokens,
                       [{"role": "system", "content": persona_prompt}, *_view(state.transcript, "persona")])
         ended = ACCEPT_MARK in seller or HANG_UP_MARK in seller
         text = seller.replace(ACCEPT_MARK, "").replace(HANG_UP_MARK, "").strip()
@@ -105,7 +107,7 @@ def fight(llm: LLM, ctx: CallContext, models: Models, closer_prompt: str, state:
             on_turn(state)
         if ended:
             break
-    state.verdict = referee.score(llm, ctx, models.referee, state.transcript, state.usage, seed=state.id)
+    state.verdict = referee.score(llm, ctx, setup.referee, state.transcript, state.usage, seed=state.id)
 
 
 def _say(llm: LLM, ctx: CallContext, state: BattleState, role: Role, model: str, max_tokens: int,

@@ -5,7 +5,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from typing import Any
 from lib import referee
 from lib.app import make_llm, open_store
 from lib.config import ConfigError, Database, Settings
+from lib.deadline import Deadline
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
 from lib.progress import ProgressPrinter, print_summary
@@ -235,8 +235,7 @@ def cmd_serve(settings: Settings | None, args: argparse.Namespace) -> int:
 
 def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
-        deadline = time.monotonic() + settings.max_execution_ms / 1000
-        result = scan(settings, store, make_llm(settings), deadline=deadline)
+        result = scan(settings, store, make_llm(settings), deadline=Deadline.for_run(settings).at)
     _print_scan(result)
     return 0
 
@@ -268,7 +267,7 @@ def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
                           "raise it to run the check")
     llm = make_llm(settings)
     with _store(settings) as store:  # opened first: a result that cannot be stored is not paid for
-        result = referee.run_calibration(llm, items, model, cap, time.monotonic() + CHECK_DEADLINE_S)
+        result = referee.run_calibration(llm, items, model, cap, Deadline.after(CHECK_DEADLINE_S).at)
         saved = Queries(store).record_calibration(
             model=model, simulated=llm.simulated, spearman=result["spearman"], in_band=result["inBand"],
             items=result["scored"], cost_usd=result["cost"], result=result)
