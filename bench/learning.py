@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
               f"(+{best:.2f}: the simulator's skill ceiling of {SKILL_CEILING:g} points)\n")
         print(f"{'day':>3}  {'true':>6}  {'observed':>8}  {'active':>6}  {'tactics':>7}  {'queued':>6}  "
               f"{'adopted':>7}  {'rolled back':>11}  {'inconcl.':>8}  {'elapsed':>7}")
-        days, true_line, observed_line = [0], [baseline], [float("nan")]
+        days: list[float] = [0]
+        true_line, observed_line = [baseline], [float("nan")]
         for day in range(1, args.days + 1):
             scores = []
             for _ in range(args.runs_per_day):

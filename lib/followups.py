@@ -3,8 +3,9 @@
 `run_batch` ends when `Queries.finish_run` has recorded the run's figures. `follow_up` then does,
 in order: the canary's look (read the pairs, `lib.canary.decide`, record it, post a decision to
 Slack), the autonomous loop's step (`lib.proposals.after_run`: the proposal queue), the cost-cap
-alert (training is paused), the failed-run alert, the batch summary (when there are breakthroughs), and the Tactical Scout (the scout-scan webhook when serving HTTP, a scan in
-this process for the CLI). None of them fails the batch: each failure becomes an error, and all of
+alert (training is paused), the failed-run alert, the batch summary (when there are breakthroughs),
+and the Tactical Scout (the scout-scan webhook when serving HTTP, a scan in this process for the
+CLI). None of them fails the batch: each failure becomes an error, and all of
 them (with any the caller met, such as a fan-out refusal) are appended to the run's row in ONE
 `append_run_errors`, whose answer becomes the batch's `errors`. The HTTP response, the CLI summary
 and the row therefore list the same errors.

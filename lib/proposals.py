@@ -14,9 +14,11 @@ import logging
 import time
 
 from lib import slack
+from lib.config import Settings
 from lib.deadline import Deadline
+from lib.llm import LLM
 from lib.log import log
-from lib.store import StoreError
+from lib.store import JSONObject, Store, StoreError
 from lib.store.proposal_queries import ProposalQueries
 
 # The proposer's call is made only with this long left before the response leaves, and given at
@@ -26,15 +28,15 @@ ALERT_MAX_S = 5.0
 SOURCES_OF = {"off": (), "breakthroughs": ("breakthrough",), "all": ("breakthrough", "proposer")}
 
 
-def after_run(settings, store, llm, *, run_deadline: Deadline, respond_by: Deadline, simulated: bool,
-              errors: list[str]) -> dict:
+def after_run(settings: Settings, store: Store, llm: LLM, *, run_deadline: Deadline, respond_by: Deadline,
+              simulated: bool, errors: list[str]) -> JSONObject:
     """The loop's step after a run (and its canary look), called by `lib.followups.follow_up`.
     Never raises: what failed is added to `errors`. Returns `{"queued", "proposed", "taken",
     "refused"}`. The proposer's call needs time: it waits for a run that leaves PROPOSER_MIN_S
     before `respond_by` (the CLI always does), and its turn is not claimed until then."""
     queries = ProposalQueries(store)
     writes_by = run_deadline.for_writes()
-    result: dict = {"queued": 0, "proposed": None, "taken": None, "refused": []}
+    result: JSONObject = {"queued": 0, "proposed": None, "taken": None, "refused": []}
     sources = SOURCES_OF[settings.auto_propose]
     try:
         if "proposer" in sources and settings.proposer_model and respond_by.left() >= PROPOSER_MIN_S:

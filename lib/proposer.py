@@ -15,9 +15,11 @@ import json
 import logging
 from decimal import Decimal
 
-from lib.llm import CallContext, LLMError, Role
+from lib.config import Settings
+from lib.llm import LLM, CallContext, LLMError, Role
 from lib.log import log
 from lib.referee import render_transcript
+from lib.store.proposal_queries import Proposal, ProposalQueries, ProposerTurn
 
 PROPOSER_COST_CAP_USD = Decimal("0.25")
 PROPOSER_MAX_TOKENS = 600
@@ -46,7 +48,7 @@ PROPOSER_PROMPT = (
 )
 
 
-def context_text(turn: dict) -> str:
+def context_text(turn: ProposerTurn) -> str:
     """What the proposer reads, as one user message."""
     worst = "\n\n".join(
         f"--- battle {b['id']}: score {b['score']}, sub-scores {json.dumps(b['scores'] or {})}\n"
@@ -61,29 +63,32 @@ def context_text(turn: dict) -> str:
             f"PAST PROPOSALS AND OUTCOMES\n{past}")
 
 
-def parse(text: str) -> dict:
+def parse(text: str) -> dict[str, str]:
     try:
         data = json.loads(text)
-        kind, tactic, remove_id, reasoning = (data["kind"], data["tactic"].strip(), data["remove_tactic_id"].strip(),
-                                              data["reasoning"].strip())
+        kind, tactic, remove_id, reasoning = (str(data["kind"]), data["tactic"].strip(),
+                                              data["remove_tactic_id"].strip(), data["reasoning"].strip())
     except (ValueError, KeyError, TypeError, AttributeError):
         raise LLMError("the proposer model's answer was not the requested JSON") from None
     if kind not in ("add", "remove") or (kind == "add" and not tactic) or (kind == "remove" and not remove_id):
         raise LLMError(f"the proposer model's answer names no {'tactic' if kind == 'add' else 'tactic to remove'}")
-    return {"kind": kind, "tactic": tactic, "removeTacticId": remove_id, "reasoning": reasoning}
+    return {"kind": kind, "tactic": str(tactic), "removeTacticId": str(remove_id), "reasoning": str(reasoning)}
 
 
-def take_turn(settings, queries, llm, *, deadline: float, errors: list) -> dict | None:
+def take_turn(settings: Settings, queries: ProposalQueries, llm: LLM, *, deadline: float,
+              errors: list[str]) -> Proposal | None:
     """The proposer's turn, when due: one call, one proposal queued (or refused by the tactic checks,
-    said in `errors`). Returns the queued proposal, or None."""
+    said in `errors`). Returns the queued proposal, or None. Without PROPOSER_MODEL, nothing."""
+    if not settings.proposer_model:
+        return None
     turn = queries.proposer_turn(settings.proposer_every, WORST_BATTLES, deadline=deadline)
     if turn is None:
         return None
     ctx = CallContext.for_cap(PROPOSER_COST_CAP_USD, deadline)
     try:
-        reply = llm.chat(ctx, Role.PROPOSER, settings.proposer_model,
-                         [{"role": "system", "content": PROPOSER_PROMPT}, {"role": "user", "content": context_text(turn)}],
-                         PROPOSER_MAX_TOKENS, PROPOSAL_FORMAT)
+        messages = [{"role": "system", "content": PROPOSER_PROMPT}, {"role": "user", "content": context_text(turn)}]
+        model = settings.proposer_model
+        reply = llm.chat(ctx, Role.PROPOSER, model, messages, PROPOSER_MAX_TOKENS, PROPOSAL_FORMAT)
         answer = parse(reply.text)
     except LLMError as exc:
         errors.append(f"Proposer failed: {exc}")

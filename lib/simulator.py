@@ -45,6 +45,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from lib.battle import TACTICS_HEADING
@@ -93,7 +94,7 @@ def form(seed: str) -> float:
     return rng.gauss(0, FORM_SPREAD) + (CLICK_BONUS if rng.random() < CLICK_CHANCE else 0.0)
 
 
-def skill_of(tactics) -> float:
+def skill_of(tactics: Iterable[str]) -> float:
     """What a closer's tactics add to its calls: their hidden effects, with diminishing returns."""
     raw = sum(tactic_effect(t) for t in tactics)
     if raw <= SKILL_KNEE:
@@ -494,7 +495,7 @@ _POOL_WORDS = (
 )
 
 
-def proposer_answer(rng: random.Random) -> dict:
+def proposer_answer(rng: random.Random) -> dict[str, str]:
     """The simulated proposer: one new tactic from the balanced pool (it does not propose removals)."""
     words = rng.sample(_POOL_WORDS, 7)
     return {"kind": "add", "tactic": f"{' '.join(words).capitalize()} (variant {rng.randrange(10 ** 6)}).",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from lib.config import Settings
 from lib.log import log
 from lib.redact import redact
+from lib.store.proposal_queries import Proposal
 from lib.store.queries import BatchSummary, CanaryRecord, ScoutWork
 from lib.store.views import RefereeConsistency
 
@@ -275,7 +276,7 @@ def canary_decision_message(outcome: CanaryRecord, app_url: str | None, simulate
     ])
 
 
-def describe_proposal(proposal: dict) -> str:
+def describe_proposal(proposal: Proposal) -> str:
     """What a proposal changes, in one line (the CLI prints the same)."""
     if proposal["kind"] == "add":
         return f'add "{proposal["text"]}"'
@@ -284,7 +285,7 @@ def describe_proposal(proposal: dict) -> str:
     return f'edit "{proposal["tacticText"]}" to "{proposal["text"]}"'
 
 
-def proposal_message(proposal: dict, app_url: str | None, simulated: bool = False) -> dict:
+def proposal_message(proposal: Proposal, app_url: str | None, simulated: bool = False) -> Payload:
     """A proposal entered the queue: what it changes, who proposed it and why, and how to veto it."""
     label = " (simulated LLM)" if simulated else ""
     title = f":inbox_tray: Proposal #{proposal['id']} entered the queue ({proposal['source']}){label}"

@@ -7,6 +7,7 @@ from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from tests.conftest import seed_personas, wait_until
 from tests.test_dashboard import PASSWORD, browser, insert_battle, loaded, new_page  # noqa: F401 (fixtures)
+from tests.test_proposals import taken_version
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def decided_versions(psycopg_store, db, count: int) -> None:
     proposals = ProposalQueries(psycopg_store)
     for n, text in enumerate(LONG_TACTICS[:count]):
         proposals.propose("add", text=text)
-        candidate = proposals.take_next(12)["taken"]["versionId"]
+        candidate = taken_version(proposals, 12)
         decision = "adopted" if n % 2 == 0 else "rolled_back"
         diff = 4.2 if decision == "adopted" else -3.9
         Queries(psycopg_store).record_canary(candidate, decision, 48, diff, [diff - 2.1, diff + 2.1], 100)

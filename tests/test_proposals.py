@@ -103,7 +103,10 @@ def test_the_queue_order_fast_track_move_edit_and_veto(psycopg_store, db, databa
     low = confirmed_breakthrough(db, "Compare the net proceeds against listing.", confirm_score=96)
     high = confirmed_breakthrough(db, "Show the repair estimate behind the number.", confirm_score=99)
     assert queries.queue_breakthroughs() == 2
-    order = lambda: [p["id"] for p in queries.listing()["queue"]]
+
+    def order() -> list[int]:
+        return [p["id"] for p in queries.listing()["queue"]]
+
     # Confirmed score first (highest first), then age.
     assert order() == [3, 2, old]
     assert cli("propose", "Slow the call down when the seller grieves.", "--fast-track",
@@ -144,7 +147,7 @@ def test_at_max_active_tactics_the_weakest_measured_tactic_is_proposed_for_remov
     queries = ProposalQueries(psycopg_store)
     for text, diff in (("Put the offer in writing tonight.", 6.5), ("Let the seller pick the closing date.", 2.1)):
         queries.propose("add", text=text)
-        candidate = queries.take_next(2)["taken"]["versionId"]
+        candidate = taken_version(queries, 2)
         Queries(psycopg_store).record_canary(candidate, "adopted", 30, diff, [diff - 2, diff + 2], 100)
     queries.propose("add", text="Offer proof of funds before talking price.")
     taken = queries.take_next(2)["taken"]
@@ -218,7 +221,7 @@ def test_edit_and_remove_proposals_become_candidates_with_the_tactic_changed_in_
     queries = ProposalQueries(psycopg_store)
     for text in ("Put the offer in writing tonight.", "Let the seller pick the closing date."):
         queries.propose("add", text=text)
-        candidate = queries.take_next(12)["taken"]["versionId"]
+        candidate = taken_version(queries, 12)
         Queries(psycopg_store).record_canary(candidate, "adopted", 30, 5.0, [1.0, 9.0], 100)
     first, second = [t["id"] for t in Queries(psycopg_store).active_tactics()]
     edited = cli("propose", "--edit", str(first), "Email the written offer tonight, with every promise in it.",
@@ -257,3 +260,10 @@ def candidate_tactics(db) -> list[dict]:
     return [{"tactic_text": row[0]} for row in db.execute(
         "select t.tactic_text from training_versions v, unnest(v.tactic_ids) with ordinality u(id, pos) "
         "join sandbox_tactics t on t.id = u.id where v.status = 'candidate' order by u.pos")]
+
+
+def taken_version(queries: ProposalQueries, max_tactics: int) -> int:
+    """The candidate version the next proposal became."""
+    taken = queries.take_next(max_tactics)["taken"]
+    assert taken is not None and taken["versionId"] is not None, "a proposal was queued"
+    return taken["versionId"]

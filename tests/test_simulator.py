@@ -111,12 +111,14 @@ def test_the_closer_uses_its_tactics_and_the_scout_extracts_varied_ones():
 
 
 def test_good_tactics_have_diminishing_returns_and_cannot_push_every_call_to_100():
+    import itertools
+
     from lib.simulator import SKILL_CEILING, SKILL_KNEE, skill_of
 
     good = sorted((f"Tactic {n}: ask one more question." for n in range(400)), key=tactic_effect)[-30:]
     assert skill_of(good[-1:]) == tactic_effect(good[-1]) <= SKILL_KNEE, "one tactic moves the score by its effect"
     sums = [skill_of(good[:k]) for k in range(1, 31)]
-    assert all(b >= a for a, b in zip(sums, sums[1:])) and sums[-1] <= SKILL_CEILING
+    assert all(b >= a for a, b in itertools.pairwise(sums)) and sums[-1] <= SKILL_CEILING
     assert sum(tactic_effect(t) for t in good) > 100 > SKILL_CEILING
     assert sums[-1] - sums[-2] < 0.1 < tactic_effect(good[-2]), "each further good tactic adds less"
     scores = [float(battle(f"ceiling-{n}", CATALOG[n % 14], tuple(good)).verdict.total) for n in range(60)]
