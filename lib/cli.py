@@ -329,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
         settings = None if args.command == "serve" else Settings.from_env()
+        for warning in settings.ignored if settings else ():
+            print(f"warning: {warning}", file=sys.stderr)
         return COMMANDS[args.command](settings, args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError) as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
