@@ -7,7 +7,7 @@ included (`/admin/training-monitor/` needs its own rewrite there, so it gets non
 
 Serving is robust to its clients: an idle or half-sent connection is closed after
 `IDLE_TIMEOUT_S`, a client that goes away is one JSON log line, and SIGTERM stops the server and
-the embedded PostgreSQL it started.
+leaves the embedded PostgreSQL (which stops once no other command uses it).
 """
 from __future__ import annotations
 
