@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Roll back to VERSION_ID: a new active version with its tactics, recorded; a candidate "
                     "under canary is withdrawn. With the active version's id, withdraws the candidate.")
     rollback.add_argument("version_id", metavar="VERSION_ID", type=_positive_int, help="the version to roll back to")
+    rollback.add_argument("--force", action="store_true",
+                          help="also to a version that was never active (a withdrawn, rolled back or inconclusive "
+                               "candidate): adopted at once, with no canary")
     return parser
 
 
@@ -320,7 +323,7 @@ def cmd_promote(settings, args) -> int:
 
 def cmd_rollback(settings, args) -> int:
     with _store(settings) as store:
-        result = Queries(store).rollback(args.version_id)
+        result = Queries(store).rollback(args.version_id, args.force)
     print(result["message"])
     return 0
 

@@ -234,7 +234,7 @@ def _act(queries: Queries, action: str, body: dict):
         return queries.edit_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), text,
                                    _flag(body, "direct"))
     if action == "rollback":
-        return queries.rollback(_version_arg(body.get("versionId"), "versionId"))
+        return queries.rollback(_version_arg(body.get("versionId"), "versionId"), _flag(body, "force"))
     if action in REVIEWS:
         return queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"), REVIEWS[action])
     if action == "pause":

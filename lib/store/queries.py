@@ -565,9 +565,10 @@ class Queries:
         return self.store.call_one("training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
                                    p_direct=direct)
 
-    def rollback(self, version_id: int) -> VersionChange:
-        """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate."""
-        return self.store.call_one("training_rollback_version", p_version_id=version_id)
+    def rollback(self, version_id: int, force: bool = False) -> VersionChange:
+        """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate. A
+        version that was never active is refused unless `force`."""
+        return self.store.call_one("training_rollback_version", p_version_id=version_id, p_force=force)
 
     def canary_pairs(self, *, deadline: float | None = None) -> CanaryPairs | None:
         return self.store.call_one("training_canary_pairs", deadline=deadline)
