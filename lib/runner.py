@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
-from lib import canary
+from lib import canary, processes
 from lib.budget import Budget, price_for
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
@@ -33,6 +33,22 @@ STOP_GRACE_S = 0.3
 # How often a running batch reads the pause, so a pause (by a person, or another run reaching its
 # cost cap) stops it within about one LLM call.
 PAUSE_POLL_S = 0.5
+
+
+class Interrupt:
+    """Set from a signal handler (the CLI's Ctrl-C or SIGTERM): the run stops as a pause stops it,
+    its battles in flight are cut, and it is recorded as killed."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
 
 class RunRefused(Exception):
@@ -59,6 +75,10 @@ class RunRefused(Exception):
         self.error = outcome.get("error") or self.MESSAGES[self.reason]
         detail = f": {outcome['reason']}" if outcome.get("reason") else ""
         self.hint = self.HINTS[self.reason]
+        if self.reason == "busy" and processes.gone(outcome.get("process")):
+            closes_at = str(outcome.get("closesAt") or "")[11:19]  # HH:MM:SS of an ISO timestamp, UTC
+            self.hint = (f"the previous run's process stopped; it will be closed at {closes_at} UTC, or now with "
+                         "python -m lib recover")
         super().__init__(f"{self.error}{detail} ({self.hint})")
 
 
@@ -76,13 +96,14 @@ class Progress:
 
 
 def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
-              on_progress=None, started: float | None = None) -> dict:
+              on_progress=None, started: float | None = None, interrupt: Interrupt | None = None) -> dict:
     """Runs one batch and returns its figures (docs/http.md's `batch`). Raises `RunRefused`.
 
     What follows a batch (the Slack alerts, the scout) is `lib.training.train_once`'s.
 
     `started` (a `time.monotonic()` value, default now) is when the clock began: for a request,
-    its arrival, so the deadline counts from there.
+    its arrival, so the deadline counts from there. `interrupt`, once set, stops the run (see
+    `Interrupt`).
     """
     started = time.monotonic() if started is None else started
     deadline = started + settings.max_execution_ms / 1000
@@ -98,7 +119,7 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
         daily_budget=settings.daily_budget_usd, monthly_budget=settings.monthly_budget_usd, deadline=deadline)
     if outcome["status"] != "started":
         raise RunRefused(outcome)
-    run = Run(settings, store, llm, outcome, started, deadline, on_progress)
+    run = Run(settings, store, llm, outcome, started, deadline, on_progress, interrupt)
     log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
     summary = run.execute()
@@ -110,8 +131,9 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
 
 
 class Run:
-    def __init__(self, settings, store, llm, outcome, started, deadline, on_progress):
+    def __init__(self, settings, store, llm, outcome, started, deadline, on_progress, interrupt=None):
         self.settings = settings
+        self.interrupt = interrupt
         self.queries = Queries(store)
         self.llm = llm
         self.id = outcome["run"]["batchId"]
@@ -152,6 +174,10 @@ class Run:
 
     def execute(self) -> dict:
         status, error = RunStatus.COMPLETED, None
+        try:  # best effort: without it, a refusal only cannot tell that this process is gone
+            self.queries.set_run_process(self.id, processes.identity(), deadline=self.deadline)
+        except Exception as exc:
+            log("run_process_not_recorded", level=logging.WARNING, runId=self.id, error=type(exc).__name__)
         try:
             self.llm.prepare()
             self._battle_all()
@@ -165,6 +191,10 @@ class Run:
         if self.budget.tripped:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(self.budget.trip_reason)
+        elif self._interrupted():
+            status, leftover = RunStatus.KILLED, BattleStatus.KILLED
+            self.errors.append(f"Interrupted ({self.interrupt.reason}): the run was stopped by its process; battles "
+                               "in flight were cut")
         elif self.paused_reason is not None:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(f"Training paused mid-run: {self.paused_reason}")
@@ -183,15 +213,22 @@ class Run:
             duration_ms=int((time.monotonic() - self.started) * 1000), error=error,
             pause_reason=self.budget.trip_reason if cost_cap_tripped else None, deadline=self.deadline + 1)
 
+    def _interrupted(self) -> bool:
+        return self.interrupt is not None and self.interrupt.is_set()
+
     def _stopped_status(self) -> BattleStatus:
-        if self.budget.tripped or self.paused_reason is not None:
+        if self.budget.tripped or self.paused_reason is not None or self._interrupted():
             return BattleStatus.KILLED
         if self.ctx.halted is not None:
             return BattleStatus.FAILED
         return BattleStatus.TIMED_OUT
 
     def _watch_pause(self) -> None:
+        """Stops the run on a pause, or on an interrupt (checked as often)."""
         while not self.stop.is_set():
+            if self._interrupted():
+                self.stop.set()
+                return
             try:
                 state = self.queries.pause_state(deadline=self.deadline)
             except Exception as exc:  # a missed poll only delays the stop; the battles go on

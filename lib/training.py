@@ -43,7 +43,7 @@ class Trained:
 
 
 def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_batch_size: int | None = None,
-               started: float | None = None, on_progress=None, fan_out: int = 1) -> Trained:
+               started: float | None = None, on_progress=None, fan_out: int = 1, interrupt=None) -> Trained:
     """Runs one batch and its follow-ups. Raises `RunRefused` when the database refuses the run.
 
     `scout` says how the Tactical Scout hears of the batch:
@@ -56,7 +56,7 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
       a battle has completed; its result comes back as `Trained.scan`.
 
     `started` (a `time.monotonic()` value, default now) is when the clock began; `on_progress`
-    is `run_batch`'s. `fan_out` > 1 (a Vercel Cron call with CRON_FAN_OUT) first dispatches
+    and `interrupt` are `run_batch`'s (an interrupted run skips the scan). `fan_out` > 1 (a Vercel Cron call with CRON_FAN_OUT) first dispatches
     `fan_out - 1` more runs to this deployment (see `dispatch_runs`), then runs its own.
     """
     if scout not in ("webhook", "in_process"):
@@ -66,7 +66,7 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
     dispatching = dispatch_runs(settings, fan_out - 1, requested_batch_size, errors)
     try:
         batch = run_batch(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
-                          on_progress=on_progress, started=started)
+                          on_progress=on_progress, started=started, interrupt=interrupt)
     except RunRefused as refused:
         if refused.reason == "budget" and refused.outcome.get("alert"):
             _alert_budget(settings, refused)
@@ -85,6 +85,8 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
     result = None
     if scout == "webhook":
         notified = notify_scout(settings, batch, respond_by, errors)
+    elif interrupt is not None and interrupt.is_set():
+        notified = False  # the person asked to stop: the next scan picks the battles up
     else:
         notified, result = _scan_here(settings, store, llm, batch, errors)
     if errors:

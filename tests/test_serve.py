@@ -207,3 +207,24 @@ def test_serve_warns_of_an_ignored_variable_and_a_missing_openai_key(base_env, d
         "warning: DATABASE_URL is set but ignored: this project reads USE_LOCAL_DB=true with LOCAL_DB_URL",
         "warning: no OpenAI key (SANDBOX_OPENAI_API_KEY or OPENAI_API_KEY) and LLM_PROVIDER is not simulated: "
         "/api/cron/train fails (set LLM_PROVIDER=simulated for offline runs)"], lines
+
+
+def test_the_readme_try_it_locally_commands_run_a_batch(db, database_url, psycopg_store):
+    """The README's serve line, with its variables as written (… filled in), and its curl: a 200."""
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    line = re.search(r"Try it locally: `((?:\w+=\S+ )+)\S*python -m lib serve`", readme)
+    assert line, "the README's Try it locally line"
+    env = dict(assignment.split("=", 1) for assignment in line.group(1).split())
+    env = {name: (SECRET if value == "…" else value) for name, value in env.items()}
+    curl = re.search(r"curl -X POST \$URL(\S+) .*-d '(\{.*\})'", readme)
+    seed_personas(psycopg_store, 2)
+    process, url = start({**env, "USE_LOCAL_DB": "true", "LOCAL_DB_URL": database_url,
+                          "DELAY_BETWEEN_BATTLES_MS": "0"})
+    try:
+        answer = requests.post(f"{url}{curl.group(1)}", data=curl.group(2), timeout=120,
+                               headers={**AUTH, "Content-Type": "application/json"})
+    finally:
+        stop_and_read(process)
+    assert answer.status_code == 200, answer.text

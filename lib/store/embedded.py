@@ -27,6 +27,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from lib import processes
 from lib.log import log
 
 DATABASE = "sandbox"
@@ -88,20 +89,10 @@ def _pid_alive_as_postgres(pid: int) -> bool:
     return b"postgres" in cmdline
 
 
-def _process_start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid,
-    it names one process, even after the pid is reused."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat_line.rsplit(")", 1)[1].split()[19]
-
-
 def _user_alive(entry: Path) -> bool:
     try:
         pid_text, start_time = entry.read_text().split()
-        return _process_start_time(int(pid_text)) == start_time
+        return processes.start_time(int(pid_text)) == start_time
     except (OSError, ValueError):
         return False
 
@@ -155,7 +146,7 @@ class EmbeddedPostgres:
     def _register(self) -> None:
         self.users.mkdir(exist_ok=True)
         entry = self.users / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        entry.write_text(f"{os.getpid()} {_process_start_time(os.getpid())}\n")
+        entry.write_text(f"{os.getpid()} {processes.start_time(os.getpid())}\n")
         self._user_entry = entry
 
     def live_users(self) -> list[int]:

@@ -129,7 +129,7 @@ class BudgetGrant(BudgetState, total=False):
 class RunStart(TypedDict, total=False):
     """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`, `budget`, and
     the plan: `battles`, `versions` by id as a string, `canaryPairs`) or a refusal: `paused`
-    (`reason`, `pausedBy`, `since`), `busy` (`runId`), `no_personas`, `no_free_personas`, or
+    (`reason`, `pausedBy`, `since`), `busy` (`runId`, `process`, `closesAt`), `no_personas`, `no_free_personas`, or
     `budget` (`error`, `reason`, `period`, `retryAfterS`, `alert`, `day`, `month`)."""
 
     status: str
@@ -388,6 +388,19 @@ class Queries:
     def active_tactics(self, *, deadline: float | None = None) -> list[Tactic]:
         """The active version's tactics, in its order."""
         return self.store.call_all("training_active_tactics", deadline=deadline)
+
+    def set_run_process(self, run_id: str, process: str, *, deadline: float | None = None) -> None:
+        """Records the process running the run ("host pid start-time", lib.processes)."""
+        self.store.call_void("training_set_run_process", deadline=deadline, p_run_id=run_id, p_process=process)
+
+    def running_runs(self) -> list[dict]:
+        """The runs in progress: `id`, `process`, `deadline_at`."""
+        return self.store.call_all("training_running_runs")
+
+    def close_orphaned_runs(self, gone: list[str]) -> int:
+        """Closes the runs in `gone` (their process is known to be gone) and any run past its
+        deadline; returns how many were closed."""
+        return self.store.call_one("training_close_orphaned_runs", p_gone=gone)
 
     def start_battle(self, run_id: str, persona_id: str, version_id: int | None = None, *,
                      deadline: float | None = None) -> str:

@@ -123,10 +123,10 @@ $$;
 
 -- Closes runs whose process died: still `running` well past their deadline. Their battles end
 -- `failed` with whatever transcript they had, and their personas are released.
--- p_gone: runs whose process is known to be gone (`python -m lib recover` checks the processes of
+-- p_gone: a JSON array of the ids of runs whose process is known to be gone (`python -m lib recover` checks the processes of
 -- its own host), closed now whatever their deadline.
 drop function if exists training_close_orphaned_runs(integer);
-create or replace function training_close_orphaned_runs(p_grace_ms integer default 5000, p_gone uuid[] default '{}')
+create or replace function training_close_orphaned_runs(p_grace_ms integer default 5000, p_gone jsonb default '[]')
 returns integer
 language plpgsql as $$
 declare
@@ -137,10 +137,10 @@ begin
     for orphan in
         select * from training_runs
         where status = 'running'
-          and (deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now() or id = any(p_gone))
+          and (deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now() or p_gone ? id::text)
         for update skip locked
     loop
-        closer := case when orphan.id = any(p_gone) then 'python -m lib recover' else 'a later run' end;
+        closer := case when p_gone ? orphan.id::text then 'python -m lib recover' else 'a later run' end;
         update sandbox_battles set status = 'failed', ended_at = now(), updated_at = now(),
             error = format('the run''s process died before this battle finished; closed by %s', closer)
         where run_id = orphan.id and status = 'running';
