@@ -188,7 +188,7 @@ def test_train_names_its_provider_and_models_agrees_on_spend_and_says_what_next(
     store.close()
     result = run_cli("train", "--batch-size", "2", db_url=database_url, extra_env={
         "OPENAI_API_KEY": "sk-test-key", "OPENAI_BASE_URL": fake_openai.base_url, "DELAY_BETWEEN_BATTLES_MS": "0",
-        "BATTLE_MAX_TURNS": "2", "MAX_TOKENS_PER_TURN": "64"})
+        "BATTLE_MAX_TURNS": "2", "MAX_TOKENS_PER_TURN": "64", "REFEREE_AUDIT_SHARE": "0"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == (f"LLM: the OpenAI-compatible server at {fake_openai.base_url} (OPENAI_BASE_URL): closer "
@@ -199,6 +199,8 @@ def test_train_names_its_provider_and_models_agrees_on_spend_and_says_what_next(
     last_spent = re.search(r"\$(\d+\.\d+) of", progress[-1]).group(1)
     [spend] = [line for line in lines if line.startswith("spend")]
     assert re.search(r"\$(\d+\.\d+) of", spend).group(1) == last_spent, (progress[-1], spend)
+    assert ("scout: 0 processed (2 new completed battles: none scored 95 or more (SCOUT_BREAKTHROUGH_THRESHOLD) and "
+            "none was picked for a referee audit (REFEREE_AUDIT_SHARE 0)), 0 new breakthroughs, 0 alerted") in lines
     assert lines[-1].startswith("next: python -m lib serve (with ADMIN_PASSWORD set) and open "
                                 "http://127.0.0.1:3000/admin/training-monitor; python -m lib status")
 
