@@ -6,13 +6,13 @@ import dataclasses
 import json
 import signal
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from lib.config import ConfigError, Database, Settings
 from lib.app import make_llm, open_store
+from lib.deadline import Deadline
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
 from lib import referee
@@ -20,7 +20,8 @@ from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
 from lib import processes
-from lib.runner import Interrupt, RunRefused
+from lib.pause_watch import Interrupt
+from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
 from lib.store import StoreError, migrations
@@ -219,7 +220,7 @@ def provider_line(settings) -> str:
               f"scout {settings.scout_model}")
     where = (f"the OpenAI-compatible server at {settings.openai_base_url} (OPENAI_BASE_URL)" if settings.openai_base_url
              else "OpenAI's API (LLM_PROVIDER unset means openai)")
-    return (f"LLM: {where}: {models}. Real calls that cost money: at most ${settings.kill_switch_usd} this batch "
+    return (f"LLM: {where}: {models}. Real calls that cost money: at most ${settings.cost_cap_usd} this batch "
             "(KILL_SWITCH_THRESHOLD_USD); LLM_PROVIDER=simulated runs offline for free")
 
 
@@ -301,8 +302,7 @@ def cmd_serve(settings, args) -> int:
 
 def cmd_scan(settings, args) -> int:
     with _store(settings) as store:
-        deadline = time.monotonic() + settings.max_execution_ms / 1000
-        result = scan(settings, store, make_llm(settings), deadline=deadline)
+        result = scan(settings, store, make_llm(settings), deadline=Deadline.for_run(settings).at)
     _print_scan(result, settings)
     return 0
 
@@ -345,7 +345,7 @@ def cmd_referee_check(settings, args) -> int:
                           "raise it to run the check")
     llm = make_llm(settings)
     with _store(settings) as store:  # opened first: a result that cannot be stored is not paid for
-        result = referee.run_calibration(llm, items, model, cap, time.monotonic() + CHECK_DEADLINE_S)
+        result = referee.run_calibration(llm, items, model, cap, Deadline.after(CHECK_DEADLINE_S).at)
         saved = Queries(store).record_calibration(
             model=model, simulated=llm.simulated, spearman=result["spearman"], in_band=result["inBand"],
             items=result["scored"], cost_usd=result["cost"], result=result)

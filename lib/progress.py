@@ -49,7 +49,7 @@ def _spend(batch: dict, billed: float | None) -> str:
 def print_summary(batch: dict, stream, billed: float | None = None) -> None:
     label = " (simulated LLM)" if batch.get("simulated") else ""
     rows = [
-        ("run", f"{batch['batchId']}{label}"),
+        ("run", f"{batch['runId']}{label}"),
         ("status", batch["status"]),
         ("battles", f"{batch['battlesStarted']} started, {batch['battlesCompleted']} completed, "
                     f"{batch['battlesFailed']} failed, {batch['battlesTimedOut']} timed out, "
