@@ -210,7 +210,7 @@ def test_the_summary_names_billed_spend_that_no_battle_recorded():
 
     from lib.progress import print_summary
 
-    batch = {"batchId": "r", "status": "completed", "battlesStarted": 1, "battlesCompleted": 1, "battlesFailed": 0,
+    batch = {"runId": "r", "status": "completed", "battlesStarted": 1, "battlesCompleted": 1, "battlesFailed": 0,
              "battlesTimedOut": 0, "battlesKilled": 0, "averageScore": 80.0, "breakthroughs": 0, "totalCost": 0.0,
              "costCap": 5.0, "durationMs": 1000, "errors": []}
     out = io.StringIO()
