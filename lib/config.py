@@ -54,7 +54,7 @@ class ConfigError(ValueError):
         self.problems = problems or [message]
 
     @classmethod
-    def of(cls, problems: list[str]) -> "ConfigError":
+    def of(cls, problems: list[str]) -> ConfigError:
         if len(problems) == 1:
             return cls(problems[0])
         listed = "\n".join(f"  - {problem}" for problem in problems)

@@ -28,6 +28,7 @@ from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Rat
 from lib.log import log
 from lib.pacing import Pacer
 from lib.pause_watch import Interrupt, PauseWatch
+from lib.store import StoreError
 from lib.store.queries import BattleRecord, BattleStatus, Queries, RunStatus, Trigger, VerdictRecord
 
 DEFAULT_BATTLE_MS = 15_000
@@ -169,7 +170,7 @@ class Run:
         error = None
         try:  # best effort: without it, a refusal only cannot tell that this process is gone
             self.queries.set_run_process(self.id, processes.identity(), deadline=self.deadline.at)
-        except Exception as exc:
+        except StoreError as exc:
             log("run_process_not_recorded", runId=self.id, error=type(exc).__name__)
         try:
             self.llm.prepare()

@@ -27,7 +27,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from lib import log as logs
-from lib.config import PROJECT_ROOT, VERCEL_JSON, ConfigError, Settings, admin_password, cron_secret
+from lib.config import (
+    PROJECT_ROOT,
+    VERCEL_JSON,
+    ConfigError,
+    Settings,
+    admin_password,
+    cron_secret,
+)
 from lib.cron import cron_matches
 from lib.store.embedded import EmbeddedPostgres
 
