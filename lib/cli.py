@@ -7,24 +7,26 @@ import json
 import signal
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from lib.config import ConfigError, Database, Settings
+from lib import processes, referee
 from lib.app import make_llm, open_store
+from lib.config import ConfigError, Database, Settings
 from lib.deadline import Deadline
 from lib.llm import LLMError
+from lib.pause_watch import Interrupt
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
-from lib import referee
-from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
-from lib import processes
-from lib.pause_watch import Interrupt
+from lib.referee import CalibrationError
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
-from lib.store import StoreError, migrations
+from lib.store import Store, StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.queries import Queries
 from lib.training import train_once
@@ -59,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Pause training: cron and manual runs answer 503 until resume.")
     pause.add_argument("--reason", required=True, help="why training is paused (shown everywhere)")
     commands.add_parser("resume", help="resume paused training",
-                        description="Resume training after a pause (by a person, or by a batch that reached its cost cap).")
+                        description="Resume training after a pause (by a person, or by a batch that reached its "
+                                    "cost cap).")
     train = commands.add_parser("train", help="run one batch of battles here, with a progress bar",
                                 description="Run one batch of battles locally, with a progress bar and a "
                                             "summary. Exits non-zero when the run failed, was killed or "
@@ -145,7 +148,7 @@ def _positive_seconds(text: str) -> float:
 
 
 @contextmanager
-def _store(settings: Settings):
+def _store(settings: Settings) -> Iterator[Store]:
     store = open_store(settings)
     try:
         yield store
@@ -153,7 +156,7 @@ def _store(settings: Settings):
         store.close()
 
 
-def cmd_migrate(settings, args) -> int:
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     if args.print_sql:
         sys.stdout.write(migrations.print_sql())
         return 0
@@ -169,7 +172,7 @@ def cmd_migrate(settings, args) -> int:
     return 0
 
 
-def cmd_generate_personas(settings, args) -> int:
+def cmd_generate_personas(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         if args.llm:
             results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
@@ -185,7 +188,7 @@ def cmd_generate_personas(settings, args) -> int:
     return 0
 
 
-def cmd_status(settings, args) -> int:
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
     with _store(settings) as store:
         queries = Queries(store)
@@ -197,21 +200,21 @@ def cmd_status(settings, args) -> int:
     return 0
 
 
-def cmd_pause(settings, args) -> int:
+def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         state = Queries(store).set_paused(True, args.reason)
     print(f"training paused: {state['reason']}")
     return 0
 
 
-def cmd_resume(settings, args) -> int:
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         Queries(store).set_paused(False)
     print("training resumed")
     return 0
 
 
-def provider_line(settings) -> str:
+def provider_line(settings: Settings) -> str:
     """The first line of a run: which provider and models it uses, and whether it costs money."""
     if settings.simulated:
         return ("LLM: the offline simulator (LLM_PROVIDER=simulated): no provider is called and no money is spent "
@@ -229,9 +232,9 @@ NEXT_STEPS = ("next: python -m lib serve (with ADMIN_PASSWORD set) and open "
 
 
 @contextmanager
-def _finish_on_signals(interrupt: Interrupt):
+def _finish_on_signals(interrupt: Interrupt) -> Iterator[None]:
     """The first Ctrl-C or SIGTERM finishes the run (see `Interrupt`); a second Ctrl-C quits at once."""
-    def finish(signum, frame):
+    def finish(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         interrupt.set(name)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -249,7 +252,7 @@ def _finish_on_signals(interrupt: Interrupt):
 INTERRUPTED_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal's number, as a shell reports it
 
 
-def cmd_train(settings, args) -> int:
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if args.simulate:
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
     print(provider_line(settings), flush=True)
@@ -276,13 +279,13 @@ def cmd_train(settings, args) -> int:
         print_summary(trained.batch, sys.stdout, billed=printer.spent)
         if trained.scan is not None:
             _print_scan(trained.scan, settings)
-    if interrupt.is_set():
+    if interrupt.reason is not None:
         return INTERRUPTED_EXIT[interrupt.reason]
     print(NEXT_STEPS)
     return 0 if trained.batch["status"] in ("completed", "timed_out") else 1
 
 
-def cmd_recover(settings, args) -> int:
+def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         queries = Queries(store)
         gone = [run["id"] for run in queries.running_runs() if processes.gone(run["process"])]
@@ -295,19 +298,19 @@ def cmd_recover(settings, args) -> int:
     return 0
 
 
-def cmd_serve(settings, args) -> int:
+def cmd_serve(settings: Settings | None, args: argparse.Namespace) -> int:
     serve(args.port, args.cron, args.idle_timeout)
     return 0
 
 
-def cmd_scan(settings, args) -> int:
+def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = scan(settings, store, make_llm(settings), deadline=Deadline.for_run(settings).at)
     _print_scan(result, settings)
     return 0
 
 
-def _nothing_to_do(result: dict, settings) -> str:
+def _nothing_to_do(result: dict[str, Any], settings: Settings) -> str:
     """Why a scan processed nothing: what it looked at, and why none of it needed work."""
     seen = result.get("triaged", 0)
     if not seen:
@@ -317,7 +320,7 @@ def _nothing_to_do(result: dict, settings) -> str:
             f"(REFEREE_AUDIT_SHARE {settings.referee_audit_share})")
 
 
-def _print_scan(result: dict, settings) -> None:
+def _print_scan(result: dict[str, Any], settings: Settings) -> None:
     reason = f" ({_nothing_to_do(result, settings)})" if not result["processed"] else ""
     print(f"scout: {result['processed']} processed{reason}, {len(result['breakthroughs'])} new breakthroughs, "
           f"{result['alerted']} alerted")
@@ -333,7 +336,7 @@ def _print_scan(result: dict, settings) -> None:
 CHECK_DEADLINE_S = 300  # referee-check runs from a terminal, not under a function's time limit
 
 
-def cmd_referee_check(settings, args) -> int:
+def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
     items = referee.load_calibration()
     model, cap = settings.referee_model, settings.referee_check_cap_usd
     bound = referee.calibration_bound(items, model, settings.model_prices)
@@ -370,7 +373,7 @@ def cmd_referee_check(settings, args) -> int:
     return 0
 
 
-def cmd_versions(settings, args) -> int:
+def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         listing = Queries(store).versions(settings.canary_max_pairs)
     if args.json:
@@ -388,24 +391,29 @@ def cmd_versions(settings, args) -> int:
     if canary:
         print(f"canary: v{canary['candidateId']} against v{canary['activeId']}, {canary['pairs']} of at most "
               f"{canary['maxPairs']} pairs")
+        if canary["spread"] is not None:
+            needed = canary["pairsFor5"]
+            print(f"at this spread ({canary['spread']:.1f} points), a 5-point difference takes about "
+                  + (f"{needed} pairs in all ({canary['morePairsFor5']} more)" if needed else "more than 100,000 pairs")
+                  + ("; raise CANARY_MAX_PAIRS to reach it" if needed and needed > canary["maxPairs"] else ""))
     return 0
 
 
-def cmd_promote(settings, args) -> int:
+def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = Queries(store).promote_breakthrough(args.battle_id, args.tactic, args.direct)
     print(result["message"])
     return 0
 
 
-def cmd_rollback(settings, args) -> int:
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = Queries(store).rollback(args.version_id, args.force)
     print(result["message"])
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
@@ -425,9 +433,11 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
-        settings = None if args.command == "serve" else Settings.from_env()
-        for warning in settings.ignored if settings else ():
+        if args.command == "serve":
+            # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
+            return cmd_serve(None, args)
+        settings = Settings.from_env()
+        for warning in settings.ignored:
             print(f"warning: {warning}", file=sys.stderr)
         return COMMANDS[args.command](settings, args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError,

@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, TextIO
+
+from lib.store.queries import BatchSummary
+
+if TYPE_CHECKING:  # the runner (and the LLM client under it) is the CLI's to import, when it runs a batch
+    from lib.runner import Progress
 
 
 class ProgressPrinter:
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO):
         self.stream = stream
         self.live = stream.isatty()
         self._lock = threading.Lock()
         self._drawn = False
         self.spent = 0.0  # what the provider billed so far, as the last line showed
 
-    def update(self, p) -> None:
+    def update(self, p: Progress) -> None:
         with self._lock:
             self.spent = p.spent
             if self.live:
@@ -36,7 +42,7 @@ class ProgressPrinter:
                 self._drawn = False
 
 
-def _spend(batch: dict, billed: float | None) -> str:
+def _spend(batch: BatchSummary, billed: float | None) -> str:
     """The battles' recorded cost against the cap, and what the provider billed when that differs
     (the progress line shows the billed figure: both lines then name the same amount)."""
     spend = f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"
@@ -46,7 +52,7 @@ def _spend(batch: dict, billed: float | None) -> str:
     return spend
 
 
-def print_summary(batch: dict, stream, billed: float | None = None) -> None:
+def print_summary(batch: BatchSummary, stream: TextIO, billed: float | None = None) -> None:
     label = " (simulated LLM)" if batch.get("simulated") else ""
     rows = [
         ("run", f"{batch['runId']}{label}"),
@@ -57,10 +63,11 @@ def print_summary(batch: dict, stream, billed: float | None = None) -> None:
         ("average score", "-" if batch["averageScore"] is None else f"{batch['averageScore']:.1f}"),
         ("breakthroughs", str(batch["breakthroughs"])),
         ("spend", _spend(batch, billed)),
-        ("duration", f"{batch['durationMs'] / 1000:.1f}s"),
+        ("duration", f"{(batch['durationMs'] or 0) / 1000:.1f}s"),
     ]
-    if batch.get("error"):
-        rows.append(("error", batch["error"]))
+    error = batch.get("error")
+    if error:
+        rows.append(("error", error))
     look = batch.get("canary")
     if look:
         diff = "-" if look["diff"] is None else f"{look['diff']:+.1f}"

@@ -5,8 +5,8 @@ import sys
 import psycopg
 
 from lib.cli import COMMANDS
-from lib.personas import CATALOG
 from lib.config import PROJECT_ROOT
+from lib.personas import CATALOG
 from tests.conftest import child_env, fresh_database
 
 
@@ -92,8 +92,8 @@ def test_train_on_a_terminal_draws_a_live_bar(database_url, db, fake_openai):
     import os
     import pty
 
-    from tests.conftest import seed_personas
     from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
 
     store = PsycopgStore(database_url)
     seed_personas(store, 2)
@@ -180,8 +180,8 @@ def test_train_names_its_provider_and_models_agrees_on_spend_and_says_what_next(
     """An OPENAI_API_KEY in the shell and LLM_PROVIDER unset: real (here, fake) calls, said first."""
     import re
 
-    from tests.conftest import seed_personas
     from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
 
     store = PsycopgStore(database_url)
     seed_personas(store, 2)
@@ -209,10 +209,11 @@ def test_the_summary_names_billed_spend_that_no_battle_recorded():
     import io
 
     from lib.progress import print_summary
+    from lib.store.queries import BatchSummary
 
-    batch = {"runId": "r", "status": "completed", "battlesStarted": 1, "battlesCompleted": 1, "battlesFailed": 0,
-             "battlesTimedOut": 0, "battlesKilled": 0, "averageScore": 80.0, "breakthroughs": 0, "totalCost": 0.0,
-             "costCap": 5.0, "durationMs": 1000, "errors": []}
+    batch: BatchSummary = {"runId": "r", "status": "completed", "battlesStarted": 1, "battlesCompleted": 1, "battlesFailed": 0,
+                           "battlesTimedOut": 0, "battlesKilled": 0, "averageScore": 80.0, "breakthroughs": 0,
+                           "totalCost": 0.0, "costCap": 5.0, "durationMs": 1000, "errors": []}
     out = io.StringIO()
     print_summary(batch, out, billed=0.0114)
     assert ("spend          $0.000000 of $5.00 cap (billed $0.011400: $0.011400 of it in calls not recorded on a "
@@ -223,8 +224,8 @@ def test_status_last_run_is_camel_case(db, database_url):
     import json
     import re
 
-    from tests.conftest import seed_personas
     from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
 
     store = PsycopgStore(database_url)
     seed_personas(store, 1)

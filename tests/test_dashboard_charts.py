@@ -3,7 +3,7 @@ axis fitted to a short history, and the persona sparklines at desktop width."""
 import re
 
 from tests.conftest import seed_personas
-from tests.dashboard_page import browser, dashboard, insert_battle, insert_run, loaded, new_page, page  # noqa: F401
+from tests.dashboard_page import insert_battle, insert_run, loaded, new_page
 
 
 def test_the_run_chart_has_one_dollar_axis_dates_the_cap_a_legend_and_a_range(page, dashboard, psycopg_store, db):

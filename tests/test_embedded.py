@@ -143,8 +143,9 @@ def test_train_and_serve_share_the_embedded_server_whoever_started_it(data_dir, 
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
-        if _alive(_postmaster(data_dir)):
-            os.kill(_postmaster(data_dir), 2)
+        leftover = _postmaster(data_dir)
+        if leftover is not None and _alive(leftover):
+            os.kill(leftover, 2)
 
 
 def _wait_for_a_running_run(data_dir, trainer) -> None:

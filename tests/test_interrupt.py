@@ -1,6 +1,5 @@
 """Ctrl-C or SIGTERM on `python -m lib train` finishes the run; a run whose process is gone is
 named as such, and `python -m lib recover` closes it at once. Real processes, real signals."""
-import os
 import signal
 import subprocess
 import sys

@@ -27,9 +27,6 @@ from tests.test_schema_upgrade import FIRST_RELEASE, seed_with_first_release, sn
 UPGRADE = Path(__file__).parent / "upgrade"
 SECOND_RELEASE = UPGRADE / "schema-e40f24c.sql"
 ALL_MIGRATIONS = [m.name for m in migrations()]
-# What a second-release database has yet to apply, and the columns that adds (null on its rows).
-SINCE_SECOND_RELEASE = tuple(name for name in ALL_MIGRATIONS if name >= "0007")
-ADDED_SINCE_SECOND_RELEASE = {"training_runs": ("process",)}
 
 # Every catalog fact of the public schema a migration could get wrong, as comparable rows.
 CATALOG_QUERIES = {
@@ -158,13 +155,13 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
         seed_with_second_release(conn)
         before = rows(conn)
     result = migrate(url)
-    assert (result.installed, result.applied) == (False, SINCE_SECOND_RELEASE)
+    assert (result.installed, result.applied) == (False, SINCE_SECOND_RELEASE), "only the migrations made since"
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)
     assert migrate(url).lines()[0] == "up to date: no migration pending"
     assert_same_catalog(catalog(url), fresh_catalog)
     with psycopg.connect(url, autocommit=True) as conn:
-        assert rows_of_the_second_release(conn) == before, "the upgrade changed rows"
+        assert without_new_columns(rows(conn)) == before, "the upgrade changed rows"
     store = PsycopgStore(url)
     queries = Queries(store)
     listing = queries.versions(100)
@@ -173,26 +170,30 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
     assert queries.breakthroughs()["items"][0]["status"] == "promoted"
     assert queries.referee_report(95, 7, 30, 5) is not None
     queries.set_paused(False)
-    started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=2, cost_cap=5,
+    started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=2, cost_cap=Decimal(5),
                                 max_concurrent_runs=1, deadline_ms=50_000, simulated=True,
                                 default_battle_ms=15_000, daily_budget=Decimal("10"))
     assert started["status"] == "started" and started["canaryPairs"] >= 1
     store.close()
 
 
+# Migrations made after the second release, and the columns they add (null on older rows).
+SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process")
+COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("process",)}
+
+
+def without_new_columns(tables: dict) -> dict:
+    """The rows as the second release held them: each column added since must be null, and goes."""
+    for table, columns in COLUMNS_SINCE_SECOND_RELEASE.items():
+        for row in tables[table]:
+            assert all(row.pop(column) is None for column in columns), (table, row)
+    return tables
+
+
 def rows(conn) -> dict:
     tables = [row[0] for row in conn.execute(
         "select tablename from pg_tables where schemaname = 'public' and tablename <> 'training_schema_migrations'")]
     return {table: snapshot_table(conn, table) for table in sorted(tables)}
-
-
-def rows_of_the_second_release(conn) -> dict:
-    """`rows`, without the columns added since the second release (checked null on its rows)."""
-    after = rows(conn)
-    for table, columns in ADDED_SINCE_SECOND_RELEASE.items():
-        for row in after[table]:
-            assert all(row.pop(column) is None for column in columns), row
-    return after
 
 
 def snapshot_table(conn, table: str) -> list:
@@ -229,7 +230,7 @@ def test_the_printed_script_builds_the_same_database(pg_server, fresh_catalog, s
     execute_script(url, print_sql())
     if start == "second_release":
         with psycopg.connect(url, autocommit=True) as conn:
-            assert rows_of_the_second_release(conn) == before
+            assert without_new_columns(rows(conn)) == before
     execute_script(url, print_sql())  # pasted twice: still the same
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)
@@ -286,7 +287,8 @@ def test_the_cli_says_what_it_did_and_prints_the_script(pg_server, tmp_path):
 
 
 def test_the_release_classification_names_real_migrations():
-    from lib.store.migrations import BOOTSTRAP_PATH
     import re
+
+    from lib.store.migrations import BOOTSTRAP_PATH
     named = set(re.findall(r"'(\d{4}_[a-z0-9_]+)'", BOOTSTRAP_PATH.read_text()))
     assert named and named <= set(ALL_MIGRATIONS)
