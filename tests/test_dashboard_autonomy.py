@@ -6,7 +6,7 @@ import pytest
 from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from tests.conftest import seed_personas, wait_until
-from tests.test_dashboard import PASSWORD, browser, insert_battle, loaded, new_page  # noqa: F401 (fixtures)
+from tests.dashboard_page import PASSWORD, insert_battle, loaded, new_page
 from tests.test_proposals import taken_version
 
 
@@ -43,7 +43,7 @@ def decided_versions(psycopg_store, db, count: int) -> None:
             db.execute("update sandbox_battles set version_id = %s where id = %s", (candidate, battle_id))
 
 
-def test_the_versions_panel_fits_its_width_at_1440px(browser, dashboard, psycopg_store, db):  # noqa: F811
+def test_the_versions_panel_fits_its_width_at_1440px(browser, dashboard, psycopg_store, db):
     seed_personas(psycopg_store, 3)
     decided_versions(psycopg_store, db, 4)
     context, page = new_page(browser, dashboard, {"width": 1440, "height": 900})
@@ -62,7 +62,7 @@ def test_the_versions_panel_fits_its_width_at_1440px(browser, dashboard, psycopg
     assert buttons >= 3
 
 
-def test_quality_over_time_and_the_proposal_queue_with_its_actions(browser, dashboard, psycopg_store, db):  # noqa: F811
+def test_quality_over_time_and_the_proposal_queue_with_its_actions(browser, dashboard, psycopg_store, db):
     seed_personas(psycopg_store, 3)
     decided_versions(psycopg_store, db, 2)
     proposals = ProposalQueries(psycopg_store)

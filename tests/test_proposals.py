@@ -138,7 +138,7 @@ def test_vetoing_the_proposal_under_canary_withdraws_its_candidate(psycopg_store
     assert queries.take_next(12)["taken"] is None, "one candidate at a time"
     assert cli("veto", "1", db_url=database_url).returncode == 0
     versions = Queries(psycopg_store).versions(100)
-    assert versions["canary"] is None and versions["versions"][0]["status"] == "rolled_back"
+    assert versions["canary"] is None and versions["versions"][0]["status"] == "withdrawn"
     assert queries.take_next(12)["taken"]["id"] == 2
 
 

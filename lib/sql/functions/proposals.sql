@@ -252,7 +252,7 @@ end;
 $$;
 
 -- A person's veto: a queued proposal never runs; one under canary is withdrawn (its candidate
--- rolled back, the active version stays).
+-- withdrawn, the active version stays).
 create or replace function training_veto_proposal(p_id integer, p_reason text default null)
 returns jsonb
 language plpgsql as $$
@@ -269,8 +269,8 @@ begin
         raise exception 'proposal #% is already %', p_id, replace(vetoed.status, '_', ' ') using errcode = 'P0001';
     end if;
     if vetoed.status = 'canary' then
-        update training_versions set status = 'rolled_back', decision = 'rolled_back', decided_at = now(),
-            note = format('withdrawn: proposal #%s %s after %s pairs', p_id, why, pairs)
+        update training_versions set status = 'withdrawn', decision = 'withdrawn', decided_at = now(),
+            note = format('withdrawn by a person: proposal #%s %s after %s pairs', p_id, why, pairs)
         where id = vetoed.version_id and status = 'candidate';
     end if;
     update training_proposals set status = 'vetoed', decided_at = now(), outcome = why where id = p_id
