@@ -62,6 +62,7 @@ class FakeOpenAI:
         self.referee_noise = 0.0
         self._noise = random.Random(20240611)
         self.accept_after_turns: int | None = None
+        self.taint = ""  # added to every answer's text (inside the verdict's strings): "\u0000" and the like
         self.hang_all = False
         self.generated_personas: list[dict] = []
         self.moment = {"defining_moment": "We put it in writing and you choose the date.",
@@ -90,14 +91,15 @@ class FakeOpenAI:
         self.server.server_close()
 
     def fail_next(self, kind: str, count: int = 1, retry_after: float | None = None,
-                  referee_only: bool = False) -> None:
+                  referee_only: bool = False, text: str = "") -> None:
         """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
         insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
-        cut by the token limit, as a reasoning model's can be); "pass" answers normally, to script a
-        failure after some good answers."""
+        cut by the token limit, as a reasoning model's can be), "text" (answers `text` verbatim); "pass"
+        answers normally, to script a failure after some good answers."""
         with self._lock:
             for _ in range(count):
-                self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only})
+                self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only,
+                                     "text": text})
 
     def queue_referee(self, *scores) -> None:
         """The next referee calls answer these scores, in order (an int for every criterion, or a dict)."""
@@ -243,7 +245,9 @@ class FakeOpenAI:
         elif entry["referee"]:
             text = json.dumps(self._verdict(messages))
         else:
-            text = self._line(messages)
+            text = self._line(messages) + self.taint
+        if failure and failure["kind"] == "text":
+            text = failure["text"]
         if failure and failure["kind"] == "empty":
             text, finish_reason = "", "length"
         prompt_bytes = sum(len(m["content"].encode()) for m in messages)
@@ -255,7 +259,7 @@ class FakeOpenAI:
         else:
             prompt_tokens = max(1, prompt_bytes // 4)
             cached = (prompt_tokens // 128) * 64
-            completion = min(max_tokens, max(1, len(text.encode()) // 4))
+            completion = min(max_tokens, max(1, len(text.encode("utf-8", "surrogatepass")) // 4))
         if finish_reason == "length":
             completion = max_tokens  # the reasoning spent the whole limit
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
@@ -296,7 +300,7 @@ class FakeOpenAI:
                     score += round(self._noise.gauss(0, self.referee_noise))
             score = max(0, min(100, score))
         scores = score if isinstance(score, dict) else {name: score for name in CRITERIA}
-        return {"scores": scores, "feedback": "Solid.", "winning_rebuttal": "Our offer is in writing.",
+        return {"scores": scores, "feedback": "Solid." + self.taint, "winning_rebuttal": "Our offer is in writing.",
                 "seller_agreed": False}
 
     @staticmethod
