@@ -72,8 +72,15 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
             _alert_budget(settings, refused)
         raise
     finally:
-        for thread in dispatching:  # long done: a dispatch takes a second at most
-            thread.join()
+        # Usually long done (a dispatch takes a second or so); a target trickling its answer must
+        # not hold this one past the run's deadline.
+        run_deadline = started + settings.max_execution_ms / 1000
+        for thread in dispatching:
+            thread.join(max(0.0, run_deadline - time.monotonic()))
+        for thread in dispatching:
+            if thread.is_alive():
+                errors.append(f"Fan-out run {thread.name.rsplit('-', 1)[1]} of {fan_out}: no complete answer by the "
+                              "run's deadline (NEXT_PUBLIC_APP_URL held the request open); it may not have started")
     respond_by = started + settings.max_execution_ms / 1000 + RESPONSE_MARGIN_S if scout == "webhook" else None
     queries = Queries(store)
     if batch["killSwitchTriggered"]:
@@ -172,13 +179,17 @@ def notify_scout(settings, batch: dict, respond_by: float | None, errors: list) 
     except requests.RequestException as exc:
         return _scout_failed(batch, type(exc).__name__, errors)
     if 300 <= response.status_code < 400:
-        target = urlsplit(urljoin(url, response.headers.get("Location", "")))
-        return _scout_failed(batch, f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}"
-                                    f"{target.path} (redirects are not followed: set NEXT_PUBLIC_APP_URL to this "
-                                    "deployment's final URL)", errors)
+        return _scout_failed(batch, _redirect_refused(url, response), errors)
     if response.status_code >= 400:
         return _scout_failed(batch, f"HTTP {response.status_code}", errors)
     return True
+
+
+def _redirect_refused(url: str, response) -> str:
+    """Why a 3xx answer is a failure, naming where it pointed (the URL to set instead)."""
+    target = urlsplit(urljoin(url, response.headers.get("Location", "")))
+    return (f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}{target.path} (redirects are "
+            "not followed: set NEXT_PUBLIC_APP_URL to this deployment's final URL)")
 
 
 # A dispatched run answers within this long only when it is refused; otherwise it is running.
@@ -205,10 +216,13 @@ def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors
     params = {"fanOut": "0", **({"batchSize": requested_batch_size} if requested_batch_size else {})}
     lock = threading.Lock()
 
+    url = f"{settings.app_url}/api/cron/train"
+
     def dispatch(index: int) -> None:
         try:
-            response = requests.get(f"{settings.app_url}/api/cron/train", params=params, headers=headers,
-                                    timeout=(DISPATCH_CONNECT_S, DISPATCH_ANSWER_S))
+            # Never follow a redirect: it would carry the bearer and the bypass secret to another host.
+            response = requests.get(url, params=params, headers=headers, timeout=(DISPATCH_CONNECT_S, DISPATCH_ANSWER_S),
+                                    allow_redirects=False)
         except requests.ReadTimeout:
             log("fan_out_dispatched", run=index)
             return  # under way
@@ -218,10 +232,13 @@ def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors
             cause = f"HTTP {response.status_code}"
             if response.status_code < 300:
                 return  # it ran (a very short batch)
-            try:
-                cause += f" {response.json().get('error', '')}".rstrip()
-            except ValueError:
-                pass
+            if response.status_code < 400:
+                cause = _redirect_refused(url, response)
+            else:
+                try:
+                    cause += f" {response.json().get('error', '')}".rstrip()
+                except ValueError:
+                    pass
         log("fan_out_failed", level=logging.WARNING, run=index, cause=cause)
         with lock:
             errors.append(f"Fan-out run {index} of {count + 1} did not start: {cause}")
