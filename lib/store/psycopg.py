@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from lib.store import SCHEMA_PATH, Store, Unavailable, error_for
+from lib.store import SCHEMA_PATH, Rejected, Store, Unavailable, error_for
 
 CONNECT_TIMEOUT_S = 5
 # A run's threads (its battles, the pause poll) seldom need more at once: a call takes a millisecond
@@ -111,6 +111,9 @@ class PsycopgStore(Store):
             if conn is not None:
                 self._give_back(conn)  # the statement failed, the connection is fine
             raise _typed(exc) from None
+        except UnicodeEncodeError:  # a lone surrogate: refused while encoding, before anything was sent
+            self._give_back(conn)
+            raise Rejected("a text value holds a lone surrogate (not valid Unicode); it cannot be stored") from None
         self._give_back(conn)
         return rows
 
@@ -149,6 +152,9 @@ def _adapt(value: Any) -> Any:
 
 
 def _typed(exc: psycopg.Error):
+    if exc.sqlstate is None and isinstance(exc, psycopg.DataError):
+        # Refused before it reached the server (a NUL in a text value): the data, not the database.
+        return Rejected(_first_line(exc))
     diag = exc.diag
     return error_for(exc.sqlstate, diag.message_primary or _first_line(exc), diag.message_detail,
                      diag.message_hint)

@@ -19,6 +19,9 @@ from lib.store import Store
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
 MAX_RECORDED_BATCH_SIZE = 2**31 - 1
+# `training_versions.id` is an `integer`: no version has a larger id (a larger argument would not
+# even match the SQL function's signature).
+MAX_VERSION_ID = 2**31 - 1
 
 
 class RunStatus(StrEnum):
