@@ -85,3 +85,16 @@ def tactic_text(text: str) -> str:
 def _script(ch: str) -> str:
     """The script of a letter, as its Unicode name starts ("LATIN", "CYRILLIC", "GREEK"…)."""
     return unicodedata.name(ch, "UNKNOWN").split(" ", 1)[0]
+
+
+def checked_tactic(text: str | None) -> str | None:
+    """`tactic_text` for a tactic on its way to SQL (where its repeat check runs), refused as SQL's
+    refusals are: `Rejected` ("refused: …"). None stays None."""
+    from lib.store import Rejected  # not at the top: the LLM client imports this module
+
+    if text is None:
+        return None
+    try:
+        return tactic_text(text)
+    except HiddenText as exc:
+        raise Rejected(f"refused: {exc}") from None

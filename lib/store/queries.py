@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, TypedDict
 
 from lib.store import Store
+from lib.text import checked_tactic
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
 MAX_RECORDED_BATCH_SIZE = 2**31 - 1
@@ -543,9 +544,11 @@ class Queries:
                              direct: bool = False) -> VersionChange:
         """A candidate = the active version + the breakthrough's tactic (or, `direct`, the new active
         version). `Rejected` names the reason: empty, too long, a repeat (and of which tactic), or a
-        candidate already under canary."""
+        candidate already under canary; or text that hides what it says (see `lib.text`)."""
+        if tactic_text is None:  # the scout's snippet: a model's text, checked as a person's is
+            tactic_text = (self.battle(battle_id) or {}).get("tacticalSnippet") or None
         return self.store.call_one("training_promote_breakthrough", p_battle_id=battle_id,
-                                   p_tactic_text=tactic_text, p_direct=direct)
+                                   p_tactic_text=checked_tactic(tactic_text), p_direct=direct)
 
     def set_review_status(self, battle_id: str, status: ReviewStatus) -> None:
         self.store.call_void("training_set_breakthrough_status", p_battle_id=battle_id, p_status=str(status))
@@ -565,7 +568,7 @@ class Queries:
         return self.store.call_one("training_deactivate_tactic", p_tactic_id=tactic_id, p_direct=direct)
 
     def edit_tactic(self, tactic_id: str, text: str, direct: bool = False) -> VersionChange:
-        return self.store.call_one("training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
+        return self.store.call_one("training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=checked_tactic(text),
                                    p_direct=direct)
 
     def rollback(self, version_id: int) -> VersionChange:
