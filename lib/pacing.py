@@ -2,14 +2,19 @@
 
 OpenAI answers every request, per model, with `x-ratelimit-limit-requests`,
 `x-ratelimit-remaining-requests`, `x-ratelimit-reset-requests` and the same three for tokens. A
-limit is a bucket of `limit` per minute that refills continuously; a request takes one request
+limit is a bucket of `limit` per window that refills continuously; a request takes one request
 and its estimated tokens (the prompt, about 4 bytes a token, plus `max_tokens`) when it is
-admitted, and is answered 429 when the bucket lacks them.
+admitted, and is answered 429 when the bucket lacks them. OpenAI's window is a minute; other
+OpenAI-compatible providers' differ (a second, ten seconds, a day).
 
 `Pacer` keeps, per model, an estimate of both buckets: each call it lets through is debited at
-once, the buckets refill at `limit / 60` per second, and each answer's headers replace the
+once, the buckets refill at `limit / window` per second, and each answer's headers replace the
 estimate with the provider's own figure (brought forward to now: refilled since the call was
-sent, less the calls sent after it). Other processes' calls show up there too, so parallel runs
+sent, less the calls sent after it). The window is learned from the same headers: `reset` is
+the time until the bucket is full again ("1s", "6m0s", "20ms", "1m30.5s"), so it refills
+`limit - remaining` in `reset`, and the window is `reset × limit / (limit - remaining)`. As
+`remaining` is rounded down, one answer's figure is at most the true window: the pacer takes the
+largest of the last WINDOW_SAMPLES answers (a minute until an answer says otherwise). Other processes' calls show up there too, so parallel runs
 share one limit without talking to each other. A call waits until both buckets can take it with
 a small margin, so 429s stay the exception.
 
@@ -22,8 +27,11 @@ server that sends none) nothing ever waits.
 """
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
@@ -35,6 +43,10 @@ MARGIN_SHARE = 0.05
 FIRST_CALL_S = 0.5
 # For this long after a call waited, battles start one per call's time at most.
 RAMP_S = 10.0
+# The window a limit refills over until an answer's `reset` says otherwise (OpenAI's minute).
+DEFAULT_WINDOW_S = 60.0
+# The window is the largest figure of this many recent answers (each is at most the true one).
+WINDOW_SAMPLES = 16
 
 
 @dataclass
@@ -42,10 +54,20 @@ class Bucket:
     limit: float
     level: float
     stamp: float
+    window: float = DEFAULT_WINDOW_S
+    samples: deque = field(default_factory=lambda: deque(maxlen=WINDOW_SAMPLES))
 
     @property
     def rate(self) -> float:
-        return self.limit / 60.0
+        return self.limit / self.window
+
+    def learn_window(self, remaining: float, reset_s: float | None) -> None:
+        """Takes one answer's figure of the window: `limit - remaining` refills in `reset_s`."""
+        used = self.limit - remaining
+        if reset_s is None or reset_s <= 0 or used < 1:
+            return  # a full bucket (or no reset) says nothing about how fast it refills
+        self.samples.append(reset_s * self.limit / used)
+        self.window = max(self.samples)
 
     def available(self, now: float) -> float:
         return min(self.limit, self.level + self.rate * (now - self.stamp))
@@ -137,12 +159,15 @@ class Pacer:
             for kind, figures in limits.items():
                 if figures is None:
                     continue
-                limit, remaining = figures
+                limit, remaining, reset_s = figures
                 bucket = getattr(state, kind)
                 if bucket is None:
                     bucket = Bucket(limit, remaining, now)
                     setattr(state, kind, bucket)
-                bucket.limit = limit
+                if bucket.limit != limit:
+                    bucket.limit = limit
+                    bucket.samples.clear()  # figures for another limit
+                bucket.learn_window(remaining, reset_s)
                 if fresh:  # an older answer than the last one synced says less about now
                     taken_since = len(later) if kind == "requests" else sum(tokens for _, tokens in later)
                     refilled = bucket.rate * (now - ticket.sent)
@@ -173,12 +198,35 @@ class Pacer:
                 self._changed.wait(min(wait, until - now))
 
 
-def _figures(headers, kind: str) -> tuple[float, float] | None:
+def _figures(headers, kind: str) -> tuple[float, float, float | None] | None:
+    """(limit, remaining, seconds until full or None) from the answer's headers; None when the limit
+    is missing or unusable (not a number, not finite, or below 1: a subnormal 1e-322 would make the
+    refill rate 0)."""
     try:
         limit = float(headers.get(f"x-ratelimit-limit-{kind}"))
         remaining = float(headers.get(f"x-ratelimit-remaining-{kind}"))
     except (TypeError, ValueError):
         return None
-    if limit <= 0:
+    if not math.isfinite(limit) or limit < 1 or math.isnan(remaining):
         return None
-    return limit, max(0.0, min(remaining, limit))
+    return limit, max(0.0, min(remaining, limit)), parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """Seconds in OpenAI's (Go's) duration format: "1s", "6m0s", "20ms", "1m30.5s", "1h2m"; a bare
+    number is seconds. None for anything else (absent, negative, not finite)."""
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or "".join(number + unit for number, unit in parts) != text:
+            return None
+        seconds = sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
