@@ -10,20 +10,23 @@ OpenAI-compatible providers' differ (a second, ten seconds, a day).
 `Pacer` keeps, per model, an estimate of both buckets: each call it lets through is debited at
 once, the buckets refill at `limit / window` per second, and each answer's headers replace the
 estimate with the provider's own figure (brought forward to now: refilled since the call was
-sent, less the calls sent after it). The window is learned from the same headers: `reset` is
-the time until the bucket is full again ("1s", "6m0s", "20ms", "1m30.5s"), so it refills
-`limit - remaining` in `reset`, and the window is `reset × limit / (limit - remaining)`. As
-`remaining` is rounded down, one answer's figure is at most the true window: the pacer takes the
-largest of the last WINDOW_SAMPLES answers (a minute until an answer says otherwise). Other processes' calls show up there too, so parallel runs
+sent, less the calls sent after it). Other processes' calls show up there too, so parallel runs
 share one limit without talking to each other. A call waits until both buckets can take it with
-a small margin, so 429s stay the exception.
+a margin (MARGIN_SHARE of the bucket, or one call's worth if larger), so 429s stay the exception.
 
-The runner asks `wait_while_throttled` before each new battle. While calls wait here, or did
-within about one call's time, the limit binds and no battle starts (it would only wait with
-them, and risk the deadline). Within RAMP_S of the last wait, battles start one per call's time
-at most, so concurrency ramps up while there is headroom and settles at about as many battles as
-the limit can feed; further from any wait they start freely. With no headers (the simulator, a
-server that sends none) nothing ever waits.
+The window is learned from the same headers: `reset` is the time until the bucket is full again
+("1s", "6m0s", "20ms", "1m30.5s"), so the bucket refills `limit - remaining` in `reset`, and the
+window is `reset × limit / (limit - remaining)`. As `remaining` is rounded down, one answer's
+figure is at most the true window: the pacer takes the largest of the last WINDOW_SAMPLES (a
+minute until an answer says otherwise). A limit that is not finite or is below 1 is ignored.
+
+The runner asks `wait_while_throttled` before each new battle. Until the run's first answer,
+which shows the limits, one battle runs. While every known bucket holds SPARE_SHARE or more, the
+limit has room to spare and battles start freely. Otherwise, while calls wait here, or did within
+about one call's time, the limit binds and no battle starts (it would only wait with them, and
+risk the deadline); within RAMP_S of the last wait, battles start one per call's time at most, so
+concurrency settles at about as many battles as the limit can feed; further from any wait they
+start freely. With no headers (the simulator, a server that sends none) nothing ever waits.
 """
 from __future__ import annotations
 
@@ -36,11 +39,16 @@ from dataclasses import dataclass, field
 
 from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
 
-# A call is let through only if it leaves this share of the bucket (absorbs other processes'
-# calls that the last answer did not show yet, and estimates a little short).
+# A call is let through only if it leaves this share of the bucket, or the largest call taken if
+# more, up to half the bucket (absorbs calls that the last answer did not show yet: other
+# processes', or ours that reached the provider after it; and estimates a little short). In
+# steady state the margin is never spent, so it costs no throughput; with a small bucket (a
+# second's window) one call is a large share of it.
 MARGIN_SHARE = 0.05
 # How long a call takes, before any has been answered (then: a moving average of the answers).
 FIRST_CALL_S = 0.5
+# While every bucket holds at least this share, battles start freely: the limit has room to spare.
+SPARE_SHARE = 0.5
 # For this long after a call waited, battles start one per call's time at most.
 RAMP_S = 10.0
 # The window a limit refills over until an answer's `reset` says otherwise (OpenAI's minute).
@@ -56,6 +64,11 @@ class Bucket:
     stamp: float
     window: float = DEFAULT_WINDOW_S
     samples: deque = field(default_factory=lambda: deque(maxlen=WINDOW_SAMPLES))
+    largest: float = 0.0  # the largest amount one call took
+
+    @property
+    def margin(self) -> float:
+        return min(self.limit / 2, max(self.limit * MARGIN_SHARE, self.largest))
 
     @property
     def rate(self) -> float:
@@ -74,10 +87,12 @@ class Bucket:
 
     def take(self, amount: float, now: float) -> None:
         self.level, self.stamp = self.available(now) - amount, now
+        self.largest = max(self.largest, amount)
 
     def wait_for(self, amount: float, now: float) -> float:
         """Seconds until the bucket holds `amount` plus the margin (0: now)."""
-        want = min(amount, self.limit * (1 - MARGIN_SHARE)) + self.limit * MARGIN_SHARE
+        margin = self.margin
+        want = min(amount, self.limit - margin) + margin
         return max(0.0, (want - self.available(now)) / self.rate)
 
 
@@ -110,6 +125,7 @@ class Pacer:
         self._waiting = 0  # calls waiting for room now
         self._last_waited = float("-inf")  # when a call last stopped waiting
         self.call_s = FIRST_CALL_S
+        self.answers = 0  # calls answered so far (with or without rate-limit headers)
         self.waited_s = 0.0  # total time calls spent waiting here
         self.calls = 0
 
@@ -147,6 +163,9 @@ class Pacer:
 
     def observe(self, ticket: Ticket, headers) -> None:
         """Takes the provider's figures from the answer to `ticket`'s call (a 429's too)."""
+        with self._lock:
+            self.answers += 1
+            self._changed.notify_all()
         if not headers:
             return
         limits = {kind: _figures(headers, kind) for kind in ("requests", "tokens")}
@@ -176,6 +195,11 @@ class Pacer:
                 state.synced_seq = ticket.seq
                 state.sent_since_sync = later
 
+    def _headroom(self, now: float) -> float:
+        """The fullest share the emptiest known bucket holds now (0 to 1; 0 when none is known)."""
+        buckets = [b for state in self._models.values() for b in (state.requests, state.tokens) if b is not None]
+        return min((b.available(now) / b.limit for b in buckets), default=0.0)
+
     def wait_while_throttled(self, timeout: float, last_start: float) -> bool:
         """Blocks until another battle may start (see the module's doc), at most `timeout` seconds;
         `last_start` is when the previous one did. True when it may."""
@@ -183,7 +207,11 @@ class Pacer:
         with self._changed:
             while True:
                 now = time.monotonic()
-                if self._waiting:
+                if self.calls and not self.answers:
+                    wait = float("inf")  # the first answer shows the limits: none known before it
+                elif self._headroom(now) >= SPARE_SHARE:
+                    wait = 0.0  # the buckets fill up faster than the battles use them
+                elif self._waiting:
                     wait = float("inf")  # until the waiting calls get through
                 elif now - self._last_waited < self.call_s:
                     wait = self._last_waited + self.call_s - now
