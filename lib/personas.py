@@ -7,8 +7,8 @@ editing an entry here updates its row; personas added by hand are never touched.
 from __future__ import annotations
 
 import json
-import time
 
+from lib.deadline import Deadline
 from lib.llm import CallContext, Role
 from lib.store.queries import Queries
 
@@ -279,7 +279,7 @@ def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], lis
     bounded by KILL_SWITCH_THRESHOLD_USD like any batch.
     """
     taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in Queries(store).persona_names()}
-    ctx = CallContext.for_cap(settings.kill_switch_usd, time.monotonic() + GENERATION_TIMEOUT_S)
+    ctx = CallContext.for_cap(settings.cost_cap_usd, Deadline.after(GENERATION_TIMEOUT_S).at)
     prompt = (f"Invent {count} distinct homeowners who might sell their house to a cash home-buying company, "
               "each a hard but realistic sales conversation for the buyer's agent. Avoid these existing "
               f"personas: {', '.join(sorted(taken))}. For each give a memorable two-word name, a snake_case "

@@ -56,7 +56,7 @@ REMEMBERED_BATTLES = 4096
 
 
 def normalise(text: str) -> str:
-    """Tactic text as compared for effects (and, the same way in lib/sql/schema.sql, for repeats)."""
+    """Tactic text as compared for effects (and, the same way in lib/sql/functions/versions.sql, for repeats)."""
     return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())
 
 
@@ -134,7 +134,7 @@ class SimulatedTransport:
             text = json.dumps(_moment(messages))
         elif role == Role.PERSONA_WRITER:
             text = json.dumps(_personas(rng, max_tokens))
-        elif role == Role.SELLER:
+        elif role == Role.PERSONA:
             facts = self.battles.note(seed, difficulty=persona_difficulty(messages[0]["content"]))
             text = _seller_line(rng, messages, quality(seed, facts["difficulty"], facts["skill"]))
         elif role == Role.CLOSER:
