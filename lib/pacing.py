@@ -20,13 +20,14 @@ window is `reset × limit / (limit - remaining)`. As `remaining` is rounded down
 figure is at most the true window: the pacer takes the largest of the last WINDOW_SAMPLES (a
 minute until an answer says otherwise). A limit that is not finite or is below 1 is ignored.
 
-The runner asks `wait_while_throttled` before each new battle. Until the run's first answer,
-which shows the limits, one battle runs. While every known bucket holds SPARE_SHARE or more, the
-limit has room to spare and battles start freely. Otherwise, while calls wait here, or did within
-about one call's time, the limit binds and no battle starts (it would only wait with them, and
-risk the deadline); within RAMP_S of the last wait, battles start one per call's time at most, so
-concurrency settles at about as many battles as the limit can feed; further from any wait they
-start freely. With no headers (the simulator, a server that sends none) nothing ever waits.
+The runner asks `wait_while_throttled` before each new battle. While every known bucket holds
+SPARE_SHARE or more, the limit has room to spare and battles start freely. Otherwise, while calls
+wait here, or did within about one call's time, the limit binds and no battle starts (it would
+only wait with them, and risk the deadline); within RAMP_S of the last wait, battles start one
+per call's time at most, so concurrency settles at about as many battles as the limit can feed;
+further from any wait they start freely. With no headers (the simulator, a server that sends
+none) nothing ever waits; before the first answer nothing is known, so the first calls of a run
+go out unpaced (against a small bucket, a few of them may be answered 429 and retried).
 """
 from __future__ import annotations
 
@@ -125,7 +126,6 @@ class Pacer:
         self._waiting = 0  # calls waiting for room now
         self._last_waited = float("-inf")  # when a call last stopped waiting
         self.call_s = FIRST_CALL_S
-        self.answers = 0  # calls answered so far (with or without rate-limit headers)
         self.calls = 0
 
     def acquire(self, model: str, tokens: int, deadline: float, stop: threading.Event) -> Ticket:
@@ -161,9 +161,6 @@ class Pacer:
 
     def observe(self, ticket: Ticket, headers) -> None:
         """Takes the provider's figures from the answer to `ticket`'s call (a 429's too)."""
-        with self._lock:
-            self.answers += 1
-            self._changed.notify_all()
         if not headers:
             return
         limits = {kind: _figures(headers, kind) for kind in ("requests", "tokens")}
@@ -205,9 +202,7 @@ class Pacer:
         with self._changed:
             while True:
                 now = time.monotonic()
-                if self.calls and not self.answers:
-                    wait = float("inf")  # the first answer shows the limits: none known before it
-                elif self._headroom(now) >= SPARE_SHARE:
+                if self._headroom(now) >= SPARE_SHARE:
                     wait = 0.0  # the buckets fill up faster than the battles use them
                 elif self._waiting:
                     wait = float("inf")  # until the waiting calls get through

@@ -178,13 +178,3 @@ def test_the_fake_enforces_its_window_and_says_when_the_bucket_is_full_again():
     # One request (of 10 a second) and 150 tokens (of 4,000 a second) refill in about 100 and 37 ms.
     assert 90 <= int(first["x-ratelimit-reset-requests"].removesuffix("ms")) <= 100
     assert 30 <= int(first["x-ratelimit-reset-tokens"].removesuffix("ms")) <= 37
-
-
-
-def test_one_battle_runs_until_the_first_answer_shows_the_limits():
-    pacer, stop = Pacer(), threading.Event()
-    first = pacer.acquire("m", 100, time.monotonic() + 60, stop)
-    assert not pacer.wait_while_throttled(0, float("-inf")), "no answer yet: the limits are unknown"
-    pacer.observe(first, {"x-ratelimit-limit-tokens": "4000", "x-ratelimit-remaining-tokens": "3900",
-                          "x-ratelimit-reset-tokens": "25ms"})
-    assert pacer.wait_while_throttled(0, time.monotonic()), "the limit has room to spare"

@@ -114,7 +114,8 @@ class PsycopgStore(Store):
                 self._give_back(conn)  # the statement failed, the connection is fine
             raise _typed(exc) from None
         except UnicodeEncodeError:  # a lone surrogate: refused while encoding, before anything was sent
-            self._give_back(conn)
+            if conn is not None:
+                self._give_back(conn)
             raise Rejected("a text value holds a lone surrogate (not valid Unicode); it cannot be stored") from None
         self._give_back(conn)
         return rows
