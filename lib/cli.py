@@ -15,6 +15,7 @@ from lib.deadline import Deadline
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
 from lib import referee
+from lib.canary import outlook
 from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
@@ -307,7 +308,7 @@ def cmd_referee_check(settings, args) -> int:
 
 def cmd_versions(settings, args) -> int:
     with _store(settings) as store:
-        listing = Queries(store).versions(settings.canary_max_pairs)
+        listing = outlook(Queries(store).versions(settings.canary_max_pairs))
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
@@ -323,6 +324,11 @@ def cmd_versions(settings, args) -> int:
     if canary:
         print(f"canary: v{canary['candidateId']} against v{canary['activeId']}, {canary['pairs']} of at most "
               f"{canary['maxPairs']} pairs")
+        if canary["spread"] is not None:
+            needed = canary["pairsFor5"]
+            print(f"at this spread ({canary['spread']:.1f} points), a 5-point difference takes about "
+                  + (f"{needed} pairs in all ({canary['morePairsFor5']} more)" if needed else "more than 100,000 pairs")
+                  + ("; raise CANARY_MAX_PAIRS to reach it" if needed and needed > canary["maxPairs"] else ""))
     return 0
 
 

@@ -121,7 +121,8 @@ SETTINGS: tuple[Setting, ...] = (
                                                "audits)"),
     Setting("REFEREE_CHECK_CAP_USD", "1.00", "the most `python -m lib referee-check` may spend"),
     Setting("CANARY_SHARE", "0.5", "while a candidate version exists, the share of a run's battles it gets, each "
-                                   "paired with an active-version battle on the same persona (above 0, at most 0.5)"),
+                                   "paired with an active-version battle on the same persona, the least-paired "
+                                   "personas first (above 0, at most 0.5)"),
     Setting("CANARY_MAX_PAIRS", "100", "pairs after which an undecided canary is inconclusive (the active version "
                                        "stays)"),
     Setting("NEXT_PUBLIC_APP_URL", None, "this deployment's URL: the scout webhook's target, dashboard links in Slack"),

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lib import referee
+from lib.canary import outlook
 from lib.app import open_store
 from lib.battle import closer_system_prompt
 from lib.config import VERCEL_JSON, Settings, admin_password
@@ -209,7 +210,7 @@ def _referee(queries: Queries, query: dict, settings: Settings):
 
 
 def _versions(queries: Queries, query: dict, settings: Settings):
-    return queries.versions(settings.canary_max_pairs)
+    return outlook(queries.versions(settings.canary_max_pairs))
 
 
 def _tactics(queries: Queries, query: dict, settings: Settings):

@@ -111,6 +111,12 @@ def _review(settings, store, run_deadline: Deadline, *, simulated: bool, errors:
     summary = {"candidateId": pairs["candidateId"], "activeId": pairs["activeId"], "pairs": look.pairs,
                "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
                "decision": look.decision if outcome["recorded"] else "superseded"}
+    skipped = pairs.get("skipped", 0) + look.skipped
+    if skipped:  # unscored or non-finite pairs never reach the decision: say how many and why
+        summary["skipped"] = skipped
+        summary["skippedReason"] = pairs.get("skippedReason") or "a difference that is not a finite number"
+        log("canary_pairs_skipped", level=logging.WARNING, candidateId=pairs["candidateId"], skipped=skipped,
+            reason=summary["skippedReason"])
     if outcome.get("decided"):
         log("canary_decided", candidateId=pairs["candidateId"], decision=look.decision, pairs=look.pairs,
             diff=rounded)

@@ -212,7 +212,7 @@ class Run:
                     break
                 self.admission.admitted()
                 futures.append(pool.submit(contextvars.copy_context().run, self._one_battle, planned["persona"],
-                                           planned["versionId"], free_slots))
+                                           planned["versionId"], planned.get("pairOrder"), free_slots))
             pending = set(futures)
             while pending and self.time_left() > 0:
                 _, pending = wait(pending, timeout=self.time_left(), return_when=FIRST_COMPLETED)
@@ -224,10 +224,12 @@ class Run:
             self.stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _one_battle(self, persona: dict, version_id: int, free_slots: threading.Semaphore) -> None:
+    def _one_battle(self, persona: dict, version_id: int, pair_order: int | None,
+                    free_slots: threading.Semaphore) -> None:
         try:
             battle_id = self.admission.start_spaced(
-                lambda: self.queries.start_battle(self.id, persona["id"], version_id, deadline=self.deadline.at))
+                lambda: self.queries.start_battle(self.id, persona["id"], version_id, pair_order,
+                                                  deadline=self.deadline.at))
             if battle_id is None:
                 return
             state = BattleState(battle_id, persona)

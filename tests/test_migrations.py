@@ -155,13 +155,13 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
         seed_with_second_release(conn)
         before = rows(conn)
     result = migrate(url)
-    assert (result.installed, result.applied) == (False, ()), "the second release holds every migration"
+    assert (result.installed, result.applied) == (False, SINCE_SECOND_RELEASE), "only the migrations made since"
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)
     assert migrate(url).lines()[0] == "up to date: no migration pending"
     assert_same_catalog(catalog(url), fresh_catalog)
     with psycopg.connect(url, autocommit=True) as conn:
-        assert rows(conn) == before, "the upgrade changed rows"
+        assert without_new_columns(rows(conn)) == before, "the upgrade changed rows"
     store = PsycopgStore(url)
     queries = Queries(store)
     listing = queries.versions(100)
@@ -175,6 +175,19 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
                                 default_battle_ms=15_000, daily_budget=Decimal("10"))
     assert started["status"] == "started" and started["canaryPairs"] >= 1
     store.close()
+
+
+# Migrations made after the second release, and the columns they add (null on older rows).
+SINCE_SECOND_RELEASE = ("0007_canary_pairs",)
+COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",)}
+
+
+def without_new_columns(tables: dict) -> dict:
+    """The rows as the second release held them: each column added since must be null, and goes."""
+    for table, columns in COLUMNS_SINCE_SECOND_RELEASE.items():
+        for row in tables[table]:
+            assert all(row.pop(column) is None for column in columns), (table, row)
+    return tables
 
 
 def rows(conn) -> dict:
@@ -217,7 +230,7 @@ def test_the_printed_script_builds_the_same_database(pg_server, fresh_catalog, s
     execute_script(url, print_sql())
     if start == "second_release":
         with psycopg.connect(url, autocommit=True) as conn:
-            assert rows(conn) == before
+            assert without_new_columns(rows(conn)) == before
     execute_script(url, print_sql())  # pasted twice: still the same
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)

@@ -106,6 +106,7 @@ class VersionPrompt(TypedDict):
 class PlannedBattle(TypedDict):
     persona: Persona
     versionId: int
+    pairOrder: int | None  # a canary pair's battle: 1 starts first, 2 second (a fair coin); else None
 
 
 class BudgetPeriod(TypedDict):
@@ -197,16 +198,22 @@ class VersionChange(TypedDict, total=False):
 
 
 class CanaryPairs(TypedDict):
+    """The canary's scored pairs; `skipped` pairs lack a score (`skippedReason` says why)."""
+
     candidateId: int
     activeId: int
     diffs: list[float]
+    skipped: int
+    skippedReason: str | None
 
 
 class CanaryRecord(TypedDict, total=False):
-    """`recorded` false: no longer the candidate. With `decided`: `message`, `version`, `parent`."""
+    """`recorded` false: no longer the candidate, or `stale` (an earlier look counted more pairs).
+    With `decided`: `message`, `version`, `parent`."""
 
     recorded: bool
     decided: bool
+    stale: bool
     message: str
     version: Version
     parent: Version
@@ -378,11 +385,12 @@ class Queries:
         """The active version's tactics, in its order."""
         return self.store.call_all("training_active_tactics", deadline=deadline)
 
-    def start_battle(self, run_id: str, persona_id: str, version_id: int | None = None, *,
-                     deadline: float | None = None) -> str:
-        """Records a battle as it starts, with its closer version (the active one if None)."""
+    def start_battle(self, run_id: str, persona_id: str, version_id: int | None = None,
+                     pair_order: int | None = None, *, deadline: float | None = None) -> str:
+        """Records a battle as it starts, with its closer version (the active one if None) and, in a
+        canary pair, its place in the pair's order."""
         return self.store.call_one("training_start_battle", deadline=deadline, p_run_id=run_id,
-                                   p_persona_id=persona_id, p_version_id=version_id)
+                                   p_persona_id=persona_id, p_version_id=version_id, p_pair_order=pair_order)
 
     def record_battle_progress(self, battle_id: str, record: BattleRecord, *,
                                deadline: float | None = None) -> bool:
