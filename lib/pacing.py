@@ -52,6 +52,9 @@ FIRST_CALL_S = 0.5
 SPARE_SHARE = 0.5
 # For this long after a call waited, battles start one per call's time at most.
 RAMP_S = 10.0
+# A call let through this long before another may reach the provider after it: a sync from the
+# other's answer counts it as not shown yet (at worst one call's worth too little, like the margin).
+SEND_SKEW_S = 0.1
 # The window a limit refills over until an answer's `reset` says otherwise (OpenAI's minute).
 DEFAULT_WINDOW_S = 60.0
 # The window is the largest figure of this many recent answers (each is at most the true one).
@@ -113,7 +116,8 @@ class _Model:
     tokens: Bucket | None = None
     seq: int = 0
     synced_seq: int = -1
-    sent_since_sync: list = field(default_factory=list)  # (seq, tokens) of calls after the last sync
+    # (seq, tokens, sent) of the calls after the last sync, and of those sent up to SEND_SKEW_S before it
+    sent_since_sync: list = field(default_factory=list)
 
 
 class Pacer:
@@ -143,7 +147,7 @@ class Pacer:
                             if bucket is not None:
                                 bucket.take(amount, now)
                         state.seq += 1
-                        state.sent_since_sync.append((state.seq, tokens))
+                        state.sent_since_sync.append((state.seq, tokens, now))
                         self.calls += 1
                         return Ticket(model, state.seq, now, tokens)
                     if not waiting:
@@ -169,7 +173,10 @@ class Pacer:
             now = time.monotonic()
             self.call_s += 0.2 * (now - ticket.sent - self.call_s)
             fresh = ticket.seq > state.synced_seq
-            later = [(seq, tokens) for seq, tokens in state.sent_since_sync if seq > ticket.seq]
+            # Not in the provider's figure: the calls sent after this one, and maybe those sent just
+            # before it (threads let through in one order may reach the provider in another).
+            later = [(seq, tokens, sent) for seq, tokens, sent in state.sent_since_sync
+                     if seq > ticket.seq or (seq < ticket.seq and sent >= ticket.sent - SEND_SKEW_S)]
             for kind, figures in limits.items():
                 if figures is None:
                     continue
@@ -183,7 +190,7 @@ class Pacer:
                     bucket.samples.clear()  # figures for another limit
                 bucket.learn_window(remaining, reset_s)
                 if fresh:  # an older answer than the last one synced says less about now
-                    taken_since = len(later) if kind == "requests" else sum(tokens for _, tokens in later)
+                    taken_since = len(later) if kind == "requests" else sum(tokens for _, tokens, _ in later)
                     refilled = bucket.rate * (now - ticket.sent)
                     bucket.level, bucket.stamp = min(limit, remaining + refilled) - taken_since, now
             if fresh:
