@@ -63,7 +63,7 @@ def one_run(url: str, store, limits: dict, measured: tuple[float, float], deadli
     windows = (measured[1] - measured[0]) / limits["window"]
     rates = {"requests": len(answered) / windows, "tokens": sum(e["estimate"] for e in answered) / windows}
     shares = {"requests": rates["requests"] / limits["rpm"], "tokens": rates["tokens"] / limits["tpm"]}
-    kind = max(shares, key=shares.get)
+    kind = max(shares, key=lambda name: shares[name])
     limited = sum(1 for e in entries if e["status"] == 429)
     return {"kind": kind, "share": shares[kind], "per_window": rates[kind], "calls": len(entries),
             "limited": limited, "limited_share": limited / len(entries), "battles": batch["battlesCompleted"],

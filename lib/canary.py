@@ -40,7 +40,9 @@ the look and post a decision to Slack; this module only decides (no settings, st
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 ALPHA = 0.05
 MIN_PAIRS = 10
@@ -87,7 +89,7 @@ def decide_from_sums(n: int, total: float, total_squares: float, max_pairs: int)
     return Look(decision, n, total / n if n else None, None)
 
 
-def decide(diffs: list[float], max_pairs: int) -> Look:
+def decide(diffs: Sequence[float | None], max_pairs: int) -> Look:
     """The decision after a look at these paired differences (candidate − active), with its
     interval. A difference that is not a finite number (None, NaN, ±inf) is skipped and counted in
     `skipped`."""
@@ -97,7 +99,7 @@ def decide(diffs: list[float], max_pairs: int) -> Look:
     return replace(look, ci95=interval(n, total, squares), skipped=len(diffs) - len(values))
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -153,13 +155,8 @@ def pairs_for_effect(spread: float, effect: float = OUTLOOK_EFFECT, limit: int =
     return None
 
 
-def outlook(listing: dict) -> dict:
-    """Adds to the canary in progress (`listing["canary"]`, with its `spread`) `pairsFor5`: about
-    how many pairs in all a 5-point difference needs at that spread, and `morePairsFor5`."""
-    progress = listing.get("canary")
-    if progress is not None:
-        spread = progress.get("spread")
-        needed = None if spread is None else pairs_for_effect(float(spread))
-        progress["pairsFor5"] = needed
-        progress["morePairsFor5"] = None if needed is None else max(0, needed - progress["pairs"])
-    return listing
+def outlook(pairs: int, spread: float | None) -> tuple[int | None, int | None]:
+    """For a canary at `pairs` pairs whose differences spread `spread` points: about how many pairs
+    in all a 5-point difference needs (`pairsFor5`), and how many more (`morePairsFor5`)."""
+    needed = None if spread is None else pairs_for_effect(float(spread))
+    return needed, None if needed is None else max(0, needed - pairs)

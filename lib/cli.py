@@ -4,25 +4,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from lib.config import ConfigError, Database, Settings
+from lib import processes, referee
 from lib.app import make_llm, open_store
+from lib.config import ConfigError, Database, Settings
 from lib.deadline import Deadline
 from lib.llm import LLMError
+from lib.pause_watch import Interrupt
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
-from lib import referee
-from lib.canary import outlook
-from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
+from lib.referee import CalibrationError
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
-from lib.store import StoreError, migrations
+from lib.store import Store, StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.queries import MAX_VERSION_ID, Queries
 from lib.text import unstorable
@@ -48,17 +52,24 @@ def _parser() -> argparse.ArgumentParser:
         description="Upsert the built-in seller personas by name. Personas added by hand are left alone.")
     generate.add_argument("--llm", type=_positive_int, metavar="N",
                           help="instead, ask PERSONA_MODEL for N new personas (validated, then upserted)")
+    commands.add_parser("recover", help="close runs whose process is gone, now",
+                        description="Close, now, every run in progress whose process (on this host) is gone, "
+                                    "and every run past its deadline: its battles end failed, its personas are "
+                                    "released. A later run would close them too, once past their deadline.")
     commands.add_parser("status", help="show the pause, personas, runs and battles",
                         description="Show the pause, persona counts, the last run and battle counts.")
     pause = commands.add_parser("pause", help="pause training (persisted until resume)",
                                 description="Pause training: cron and manual runs answer 503 until resume.")
     pause.add_argument("--reason", required=True, type=_storable, help="why training is paused (shown everywhere)")
     commands.add_parser("resume", help="resume paused training",
-                        description="Resume training after a pause (by a person, or by a batch that reached its cost cap).")
+                        description="Resume training after a pause (by a person, or by a batch that reached its "
+                                    "cost cap).")
     train = commands.add_parser("train", help="run one batch of battles here, with a progress bar",
                                 description="Run one batch of battles locally, with a progress bar and a "
                                             "summary. Exits non-zero when the run failed, was killed or "
-                                            "refused.")
+                                            "refused. Ctrl-C (or SIGTERM) finishes the run: battles in flight "
+                                            "are cut and the run is recorded as killed; exit 130 (143). A second "
+                                            "Ctrl-C quits at once.")
     train.add_argument("--batch-size", type=_positive_int, metavar="N",
                        help="battles in this batch (default TRAINING_BATCH_SIZE, at most MAX_TRAINING_BATCH_SIZE)")
     train.add_argument("--simulate", action="store_true",
@@ -94,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Make a candidate version = the active version + the breakthrough's tactic; the canary "
                     "then adopts or rolls it back. Refused for an empty, too long or repeated tactic.")
     promote.add_argument("battle_id", metavar="BATTLE_ID", type=_uuid, help="the breakthrough battle's id")
-    promote.add_argument("--tactic", metavar="TEXT", type=_storable, help="the tactic to promote (default: the scout's snippet)")
+    promote.add_argument("--tactic", metavar="TEXT", type=_storable,
+                         help="the tactic to promote (default: the scout's snippet)")
     promote.add_argument("--direct", action="store_true",
                          help="adopt at once, without a canary (recorded as a direct adoption)")
     rollback = commands.add_parser(
@@ -102,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Roll back to VERSION_ID: a new active version with its tactics, recorded; a candidate "
                     "under canary is withdrawn. With the active version's id, withdraws the candidate.")
     rollback.add_argument("version_id", metavar="VERSION_ID", type=_version_id, help="the version to roll back to")
+    rollback.add_argument("--force", action="store_true",
+                          help="also to a version that was never active (a withdrawn, rolled back or inconclusive "
+                               "candidate): adopted at once, with no canary")
     return parser
 
 
@@ -150,7 +165,7 @@ def _positive_seconds(text: str) -> float:
 
 
 @contextmanager
-def _store(settings: Settings):
+def _store(settings: Settings) -> Iterator[Store]:
     store = open_store(settings)
     try:
         yield store
@@ -158,7 +173,7 @@ def _store(settings: Settings):
         store.close()
 
 
-def cmd_migrate(settings, args) -> int:
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     if args.print_sql:
         sys.stdout.write(migrations.print_sql())
         return 0
@@ -174,7 +189,7 @@ def cmd_migrate(settings, args) -> int:
     return 0
 
 
-def cmd_generate_personas(settings, args) -> int:
+def cmd_generate_personas(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         if args.llm:
             results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
@@ -190,7 +205,7 @@ def cmd_generate_personas(settings, args) -> int:
     return 0
 
 
-def cmd_status(settings, args) -> int:
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
     with _store(settings) as store:
         queries = Queries(store)
@@ -202,23 +217,62 @@ def cmd_status(settings, args) -> int:
     return 0
 
 
-def cmd_pause(settings, args) -> int:
+def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         state = Queries(store).set_paused(True, args.reason)
     print(f"training paused: {state['reason']}")
     return 0
 
 
-def cmd_resume(settings, args) -> int:
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         Queries(store).set_paused(False)
     print("training resumed")
     return 0
 
 
-def cmd_train(settings, args) -> int:
+def provider_line(settings: Settings) -> str:
+    """The first line of a run: which provider and models it uses, and whether it costs money."""
+    if settings.simulated:
+        return ("LLM: the offline simulator (LLM_PROVIDER=simulated): no provider is called and no money is spent "
+                "(the dollar figures are what the same calls would cost)")
+    models = (f"closer {settings.closer_model}, sellers {settings.persona_model}, referee {settings.referee_model}, "
+              f"scout {settings.scout_model}")
+    where = (f"the OpenAI-compatible server at {settings.openai_base_url} (OPENAI_BASE_URL)" if settings.openai_base_url
+             else "OpenAI's API (LLM_PROVIDER unset means openai)")
+    return (f"LLM: {where}: {models}. Real calls that cost money: at most ${settings.cost_cap_usd} this batch "
+            "(KILL_SWITCH_THRESHOLD_USD); LLM_PROVIDER=simulated runs offline for free")
+
+
+NEXT_STEPS = ("next: python -m lib serve (with ADMIN_PASSWORD set) and open "
+              "http://127.0.0.1:3000/admin/training-monitor; python -m lib status; python -m lib versions")
+
+
+@contextmanager
+def _finish_on_signals(interrupt: Interrupt) -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM finishes the run (see `Interrupt`); a second Ctrl-C quits at once."""
+    def finish(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        interrupt.set(name)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(f"{name}: finishing the run (battles in flight are cut); Ctrl-C again quits at once", file=sys.stderr,
+              flush=True)
+
+    previous = {signum: signal.signal(signum, finish) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+INTERRUPTED_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal's number, as a shell reports it
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if args.simulate:
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
+    print(provider_line(settings), flush=True)
     llm = make_llm(settings)
     llm.warm_up()  # the SDK's import overlaps opening the database
     with _store(settings) as store:
@@ -227,35 +281,65 @@ def cmd_train(settings, args) -> int:
             if Queries(store).status()["personas"]["total"] == 0:
                 upsert_catalog(store)
         printer = ProgressPrinter(sys.stdout)
+        interrupt = Interrupt()
         try:
-            # No webhook to wait for here: the scout runs in this process.
-            trained = train_once(settings, store, llm, trigger="cli", scout="in_process",
-                                 requested_batch_size=args.batch_size, on_progress=printer.update)
+            with _finish_on_signals(interrupt):
+                # No webhook to wait for here: the scout runs in this process.
+                trained = train_once(settings, store, llm, trigger="cli", scout="in_process",
+                                     requested_batch_size=args.batch_size, on_progress=printer.update,
+                                     interrupt=interrupt)
         except RunRefused as refused:
             print(f"error: {refused}", file=sys.stderr)
             return 1
         finally:
             printer.close()
-        print_summary(trained.batch, sys.stdout)
+        print_summary(trained.batch, sys.stdout, billed=printer.spent)
         if trained.scan is not None:
-            _print_scan(trained.scan)
+            _print_scan(trained.scan, settings)
+    if interrupt.reason is not None:
+        return INTERRUPTED_EXIT[interrupt.reason]
+    print(NEXT_STEPS)
     return 0 if trained.batch["status"] in ("completed", "timed_out") else 1
 
 
-def cmd_serve(settings, args) -> int:
+def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
+    with _store(settings) as store:
+        queries = Queries(store)
+        gone = [run["id"] for run in queries.running_runs() if processes.gone(run["process"])]
+        closed = queries.close_orphaned_runs(gone)
+        left = queries.running_runs()
+    print(f"closed {closed} run{'s' if closed != 1 else ''} ({len(gone)} whose process is gone)")
+    for run in left:
+        where = "its process is running" if run["process"] else "its process is unknown"
+        print(f"  still running: {run['id']} ({where}; closed by a later run once past {run['deadline_at']})")
+    return 0
+
+
+def cmd_serve(settings: Settings | None, args: argparse.Namespace) -> int:
     serve(args.port, args.cron, args.idle_timeout)
     return 0
 
 
-def cmd_scan(settings, args) -> int:
+def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = scan(settings, store, make_llm(settings), deadline=Deadline.for_run(settings).at)
-    _print_scan(result)
+    _print_scan(result, settings)
     return 0
 
 
-def _print_scan(result: dict) -> None:
-    print(f"scout: {result['processed']} processed, {len(result['breakthroughs'])} new breakthroughs, "
+def _nothing_to_do(result: dict[str, Any], settings: Settings) -> str:
+    """Why a scan processed nothing: what it looked at, and why none of it needed work."""
+    seen = result.get("triaged", 0)
+    if not seen:
+        return "no completed battle was new to the scout, and none had work left"
+    return (f"{seen} new completed battle{'s' if seen != 1 else ''}: none scored {settings.scout_threshold} or more "
+            f"(SCOUT_BREAKTHROUGH_THRESHOLD) and none was picked for a referee audit "
+            f"(REFEREE_AUDIT_SHARE {settings.referee_audit_share})")
+
+
+def _print_scan(result: dict[str, Any], settings: Settings) -> None:
+    reason = f" ({_nothing_to_do(result, settings)})" if not result["processed"] else ""
+    print(f"scout: {result['processed']} processed{reason}, {len(result['breakthroughs'])} new breakthroughs, "
           f"{result['alerted']} alerted")
     for item in result["breakthroughs"]:
         print(f"  {item['score']:>6}  {item['persona']}  {item['battleId']}")
@@ -269,7 +353,7 @@ def _print_scan(result: dict) -> None:
 CHECK_DEADLINE_S = 300  # referee-check runs from a terminal, not under a function's time limit
 
 
-def cmd_referee_check(settings, args) -> int:
+def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
     items = referee.load_calibration()
     model, cap = settings.referee_model, settings.referee_check_cap_usd
     bound = referee.calibration_bound(items, model, settings.model_prices)
@@ -306,9 +390,9 @@ def cmd_referee_check(settings, args) -> int:
     return 0
 
 
-def cmd_versions(settings, args) -> int:
+def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
-        listing = outlook(Queries(store).versions(settings.canary_max_pairs))
+        listing = Queries(store).versions(settings.canary_max_pairs)
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
@@ -332,21 +416,21 @@ def cmd_versions(settings, args) -> int:
     return 0
 
 
-def cmd_promote(settings, args) -> int:
+def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = Queries(store).promote_breakthrough(args.battle_id, args.tactic, args.direct)
     print(result["message"])
     return 0
 
 
-def cmd_rollback(settings, args) -> int:
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
-        result = Queries(store).rollback(args.version_id)
+        result = Queries(store).rollback(args.version_id, args.force)
     print(result["message"])
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
@@ -357,6 +441,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "generate-personas": cmd_generate_personas,
     "status": cmd_status,
+    "recover": cmd_recover,
     "pause": cmd_pause,
     "resume": cmd_resume,
 }
@@ -365,8 +450,12 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
-        settings = None if args.command == "serve" else Settings.from_env()
+        if args.command == "serve":
+            # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
+            return cmd_serve(None, args)
+        settings = Settings.from_env()
+        for warning in settings.ignored:
+            print(f"warning: {warning}", file=sys.stderr)
         return COMMANDS[args.command](settings, args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError,
             migrations.MigrationError) as exc:

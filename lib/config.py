@@ -16,12 +16,14 @@ Standard library only: the auth path of the handlers imports this module.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Concatenate, cast
 
 from lib.redact import remember, url_password
 
@@ -42,7 +44,22 @@ PRICE_MAX = 10_000
 
 
 class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable."""
+    """A setting is missing or has a bad value; the message names the variable.
+
+    `problems` lists every bad setting found at once (one line each), so a user fixes them all
+    in one go instead of one per restart.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+    @classmethod
+    def of(cls, problems: list[str]) -> ConfigError:
+        if len(problems) == 1:
+            return cls(problems[0])
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        return cls(f"{len(problems)} settings are wrong:\n{listed}", problems)
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,16 @@ SETTINGS: tuple[Setting, ...] = (
                                            "is under the project root)"),
 )
 _REGISTERED = {setting.name: setting for setting in SETTINGS}
+# Variables other tools use for the same things, which this project does not read: set, each is
+# named in a warning with the variable to use instead (a DATABASE_URL pointing nowhere would
+# otherwise be silently replaced by the embedded database).
+IGNORED_VARIABLES = {
+    "DATABASE_URL": "USE_LOCAL_DB=true with LOCAL_DB_URL",
+    "POSTGRES_URL": "USE_LOCAL_DB=true with LOCAL_DB_URL",
+    "SUPABASE_URL": "SUPABASE_SANDBOX_URL",
+    "SUPABASE_SERVICE_ROLE_KEY": "SANDBOX_SUPABASE_SERVICE_ROLE_KEY",
+    "OPENAI_API_BASE": "OPENAI_BASE_URL",
+}
 
 
 def cron_secret(env: Mapping[str, str] | None = None) -> str | None:
@@ -151,12 +178,12 @@ class Database:
     """Where the data lives: `psycopg` (a URL), `postgrest` (Supabase) or `embedded` (local)."""
 
     kind: str
-    url: str | None = None
-    service_role_key: str | None = field(default=None, repr=False)
+    url: str | None = None  # set for `psycopg` and `postgrest`
+    service_role_key: str | None = field(default=None, repr=False)  # set for `postgrest`
 
     @property
     def rest_url(self) -> str:
-        return f"{self.url.rstrip('/')}/rest/v1"
+        return f"{(self.url or '').rstrip('/')}/rest/v1"
 
 
 @dataclass(frozen=True)
@@ -172,7 +199,7 @@ class Settings:
     referee_model: str
     scout_model: str
     reasoning_effort: str
-    model_prices: dict
+    model_prices: dict[str, dict[str, Decimal]]
     batch_size: int
     max_batch_size: int
     max_execution_ms: int
@@ -201,25 +228,33 @@ class Settings:
     # active battle on the same persona, and the pairs after which an undecided canary is inconclusive.
     canary_share: float
     canary_max_pairs: int
+    # Variables set in the environment that are never read, each with what to set instead.
+    ignored: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        raw = os.environ if env is None else env
-        env = _Env(raw)
-        database, database_error = _select_database(env)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        return cls._read(_Env(os.environ if env is None else env, collect=True))
+
+    @classmethod
+    def _read(cls, env: _Env) -> Settings:
+        try:
+            database, database_error = _select_database(env)
+        except ConfigError as exc:
+            env.errors.append(str(exc))
+            database, database_error = None, str(exc)
         max_batch = env.integer("MAX_TRAINING_BATCH_SIZE", minimum=1, maximum=1000)
         max_runs = env.integer("MAX_CONCURRENT_RUNS", minimum=1, maximum=100)
         settings = cls(
-            cron_secret=cron_secret(raw),
+            cron_secret=cron_secret(env.raw),
             database=database,
             database_error=database_error,
             openai_api_key=env.first(OPENAI_KEY_VARS),
             openai_base_url=env.url("OPENAI_BASE_URL"),
             llm_provider=env.choice("LLM_PROVIDER", LLM_PROVIDERS),
-            closer_model=env.text("CLOSER_MODEL"),
-            persona_model=env.text("PERSONA_MODEL"),
-            referee_model=env.text("REFEREE_MODEL"),
-            scout_model=env.text("SCOUT_MODEL"),
+            closer_model=env.defaulted("CLOSER_MODEL"),
+            persona_model=env.defaulted("PERSONA_MODEL"),
+            referee_model=env.defaulted("REFEREE_MODEL"),
+            scout_model=env.defaulted("SCOUT_MODEL"),
             reasoning_effort=env.choice("REASONING_EFFORT", REASONING_EFFORTS),
             model_prices=env.prices("MODEL_PRICES"),
             batch_size=env.integer("TRAINING_BATCH_SIZE", minimum=1, maximum=max_batch,
@@ -239,12 +274,12 @@ class Settings:
             battle_max_turns=env.integer("BATTLE_MAX_TURNS", minimum=1, maximum=100),
             max_tokens_per_turn=env.integer("MAX_TOKENS_PER_TURN", minimum=16, maximum=16_384),
             scout_threshold=env.integer("SCOUT_BREAKTHROUGH_THRESHOLD", minimum=0, maximum=100),
-            referee_confirm_model=env.text("REFEREE_CONFIRM_MODEL") or env.text("REFEREE_MODEL"),
+            referee_confirm_model=env.text("REFEREE_CONFIRM_MODEL") or env.defaulted("REFEREE_MODEL"),
             referee_confirm_margin=env.decimal("REFEREE_CONFIRM_MARGIN", minimum=0, maximum=100),
             referee_audit_share=env.decimal("REFEREE_AUDIT_SHARE", minimum=0, maximum=1),
             referee_drift_alert=env.decimal("REFEREE_DRIFT_ALERT", minimum=Decimal("0.01"), maximum=100),
-            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
-                                             decimals=COST_CAP_DECIMALS),
+            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", minimum=Decimal("0.000001"),
+                                              maximum=COST_CAP_MAX, decimals=COST_CAP_DECIMALS),
             referee_check_cap_usd=env.money("REFEREE_CHECK_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
                                              decimals=COST_CAP_DECIMALS),
             app_url=env.url("NEXT_PUBLIC_APP_URL"),
@@ -256,10 +291,13 @@ class Settings:
                                       meaning="the candidate's share of a run's battles, each paired with an "
                                               "active battle on the same persona"),
             canary_max_pairs=env.integer("CANARY_MAX_PAIRS", minimum=10, maximum=100_000),
+            ignored=ignored_variables(env.raw),
         )
+        if env.errors:
+            raise ConfigError.of(env.errors)
         # What redaction masks by value, wherever a driver or provider quotes it (lib.redact).
         remember(settings.cron_secret, settings.openai_api_key, settings.bypass_secret, settings.slack_webhook_url,
-                 database and database.service_role_key, database and url_password(database.url))
+                 database.service_role_key if database else None, url_password(database.url) if database else None)
         return settings
 
     @property
@@ -268,7 +306,7 @@ class Settings:
 
     def require_database(self) -> Database:
         if self.database is None:
-            raise ConfigError(self.database_error)
+            raise ConfigError(self.database_error or "Database not configured")
         return self.database
 
     def require_openai_key(self) -> str:
@@ -282,13 +320,23 @@ class Settings:
         return self.openai_api_key
 
 
-def _select_database(env: "_Env") -> tuple[Database | None, str | None]:
+def ignored_variables(raw: Mapping[str, str]) -> tuple[str, ...]:
+    """One warning per variable that is set but not read, naming the variable to use."""
+    warnings = [f"{name} is set but ignored: this project reads {instead}"
+                for name, instead in IGNORED_VARIABLES.items() if raw.get(name, "").strip()]
+    if raw.get("LOCAL_DB_URL", "").strip() and raw.get("USE_LOCAL_DB", "").strip().lower() not in (
+            "1", "true", "yes", "on"):
+        warnings.append("LOCAL_DB_URL is set but ignored: it is used only with USE_LOCAL_DB=true")
+    return tuple(warnings)
+
+
+def _select_database(env: _Env) -> tuple[Database | None, str | None]:
     """The documented priority: local psycopg, then Supabase, then embedded (never on Vercel)."""
     if env.boolean("USE_LOCAL_DB"):
-        url = env.text("LOCAL_DB_URL")
-        if not url.startswith(("postgresql://", "postgres://")):
+        local_url = env.defaulted("LOCAL_DB_URL")
+        if not local_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("LOCAL_DB_URL must be a postgresql:// URL")
-        return Database("psycopg", url=url), None
+        return Database("psycopg", url=local_url), None
     for name in SUPABASE_URL_VARS:
         url = env.url(name)
         if url:
@@ -328,25 +376,62 @@ def _public_key_kind(key: str) -> str | None:
     return None
 
 
+def _collected[**P, R](reader: Callable[Concatenate[_Env, str, P], R]) -> Callable[Concatenate[_Env, str, P], R]:
+    """In collecting mode, a bad value is noted in `errors` and read again as unset (its
+    default), so that every other setting is still checked and all problems are told at once."""
+
+    @functools.wraps(reader)
+    def read(self: _Env, name: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return reader(self, name, *args, **kwargs)
+        except ConfigError as exc:
+            if not self.collect:
+                raise
+            self.errors.append(str(exc))
+            # None stands in for the value only until `Settings._read` raises with every error.
+            if name in self.masked or _REGISTERED[name].default is None:
+                return cast(R, None)  # no default to fall back on, or it is bad too (a missing prompt file)
+            self.masked.add(name)
+            try:
+                return reader(self, name, *args, **kwargs)
+            except ConfigError:
+                return cast(R, None)
+
+    return read
+
+
 class _Env:
     """Typed readers over the raw environment; each error names its variable.
 
     Only variables listed in `SETTINGS` can be read, and an unset one takes its default from there.
+    With `collect`, readers note errors in `errors` instead of raising (see `_collected`).
     """
 
-    def __init__(self, raw: Mapping[str, str]):
+    def __init__(self, raw: Mapping[str, str], collect: bool = False):
         self.raw = raw
+        self.collect = collect
+        self.errors: list[str] = []
+        self.masked: set[str] = set()  # read as unset: their value was refused
 
     def given(self, name: str) -> str | None:
         """The variable's value, stripped; None when it is unset or blank."""
         if name not in _REGISTERED:
             raise KeyError(f"{name} is not in lib.config.SETTINGS: register it (and document it)")
+        if name in self.masked:
+            return None
         value = self.raw.get(name, "").strip()
         return value or None
 
     def text(self, name: str) -> str | None:
         """The value, or the registered default when it is unset or blank."""
         return self.given(name) or _REGISTERED[name].default
+
+    def defaulted(self, name: str) -> str:
+        """The value, or the registered default of a setting that has one."""
+        value = self.text(name)
+        if value is None:
+            raise KeyError(f"{name} has no default in lib.config.SETTINGS: read it with given() or text()")
+        return value
 
     def first(self, names: tuple[str, ...]) -> str | None:
         for name in names:
@@ -355,10 +440,11 @@ class _Env:
                 return value
         return None
 
+    @_collected
     def integer(self, name: str, *, minimum: int, maximum: int, maximum_name: str | None = None) -> int:
         value = self.given(name)
         if value is None:
-            return min(int(_REGISTERED[name].default), maximum)
+            return min(int(self.defaulted(name)), maximum)
         try:
             number = int(value)
         except ValueError:
@@ -370,9 +456,10 @@ class _Env:
             raise ConfigError(f"{name} must be at most {limit}, got {number}")
         return number
 
+    @_collected
     def fraction(self, name: str, *, maximum: float, meaning: str) -> float:
         """A number above 0 and at most `maximum`."""
-        value = self.text(name)
+        value = self.defaulted(name)
         try:
             number = float(value)
         except ValueError:
@@ -381,21 +468,25 @@ class _Env:
             raise ConfigError(f"{name} must be a number above 0 and at most {maximum} ({meaning}), got {value!r}")
         return number
 
+    @_collected
     def money(self, name: str, *, minimum: Decimal, maximum: Decimal, decimals: int) -> Decimal:
         """A dollar amount within the range its column holds, checked before anything runs."""
-        value = self.text(name)
+        value = self.defaulted(name)
         try:
             amount = Decimal(value)
         except InvalidOperation:
             raise ConfigError(f"{name} must be a dollar amount like 5.00, got {value!r}") from None
-        if not amount.is_finite() or not minimum <= amount <= maximum or amount.as_tuple().exponent < -decimals:
+        exponent = amount.as_tuple().exponent  # an int for a finite amount
+        if (not amount.is_finite() or not minimum <= amount <= maximum
+                or (isinstance(exponent, int) and exponent < -decimals)):
             raise ConfigError(f"{name} must be a positive dollar amount from {minimum} to {maximum} "
                               f"(at most {decimals} decimals), got {value!r}")
         return amount
 
-    def decimal(self, name: str, *, minimum, maximum) -> Decimal:
+    @_collected
+    def decimal(self, name: str, *, minimum: Decimal | int, maximum: Decimal | int) -> Decimal:
         """A number from `minimum` to `maximum` inclusive (points, a share)."""
-        value = self.text(name)
+        value = self.defaulted(name)
         try:
             number = Decimal(value)
         except InvalidOperation:
@@ -404,8 +495,9 @@ class _Env:
             raise ConfigError(f"{name} must be a number from {minimum} to {maximum}, got {value!r}")
         return number
 
+    @_collected
     def boolean(self, name: str) -> bool:
-        value = self.text(name)
+        value = self.defaulted(name)
         lowered = value.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
@@ -413,12 +505,14 @@ class _Env:
             return False
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
+    @_collected
     def choice(self, name: str, choices: tuple[str, ...]) -> str:
-        value = self.text(name).lower()
+        value = self.defaulted(name).lower()
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
+    @_collected
     def url(self, name: str, *, secret: bool = False) -> str | None:
         value = self.given(name)
         if value is None:
@@ -428,9 +522,10 @@ class _Env:
             raise ConfigError(f"{name} must be an http(s):// URL{shown}")
         return value.rstrip("/")
 
+    @_collected
     def path(self, name: str) -> Path:
         """A file; a relative path starts at the project root."""
-        value = self.text(name)
+        value = self.defaulted(name)
         path = Path(value)
         if not path.is_absolute():
             path = PROJECT_ROOT / path
@@ -441,9 +536,10 @@ class _Env:
     def directory(self, name: str) -> Path:
         """A directory: a given path is taken as it is; the default is under the project root."""
         value = self.given(name)
-        return Path(value) if value is not None else PROJECT_ROOT / _REGISTERED[name].default
+        return Path(value) if value is not None else PROJECT_ROOT / self.defaulted(name)
 
-    def prices(self, name: str) -> dict:
+    @_collected
+    def prices(self, name: str) -> dict[str, dict[str, Decimal]]:
         """`{"model": {"input": usd_per_1M, "cached_input": …, "output": …}}`, validated."""
         value = self.given(name)
         if value is None:

@@ -36,9 +36,10 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
+from lib.llm import MIN_USEFUL_CALL_S, DeadlineExceeded, Stopped
 
 # A call is let through only if it leaves this share of the bucket, or the largest call taken if
 # more, up to half the bucket (absorbs calls that the last answer did not show yet: other
@@ -67,7 +68,7 @@ class Bucket:
     level: float
     stamp: float
     window: float = DEFAULT_WINDOW_S
-    samples: deque = field(default_factory=lambda: deque(maxlen=WINDOW_SAMPLES))
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW_SAMPLES))
     largest: float = 0.0  # the largest amount one call took
 
     @property
@@ -117,13 +118,13 @@ class _Model:
     seq: int = 0
     synced_seq: int = -1
     # (seq, tokens, sent) of the calls after the last sync, and of those sent up to SEND_SKEW_S before it
-    sent_since_sync: list = field(default_factory=list)
+    sent_since_sync: list[tuple[int, int, float]] = field(default_factory=list)
 
 
 class Pacer:
     """Per-model request and token buckets, shared by every battle thread of a run."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._models: dict[str, _Model] = {}
@@ -163,7 +164,7 @@ class Pacer:
                     self._last_waited = time.monotonic()
                     self._changed.notify_all()
 
-    def observe(self, ticket: Ticket, headers) -> None:
+    def observe(self, ticket: Ticket, headers: Mapping[str, str] | None) -> None:
         """Takes the provider's figures from the answer to `ticket`'s call (a 429's too)."""
         if not headers:
             return
@@ -226,14 +227,14 @@ class Pacer:
                 self._changed.wait(min(wait, until - now))
 
 
-def _figures(headers, kind: str) -> tuple[float, float, float | None] | None:
+def _figures(headers: Mapping[str, str], kind: str) -> tuple[float, float, float | None] | None:
     """(limit, remaining, seconds until full or None) from the answer's headers; None when the limit
     is missing or unusable (not a number, not finite, or below 1: a subnormal 1e-322 would make the
     refill rate 0)."""
     try:
-        limit = float(headers.get(f"x-ratelimit-limit-{kind}"))
-        remaining = float(headers.get(f"x-ratelimit-remaining-{kind}"))
-    except (TypeError, ValueError):
+        limit = float(headers[f"x-ratelimit-limit-{kind}"])
+        remaining = float(headers[f"x-ratelimit-remaining-{kind}"])
+    except (KeyError, ValueError):
         return None
     if not math.isfinite(limit) or limit < 1 or math.isnan(remaining):
         return None

@@ -68,8 +68,8 @@ def tactic_text(text: str) -> str:
         scripts = {_script(ch) for ch in word if ch.isalpha()}
         has_latin = has_latin or "LATIN" in scripts
         if "LATIN" in scripts and len(scripts) > 1:
-            raise HiddenText(f"the word {word!r} mixes Latin letters with {', '.join(sorted(scripts - {'LATIN'})).title()} "
-                             "look-alikes; write it in one script")
+            others = ", ".join(sorted(scripts - {"LATIN"})).title()
+            raise HiddenText(f"the word {word!r} mixes Latin letters with {others} look-alikes; write it in one script")
     if has_latin:
         for word in _WORD.findall(folded):
             if len(word) > 1 and "LATIN" not in {_script(ch) for ch in word} and all(ch in _LATIN_LOOKALIKES

@@ -9,16 +9,22 @@ from __future__ import annotations
 import logging
 import threading
 
+from lib.config import Settings
 from lib.deadline import Deadline
 from lib.followups import Scout, Trained, alert_budget_refused, follow_up, redirect_refused
+from lib.llm import LLM
 from lib.log import log
-from lib.runner import RunRefused, begin_run
+from lib.pause_watch import Interrupt
+from lib.runner import OnProgress, RunRefused, begin_run
+from lib.store import Store
 
 __all__ = ["Trained", "dispatch_runs", "train_once"]
 
 
-def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_batch_size: int | None = None,
-               started: float | None = None, on_progress=None, fan_out: int = 1) -> Trained:
+def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scout: Scout,
+               requested_batch_size: int | None = None, started: float | None = None,
+               on_progress: OnProgress | None = None, fan_out: int = 1,
+               interrupt: Interrupt | None = None) -> Trained:
     """Runs one batch and its follow-ups. Raises `RunRefused` when the database refuses the run.
 
     `scout` says how the Tactical Scout hears of the batch (see `lib.followups.follow_up`):
@@ -27,7 +33,8 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
     result comes back as `Trained.scan`).
 
     `started` (a `time.monotonic()` value, default now) is when the clock began; `on_progress`
-    is `run_batch`'s. `fan_out` > 1 (a Vercel Cron call with CRON_FAN_OUT) first dispatches
+    is `run_batch`'s; `interrupt` is `begin_run`'s (an interrupted run's scout scan is left to the
+    next scan). `fan_out` > 1 (a Vercel Cron call with CRON_FAN_OUT) first dispatches
     `fan_out - 1` more runs to this deployment (see `dispatch_runs`), then runs its own.
     """
     if scout not in ("webhook", "in_process"):
@@ -37,7 +44,7 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
     dispatching = dispatch_runs(settings, fan_out - 1, requested_batch_size, errors)
     try:
         run = begin_run(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
-                        on_progress=on_progress, deadline=deadline)
+                        on_progress=on_progress, deadline=deadline, interrupt=interrupt)
         batch = run.execute()
     except RunRefused as refused:
         if refused.reason == "budget" and refused.outcome.get("alert"):
@@ -53,14 +60,15 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
                 errors.append(f"Fan-out run {thread.name.rsplit('-', 1)[1]} of {fan_out}: no complete answer by the "
                               "run's deadline (NEXT_PUBLIC_APP_URL held the request open); it may not have started")
     return follow_up(settings, store, llm, batch, run_deadline=deadline, planned_pairs=run.planned_pairs,
-                     scout=scout, errors=errors)
+                     scout=scout, errors=errors, scan=interrupt is None or not interrupt.is_set())
 
 
 # A dispatched run answers within this long only when it is refused; otherwise it is running.
 DISPATCH_CONNECT_S, DISPATCH_ANSWER_S = 2.0, 1.0
 
 
-def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors: list) -> list[threading.Thread]:
+def dispatch_runs(settings: Settings, count: int, requested_batch_size: int | None,
+                  errors: list[str]) -> list[threading.Thread]:
     """Starts `count` more runs of this deployment, each its own function invocation: a GET to
     `${NEXT_PUBLIC_APP_URL}/api/cron/train?fanOut=0` with the bearer, as Vercel Cron sends it
     (`fanOut=0`: the invocation runs one batch and dispatches nothing). Each is one thread that
@@ -77,7 +85,8 @@ def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors
     headers = {"Authorization": f"Bearer {settings.cron_secret}", "User-Agent": "training-fan-out"}
     if settings.bypass_secret:
         headers["x-vercel-protection-bypass"] = settings.bypass_secret
-    params = {"fanOut": "0", **({"batchSize": requested_batch_size} if requested_batch_size else {})}
+    params: dict[str, str | int] = {"fanOut": "0",
+                                    **({"batchSize": requested_batch_size} if requested_batch_size else {})}
     lock = threading.Lock()
 
     url = f"{settings.app_url}/api/cron/train"
@@ -85,8 +94,8 @@ def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors
     def dispatch(index: int) -> None:
         try:
             # Never follow a redirect: it would carry the bearer and the bypass secret to another host.
-            response = requests.get(url, params=params, headers=headers, timeout=(DISPATCH_CONNECT_S, DISPATCH_ANSWER_S),
-                                    allow_redirects=False)
+            response = requests.get(url, params=params, headers=headers, allow_redirects=False,
+                                    timeout=(DISPATCH_CONNECT_S, DISPATCH_ANSWER_S))
         except requests.ReadTimeout:
             log("fan_out_dispatched", run=index)
             return  # under way

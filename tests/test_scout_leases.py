@@ -6,10 +6,10 @@ import pytest
 
 from lib.app import make_llm
 from lib.config import ConfigError
+from lib.runner import run_batch
 from lib.scout import scan
 from lib.store import Unavailable
 from lib.store.psycopg import PsycopgStore
-from lib.runner import run_batch
 from tests.conftest import seed_personas
 
 

