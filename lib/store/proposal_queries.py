@@ -107,8 +107,8 @@ class ProposalQueries:
         # The tactic's text as every tactic reaches SQL's repeat check (lib.text): folded, or refused.
         return self._one(ProposalChange, "training_propose", deadline=deadline, p_kind=kind,
                          p_text=checked_tactic(text), p_tactic_id=tactic_id, p_source=source,
-                         p_proposed_by=proposed_by, p_reasoning=reasoning, p_battle_id=battle_id, p_confirm_score=None, p_fast_track=fast_track, p_cost_usd=cost_usd,
-                         p_keep_refused=keep_refused)
+                         p_proposed_by=proposed_by, p_reasoning=reasoning, p_battle_id=battle_id, p_confirm_score=None,
+                         p_fast_track=fast_track, p_cost_usd=cost_usd, p_keep_refused=keep_refused)
 
     def move(self, proposal_id: int, position: int) -> ProposalChange:
         return self._one(ProposalChange, "training_move_proposal", p_id=proposal_id, p_position=position)
