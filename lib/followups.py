@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urljoin, urlsplit
 
 from lib import canary, proposals, slack
@@ -28,6 +28,9 @@ from lib.runner import RunRefused
 from lib.scout import scan
 from lib.store import JSONObject, Store, StoreError
 from lib.store.queries import BatchSummary, Queries
+
+if TYPE_CHECKING:
+    import requests  # imported where a request is made: a cold start needs none
 
 # The follow-ups share what is left before the response leaves, at most this long each, and are
 # skipped when less than FOLLOW_UP_MIN_S is left.
@@ -199,13 +202,17 @@ def notify_scout(settings: Settings, batch: BatchSummary, respond_by: Deadline, 
     except requests.RequestException as exc:
         return _scout_failed(batch, type(exc).__name__, errors)
     if 300 <= response.status_code < 400:
-        target = urlsplit(urljoin(url, response.headers.get("Location", "")))
-        return _scout_failed(batch, f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}"
-                                    f"{target.path} (redirects are not followed: set NEXT_PUBLIC_APP_URL to this "
-                                    "deployment's final URL)", errors)
+        return _scout_failed(batch, redirect_refused(url, response), errors)
     if response.status_code >= 400:
         return _scout_failed(batch, f"HTTP {response.status_code}", errors)
     return True
+
+
+def redirect_refused(url: str, response: requests.Response) -> str:
+    """Why a 3xx answer is a failure (we never follow one), naming where it pointed: the URL to set."""
+    target = urlsplit(urljoin(url, response.headers.get("Location", "")))
+    return (f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}{target.path} (redirects are "
+            "not followed: set NEXT_PUBLIC_APP_URL to this deployment's final URL)")
 
 
 def _scout_failed(batch: BatchSummary, cause: str, errors: list[str]) -> bool:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from lib.budget import Budget, Price, estimated_tokens, price_for, prompt_token_bound, usage_cost, worst_case_cost
 from lib.redact import redact
+from lib.text import clean_model_text
 
 if TYPE_CHECKING:
     import openai
@@ -295,7 +296,10 @@ class LLM:
             if ticket is not None and ctx.pacer is not None:
                 ctx.pacer.observe(ticket, done.headers)
             cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
-            return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
+            # Every model's text enters here: cleaned of what PostgreSQL cannot store (U+0000, lone
+            # surrogates), in a JSON answer's escapes too, so no later write of it can fail.
+            text = clean_model_text(done.text, json_escapes=response_format is not None)
+            return Reply(text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
                          done.finish_reason)
         raise LLMError(f"{model}: {last_error} after {MAX_ATTEMPTS} attempts")
 

@@ -105,8 +105,10 @@ def total_score(scores: dict[str, int]) -> Decimal:
 def parse_verdict(text: str) -> Verdict:
     try:
         data = json.loads(text)
-    except (TypeError, json.JSONDecodeError):
-        raise MalformedVerdict("referee answer is not JSON") from None
+    except (TypeError, ValueError):  # ValueError: not JSON, or an integer past Python's 4,300 digits
+        raise MalformedVerdict("referee answer is not JSON (or has an integer too long to read)") from None
+    except RecursionError:
+        raise MalformedVerdict("referee answer is nested too deep") from None
     if not isinstance(data, dict) or not isinstance(data.get("scores"), dict):
         raise MalformedVerdict("referee answer has no scores object")
     scores = data["scores"]

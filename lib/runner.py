@@ -210,7 +210,12 @@ class Run:
             error = error or self.ctx.halted
         for state in list(self.battles):
             if state.status == BattleStatus.RUNNING:
-                self._save(state, leftover, "the run ended before this battle finished")
+                try:
+                    self._save(state, leftover, "the run ended before this battle finished")
+                except Exception as exc:  # best effort: the run is closed below whatever this battle's save did
+                    self.errors.append(f"{state.persona['name']}: saving the cut battle failed: "
+                                       f"{type(exc).__name__}: {exc}")
+                    log("battle_save_failed", runId=self.id, battleId=state.id, error=type(exc).__name__)
         return self.queries.finish_run(
             self.id, status=status, leftover_status=leftover, cost_cap_reached=cost_cap_reached,
             timed_out=self.admission.timed_out, errors=self.errors[:50],

@@ -25,6 +25,7 @@ extraction under `SCOUT_COST_CAP_USD`; both are reserved call by call like every
 from __future__ import annotations
 
 import json
+import logging
 import time
 from decimal import Decimal
 
@@ -33,9 +34,11 @@ from lib.budget import price_for
 from lib.config import Settings
 from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Role, Stopped, Usage
 from lib.log import log
+from lib.redact import redact
 from lib.referee import render_transcript
-from lib.store import JSONObject, Store
+from lib.store import JSONObject, Store, Unavailable
 from lib.store.queries import Queries, Rescore, ScoutWork
+from lib.text import clean_model_text
 
 SCAN_LIMIT = 20
 LEASE_SECONDS = 120
@@ -94,7 +97,7 @@ def scan(settings: Settings, store: Store, llm: LLM, deadline: float) -> JSONObj
                 work.errors.append(f"no time left: {len(lease['items']) - index} leased battle(s) left for the "
                                    "next scan")
                 break
-            work.handle(battle)
+            work.handle_or_count(battle)
     finally:  # whatever happened, the leases go back (a lease left behind lapses in LEASE_SECONDS)
         for battle in lease["items"]:
             queries.release_scout_lease(battle["id"], deadline=deadline + 1)
@@ -136,6 +139,21 @@ class Scan:
             self._extract(battle)
         if battle["breakthrough"] and battle["slackStatus"] == "pending" and self.settings.slack_webhook_url:
             self._alert(battle)
+
+    def handle_or_count(self, battle: ScoutWork) -> None:
+        """`handle`, where an unexpected error is this battle's failed attempt, not the scan's end: a
+        battle that always fails (the oldest, leased first) must not block every later one, nor be
+        paid for again forever. The database out of reach ends the scan (the leases go back)."""
+        try:
+            self.handle(battle)
+        except Unavailable:
+            raise
+        except Exception as exc:
+            log("scout_battle_failed", level=logging.WARNING, battleId=battle["id"], error=type(exc).__name__)
+            cause = f"unexpected {type(exc).__name__}: {clean_model_text(redact(str(exc)))[:200]}"
+            attempts = self.queries.record_scout_error(battle["id"], cause, deadline=self.deadline + 1)
+            retry = "retried next scan" if attempts < MAX_ATTEMPTS else "given up"
+            self.errors.append(f"battle {battle['id']}: {cause} (attempt {attempts} of {MAX_ATTEMPTS}, {retry})")
 
     def _may_call(self, battle: ScoutWork) -> bool:
         return battle["attempts"] < MAX_ATTEMPTS

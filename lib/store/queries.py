@@ -20,9 +20,13 @@ from typing import Any, NotRequired, TypedDict, cast
 from lib.canary import outlook
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
 from lib.store.views import ActiveTactics, Breakthroughs, FeedPage, RefereeConsistency, RefereeReport, RunHistory
+from lib.text import checked_tactic
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
 MAX_RECORDED_BATCH_SIZE = 2**31 - 1
+# `training_versions.id` is an `integer`: no version has a larger id (a larger argument would not
+# even match the SQL function's signature).
+MAX_VERSION_ID = 2**31 - 1
 
 
 class RunStatus(StrEnum):
@@ -576,9 +580,12 @@ class Queries:
                              direct: bool = False) -> VersionChange:
         """A candidate = the active version + the breakthrough's tactic (or, `direct`, the new active
         version). `Rejected` names the reason: empty, too long, a repeat (and of which tactic), or a
-        candidate already under canary."""
+        candidate already under canary; or text that hides what it says (see `lib.text`)."""
+        if tactic_text is None:  # the scout's snippet: a model's text, checked as a person's is
+            snippet = (self.battle(battle_id) or {}).get("tacticalSnippet")
+            tactic_text = snippet if isinstance(snippet, str) and snippet else None
         return self._one(VersionChange, "training_promote_breakthrough", p_battle_id=battle_id,
-                         p_tactic_text=tactic_text, p_direct=direct)
+                         p_tactic_text=checked_tactic(tactic_text), p_direct=direct)
 
     def set_review_status(self, battle_id: str, status: ReviewStatus) -> None:
         self.store.call_void("training_set_breakthrough_status", p_battle_id=battle_id, p_status=str(status))
@@ -603,8 +610,8 @@ class Queries:
         return self._one(VersionChange, "training_deactivate_tactic", p_tactic_id=tactic_id, p_direct=direct)
 
     def edit_tactic(self, tactic_id: str, text: str, direct: bool = False) -> VersionChange:
-        return self._one(VersionChange, "training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
-                         p_direct=direct)
+        return self._one(VersionChange, "training_edit_tactic", p_tactic_id=tactic_id,
+                         p_tactic_text=checked_tactic(text), p_direct=direct)
 
     def rollback(self, version_id: int, force: bool = False) -> VersionChange:
         """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate. A
