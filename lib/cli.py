@@ -13,6 +13,7 @@ from lib.config import ConfigError, Database, Settings
 from lib.app import make_llm, open_store
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
+from lib.spending import spend
 from lib import referee
 from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
@@ -248,7 +249,10 @@ def cmd_referee_check(settings, args) -> int:
                           "raise it to run the check")
     llm = make_llm(settings)
     with _store(settings) as store:  # opened first: a result that cannot be stored is not paid for
-        result = referee.run_calibration(llm, items, model, cap, time.monotonic() + CHECK_DEADLINE_S)
+        deadline = time.monotonic() + CHECK_DEADLINE_S
+        # Its block of the daily and monthly budget is what the check may cost at most.
+        with spend(settings, store, "referee_check", bound, deadline, llm.simulated) as block:
+            result = referee.run_calibration(llm, items, model, block, deadline)
         saved = Queries(store).record_calibration(
             model=model, simulated=llm.simulated, spearman=result["spearman"], in_band=result["inBand"],
             items=result["scored"], cost_usd=result["cost"], result=result)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from lib.budget import price_for, prompt_token_bound, worst_case_cost
+from lib.budget import CostCap, price_for, prompt_token_bound, worst_case_cost
 from lib.llm import CallContext, LLMError, Role, Usage
 
 # Referee criteria and their weights (summing to 1): the one place the total is defined.
@@ -254,8 +254,9 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
     return None if spread == 0 else round(covariance / spread, 4)
 
 
-def run_calibration(llm, items: list[dict], model: str, cap: Decimal, deadline: float, workers: int = 4) -> dict:
-    """Scores every item with `model` under the cost `cap`; returns the agreement figures.
+def run_calibration(llm, items: list[dict], model: str, cap: CostCap, deadline: float, workers: int = 4) -> dict:
+    """Scores every item with `model` under the cost `cap` (the check's block of the budget); returns
+    the agreement figures.
 
     `{"model", "simulated", "items", "scored", "spearman", "inBand", "cost", "outliers": [{"id",
     "band", "score", "reason"}], "failed": [{"id", "error"}], "results": [{"id", "band", "score",
@@ -284,7 +285,7 @@ def run_calibration(llm, items: list[dict], model: str, cap: Decimal, deadline: 
         "scored": len(scored),
         "spearman": spearman([band_centre(item) for item, _ in scored], [result["score"] for _, result in scored]),
         "inBand": round(in_band / len(scored), 4) if scored else None,
-        "cost": float(ctx.budget.committed),
+        "cost": float(ctx.cap.committed),
         "outliers": [{"id": item["id"], "band": item["band"], "score": result["score"], "reason": item["reason"]}
                      for item, result in scored if not result["inBand"]],
         "failed": [{"id": result["id"], "error": result["error"]} for result in results if result["score"] is None],

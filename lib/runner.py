@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
 from lib import canary
-from lib.budget import Budget, price_for
+from lib.budget import CostCap, price_for
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 from lib.pacing import Pacer
@@ -130,9 +130,12 @@ class Run:
         grant = outcome["budget"]
         self.limited_by = grant["limitedBy"]
         self.pacer = Pacer()
-        self.ctx = CallContext(Budget(Decimal(str(grant["block"])), grant.get("exhausted")), deadline, RateGate(),
-                               threading.Event(), pacer=self.pacer)
-        self.budget, self.stop = self.ctx.budget, self.ctx.stop
+        # Before an attempt is sent, what the run may have been billed is written on its row
+        # (committed_cost): a run that dies mid-call is counted for it.
+        cap = CostCap(Decimal(str(grant["block"])), grant.get("exhausted"),
+                      durable=lambda amount: self.queries.commit_cost(self.id, amount, deadline=self.deadline + 1))
+        self.ctx = CallContext(cap, deadline, RateGate(), threading.Event(), pacer=self.pacer)
+        self.cap, self.stop = self.ctx.cap, self.ctx.stop
         self.models = Models(settings.closer_model, settings.persona_model, settings.referee_model,
                              settings.battle_max_turns, settings.max_tokens_per_turn)
         self.battles: list[BattleState] = []
@@ -161,10 +164,10 @@ class Run:
             log("run_error", runId=self.id, error=error)
         # Battles still running now end as the run does: killed, timed out, or failed with it.
         leftover = BattleStatus.FAILED
-        cost_cap_tripped = self.budget.tripped and self.limited_by == "cap"
-        if self.budget.tripped:
+        cost_cap_tripped = self.cap.tripped and self.limited_by == "cap"
+        if self.cap.tripped:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
-            self.errors.append(self.budget.trip_reason)
+            self.errors.append(self.cap.trip_reason)
         elif self.paused_reason is not None:
             status, leftover = RunStatus.KILLED, BattleStatus.KILLED
             self.errors.append(f"Training paused mid-run: {self.paused_reason}")
@@ -176,15 +179,17 @@ class Run:
         for state in list(self.battles):
             if state.status == BattleStatus.RUNNING:
                 self._save(state, leftover, "the run ended before this battle finished")
+        # Attempts still in flight count at their worst case: the provider may finish and bill them.
+        self.queries.commit_cost(self.id, self.cap.close(), final=True, deadline=self.deadline + 1)
         return self.queries.finish_run(
             self.id, status=status, leftover_status=leftover, cost_cap_tripped=cost_cap_tripped,
             timed_out=self.timed_out, errors=self.errors[:50],
             breakthrough_threshold=self.settings.scout_threshold,
             duration_ms=int((time.monotonic() - self.started) * 1000), error=error,
-            pause_reason=self.budget.trip_reason if cost_cap_tripped else None, deadline=self.deadline + 1)
+            pause_reason=self.cap.trip_reason if cost_cap_tripped else None, deadline=self.deadline + 1)
 
     def _stopped_status(self) -> BattleStatus:
-        if self.budget.tripped or self.paused_reason is not None:
+        if self.cap.tripped or self.paused_reason is not None:
             return BattleStatus.KILLED
         if self.ctx.halted is not None:
             return BattleStatus.FAILED
@@ -205,7 +210,7 @@ class Run:
 
     def _admits_another(self) -> bool:
         """A battle starts only if it can finish: not stopped, under budget, and in time."""
-        if self.stop.is_set() or self.budget.tripped:
+        if self.stop.is_set() or self.cap.tripped:
             return False
         if self.time_left() < self.expected_battle_s:
             with self._lock:
@@ -350,7 +355,7 @@ class Run:
         if self._on_progress is None:
             return
         with self._lock:
-            self.progress.spent = float(self.budget.committed)
+            self.progress.spent = float(self.cap.committed)
             self.progress.time_left_s = max(0.0, self.time_left())
             self.progress.last = {"persona": state.persona["name"], "status": state.status,
                                   "score": float(state.verdict.total) if state.verdict else None}

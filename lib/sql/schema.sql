@@ -113,6 +113,9 @@ create table if not exists training_runs (
 );
 create index if not exists training_runs_running_idx on training_runs (started_at) where status = 'running';
 create index if not exists training_runs_started_idx on training_runs (started_at desc);
+-- What the run may have been billed: a worst-case pre-commit while it runs (written before each
+-- attempt is sent), the exact figure once it finished. Null: a run from before this column.
+alter table training_runs add column if not exists committed_cost numeric(20, 12) check (committed_cost >= 0);
 
 create table if not exists sandbox_personas (
     id uuid primary key default gen_random_uuid(),
@@ -322,6 +325,7 @@ language sql stable as $$
         'battlesStarted', p_run.battles_started, 'battlesCompleted', p_run.battles_completed,
         'battlesFailed', p_run.battles_failed, 'battlesTimedOut', p_run.battles_timed_out,
         'battlesKilled', p_run.battles_killed, 'totalCost', p_run.total_cost, 'costCap', p_run.cost_cap,
+        'billedUpTo', greatest(p_run.total_cost, coalesce(p_run.committed_cost, 0)),
         'averageScore', p_run.average_score, 'breakthroughs', p_run.breakthroughs,
         'killSwitchTriggered', p_run.kill_switch_triggered, 'timedOut', p_run.timed_out,
         'durationMs', p_run.duration_ms, 'scoutNotified', p_run.scout_notified, 'errors', p_run.errors,
@@ -329,7 +333,10 @@ language sql stable as $$
 $$;
 
 -- Closes runs whose process died: still `running` well past their deadline. Their battles end
--- `failed` with whatever transcript they had, and their personas are released.
+-- `failed` with whatever transcript they had, and their personas are released. The run counts
+-- what it had committed (written before each call was sent), or its whole block when nothing finer
+-- is known (a run started before committed_cost existed). Budget holders other than runs
+-- (training_spends) past their deadline are closed the same way.
 create or replace function training_close_orphaned_runs(p_grace_ms integer default 5000)
 returns integer
 language plpgsql as $$
@@ -347,12 +354,15 @@ begin
         where run_id = orphan.id and status = 'running';
         perform training_tally_run(orphan.id);
         update training_runs set status = 'failed', finished_at = now(),
+            committed_cost = coalesce(committed_cost, budget_block, cost_cap),
             error = 'the process died before the run finished; closed by a later run',
             duration_ms = (extract(epoch from now() - started_at) * 1000)::integer
         where id = orphan.id;
         update sandbox_personas set lease_run_id = null where lease_run_id = orphan.id;
         closed := closed + 1;
     end loop;
+    update training_spends set finished_at = now()
+    where finished_at is null and deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now();
     return closed;
 end;
 $$;
@@ -477,9 +487,9 @@ begin
     end if;
 
     insert into training_runs (trigger, requested_batch_size, batch_size, cost_cap, simulated, deadline_at,
-                               budget_block)
+                               budget_block, committed_cost)
     values (p_trigger, p_requested_batch_size, p_batch_size, p_cost_cap, p_simulated,
-            now() + make_interval(secs => p_deadline_ms / 1000.0), (grant_ ->> 'block')::numeric)
+            now() + make_interval(secs => p_deadline_ms / 1000.0), (grant_ ->> 'block')::numeric, 0)
     returning * into run;
 
     if p_base_prompt is not null then
@@ -1831,33 +1841,104 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- The daily and monthly budget (DAILY_BUDGET_USD, MONTHLY_BUDGET_USD), held across parallel runs
 --
--- A run's spend counts against the UTC day and month it started in. When it starts it takes a
--- block: at most its cost cap, at most what the day and the month have left, and its in-process
--- cost cap becomes that block. While it runs the whole block counts as spent; once it is
--- finished (or closed as an orphan) only its recorded spend does. Blocks are taken under
--- training_start_run's advisory lock, so the recorded spend of a day never passes its budget,
--- however many runs start at once and whichever of them die.
+-- Every holder of model calls takes a block of it: a run (training_runs.budget_block), and a scout
+-- scan, a persona generation or a referee check (training_spends). A holder's spend counts against
+-- the UTC day and month it started in. Its block is at most its own cap, at most what the day and
+-- the month have left, and its in-process cost cap becomes that block. While it runs the whole
+-- block counts; once it is finished (or closed as an orphan) what it may have been billed does:
+-- greatest(recorded, committed), where committed is the worst case of every attempt sent and not
+-- answered plus the real cost of those answered, written before each attempt is sent. Blocks are
+-- taken under training_start_run's advisory lock, so what the provider may bill for a day's holders
+-- never passes the day's budget, however many start at once and whichever of them die.
 -- ---------------------------------------------------------------------------------------------
 
 alter table training_runs add column if not exists budget_block numeric(20, 12) check (budget_block >= 0);
 -- The UTC day of the last budget refusal that was alerted (Slack hears of it once a day).
 alter table training_control add column if not exists budget_alerted_on date;
 
--- One period's figures: `spent` (recorded by the battles of the runs started in it), `reserved`
--- (the unspent part of the blocks of runs still running) and `limit` (null: no budget).
+-- Holders of model calls other than runs: each scout scan, persona generation and referee check.
+create table if not exists training_spends (
+    id uuid primary key default gen_random_uuid(),
+    purpose text not null check (purpose in ('scout', 'personas', 'referee_check')),
+    block numeric(20, 12) not null check (block >= 0),
+    committed numeric(20, 12) not null default 0 check (committed >= 0),  -- may have been billed
+    recorded numeric(20, 12) not null default 0 check (recorded >= 0),  -- what the answers reported
+    deadline_at timestamptz not null,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz
+);
+create index if not exists training_spends_started_idx on training_spends (started_at);
+
+-- Raises what a holder (a run or a spend, by id) may have been billed; `p_final` sets the exact
+-- figure, once, as the holder finishes. Only a holder still open changes.
+create or replace function training_commit_cost(p_holder_id uuid, p_committed numeric, p_final boolean default false)
+returns void
+language sql as $$
+    update training_runs set committed_cost = case when p_final then p_committed
+                                                   else greatest(coalesce(committed_cost, 0), p_committed) end
+    where id = p_holder_id and status = 'running';
+    update training_spends set committed = case when p_final then p_committed else greatest(committed, p_committed) end
+    where id = p_holder_id and finished_at is null;
+$$;
+
+-- Takes a block for a holder other than a run (`p_purpose`: scout, personas, referee_check), under
+-- the runs' lock, as training_start_run does. Returns the grant with the spend's `id`, or the
+-- refusal (see training_budget_grant).
+create or replace function training_take_budget(p_purpose text, p_cap numeric, p_daily_budget numeric,
+                                                p_monthly_budget numeric, p_deadline_ms integer,
+                                                p_simulated boolean)
+returns jsonb
+language plpgsql as $$
+declare
+    grant_ jsonb;
+    spend_id uuid;
+begin
+    perform pg_advisory_xact_lock(hashtext('training_run_start'));
+    perform training_close_orphaned_runs();
+    grant_ := training_budget_grant(p_cap, p_daily_budget, p_monthly_budget, p_simulated);
+    if grant_ ->> 'status' <> 'granted' then
+        return grant_;
+    end if;
+    insert into training_spends (purpose, block, deadline_at)
+    values (p_purpose, (grant_ ->> 'block')::numeric, now() + make_interval(secs => p_deadline_ms / 1000.0))
+    returning id into spend_id;
+    return grant_ || jsonb_build_object('id', spend_id);
+end;
+$$;
+
+-- Ends a spend: what it may have been billed (in-flight attempts at their worst case) and recorded.
+create or replace function training_close_spend(p_spend_id uuid, p_committed numeric, p_recorded numeric)
+returns void
+language sql as $$
+    update training_spends set committed = p_committed, recorded = p_recorded, finished_at = now()
+    where id = p_spend_id and finished_at is null;
+$$;
+
+-- One period's figures: `spent` (recorded: what the answers reported), `billedUpTo` (what the
+-- provider may have billed: greatest(recorded, committed) per holder), `reserved` (the rest of the
+-- blocks of holders still open) and `limit` (null: no budget).
 create or replace function training_budget_period(p_from timestamptz, p_to timestamptz, p_limit numeric)
 returns jsonb
 language sql stable as $$
+    with holders as (
+        select case when r.status = 'running' then coalesce(b.cost, 0) else r.total_cost end as recorded,
+               greatest(case when r.status = 'running' then coalesce(b.cost, 0) else r.total_cost end,
+                        coalesce(r.committed_cost, 0)) as billed,
+               case when r.status = 'running' then coalesce(r.budget_block, r.cost_cap) end as block
+        from training_runs r
+        left join lateral (select sum(cost_usd) as cost from sandbox_battles
+                           where run_id = r.id and r.status = 'running') b on true
+        where r.started_at >= p_from and r.started_at < p_to
+        union all
+        select s.recorded, greatest(s.recorded, s.committed), case when s.finished_at is null then s.block end
+        from training_spends s
+        where s.started_at >= p_from and s.started_at < p_to
+    )
     select jsonb_build_object(
-        'spent', coalesce(sum(case when r.status = 'running' then coalesce(b.cost, 0) else r.total_cost end), 0),
-        'reserved', coalesce(sum(case when r.status = 'running'
-                                      then greatest(coalesce(r.budget_block, r.cost_cap) - coalesce(b.cost, 0), 0)
-                                      else 0 end), 0),
+        'spent', coalesce(sum(recorded), 0), 'billedUpTo', coalesce(sum(billed), 0),
+        'reserved', coalesce(sum(greatest(block - billed, 0)), 0),
         'limit', p_limit, 'from', p_from, 'resetsAt', p_to)
-    from training_runs r
-    left join lateral (select sum(cost_usd) as cost from sandbox_battles
-                       where run_id = r.id and r.status = 'running') b on true
-    where r.started_at >= p_from and r.started_at < p_to;
+    from holders;
 $$;
 
 -- `{"day": {spent, reserved, limit, from, resetsAt}, "month": {…}}` for the current UTC day and month.
@@ -1910,7 +1991,8 @@ begin
     foreach period in array array['day', 'month'] loop
         figures := state -> period;
         continue when figures ->> 'limit' is null;
-        left_ := (figures ->> 'limit')::numeric - (figures ->> 'spent')::numeric - (figures ->> 'reserved')::numeric;
+        left_ := (figures ->> 'limit')::numeric - (figures ->> 'billedUpTo')::numeric
+                 - (figures ->> 'reserved')::numeric;
         if left_ < block then
             block := greatest(left_, 0);
             limited_by := period;

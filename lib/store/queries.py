@@ -103,9 +103,12 @@ class PlannedBattle(TypedDict):
 
 
 class BudgetPeriod(TypedDict):
-    """One UTC day or month: recorded spend, the unspent blocks of runs in progress, the limit."""
+    """One UTC day or month: recorded spend, what the provider may have billed (`billedUpTo`: calls
+    that timed out or were cut off at their worst case), the unspent blocks of holders in progress,
+    the limit."""
 
     spent: float
+    billedUpTo: float
     reserved: float
     limit: float | None  # null: no budget for this period
     resetsAt: str
@@ -124,6 +127,7 @@ class BudgetGrant(BudgetState, total=False):
     block: float
     limitedBy: str
     exhausted: str | None
+    id: str  # the spend's id (`take_budget` only)
 
 
 class RunStart(TypedDict, total=False):
@@ -365,6 +369,28 @@ class Queries:
                      *, deadline: float | None = None) -> BudgetState:
         return self.store.call_one("training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
                                    p_monthly_budget=monthly_budget)
+
+    # ---- money: blocks of the budget, and what may have been billed ----
+
+    def commit_cost(self, holder_id: str, committed: Decimal, *, final: bool = False,
+                    deadline: float | None = None) -> None:
+        """Raises what a run or spend may have been billed (a pre-commit); `final` sets the exact figure."""
+        self.store.call_void("training_commit_cost", deadline=deadline, p_holder_id=holder_id,
+                             p_committed=committed, p_final=final)
+
+    def take_budget(self, purpose: str, cap: Decimal, daily_budget: Decimal | None,
+                    monthly_budget: Decimal | None, deadline_ms: int, simulated: bool, *,
+                    deadline: float | None = None) -> BudgetGrant:
+        """A block of the day's and month's budget for model calls outside a run (`purpose`: scout,
+        personas, referee_check), under the runs' lock; the grant (with the spend's `id`) or the refusal."""
+        return self.store.call_one("training_take_budget", deadline=deadline, p_purpose=purpose, p_cap=cap,
+                                   p_daily_budget=daily_budget, p_monthly_budget=monthly_budget,
+                                   p_deadline_ms=deadline_ms, p_simulated=simulated)
+
+    def close_spend(self, spend_id: str, committed: Decimal, recorded: Decimal, *,
+                    deadline: float | None = None) -> None:
+        self.store.call_void("training_close_spend", deadline=deadline, p_spend_id=spend_id,
+                             p_committed=committed, p_recorded=recorded)
 
     # ---- runs and battles ----
 
