@@ -76,6 +76,14 @@ def worst_case_cost(prompt_tokens: int, max_tokens: int, price: dict) -> Decimal
     return _micro_ceiling((prompt_tokens * price["input"] + max_tokens * price["output"]) / PER_MILLION)
 
 
+def billing_note(recorded, billed_up_to) -> str | None:
+    """What reported spend adds when the provider may have billed more than was recorded."""
+    recorded, billed = Decimal(str(recorded)), Decimal(str(billed_up_to))
+    if billed <= recorded:
+        return None
+    return f"up to ${_micro_ceiling(billed)} may have been billed (calls that timed out or were cut off)"
+
+
 def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, price: dict) -> Decimal:
     """The real cost of one call, cached input at the cached price: usage × price, not rounded up."""
     uncached = prompt_tokens - cached_tokens

@@ -175,6 +175,9 @@ def _health(queries: Queries, query: dict, settings) -> dict:
     budget = {period: {"limit": float(limit)} for period, limit in
               (("day", getattr(settings, "daily_budget_usd", None)),
                ("month", getattr(settings, "monthly_budget_usd", None))) if limit is not None}
+    # The day as the budget counts it: recorded, and what the provider may have billed beyond it.
+    day = queries.budget_state()["day"]
+    health["today"].update(billedUpTo=day["billedUpTo"], billingNote=day.get("note"))
     return {**health, "costCap": float(settings.kill_switch_usd), "budget": budget or None,
             "nextRun": next_scheduled_run(datetime.now(timezone.utc))}
 

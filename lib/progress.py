@@ -44,7 +44,8 @@ def print_summary(batch: dict, stream) -> None:
                     f"{batch['battlesKilled']} killed"),
         ("average score", "-" if batch["averageScore"] is None else f"{batch['averageScore']:.1f}"),
         ("breakthroughs", str(batch["breakthroughs"])),
-        ("spend", f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"),
+        ("spend", f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"
+                  + (f"; {batch['billingNote']}" if batch.get("billingNote") else "")),
         ("duration", f"{batch['durationMs'] / 1000:.1f}s"),
     ]
     if batch.get("error"):

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from lib.battle import BattleState, Models, closer_system_prompt, count_turns, fight
 from lib import canary
-from lib.budget import CostCap, price_for
+from lib.budget import CostCap, billing_note, price_for
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 from lib.pacing import Pacer
@@ -181,12 +181,14 @@ class Run:
                 self._save(state, leftover, "the run ended before this battle finished")
         # Attempts still in flight count at their worst case: the provider may finish and bill them.
         self.queries.commit_cost(self.id, self.cap.close(), final=True, deadline=self.deadline + 1)
-        return self.queries.finish_run(
+        summary = self.queries.finish_run(
             self.id, status=status, leftover_status=leftover, cost_cap_tripped=cost_cap_tripped,
             timed_out=self.timed_out, errors=self.errors[:50],
             breakthrough_threshold=self.settings.scout_threshold,
             duration_ms=int((time.monotonic() - self.started) * 1000), error=error,
             pause_reason=self.cap.trip_reason if cost_cap_tripped else None, deadline=self.deadline + 1)
+        summary["billingNote"] = billing_note(summary["totalCost"], summary["billedUpTo"])
+        return summary
 
     def _stopped_status(self) -> BattleStatus:
         if self.cap.tripped or self.paused_reason is not None:

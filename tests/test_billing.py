@@ -6,15 +6,18 @@ usable answer (the client gave up at the deadline, the process was SIGKILLed, th
 after processing, a gateway 5xx after processing), then asserts billed ≤ the cap for each run and
 billed ≤ the daily budget for the day. The fake bills the most tokens each request allows.
 """
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
 from decimal import Decimal
 
-from lib import scout
+from lib import dashboard, scout, slack
 from lib.app import make_llm
 from lib.config import PROJECT_ROOT
+from lib.progress import print_summary
 from lib.runner import RunRefused, run_batch
 from lib.store.queries import Queries
 from tests.conftest import child_env, seed_personas, wait_until
@@ -116,6 +119,24 @@ def test_connections_dropped_after_the_provider_processed_the_request(make_setti
     assert any(entry["outcome"] == "drop" for entry in fake_openai.ledger)
     assert billed <= Decimal("0.05")
     assert Decimal(str(batch["totalCost"])) < billed <= Decimal(str(batch["billedUpTo"]))
+
+
+def test_reported_spend_shows_what_may_have_been_billed(make_settings, psycopg_store, db, fake_openai):
+    fake_openai.usage, fake_openai.drop_every = "max", 2
+    seed_personas(psycopg_store, 1)
+    settings = make_settings(TRAINING_BATCH_SIZE=1, BATTLE_MAX_TURNS=2, KILL_SWITCH_THRESHOLD_USD="0.50")
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
+    up_to = f"up to ${Decimal(str(batch['billedUpTo'])).quantize(Decimal('0.000001'), rounding='ROUND_CEILING')}"
+    note = f"{up_to} may have been billed (calls that timed out or were cut off)"
+    assert batch["billingNote"] == note
+    out = io.StringIO()
+    print_summary(batch, out)
+    assert note in out.getvalue(), "the CLI's batch summary"
+    assert note in json.dumps(slack.batch_summary_message(batch, None)), "Slack's batch summary"
+    day = Queries(psycopg_store).status()["budget"]["day"]
+    assert day["note"] == note and day["spent"] == batch["totalCost"], "status"
+    health = dashboard.VIEWS["health"](Queries(psycopg_store), {}, settings)
+    assert health["today"]["billingNote"] == note, "the dashboard's health strip"
 
 
 def test_gateway_errors_after_the_provider_processed_the_request(make_settings, psycopg_store, db, fake_openai):

@@ -15,6 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from lib.budget import billing_note
 from lib.store import Store
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
@@ -109,6 +110,7 @@ class BudgetPeriod(TypedDict):
 
     spent: float
     billedUpTo: float
+    # note: "up to $X may have been billed (…)", present only where billedUpTo passes spent
     reserved: float
     limit: float | None  # null: no budget for this period
     resetsAt: str
@@ -339,6 +341,14 @@ class VerdictRecord:
     seller_agreed: bool | None
 
 
+def _note_billing(state: dict) -> None:
+    """Each period says, where it differs from the recorded spend, what may have been billed."""
+    for period in state.values():
+        note = billing_note(period["spent"], period["billedUpTo"])
+        if note:
+            period["note"] = note
+
+
 class Queries:
     def __init__(self, store: Store):
         self.store = store
@@ -363,12 +373,17 @@ class Queries:
     def status(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None) -> dict:
         """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend,
         and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
-        return self.store.call_one("training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
+        status = self.store.call_one("training_status", p_daily_budget=daily_budget,
+                                     p_monthly_budget=monthly_budget)
+        _note_billing(status["budget"])
+        return status
 
     def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                      *, deadline: float | None = None) -> BudgetState:
-        return self.store.call_one("training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
-                                   p_monthly_budget=monthly_budget)
+        state = self.store.call_one("training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
+                                    p_monthly_budget=monthly_budget)
+        _note_billing(state)
+        return state
 
     # ---- money: blocks of the budget, and what may have been billed ----
 
