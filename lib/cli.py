@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 from lib.config import ConfigError, Database, Settings
 from lib.app import make_llm, open_store
@@ -21,7 +22,7 @@ from lib.redact import redact
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
-from lib.store import StoreError
+from lib.store import StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.queries import Queries
 from lib.training import train_once
@@ -32,8 +33,15 @@ def _parser() -> argparse.ArgumentParser:
         "Autonomous self-play training for the closer. The database is chosen from the environment "
         "(USE_LOCAL_DB, then the Supabase URL, then the embedded PostgreSQL under .data/)."))
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    commands.add_parser("migrate", help="apply lib/sql/schema.sql (safe to repeat)",
-                        description="Apply lib/sql/schema.sql to the selected database. Safe to repeat.")
+    migrate = commands.add_parser(
+        "migrate", help="apply the pending migrations and the functions (safe to repeat)",
+        description="Apply the pending migrations (lib/sql/migrations/) and every function (lib/sql/functions/) "
+                    "to the selected database, under an advisory lock. Safe to repeat.")
+    migrate_output = migrate.add_mutually_exclusive_group()
+    migrate_output.add_argument("--print", dest="print_sql", action="store_true",
+                                help="print the SQL for the Supabase SQL editor instead (no database needed)")
+    migrate_output.add_argument("--supabase", metavar="DIR", type=Path,
+                                help="write Supabase CLI migration files into DIR instead (no database needed)")
     generate = commands.add_parser(
         "generate-personas", help="upsert the built-in persona catalog by name (or invent new ones)",
         description="Upsert the built-in seller personas by name. Personas added by hand are left alone.")
@@ -135,9 +143,18 @@ def _store(settings: Settings):
 
 
 def cmd_migrate(settings, args) -> int:
+    if args.print_sql:
+        sys.stdout.write(migrations.print_sql())
+        return 0
+    if args.supabase:
+        written = migrations.supabase_files(args.supabase)
+        for path in written:
+            print(f"wrote {path}")
+        print(f"{len(written)} files written" if written else f"{args.supabase}: nothing new to write")
+        return 0
     with _store(settings) as store:
-        store.migrate()
-    print("schema applied")
+        result = store.migrate()
+    print("\n".join(result.lines()))
     return 0
 
 
@@ -334,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
         settings = None if args.command == "serve" else Settings.from_env()
         return COMMANDS[args.command](settings, args)
-    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError) as exc:
+    except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError,
+            migrations.MigrationError) as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

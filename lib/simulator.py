@@ -56,7 +56,7 @@ REMEMBERED_BATTLES = 4096
 
 
 def normalise(text: str) -> str:
-    """Tactic text as compared for effects (and, the same way in lib/sql/schema.sql, for repeats)."""
+    """Tactic text as compared for effects (and, the same way in lib/sql/functions/versions.sql, for repeats)."""
     return " ".join(re.sub(r"[\W_]+", " ", text.lower()).split())
 
 

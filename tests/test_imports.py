@@ -97,9 +97,9 @@ if __name__ == "__main__":  # python -m tests.test_imports: the graph, and the f
 def test_no_module_outside_the_query_layer_names_a_sql_function():
     import re
 
-    from lib.store import SCHEMA_PATH
+    from lib.store.migrations import functions_sql
 
-    functions = set(re.findall(r"create or replace function (\w+)\(", SCHEMA_PATH.read_text()))
+    functions = set(re.findall(r"create or replace function (\w+)\(", functions_sql()))
     for path in LIB.rglob("*.py"):
         if path.name == "queries.py":
             continue

@@ -4,13 +4,13 @@ import re
 import psycopg
 import pytest
 
-from lib.store import SCHEMA_PATH
+from lib.store.migrations import functions_sql
 from lib.store.psycopg import PsycopgStore
 from tests.conftest import fresh_database
 
 
 def test_every_function_carries_the_prefix_the_grants_select():
-    defined = re.findall(r"create or replace function (\w+)\(", SCHEMA_PATH.read_text())
+    defined = re.findall(r"create or replace function (\w+)\(", functions_sql())
     assert defined and [name for name in defined if not name.startswith("training_")] == []
 
 
@@ -100,4 +100,4 @@ def test_every_function_is_granted_on_the_first_apply(pg_server):
                                "where n.nspname = 'public' and has_function_privilege('service_role', p.oid, "
                                "'execute')").fetchone()[0]
     assert open_to_all == []
-    assert granted == len(set(re.findall(r"create or replace function (\w+)\(", SCHEMA_PATH.read_text())))
+    assert granted == len(set(re.findall(r"create or replace function (\w+)\(", functions_sql())))

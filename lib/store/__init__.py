@@ -1,6 +1,6 @@
 """One store interface, two transports over the same SQL functions.
 
-Every read and write is a call to a function in `lib/sql/schema.sql`:
+Every read and write is a call to a SQL function of `lib/sql/functions/`:
 
 - `call_void(fn, **args)`: the function returns nothing;
 - `call_one(fn, **args)`: the function returns one value (a scalar, jsonb or one row);
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from lib.redact import redact
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
-SCHEMA_HINT = "run python -m lib migrate (or apply lib/sql/schema.sql in the Supabase SQL editor)"
+if TYPE_CHECKING:
+    from lib.store.migrations import MigrateResult
+
+SCHEMA_HINT = ("run python -m lib migrate (or paste the output of python -m lib migrate --print in the Supabase "
+               "SQL editor)")
 DEFAULT_RETRY_WINDOW_S = 10.0
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # undefined_function naming one of ours ("function training_x(...) does not exist"); the same
@@ -107,10 +109,11 @@ class Store:
     def call_all(self, fn: str, *, deadline: float | None = None, **args: Any) -> list[dict]:
         return self._call(fn, args, "all", deadline)
 
-    def migrate(self) -> None:
+    def migrate(self) -> MigrateResult:
+        """Brings the database to today's schema (lib/store/migrations.py) and says what it did."""
         raise StoreError(
-            f"the {self.kind} transport cannot apply the schema: apply lib/sql/schema.sql in the "
-            "Supabase SQL editor (or set USE_LOCAL_DB=true with LOCAL_DB_URL to your database)"
+            f"the {self.kind} transport cannot apply the schema: paste the output of python -m lib migrate "
+            "--print in the Supabase SQL editor (or set USE_LOCAL_DB=true with LOCAL_DB_URL to your database)"
         )
 
     def close(self) -> None:

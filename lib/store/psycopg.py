@@ -18,7 +18,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from lib.store import SCHEMA_PATH, Store, Unavailable, error_for
+from lib.store import Store, StoreError, Unavailable, error_for
+from lib.store import migrations
+from lib.store.migrations import MigrateResult, MigrationError
 
 CONNECT_TIMEOUT_S = 5
 # A run's threads (its battles, the pause poll) seldom need more at once: a call takes a millisecond
@@ -114,16 +116,18 @@ class PsycopgStore(Store):
         self._give_back(conn)
         return rows
 
-    def migrate(self) -> None:
-        """Applies the schema in one transaction; safe to repeat."""
+    def migrate(self) -> MigrateResult:
+        """Applies what is pending, then the functions, in one transaction; safe to repeat."""
         try:
             with self._lock, psycopg.connect(self.url, prepare_threshold=None,
                                              connect_timeout=CONNECT_TIMEOUT_S) as conn:
-                conn.execute(SCHEMA_PATH.read_text())
+                return migrations.apply(conn)
         except psycopg.OperationalError as exc:
             raise Unavailable(f"database unreachable: {_first_line(exc)}", code=exc.sqlstate) from None
         except psycopg.Error as exc:
             raise _typed(exc) from None
+        except MigrationError as exc:
+            raise StoreError(str(exc)) from None
 
     def close(self) -> None:
         with self._free:

@@ -1,4 +1,4 @@
-"""Everything the app asks the database, one method per SQL function in `lib/sql/schema.sql`.
+"""Everything the app asks the database, one method per SQL function in `lib/sql/functions/`.
 
 `Queries` sits over a `Store` (psycopg or PostgREST; see `lib.store`) the way procrastinate's
 `JobManager` sits over its connectors: callers pass typed arguments and get typed results, and
