@@ -6,6 +6,7 @@ same database as `python -m lib migrate`.
 When a release ships, save its lib/sql/schema.sql and functions beside tests/upgrade/schema-*.sql
 and upgrade from it here too.
 """
+import json
 import subprocess
 import sys
 import threading
@@ -155,13 +156,14 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
         seed_with_second_release(conn)
         before = rows(conn)
     result = migrate(url)
-    assert (result.installed, result.applied) == (False, ()), "the second release holds every migration"
+    # The second release holds migrations 0001–0006; only the steps after it apply.
+    assert (result.installed, list(result.applied)) == (False, [m for m in ALL_MIGRATIONS if m[:4] > "0006"])
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)
     assert migrate(url).lines()[0] == "up to date: no migration pending"
     assert_same_catalog(catalog(url), fresh_catalog)
     with psycopg.connect(url, autocommit=True) as conn:
-        assert rows(conn) == before, "the upgrade changed rows"
+        assert kept(rows(conn), before) == kept(before, before), "the upgrade changed rows"
     store = PsycopgStore(url)
     queries = Queries(store)
     listing = queries.versions(100)
@@ -181,6 +183,17 @@ def rows(conn) -> dict:
     tables = [row[0] for row in conn.execute(
         "select tablename from pg_tables where schemaname = 'public' and tablename <> 'training_schema_migrations'")]
     return {table: snapshot_table(conn, table) for table in sorted(tables)}
+
+
+def kept(after: dict, before: dict) -> dict:
+    """`after` seen with `before`'s tables and columns only: what a later migration added (a column,
+    a table) is not a change to the rows that were there."""
+    def row(values: dict, columns) -> dict:
+        return {column: values[column] for column in columns}
+
+    return {table: sorted((row(r, before[table][0] if before[table] else r) for r in after[table]),
+                          key=lambda r: json.dumps(r, sort_keys=True))
+            for table in before}
 
 
 def snapshot_table(conn, table: str) -> list:
@@ -217,7 +230,7 @@ def test_the_printed_script_builds_the_same_database(pg_server, fresh_catalog, s
     execute_script(url, print_sql())
     if start == "second_release":
         with psycopg.connect(url, autocommit=True) as conn:
-            assert rows(conn) == before
+            assert kept(rows(conn), before) == kept(before, before)
     execute_script(url, print_sql())  # pasted twice: still the same
     assert recorded(url) == ALL_MIGRATIONS
     assert_same_catalog(catalog(url), fresh_catalog)
