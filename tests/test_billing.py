@@ -79,15 +79,14 @@ def test_a_process_killed_mid_call_in_every_run_still_holds_the_day(database_url
                   BATTLE_MAX_TURNS=6)
     env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
                     OPENAI_BASE_URL=fake_openai.base_url, DELAY_BETWEEN_BATTLES_MS=0, MAX_CONCURRENT_RUNS=4,
-                    MAX_TRAINING_EXECUTION_TIME_MS=1500, **budget)
+                    MAX_TRAINING_EXECUTION_TIME_MS=2500, **budget)
     killed = []
     for _ in range(2):
         start = len(fake_openai.ledger)
-        sent = len(fake_openai.log)
         process = subprocess.Popen([sys.executable, "-m", "lib", "train", "--batch-size", "2"], cwd=PROJECT_ROOT,
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Killed with calls in flight after some were answered: the provider finishes and bills them.
-        wait_until(lambda: len(fake_openai.log) >= sent + 3 and fake_openai.in_flight > 0, 30, "calls in flight")
+        wait_until(lambda: len(fake_openai.ledger) > start and fake_openai.in_flight > 0, 30, "calls in flight")
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         settled(fake_openai)
