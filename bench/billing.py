@@ -43,8 +43,9 @@ def env_for(url: str, fake: FakeOpenAI, **env) -> dict:
 
 def empty_day(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("truncate training_runs, training_spends, training_rescores restart identity cascade")
         conn.execute("update sandbox_personas set last_battled_at = null, lease_run_id = null")
+        conn.execute("delete from training_spends")
+        conn.execute("delete from training_runs")  # their battles and re-scores go with them
         conn.execute("update training_control set paused = false, reason = null")
 
 
