@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from decimal import Decimal
 
 from lib import referee, slack
-from lib.budget import CostCap, price_for
+from lib.budget import COST_CAP_REACHED, CostCap, price_for
 from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Role, Stopped, Usage
 from lib.log import log
 from lib.referee import render_transcript
@@ -215,7 +215,9 @@ class Scan:
         if isinstance(exc, BudgetExceeded):
             if id(ctx) not in self._budget_reported:  # once per cap, not once per battle
                 self._budget_reported.add(id(ctx))
-                hint = f" (raise {cap_setting})" if cap_setting else ""
+                # The day's or month's budget speaks for itself; only the scan's own cap takes a hint.
+                own_cap = str(exc).startswith(COST_CAP_REACHED)
+                hint = f" (raise {cap_setting})" if cap_setting and own_cap else ""
                 self.errors.append(f"{what} for battle {battle['id']}: {exc}{hint}; the rest waits for the next scan")
             return
         if isinstance(exc, (DeadlineExceeded, Stopped)):

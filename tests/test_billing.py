@@ -20,7 +20,7 @@ from lib.config import PROJECT_ROOT
 from lib.progress import print_summary
 from lib.runner import RunRefused, run_batch
 from lib.store.queries import Queries
-from tests.conftest import child_env, seed_personas, wait_until
+from tests.conftest import child_env, free_port, seed_personas, wait_until
 
 TODAY = "started_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'"
 
@@ -184,3 +184,16 @@ def test_scout_scans_with_every_battle_audited_stay_inside_the_day(make_settings
     spends = db.execute("select count(*), bool_and(finished_at is not null) from training_spends "
                         "where purpose = 'scout'").fetchone()
     assert spends[0] >= 1 and spends[1]
+
+
+def test_attempts_refused_before_any_work_are_not_counted(make_settings, psycopg_store, db, fake_openai):
+    seed_personas(psycopg_store, 2)
+    fake_openai.fail_next("429", count=2, retry_after=0.05)  # answered 429: the provider did no work
+    settings = make_settings(TRAINING_BATCH_SIZE=1, BATTLE_MAX_TURNS=1)
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
+    assert len(fake_openai.answered(429)) == 2 and batch["battlesCompleted"] == 1
+    assert (batch["billedUpTo"], batch["billingNote"]) == (batch["totalCost"], None)
+    # Nothing listens there: every attempt's connection is refused before a request is written.
+    nowhere = make_settings(TRAINING_BATCH_SIZE=1, BATTLE_MAX_TURNS=1, OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")
+    batch = run_batch(nowhere, psycopg_store, make_llm(nowhere), trigger="cron")
+    assert batch["battlesFailed"] == 1 and batch["billedUpTo"] == 0
