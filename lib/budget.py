@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from lib.config import ConfigError
@@ -118,7 +119,8 @@ class CostCap:
     already said what it may have been billed.
     """
 
-    def __init__(self, cap: Decimal, reached: str | None = None, durable=None, parent: "CostCap | None" = None):
+    def __init__(self, cap: Decimal, reached: str | None = None, durable: Callable[[Decimal], None] | None = None,
+                 parent: CostCap | None = None):
         self.cap = Decimal(cap)
         # An inner limit (a scan's re-score cap) inside its holder's block: an attempt fits both.
         self.parent = parent

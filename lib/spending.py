@@ -8,19 +8,19 @@ pre-commits before attempts are sent, and settles what may have been billed when
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Iterator
 
 from lib.budget import CostCap
 from lib.llm import LLMError
-from lib.store.queries import Queries
+from lib.store.queries import BudgetGrant, Queries
 
 
 class BudgetReached(LLMError):
     """The daily or monthly budget has no block left for these calls (the run refusal's words)."""
 
-    def __init__(self, refusal: dict):
+    def __init__(self, refusal: BudgetGrant):
         super().__init__(f"{refusal['error']}: {refusal['reason']}", billed=False)
         self.refusal = refusal
 

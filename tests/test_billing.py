@@ -86,7 +86,8 @@ def test_a_process_killed_mid_call_in_every_run_still_holds_the_day(database_url
         process = subprocess.Popen([sys.executable, "-m", "lib", "train", "--batch-size", "2"], cwd=PROJECT_ROOT,
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Killed with calls in flight after some were answered: the provider finishes and bills them.
-        wait_until(lambda: len(fake_openai.ledger) > start and fake_openai.in_flight > 0, 30, "calls in flight")
+        wait_until(lambda start=start: len(fake_openai.ledger) > start and fake_openai.in_flight > 0, 30,
+                   "calls in flight")
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         settled(fake_openai)

@@ -130,6 +130,8 @@ class BudgetGrant(BudgetState, total=False):
     limitedBy: str
     exhausted: str | None
     id: str  # the spend's id (`take_budget` only)
+    error: str  # a refusal's ("Daily budget reached") and its `reason` (the figures and the reset)
+    reason: str
 
 
 class RunStart(TypedDict, total=False):
