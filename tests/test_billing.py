@@ -14,11 +14,15 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import pytest
+
 from lib import dashboard, scout, slack
 from lib.app import make_llm
 from lib.config import PROJECT_ROOT
+from lib.personas import generate_with_llm
 from lib.progress import print_summary
 from lib.runner import RunRefused, run_batch
+from lib.spending import BudgetReached
 from lib.store.queries import Queries
 from tests.conftest import child_env, free_port, seed_personas, wait_until
 
@@ -198,3 +202,19 @@ def test_attempts_refused_before_any_work_are_not_counted(make_settings, psycopg
     nowhere = make_settings(TRAINING_BATCH_SIZE=1, BATTLE_MAX_TURNS=1, OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")
     batch = run_batch(nowhere, psycopg_store, make_llm(nowhere), trigger="cron")
     assert batch["battlesFailed"] == 1 and batch["billedUpTo"] == 0
+
+
+def test_persona_generation_and_the_referee_check_are_refused_when_the_day_is_spent(make_settings, psycopg_store, db,
+                                                                                    fake_openai, database_url):
+    db.execute("insert into training_runs (trigger, status, batch_size, cost_cap, total_cost, deadline_at, "
+               "finished_at, budget_block, committed_cost) values ('cron', 'completed', 1, 5, 0.60, now(), now(), "
+               "1.00, 1.00)")  # recorded $0.60, but $1.00 may have been billed: the day is spent
+    settings = make_settings(DAILY_BUDGET_USD="1.00")
+    with pytest.raises(BudgetReached, match=r"^Daily budget reached: \$1\.00 of \$1\.00; resets at 00:00 UTC"):
+        generate_with_llm(settings, psycopg_store, make_llm(settings), 2)
+    env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, OPENAI_API_KEY="sk-test",
+                    OPENAI_BASE_URL=fake_openai.base_url, DAILY_BUDGET_USD="1.00")
+    check = subprocess.run([sys.executable, "-m", "lib", "referee-check"], cwd=PROJECT_ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 1 and "error: Daily budget reached: $1.00 of $1.00" in check.stderr
+    assert fake_openai.ledger == [], "nothing was sent"
