@@ -67,7 +67,7 @@ def sequential_runs(url, settings, store, fake, most: int) -> Decimal:
         billed = sum((e["cost"] for e in fake.ledger[start:]), Decimal(0))
         with psycopg.connect(url) as conn:
             block = conn.execute("select budget_block from training_runs where id = %s",
-                                 (batch["batchId"],)).fetchone()[0]
+                                 (batch["runId"],)).fetchone()[0]
         worst = max(worst, billed / block)
     return worst
 

@@ -27,7 +27,7 @@ import time
 from decimal import Decimal
 
 from lib import canary
-from lib.battle import BattleState, Models, closer_system_prompt, fight
+from lib.battle import BattleState, BattleSetup, closer_system_prompt, fight
 from lib.config import Settings
 from lib.llm import LLM, CallContext
 from lib.personas import CATALOG
@@ -41,7 +41,7 @@ def simulated_pairs(count: int, seed: int = 1, tactics_b: tuple[str, ...] = ()) 
     """`count` paired differences from the simulator: score(closer B) − score(closer A), same
     persona, different battles. B has `tactics_b` added (none: a null pair)."""
     llm = LLM(SimulatedTransport(latency_scale=0), {})
-    models = Models("gpt-4o", "gpt-4o-mini", "gpt-4o", 10, 300)
+    models = BattleSetup("gpt-4o", "gpt-4o-mini", "gpt-4o", 10, 300)
     base = Settings.from_env({}).closer_prompt_path.read_text()
     prompt_a = closer_system_prompt(base, [])
     prompt_b = closer_system_prompt(base, [{"tactic_text": t} for t in tactics_b])

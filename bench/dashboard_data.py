@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 
 import psycopg
@@ -15,8 +14,7 @@ from lib.config import Settings
 from lib.personas import CATALOG, upsert_catalog
 from lib.config import PROJECT_ROOT
 from lib.store.embedded import EmbeddedPostgres
-from lib.runner import run_batch
-from lib.scout import scan
+from lib.training import train_once
 from lib.store import Rejected
 from lib.store.psycopg import PsycopgStore
 from lib.store.queries import Queries, ReviewStatus
@@ -60,10 +58,10 @@ def simulate_history(url: str, runs: int = 20, days: float = 6.5, killed_at: int
     for index in range(runs):
         run_settings = settings
         if index == killed_at:
-            run_settings = dataclasses.replace(settings, kill_switch_usd=settings.kill_switch_usd / 20)
-        run_batch(run_settings, store, llm, trigger="cron")
+            run_settings = dataclasses.replace(settings, cost_cap_usd=settings.cost_cap_usd / 20)
+        # The run, the canary's look and a scout scan here (at most 5 new breakthroughs a run).
+        train_once(run_settings, store, llm, trigger="cron", scout="in_process")
         queries.set_paused(False)
-        scan(settings, store, llm, deadline=time.monotonic() + 60)  # at most 5 new breakthroughs a run
         if index in PROMOTE_AFTER_RUNS:  # a reviewer promotes a tactic: the next runs are its canary
             _decide(queries, _oldest_pending(url, 1), ("promote",))
     with psycopg.connect(url, autocommit=True) as conn:

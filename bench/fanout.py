@@ -31,7 +31,7 @@ import psycopg
 import requests
 
 from bench.common import bench_database, fake_log, fake_openai, reset, table
-from lib.runner import PAUSE_POLL_S
+from lib.pause_watch import PAUSE_POLL_S
 from lib.config import PROJECT_ROOT
 
 RPM = 1200

@@ -33,7 +33,7 @@ import psycopg
 from bench.common import (bench_database, fake_log, fake_openai, greedy_makespan, lower_bound, reset, settings_for,
                           spread, table)
 from lib.app import make_llm
-from lib.battle import BattleState, Models, closer_system_prompt, fight
+from lib.battle import BattleState, BattleSetup, closer_system_prompt, fight
 from lib.llm import CallContext
 from lib.config import PROJECT_ROOT
 
@@ -87,9 +87,9 @@ def sequential_baseline(url: str, fake: str, battles: int) -> tuple[list[float],
     personas = [dict(zip(("name", "system_prompt", "characteristics", "attack_patterns"), row)) for row in rows]
     settings = settings_for(fake, BATTLE_MAX_TURNS=1, MAX_TOKENS_PER_TURN=64)
     llm = make_llm(settings)
-    models = Models(settings.closer_model, settings.persona_model, settings.referee_model, 1, 64)
+    models = BattleSetup(settings.closer_model, settings.persona_model, settings.referee_model, 1, 64)
     prompt = closer_system_prompt(settings.closer_prompt_path.read_text(), [])
-    ctx = CallContext.for_cap(settings.kill_switch_usd, time.monotonic() + 600)
+    ctx = CallContext.for_cap(settings.cost_cap_usd, time.monotonic() + 600)
     served, walls = [], []
     for i, persona in enumerate(personas):
         before = len(fake_log(fake))

@@ -67,7 +67,9 @@ def _view(transcript: list, me: str) -> list[dict]:
 
 
 @dataclass
-class Models:
+class BattleSetup:
+    """Who plays a battle (the three models) and how long it may go (turns, tokens per turn)."""
+
     closer: str
     persona: str
     referee: str
@@ -75,7 +77,7 @@ class Models:
     max_tokens: int
 
 
-def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: BattleState,
+def fight(llm, ctx: CallContext, setup: BattleSetup, closer_prompt: str, state: BattleState,
           on_turn=None) -> None:
     """Runs the conversation and the referee, recording into `state` as it goes.
 
@@ -87,11 +89,11 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
     """
     persona_prompt = persona_system_prompt(state.persona)
     opening = {"role": "user", "content": "(The homeowner picks up the phone.) Hello?"}
-    for _ in range(models.max_turns):
-        closer = _say(llm, ctx, state, Role.CLOSER, models.closer, models.max_tokens,
+    for _ in range(setup.max_turns):
+        closer = _say(llm, ctx, state, Role.CLOSER, setup.closer, setup.max_tokens,
                       [{"role": "system", "content": closer_prompt}, opening, *_view(state.transcript, "closer")])
         state.transcript.append({"speaker": "closer", "text": closer})
-        seller = _say(llm, ctx, state, Role.SELLER, models.persona, models.max_tokens,
+        seller = _say(llm, ctx, state, Role.PERSONA, setup.persona, setup.max_tokens,
                       [{"role": "system", "content": persona_prompt}, *_view(state.transcript, "persona")])
         ended = ACCEPT_MARK in seller or HANG_UP_MARK in seller
         text = seller.replace(ACCEPT_MARK, "").replace(HANG_UP_MARK, "").strip()
@@ -100,7 +102,7 @@ def fight(llm, ctx: CallContext, models: Models, closer_prompt: str, state: Batt
             on_turn(state)
         if ended:
             break
-    state.verdict = referee.score(llm, ctx, models.referee, state.transcript, state.usage, seed=state.id)
+    state.verdict = referee.score(llm, ctx, setup.referee, state.transcript, state.usage, seed=state.id)
 
 
 def _say(llm, ctx, state, role, model, max_tokens, messages, response_format=None) -> str:

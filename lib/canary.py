@@ -5,7 +5,8 @@ active version and the candidate in the same run (`CANARY_SHARE` of the run's ba
 candidate), so persona difficulty cancels out of each paired difference
 `d = candidate score − active score`.
 
-After every run the system looks at all the pairs so far and decides (`decide`):
+After every run the follow-ups (`lib.followups`) read all the pairs so far, ask `decide`, record
+the look and post a decision to Slack; this module only decides (no settings, store or Slack):
 
 * The interval is a two-sided 95% **confidence sequence** for the mean paired difference:
   Robbins' normal-mixture boundary, with the variance estimated from the pairs (the "asymptotic
@@ -28,12 +29,7 @@ battle-to-battle spread (and prints them); `tests/test_canary.py` runs a smaller
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
-
-from lib import slack
-from lib.log import log
-from lib.store.queries import Queries
 
 ALPHA = 0.05
 MIN_PAIRS = 10
@@ -92,30 +88,3 @@ def decide(diffs: list[float], max_pairs: int) -> Look:
     values = [float(d) for d in diffs]
     return decide_from_sums(len(values), sum(values), sum(v * v for v in values), max_pairs)
 
-
-def review(settings, store, *, deadline: float, simulated: bool = False) -> dict | None:
-    """The look after a run: reads the canary's pairs, records the figures or the decision, and
-    posts a decision to Slack. Returns what the run's summary shows (None without a candidate)."""
-
-    queries = Queries(store)
-    canary = queries.canary_pairs(deadline=deadline)
-    if canary is None:
-        return None
-    look = decide(canary["diffs"], settings.canary_max_pairs)
-    rounded = None if look.diff is None else round(look.diff, 2)
-    ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
-    outcome = queries.record_canary(canary["candidateId"], look.decision, look.pairs, rounded,
-                                    ci95, settings.canary_max_pairs, deadline=deadline)
-    summary = {"candidateId": canary["candidateId"], "activeId": canary["activeId"], "pairs": look.pairs,
-               "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
-               "decision": look.decision if outcome["recorded"] else "superseded"}
-    if outcome.get("decided"):
-        log("canary_decided", candidateId=canary["candidateId"], decision=look.decision, pairs=look.pairs,
-            diff=rounded)
-        summary["message"] = outcome["message"]
-        failure = slack.send(settings, slack.canary_decision_message(outcome, settings.app_url, simulated),
-                             timeout=max(0.5, min(5.0, deadline - time.monotonic())),
-                             candidateId=canary["candidateId"])
-        if failure:
-            summary["slackError"] = str(failure)
-    return summary

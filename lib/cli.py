@@ -5,13 +5,13 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from lib.config import ConfigError, Database, Settings
 from lib.app import make_llm, open_store
+from lib.deadline import Deadline
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
 from lib.spending import spend
@@ -233,8 +233,7 @@ def cmd_serve(settings, args) -> int:
 
 def cmd_scan(settings, args) -> int:
     with _store(settings) as store:
-        deadline = time.monotonic() + settings.max_execution_ms / 1000
-        result = scan(settings, store, make_llm(settings), deadline=deadline)
+        result = scan(settings, store, make_llm(settings), deadline=Deadline.for_run(settings).at)
     _print_scan(result)
     return 0
 
@@ -266,7 +265,7 @@ def cmd_referee_check(settings, args) -> int:
                           "raise it to run the check")
     llm = make_llm(settings)
     with _store(settings) as store:  # opened first: a result that cannot be stored is not paid for
-        deadline = time.monotonic() + CHECK_DEADLINE_S
+        deadline = Deadline.after(CHECK_DEADLINE_S).at
         # Its block of the daily and monthly budget is what the check may cost at most.
         with spend(settings, store, "referee_check", bound, deadline, llm.simulated) as block:
             result = referee.run_calibration(llm, items, model, block, deadline)

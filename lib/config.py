@@ -180,7 +180,7 @@ class Settings:
     max_concurrent_battles: int
     delay_between_battles_ms: int
     max_concurrent_runs: int
-    kill_switch_usd: Decimal
+    cost_cap_usd: Decimal
     daily_budget_usd: Decimal | None
     monthly_budget_usd: Decimal | None
     cron_fan_out: int
@@ -230,7 +230,7 @@ class Settings:
             max_concurrent_battles=env.integer("MAX_CONCURRENT_BATTLES", minimum=1, maximum=50),
             delay_between_battles_ms=env.integer("DELAY_BETWEEN_BATTLES_MS", minimum=0, maximum=60_000),
             max_concurrent_runs=max_runs,
-            kill_switch_usd=env.money("KILL_SWITCH_THRESHOLD_USD", minimum=COST_CAP_MIN, maximum=COST_CAP_MAX,
+            cost_cap_usd=env.money("KILL_SWITCH_THRESHOLD_USD", minimum=COST_CAP_MIN, maximum=COST_CAP_MAX,
                                       decimals=COST_CAP_DECIMALS),
             daily_budget_usd=env.money("DAILY_BUDGET_USD", minimum=COST_CAP_MIN, maximum=BUDGET_MAX,
                                        decimals=COST_CAP_DECIMALS) if env.given("DAILY_BUDGET_USD") else None,

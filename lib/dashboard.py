@@ -26,8 +26,8 @@ from lib import referee
 from lib.app import open_store
 from lib.battle import closer_system_prompt
 from lib.config import VERCEL_JSON, Settings, admin_password
+from lib.cron import cron_matches
 from lib.http import ApiError, Page, Request
-from lib.serve import cron_matches  # the one cron parser, shared with `serve --cron`
 from lib.store import Rejected
 from lib.store.queries import Queries, ReviewStatus
 
@@ -39,7 +39,7 @@ MAX_TACTIC_CHARS = 1000
 # The feed's cursor, as PostgreSQL writes a timestamptz in JSON: 2026-11-28T14:30:00.123456+00:00
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 # The page's script, in order: shared helpers, one file per panel, then the loop that drives them.
-SCRIPTS = ("core.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
+SCRIPTS = ("core.js", "panels/banner.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
            "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/referee.js", "main.js")
 RANGES = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 TRAIN_PATH = "/api/cron/train"
@@ -178,7 +178,7 @@ def _health(queries: Queries, query: dict, settings) -> dict:
     # The day as the budget counts it: recorded, and what the provider may have billed beyond it.
     day = queries.budget_state()["day"]
     health["today"].update(billedUpTo=day["billedUpTo"], billingNote=day.get("note"))
-    return {**health, "costCap": float(settings.kill_switch_usd), "budget": budget or None,
+    return {**health, "costCap": float(settings.cost_cap_usd), "budget": budget or None,
             "nextRun": next_scheduled_run(datetime.now(timezone.utc))}
 
 
@@ -186,7 +186,7 @@ def _runs(queries: Queries, query: dict, settings) -> dict:
     name = query.get("range") or "7d"
     if name not in RANGES:
         raise ApiError(400, {"error": f"range must be one of {', '.join(RANGES)}"})
-    return {**queries.dashboard_runs(RANGES[name]), "range": name, "costCap": float(settings.kill_switch_usd)}
+    return {**queries.dashboard_runs(RANGES[name]), "range": name, "costCap": float(settings.cost_cap_usd)}
 
 
 def _referee(queries: Queries, query: dict, settings: Settings):
@@ -220,34 +220,49 @@ VIEWS = {
     "versions": _versions,
     "tactics": _tactics,
 }
-REVIEWS = {"review": ReviewStatus.REVIEWED, "reject": ReviewStatus.REJECTED}
+
+def _promote(queries: Queries, body: dict):
+    return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"),
+                                        _tactic_arg(body.get("tacticText")), _flag(body, "direct"))
+
+
+def _deactivate(queries: Queries, body: dict):
+    return queries.deactivate_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), _flag(body, "direct"))
+
+
+def _edit(queries: Queries, body: dict):
+    text = _tactic_arg(body.get("tacticText"))
+    if text is None:
+        raise ApiError(400, {"error": "tacticText is required"})
+    return queries.edit_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), text, _flag(body, "direct"))
+
+
+def _pause(queries: Queries, body: dict):
+    reason = str(body.get("reason") or "").strip()[:500]
+    if not reason:
+        raise ApiError(400, {"error": "A pause needs a reason"})
+    return queries.set_paused(True, f"{reason} (dashboard)")
+
+
+# Each action answers `POST ?action=<name>` from (queries, the JSON body).
+ACTIONS = {
+    "promote": _promote,
+    "deactivate": _deactivate,
+    "edit": _edit,
+    "rollback": lambda queries, body: queries.rollback(_version_arg(body.get("versionId"), "versionId")),
+    "review": lambda queries, body: queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"),
+                                                              ReviewStatus.REVIEWED),
+    "reject": lambda queries, body: queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"),
+                                                              ReviewStatus.REJECTED),
+    "pause": _pause,
+    "resume": lambda queries, body: queries.set_paused(False),
+}
 
 
 def _act(queries: Queries, action: str, body: dict):
-    if action == "promote":
-        return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"),
-                                            _tactic_arg(body.get("tacticText")), _flag(body, "direct"))
-    if action == "deactivate":
-        return queries.deactivate_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"),
-                                         _flag(body, "direct"))
-    if action == "edit":
-        text = _tactic_arg(body.get("tacticText"))
-        if text is None:
-            raise ApiError(400, {"error": "tacticText is required"})
-        return queries.edit_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), text,
-                                   _flag(body, "direct"))
-    if action == "rollback":
-        return queries.rollback(_version_arg(body.get("versionId"), "versionId"))
-    if action in REVIEWS:
-        return queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"), REVIEWS[action])
-    if action == "pause":
-        reason = str(body.get("reason") or "").strip()[:500]
-        if not reason:
-            raise ApiError(400, {"error": "A pause needs a reason"})
-        return queries.set_paused(True, f"{reason} (dashboard)")
-    if action == "resume":
-        return queries.set_paused(False)
-    raise ApiError(400, {"error": f"Unknown action {action[:40]!r}"})
+    if action not in ACTIONS:
+        raise ApiError(400, {"error": f"Unknown action {action[:40]!r}"})
+    return ACTIONS[action](queries, body)
 
 
 # ---- the connection a warm function keeps ----------------------------------------------------------

@@ -6,6 +6,7 @@ never slow a 401; `openai`, `psycopg` and `requests` still load only where they 
 from __future__ import annotations
 
 from lib.config import Settings
+from lib.deadline import Deadline
 from lib.http import ApiError, Request, body_positive_int, query_positive_int
 from lib.app import make_llm, open_store
 from lib.runner import RunRefused
@@ -76,7 +77,7 @@ def scout_scan(request: Request) -> tuple[int, dict]:
     settings = Settings.from_env()
     store, llm = _open(settings)
     try:
-        result = scan(settings, store, llm, deadline=request.arrived + settings.max_execution_ms / 1000)
+        result = scan(settings, store, llm, deadline=Deadline.for_run(settings, request.arrived).at)
     finally:
         store.close()
     return 200, {"success": True, **result}

@@ -37,7 +37,7 @@ class Role(StrEnum):
     """Who is speaking: every call says so, and a transport may answer by it."""
 
     CLOSER = "closer"
-    SELLER = "seller"
+    PERSONA = "persona"  # the home seller the closer battles: a transcript line's speaker is "persona" too
     REFEREE = "referee"
     SCOUT = "scout"
     PERSONA_WRITER = "persona_writer"

@@ -88,7 +88,6 @@ class Pacer:
         self._waiting = 0  # calls waiting for room now
         self._last_waited = float("-inf")  # when a call last stopped waiting
         self.call_s = FIRST_CALL_S
-        self.waited_s = 0.0  # total time calls spent waiting here
         self.calls = 0
 
     def acquire(self, model: str, tokens: int, deadline: float, stop: threading.Event) -> Ticket:
@@ -111,7 +110,6 @@ class Pacer:
                         return Ticket(model, state.seq, now, tokens)
                     if not waiting:
                         waiting, self._waiting = True, self._waiting + 1
-                    self.waited_s += wait
                 if now + wait + MIN_USEFUL_CALL_S > deadline:
                     raise DeadlineExceeded(f"{model}: the provider's rate limit leaves no room before the deadline")
                 if stop.wait(wait):

@@ -7,8 +7,8 @@ editing an entry here updates its row; personas added by hand are never touched.
 from __future__ import annotations
 
 import json
-import time
 
+from lib.deadline import Deadline
 from lib.llm import CallContext, Role
 from lib.spending import spend
 from lib.store.queries import Queries
@@ -281,14 +281,14 @@ def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], lis
     budget (`lib.spending`; `BudgetReached` when it is spent).
     """
     taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in Queries(store).persona_names()}
-    deadline = time.monotonic() + GENERATION_TIMEOUT_S
+    deadline = Deadline.after(GENERATION_TIMEOUT_S).at
     prompt = (f"Invent {count} distinct homeowners who might sell their house to a cash home-buying company, "
               "each a hard but realistic sales conversation for the buyer's agent. Avoid these existing "
               f"personas: {', '.join(sorted(taken))}. For each give a memorable two-word name, a snake_case "
               "persona_type, a one-sentence description, the situation in the second person ('You …'), "
               "characteristics (difficulty 1 to 5) and 3 to 5 attack patterns: the objections and tactics "
               "they use on the phone.")
-    with spend(settings, store, "personas", settings.kill_switch_usd, deadline, llm.simulated) as block:
+    with spend(settings, store, "personas", settings.cost_cap_usd, deadline, llm.simulated) as block:
         reply = llm.chat(CallContext.for_cap(block, deadline), Role.PERSONA_WRITER, settings.persona_model,
                          [{"role": "user", "content": prompt}], GENERATION_MAX_TOKENS_PER_PERSONA * count,
                          GENERATION_FORMAT)

@@ -37,7 +37,7 @@ class ProgressPrinter:
 def print_summary(batch: dict, stream) -> None:
     label = " (simulated LLM)" if batch.get("simulated") else ""
     rows = [
-        ("run", f"{batch['batchId']}{label}"),
+        ("run", f"{batch['runId']}{label}"),
         ("status", batch["status"]),
         ("battles", f"{batch['battlesStarted']} started, {batch['battlesCompleted']} completed, "
                     f"{batch['battlesFailed']} failed, {batch['battlesTimedOut']} timed out, "

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from lib import log as logs
 from lib.config import PROJECT_ROOT, VERCEL_JSON, ConfigError, Settings, cron_secret
+from lib.cron import cron_matches
 from lib.store.embedded import EmbeddedPostgres
 
 IDLE_TIMEOUT_S = 10.0
@@ -120,31 +121,6 @@ class LocalServer(ThreadingHTTPServer):
             logs.log("client_disconnected", level=logging.WARNING, during="handling the connection")
         else:
             logs.log("server_error", level=logging.ERROR, error=type(error).__name__)
-
-
-def cron_matches(schedule: str, moment: datetime) -> bool:
-    """Standard 5-field cron: `*`, `*/n`, `a-b`, `a,b`, numbers (Vercel Cron runs in UTC)."""
-    fields = schedule.split()
-    values = (moment.minute, moment.hour, moment.day, moment.month, (moment.isoweekday() % 7))
-    return len(fields) == 5 and all(_field_matches(f, v) for f, v in zip(fields, values))
-
-
-def _field_matches(field: str, value: int) -> bool:
-    for part in field.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            step = int(step_text)
-        if part == "*":
-            if value % step == 0:
-                return True
-        elif "-" in part:
-            low, high = (int(x) for x in part.split("-", 1))
-            if low <= value <= high and (value - low) % step == 0:
-                return True
-        elif int(part) == value:
-            return True
-    return False
 
 
 def run_crons(port: int, crons: list[dict], stop: threading.Event) -> None:

@@ -134,7 +134,7 @@ class SimulatedTransport:
             text = json.dumps(_moment(messages))
         elif role == Role.PERSONA_WRITER:
             text = json.dumps(_personas(rng, max_tokens))
-        elif role == Role.SELLER:
+        elif role == Role.PERSONA:
             facts = self.battles.note(seed, difficulty=persona_difficulty(messages[0]["content"]))
             text = _seller_line(rng, messages, quality(seed, facts["difficulty"], facts["skill"]))
         elif role == Role.CLOSER:

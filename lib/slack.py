@@ -57,10 +57,6 @@ class SlackError(RuntimeError):
         self.slack_error = slack_error
         self.retry_after = retry_after
 
-    @property
-    def retryable(self) -> bool:
-        return not self.permanent
-
 
 class Failure(str):
     """What `send` answers when Slack did not take the message: the text, plus `permanent` and the
@@ -181,7 +177,7 @@ def cost_cap_message(batch: dict, reason: str, app_url: str | None) -> dict:
     text = f":rotating_light: Cost cap reached{label}: training paused after spending {_usd(batch['totalCost'])}"
     return _message(text, [
         _section(f"*{escape(text)}*"),
-        _section(f"{escape(reason)}\nRun `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles "
+        _section(f"{escape(reason)}\nRun `{escape(batch['runId'])}`: {batch['battlesStarted']} battles "
                  f"started, {batch['battlesKilled']} stopped.\nResume with `python -m lib resume` or the "
                  "dashboard once the cap or the cause is fixed."),
         *_dashboard_button(app_url),
@@ -193,7 +189,7 @@ def run_failed_message(batch: dict, app_url: str | None) -> dict:
     text = f":x: Training run failed{label}: {batch.get('error') or 'see the run in the dashboard'}"
     return _message(text, [
         _section(f"*{escape(text)}*"),
-        _section(f"Run `{escape(batch['batchId'])}`: {batch['battlesStarted']} battles started, "
+        _section(f"Run `{escape(batch['runId'])}`: {batch['battlesStarted']} battles started, "
                  f"{batch['battlesCompleted']} completed, {batch['battlesFailed']} failed; spend "
                  f"{_usd(batch['totalCost'])}. The next run starts on schedule; until the cause is fixed it "
                  "will fail the same way."),
@@ -240,7 +236,7 @@ def batch_summary_message(batch: dict, app_url: str | None) -> dict:
         _section(f"*{escape(text)}*"),
         _section(f"Average score {average} · spend {_usd(batch['totalCost'])} of {_usd(batch['costCap'])}"
                  + (f" ({escape(batch['billingNote'])})" if batch.get("billingNote") else "")
-                 + f" · {batch['durationMs'] / 1000:.1f}s · run `{escape(batch['batchId'])}`"),
+                 + f" · {batch['durationMs'] / 1000:.1f}s · run `{escape(batch['runId'])}`"),
         *_dashboard_button(app_url),
     ])
 

@@ -1,4 +1,5 @@
-"""Many rows fast, for the dashboard's tests and bench: one INSERT … generate_series per table."""
+"""Rows written directly, for tests and bench: many battles fast (one INSERT … generate_series per
+table), and a canary in progress."""
 import psycopg
 
 
@@ -32,3 +33,32 @@ def seed_battles(url: str, battles: int, per_run: int = 5, transcript_chars: int
             join personas p on p.k = g %% p.n""",
                      {"per_run": per_run, "battles": battles, "chunks": max(1, transcript_chars // 64)})
         conn.execute("vacuum analyze")  # as autovacuum would, soon after
+
+
+def seed_canary(db, store, won_pairs: int = 0) -> int:
+    """A candidate version under canary (returned), with `won_pairs` clear wins over the active one on
+    record: with 10 or more, the next run's look adopts it. Needs two personas (a run's pair)."""
+    from lib.personas import CATALOG, upsert_catalog
+    from lib.store.queries import Queries
+
+    upsert_catalog(store, CATALOG[:2])
+    persona_id = db.execute("select id from sandbox_personas order by name limit 1").fetchone()[0]
+    breakthrough_run = db.execute(
+        "insert into training_runs (trigger, batch_size, cost_cap, deadline_at, status, finished_at) "
+        "values ('cron', 1, 5, now(), 'completed', now()) returning id").fetchone()[0]
+    battle = db.execute(
+        "insert into sandbox_battles (run_id, persona_id, status, transcript, referee_score, ended_at, "
+        "breakthrough_status, breakthrough_detected_at, tactical_snippet) values (%s, %s, 'completed', '[]', 97, "
+        "now(), 'pending_review', now(), 'Confirm it in writing.') returning id",
+        (breakthrough_run, persona_id)).fetchone()[0]
+    change = Queries(store).promote_breakthrough(str(battle))
+    candidate = change["version"]["id"]
+    for index in range(won_pairs):
+        run_id = db.execute(
+            "insert into training_runs (trigger, batch_size, cost_cap, deadline_at, status, finished_at) "
+            "values ('cron', 2, 5, now(), 'completed', now()) returning id").fetchone()[0]
+        for version, score in ((candidate, 90 + index % 3), (candidate - 1, 50 + index % 2)):
+            db.execute("insert into sandbox_battles (run_id, persona_id, status, transcript, referee_score, "
+                       "ended_at, version_id) values (%s, %s, 'completed', '[]', %s, now(), %s)",
+                       (run_id, persona_id, score, version))
+    return candidate

@@ -68,7 +68,7 @@ def test_calls_still_running_at_the_deadline_are_counted_as_billed(make_settings
     assert runs and any(batch["timedOut"] for batch, _ in runs)
     assert settled(fake_openai) <= Decimal("0.30")
     for batch, billed in runs:
-        assert billed <= block_of(db, batch["batchId"]) <= Decimal("0.30")
+        assert billed <= block_of(db, batch["runId"]) <= Decimal("0.30")
         assert Decimal(str(batch["billedUpTo"])) >= billed, "what may have been billed covers what was"
     assert settled(fake_openai) <= Decimal("0.30")
     assert any(Decimal(str(b["billedUpTo"])) > Decimal(str(b["totalCost"])) for b, _ in runs), \
@@ -107,7 +107,7 @@ def test_a_process_killed_mid_call_in_every_run_still_holds_the_day(database_url
     runs = runs_one_at_a_time(settings, psycopg_store, db, fake_openai, most=4)
     assert settled(fake_openai) <= Decimal("0.30")
     for batch, billed in runs:
-        assert billed <= block_of(db, batch["batchId"])
+        assert billed <= block_of(db, batch["runId"])
     committed = db.execute("select sum(committed_cost) from training_runs where id = any(%s)", (orphans,)).fetchone()[0]
     assert committed >= sum(killed), "an orphan counts at least what the provider billed it"
     assert settled(fake_openai) <= Decimal("0.30")
@@ -151,7 +151,7 @@ def test_gateway_errors_after_the_provider_processed_the_request(make_settings, 
     runs = runs_one_at_a_time(settings, psycopg_store, db, fake_openai, most=2)
     assert any(entry["outcome"] == "502" for entry in fake_openai.ledger)
     for batch, billed in runs:
-        assert billed <= block_of(db, batch["batchId"]) <= Decimal("0.04")
+        assert billed <= block_of(db, batch["runId"]) <= Decimal("0.04")
     assert settled(fake_openai) <= Decimal("0.04")
 
 

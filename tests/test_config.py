@@ -15,7 +15,7 @@ def test_defaults_match_the_docs():
     s = settings()
     assert (s.batch_size, s.max_batch_size, s.max_execution_ms) == (5, 10, 50_000)
     assert (s.max_concurrent_battles, s.delay_between_battles_ms, s.max_concurrent_runs) == (3, 1000, 1)
-    assert s.kill_switch_usd == Decimal("5.00")
+    assert s.cost_cap_usd == Decimal("5.00")
     assert (s.battle_max_turns, s.max_tokens_per_turn, s.scout_threshold) == (10, 300, 95)
     assert (s.closer_model, s.persona_model, s.referee_model, s.scout_model) == (
         "gpt-4o", "gpt-4o-mini", "gpt-4o", "gpt-4o-mini")
@@ -108,7 +108,7 @@ def test_the_cost_cap_is_refused_outside_the_range_its_column_holds(value):
 
 @pytest.mark.parametrize("value", ["0.01", "10000", "1e3", "0.015"])
 def test_the_cost_cap_range_is_inclusive(value):
-    assert settings(KILL_SWITCH_THRESHOLD_USD=value).kill_switch_usd == Decimal(value)
+    assert settings(KILL_SWITCH_THRESHOLD_USD=value).cost_cap_usd == Decimal(value)
 
 
 @pytest.mark.parametrize("price, shown", [("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"),
@@ -228,12 +228,12 @@ def test_every_numeric_setting_at_its_bounds_fits_the_columns_it_lands_in(psycop
                          "TRAINING_BATCH_SIZE": "1000", "MAX_TRAINING_EXECUTION_TIME_MS": "3600000",
                          "MAX_CONCURRENT_RUNS": "100", "SCOUT_BREAKTHROUGH_THRESHOLD": "100"}))
         started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=s.max_batch_size,
-                                    batch_size=s.batch_size, cost_cap=s.kill_switch_usd,
+                                    batch_size=s.batch_size, cost_cap=s.cost_cap_usd,
                                     max_concurrent_runs=s.max_concurrent_runs, deadline_ms=s.max_execution_ms,
                                     simulated=True, default_battle_ms=min(15_000, s.max_execution_ms))
         assert started["status"] == "started", started
         summary = queries.finish_run(started["run"]["batchId"], status=RunStatus.COMPLETED,
-                                     leftover_status=BattleStatus.FAILED, cost_cap_tripped=False, timed_out=False,
+                                     leftover_status=BattleStatus.FAILED, cost_cap_reached=False, timed_out=False,
                                      errors=[], breakthrough_threshold=s.scout_threshold,
                                      duration_ms=s.max_execution_ms + 1000, error=None, pause_reason=None)
-        assert Decimal(str(summary["costCap"])) == s.kill_switch_usd
+        assert Decimal(str(summary["costCap"])) == s.cost_cap_usd

@@ -446,8 +446,6 @@ def test_the_versions_tactics_and_referee_panels_show_the_servers_data(page, das
                lambda: page.wait_for_timeout(50))
     assert "active" in page.inner_text("#versions")
     assert "No active tactics" in page.inner_text("#tactics")
-    for panel in ("#versions", "#tactics", "#referee"):
-        assert "Not available yet" not in page.inner_text(panel)
 
 
 # ---- the whole review workflow, with the keyboard only -------------------------------------------------

@@ -72,7 +72,7 @@ def test_the_run_chart_takes_a_range_and_gives_each_run_its_cost_and_cap(psycopg
     assert [r["id"] for r in day["runs"]] == [recent]
     week = queries.dashboard_runs(24 * 7)["runs"]
     assert [r["id"] for r in week] == [killed, recent], "oldest first"
-    assert week[0]["killSwitchTriggered"] is True and week[0]["cost"] == 0.01 and week[0]["costCap"] == 0.01
+    assert week[0]["costCapReached"] is True and week[0]["killSwitchTriggered"] is True and week[0]["cost"] == 0.01 and week[0]["costCap"] == 0.01
     assert len(queries.dashboard_runs(24 * 30)["runs"]) == 3
 
 

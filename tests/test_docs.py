@@ -68,3 +68,72 @@ def test_relative_links_resolve(document):
     path = (DOCS / document).resolve()
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", path.read_text()):
         assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+
+
+def documented_names(cell: str) -> set[str]:
+    """The names a table's first cell documents: `a`, `b` or `battle&id=<uuid>` (the part before `&`)."""
+    return {name.split("&")[0] for name in re.findall(r"`([^`]+)`", cell)}
+
+
+def first_cells(text: str, header: str) -> set[str]:
+    return {name for row in table_rows(text, header) for name in documented_names(row[0])}
+
+
+HTTP = "http.md"
+VIEWS_HEADER = "| view (`GET ?view=`) | returns |"
+ACTIONS_HEADER = "| action (`POST ?action=`) | body | does |"
+BATCH_HEADER = "| field | meaning |"
+
+
+def test_every_dashboard_view_and_action_is_documented_and_nothing_else():
+    from lib.dashboard import ACTIONS, VIEWS
+
+    text = (DOCS / HTTP).read_text()
+    assert first_cells(text, VIEWS_HEADER) == set(VIEWS), "docs/http.md's views differ from lib.dashboard.VIEWS"
+    assert first_cells(text, ACTIONS_HEADER) == set(ACTIONS), \
+        "docs/http.md's actions differ from lib.dashboard.ACTIONS"
+
+
+def data_sections() -> dict[str, set[str]]:
+    """docs/data.md: each `## \\`table\\`` and the columns its `| column | meaning |` table names."""
+    documented = {}
+    for table, section in sections((DOCS / "data.md").read_text()).items():
+        header = "| column | meaning |"
+        documented[table] = first_cells(section, header) if header in section.splitlines() else set()
+    return documented
+
+
+def test_every_table_and_column_in_the_database_is_documented_and_nothing_else(database_url):
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("select c.table_name, c.column_name from information_schema.columns c "
+                            "join information_schema.tables t using (table_schema, table_name) "
+                            "where c.table_schema = 'public' and t.table_type = 'BASE TABLE'").fetchall()
+    catalog: dict[str, set[str]] = {}
+    for table, column in rows:
+        catalog.setdefault(table, set()).add(column)
+    documented = data_sections()
+    assert set(documented) == set(catalog), "docs/data.md needs one `## `table`` section per table"
+    for table, columns in catalog.items():
+        assert documented[table] == columns, (
+            f"docs/data.md's {table}: undocumented {sorted(columns - documented[table])}, "
+            f"gone {sorted(documented[table] - columns)}")
+
+
+def test_every_field_of_the_batch_and_its_canary_is_documented(make_settings, psycopg_store, db):
+    from lib.app import make_llm
+    from lib.training import train_once
+    from tests.seeding import seed_canary
+
+    seed_canary(db, psycopg_store)
+    settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1)
+    batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="webhook").batch
+    assert batch["canary"] is not None
+    rows = table_rows((DOCS / HTTP).read_text(), BATCH_HEADER)
+    fields = {name for row in rows for name in documented_names(row[0])}
+    assert set(batch) <= fields, f"docs/http.md's batch table lacks {sorted(set(batch) - fields)}"
+    [canary_row] = [row for row in rows if "canary" in documented_names(row[0])]
+    described = documented_names(canary_row[1])
+    assert set(batch["canary"]) - {"note", "message"} <= described, \
+        f"docs/http.md's canary row lacks {sorted(set(batch['canary']) - described)}"

@@ -15,7 +15,8 @@ import pytest
 from lib.app import make_llm
 from lib.budget import price_for, usage_cost
 from lib.personas import upsert_catalog
-from lib.runner import PAUSE_POLL_S, run_batch
+from lib.pause_watch import PAUSE_POLL_S
+from lib.runner import run_batch
 from lib.config import PROJECT_ROOT
 from lib.store.embedded import EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore

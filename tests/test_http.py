@@ -28,10 +28,10 @@ def test_documented_curl_runs_a_batch_and_chains_the_scout(start_server, psycopg
     body = json.loads(result.stdout)
     assert body["success"] is True
     batch = body["batch"]
-    expected = {"batchId", "trigger", "requestedBatchSize", "batchSize", "battlesStarted", "battlesCompleted",
+    expected = {"runId", "batchId", "trigger", "requestedBatchSize", "batchSize", "battlesStarted", "battlesCompleted",
                 "battlesFailed", "battlesTimedOut", "totalCost", "averageScore", "breakthroughs",
-                "killSwitchTriggered", "timedOut", "durationMs", "scoutNotified", "errors"}
-    assert expected <= batch.keys()
+                "costCapReached", "killSwitchTriggered", "timedOut", "durationMs", "scoutNotified", "errors"}
+    assert expected <= batch.keys() and batch["batchId"] == batch["runId"]  # batchId: the deprecated alias
     assert (batch["trigger"], batch["requestedBatchSize"], batch["batchSize"], batch["battlesCompleted"]) == (
         "manual", 5, 5, 5)
     assert batch["scoutNotified"] is True and batch["errors"] == []

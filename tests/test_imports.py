@@ -105,3 +105,18 @@ def test_no_module_outside_the_query_layer_names_a_sql_function():
             continue
         named = {name for name in functions if re.search(rf"\b{name}\b", path.read_text())}
         assert not named, f"{path.relative_to(LIB.parent)} names SQL functions {sorted(named)}"
+
+
+def test_the_canary_only_decides():
+    """The canary's rule knows no settings, store or Slack: lib.followups gathers, records and alerts."""
+    assert not {t for t in import_graph()["lib.canary"] if t.startswith("lib")}
+
+
+def test_the_production_dashboard_loads_neither_the_local_server_nor_the_embedded_postgresql():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, lib.dashboard; print(' '.join(sys.modules))"],
+                            cwd=LIB.parent, capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert "lib.dashboard" in loaded
+    assert not {"lib.serve", "lib.store.embedded"} & set(loaded)

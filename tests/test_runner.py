@@ -307,3 +307,22 @@ def test_a_batch_runs_the_same_over_either_transport(store, make_settings, db, f
     assert all("Ask before you pitch." in e["messages"][0]["content"] for e in fake_openai.log
                if e["model"] == settings.closer_model and e["schema"] is None)
     assert_every_battle_ended(db)
+
+
+@pytest.mark.parametrize("causes, run, leftover", [
+    ({}, "completed", "failed"),
+    ({"timed_out": True}, "timed_out", "timed_out"),
+    ({"crashed": True}, "failed", "failed"),
+    ({"crashed": True, "timed_out": True}, "failed", "timed_out"),
+    ({"budget_spent": True, "timed_out": True}, "killed", "killed"),
+    ({"paused": True, "crashed": True}, "killed", "killed"),
+    ({"provider_halted": True, "timed_out": True}, "failed", "failed"),
+])
+def test_how_a_run_and_its_unfinished_battles_end(causes, run, leftover):
+    from lib.runner import battle_ending, run_ending
+
+    given = {"crashed": False, "budget_spent": False, "paused": False, "provider_halted": False,
+             "timed_out": False, **causes}
+    assert run_ending(**given) == (run, leftover)
+    given.pop("crashed")  # a crash ends the run, not how its battles end
+    assert battle_ending(**given) == leftover

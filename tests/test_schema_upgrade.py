@@ -117,7 +117,7 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         assert queries.record_battle_progress(battle_id, record)
         assert queries.finish_battle(battle_id, BattleStatus.FAILED, record, None, "test")
         summary = queries.finish_run(run_id, status=RunStatus.COMPLETED, leftover_status=BattleStatus.FAILED,
-                                     cost_cap_tripped=False, timed_out=False, errors=[], breakthrough_threshold=95,
+                                     cost_cap_reached=False, timed_out=False, errors=[], breakthrough_threshold=95,
                                      duration_ms=10, error=None, pause_reason=None)
         assert summary["battlesFailed"] == 1
         # The breakthrough flagged before confirmation existed stays one ('legacy'), its alert sent;

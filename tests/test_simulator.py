@@ -5,7 +5,7 @@ import time
 from decimal import Decimal
 
 from lib.app import make_llm
-from lib.battle import BattleState, Models, closer_system_prompt, fight
+from lib.battle import BattleState, BattleSetup, closer_system_prompt, fight
 from lib.config import Settings
 from lib.llm import LLM, CallContext
 from lib.personas import CATALOG
@@ -14,7 +14,7 @@ from lib.simulator import SimulatedTransport, normalise, tactic_effect
 from tests.conftest import seed_personas
 
 BASE = Settings.from_env({}).closer_prompt_path.read_text()  # the bundled prompt
-MODELS = Models("gpt-4o", "gpt-4o-mini", "gpt-4o", 10, 300)
+MODELS = BattleSetup("gpt-4o", "gpt-4o-mini", "gpt-4o", 10, 300)
 
 
 def battle(battle_id: str, persona: dict, tactics=(), llm=None) -> BattleState:

@@ -12,11 +12,14 @@ from lib.store import Rejected
 from lib.training import train_once
 from tests.conftest import SECRET, child_env, seed_personas
 from tests.fakes.receiver import Receiver
+from tests.seeding import seed_canary
 
 SUMMARY_FAILED = "Batch summary to Slack failed: Slack answered HTTP 500"
 
 
-def run_errors(db) -> list:
+def run_errors(db, run_id: str | None = None) -> list:
+    if run_id is not None:
+        return db.execute("select errors from training_runs where id = %s", (run_id,)).fetchone()[0]
     [(errors,)] = db.execute("select errors from training_runs").fetchall()
     return errors
 
@@ -64,7 +67,7 @@ def test_a_failed_kill_switch_alert_is_in_the_batch_and_the_row(make_settings, p
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, "https://hooks.slack.test/services/T/B/X", status=500)
         batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="webhook").batch
-    assert batch["killSwitchTriggered"] is True
+    assert batch["costCapReached"] is True and batch["killSwitchTriggered"] is True  # the deprecated alias too
     assert batch["errors"][-1] == "Cost cap Slack alert failed: Slack answered HTTP 500"
     assert any(error.startswith("Cost cap reached") for error in batch["errors"])
     assert run_errors(db) == batch["errors"]
@@ -91,3 +94,29 @@ def test_append_run_errors_appends_and_returns_the_new_list(store, db):
     with pytest.raises(Rejected, match="does not exist"):
         store.call_one("training_append_run_errors", p_run_id="00000000-0000-0000-0000-000000000000",
                        p_errors=["x"])
+
+
+def test_a_failed_canary_decision_alert_is_kept_in_the_row_and_the_response_beside_other_failures(
+        make_settings, psycopg_store, db, fake_openai, slack):
+    seed_canary(db, psycopg_store, won_pairs=10)
+    fake_openai.referee_score = 97  # a breakthrough, so the batch summary goes to Slack too
+    slack.status = 500
+    settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1,
+                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x")
+    batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="webhook").batch
+    assert batch["canary"]["decision"] == "adopted"
+    canary_failed = [e for e in batch["errors"] if e.startswith("Canary decision to Slack failed")]
+    assert len(canary_failed) == 1 and "Slack answered HTTP 500" in canary_failed[0]
+    assert SUMMARY_FAILED in batch["errors"]
+    assert run_errors(db, batch["batchId"]) == batch["errors"]
+
+
+def test_a_failed_canary_decision_alert_alone_is_saved_on_the_row(make_settings, psycopg_store, db, fake_openai,
+                                                                 slack):
+    seed_canary(db, psycopg_store, won_pairs=10)
+    slack.status = 500
+    settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1,
+                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x")
+    batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="in_process").batch
+    assert [e for e in batch["errors"] if e.startswith("Canary decision to Slack failed")]
+    assert run_errors(db, batch["batchId"]) == batch["errors"]

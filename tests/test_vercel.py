@@ -3,7 +3,8 @@ import json
 from datetime import datetime
 
 from lib.config import Settings
-from lib.serve import PROJECT_ROOT, cron_matches, load_handlers, rewrite
+from lib.cron import cron_matches
+from lib.serve import PROJECT_ROOT, load_handlers, rewrite
 
 CONFIG = json.loads((PROJECT_ROOT / "vercel.json").read_text())
 

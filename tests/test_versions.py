@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from lib.app import make_llm
-from lib.runner import run_batch
+from lib.training import train_once
 from lib.store import Rejected
 from lib.config import PROJECT_ROOT
 from lib.store.queries import Queries
@@ -46,10 +46,15 @@ def breakthrough(db, snippet: str, persona: str = "Skeptical Sam") -> str:
         (run_id, persona_id, snippet)).fetchone()[0])
 
 
+def trained_batch(settings, store, llm, *, trigger: str) -> dict:
+    """A run and its follow-ups (the canary's look among them), as the cron and the CLI run one."""
+    return train_once(settings, store, llm, trigger=trigger, scout="webhook").batch
+
+
 def canary_until_decided(settings, store, runs: int) -> list[dict]:
     looks = []
     for _ in range(runs):
-        batch = run_batch(settings, store, make_llm(settings), trigger="manual")
+        batch = trained_batch(settings, store, make_llm(settings), trigger="manual")
         assert batch["status"] == "completed", batch["errors"]
         looks.append(batch["canary"])
         if batch["canary"] is None or batch["canary"]["decision"] != "pending":
@@ -101,7 +106,7 @@ def test_a_tactic_that_raises_the_score_is_adopted_by_the_canary(canary_settings
 
     # From now on every battle runs v2, with the tactic in its closer prompt.
     fake_openai.log.clear()
-    batch = run_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
+    batch = trained_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
     assert batch["canary"] is None
     prompts = [e["messages"][0]["content"] for e in fake_openai.log if e["schema"] is None
                and "Attack patterns" not in e["messages"][0]["content"]]
@@ -168,7 +173,7 @@ def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psyc
     assert versions_json(database_url)["versions"][0]["change"].startswith("Baseline")
     assert cli("promote", breakthrough(db, "Ask about the timeline first. [fake-effect:+3]"),
                db_url=database_url).returncode == 0
-    run_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
+    trained_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
     listing = versions_json(database_url, CANARY_MAX_PAIRS=40)
     assert set(listing) == {"versions", "canary"}
     for version in listing["versions"]:
@@ -225,10 +230,10 @@ def test_a_changed_base_prompt_makes_a_new_version_and_restarts_the_canary(make_
     Queries(psycopg_store).promote_breakthrough(breakthrough(db, "Ask before you pitch."))
     prompt = tmp_path / "closer.md"
     prompt.write_text("You are a closer. Version one.")
-    run_batch(make_settings(TRAINING_BATCH_SIZE=2, CLOSER_PROMPT_PATH=prompt), psycopg_store,
+    trained_batch(make_settings(TRAINING_BATCH_SIZE=2, CLOSER_PROMPT_PATH=prompt), psycopg_store,
               make_llm(make_settings()), trigger="manual")
     prompt.write_text("You are a closer. Version two.")
-    batch = run_batch(make_settings(TRAINING_BATCH_SIZE=2, CLOSER_PROMPT_PATH=prompt), psycopg_store,
+    batch = trained_batch(make_settings(TRAINING_BATCH_SIZE=2, CLOSER_PROMPT_PATH=prompt), psycopg_store,
                       make_llm(make_settings()), trigger="manual")
     versions = {v["id"]: v for v in Queries(psycopg_store).versions(100)["versions"]}
     assert (versions[3]["status"], versions[3]["decision"]) == ("active", "direct")
@@ -247,7 +252,7 @@ def test_a_battle_started_before_a_decision_finishes_on_its_version(make_setting
     queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
     settings = make_settings(TRAINING_BATCH_SIZE=4, MAX_CONCURRENT_BATTLES=4)
     result = {}
-    runner = threading.Thread(target=lambda: result.update(run_batch(settings, psycopg_store, make_llm(settings),
+    runner = threading.Thread(target=lambda: result.update(trained_batch(settings, psycopg_store, make_llm(settings),
                                                                      trigger="manual")))
     runner.start()
     wait_until(lambda: db.execute("select count(*) from sandbox_battles where version_id = 2").fetchone()[0] == 2,
@@ -334,7 +339,7 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
 def test_a_batch_of_one_cannot_pair_and_says_so(make_settings, psycopg_store, db):
     seed_personas(psycopg_store, 2)
     Queries(psycopg_store).promote_breakthrough(breakthrough(db, "Ask before you pitch."))
-    batch = run_batch(make_settings(TRAINING_BATCH_SIZE=1), psycopg_store, make_llm(make_settings()),
+    batch = trained_batch(make_settings(TRAINING_BATCH_SIZE=1), psycopg_store, make_llm(make_settings()),
                       trigger="manual")
     assert (batch["battlesStarted"], batch["canary"]["plannedPairs"], batch["canary"]["pairs"]) == (1, 0, 0)
     assert "use a batch of 2 or more" in batch["canary"]["note"]

@@ -38,7 +38,6 @@ class RequestError extends Error {
     this.status = status; // 0 when the server could not be reached
     this.code = code;     // the body's "error"
   }
-  get unknownView() { return this.status === 400 && /^Unknown view/.test(this.code || ""); }
 }
 
 // The server's own words: {"error": "Database error", "message": "schema not applied: run …"}.
@@ -199,13 +198,6 @@ const code = (text) => el("code", { text });
 
 function skeletonLines(count, short = false) {
   return Array.from({ length: count }, (_, i) => el("span", { class: `skeleton${short || i % 2 ? " short" : ""}` }));
-}
-
-// A panel whose view this server does not have yet (400 "Unknown view") says so and stays quiet.
-function unavailable(node, what) {
-  node.removeAttribute("aria-busy");
-  node.replaceChildren(el("p", { class: "unavailable",
-    text: `Not available yet: this server does not provide ${what}.` }));
 }
 
 function panelError(node, error) {

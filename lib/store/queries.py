@@ -65,7 +65,8 @@ class Persona(TypedDict):
 class BatchSummary(TypedDict, total=False):
     """A run's figures: the HTTP response's `batch`, the CLI summary, a row of the run history."""
 
-    batchId: str
+    runId: str
+    batchId: str  # deprecated: runId's old name, kept for callers that read it
     status: str
     trigger: str
     simulated: bool
@@ -80,7 +81,8 @@ class BatchSummary(TypedDict, total=False):
     costCap: float
     averageScore: float | None
     breakthroughs: int
-    killSwitchTriggered: bool
+    costCapReached: bool
+    killSwitchTriggered: bool  # deprecated: costCapReached's old name
     timedOut: bool
     durationMs: int | None
     scoutNotified: bool | None
@@ -156,23 +158,6 @@ class RunStart(TypedDict, total=False):
     period: str
     retryAfterS: int
     alert: bool
-
-
-class VersionStatus(StrEnum):
-    ACTIVE = "active"
-    CANDIDATE = "candidate"
-    RETIRED = "retired"
-    ROLLED_BACK = "rolled_back"
-
-
-class Decision(StrEnum):
-    """A version's canary decision (`direct`: a person adopted it without one)."""
-
-    PENDING = "pending"
-    ADOPTED = "adopted"
-    ROLLED_BACK = "rolled_back"
-    INCONCLUSIVE = "inconclusive"
-    DIRECT = "direct"
 
 
 class Version(TypedDict):
@@ -454,14 +439,14 @@ class Queries:
             p_seller_agreed=verdict.seller_agreed, p_error=error)
 
     def finish_run(self, run_id: str, *, status: RunStatus, leftover_status: BattleStatus,
-                   cost_cap_tripped: bool, timed_out: bool, errors: list[str], breakthrough_threshold: int,
+                   cost_cap_reached: bool, timed_out: bool, errors: list[str], breakthrough_threshold: int,
                    duration_ms: int, error: str | None, pause_reason: str | None,
                    deadline: float | None = None) -> BatchSummary:
         """Ends the run: leftover battles end as `leftover_status`, figures are tallied from the
         battle rows, personas are released, and `pause_reason` (if any) pauses training."""
         return self.store.call_one(
             "training_finish_run", deadline=deadline, p_run_id=run_id, p_status=str(status),
-            p_leftover_status=str(leftover_status), p_kill_switch_triggered=cost_cap_tripped,
+            p_leftover_status=str(leftover_status), p_kill_switch_triggered=cost_cap_reached,
             p_timed_out=timed_out, p_errors=errors, p_breakthrough_threshold=breakthrough_threshold,
             p_duration_ms=duration_ms, p_error=error, p_pause_reason=pause_reason)
 
@@ -615,7 +600,7 @@ class Queries:
     def canary_pairs(self, *, deadline: float | None = None) -> CanaryPairs | None:
         return self.store.call_one("training_canary_pairs", deadline=deadline)
 
-    def record_canary(self, candidate_id: int, decision: Decision | str, pairs: int, diff: float | None,
+    def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
                       ci95: list[float] | None, max_pairs: int, *, deadline: float | None = None) -> CanaryRecord:
         low, high = ci95 if ci95 else (None, None)
         return self.store.call_one("training_record_canary", deadline=deadline, p_candidate_id=candidate_id,

@@ -135,7 +135,8 @@ language sql stable as $$
         'timedOutBattles', p_run.battles_timed_out,
         'cost', case when p_run.status = 'running' then live.cost else p_run.total_cost end,
         'costCap', p_run.cost_cap, 'averageScore', p_run.average_score, 'breakthroughs', p_run.breakthroughs,
-        'killSwitchTriggered', p_run.kill_switch_triggered, 'timedOut', p_run.timed_out, 'error', p_run.error)
+        'costCapReached', p_run.kill_switch_triggered, 'killSwitchTriggered', p_run.kill_switch_triggered,
+        'timedOut', p_run.timed_out, 'error', p_run.error)
     from (select count(*) as battles, coalesce(sum(cost_usd), 0) as cost from sandbox_battles
           where p_run.status = 'running' and run_id = p_run.id) live;
 $$;

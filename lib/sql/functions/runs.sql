@@ -109,7 +109,7 @@ create or replace function training_run_summary(p_run training_runs)
 returns jsonb
 language sql stable as $$
     select jsonb_build_object(
-        'batchId', p_run.id, 'status', p_run.status, 'trigger', p_run.trigger,
+        'runId', p_run.id, 'batchId', p_run.id, 'status', p_run.status, 'trigger', p_run.trigger,
         'simulated', p_run.simulated,
         'requestedBatchSize', p_run.requested_batch_size, 'batchSize', p_run.batch_size,
         'battlesStarted', p_run.battles_started, 'battlesCompleted', p_run.battles_completed,
@@ -117,7 +117,8 @@ language sql stable as $$
         'battlesKilled', p_run.battles_killed, 'totalCost', p_run.total_cost, 'costCap', p_run.cost_cap,
         'billedUpTo', greatest(p_run.total_cost, coalesce(p_run.committed_cost, 0)),
         'averageScore', p_run.average_score, 'breakthroughs', p_run.breakthroughs,
-        'killSwitchTriggered', p_run.kill_switch_triggered, 'timedOut', p_run.timed_out,
+        'costCapReached', p_run.kill_switch_triggered, 'killSwitchTriggered', p_run.kill_switch_triggered,
+        'timedOut', p_run.timed_out,
         'durationMs', p_run.duration_ms, 'scoutNotified', p_run.scout_notified, 'errors', p_run.errors,
         'startedAt', p_run.started_at, 'finishedAt', p_run.finished_at, 'error', p_run.error);
 $$;

@@ -106,13 +106,3 @@ const Feed = (() => {
   skeleton();
   return { poll, setContext, render };
 })();
-
-// One banner for simulated data, instead of a tag on every row.
-const Banner = (() => {
-  const sources = {};
-  function update(source, simulated) {
-    sources[source] = simulated;
-    $("#simulated-banner").hidden = !Object.values(sources).some(Boolean);
-  }
-  return { update };
-})();

@@ -65,7 +65,7 @@ const Health = (() => {
   function lastRunTile() {
     const run = data.lastRun;
     if (!run) return tile("tile-last-run", "none yet", "no run has finished");
-    const outcome = run.killSwitchTriggered ? "killed: cost cap reached"
+    const outcome = run.costCapReached ? "killed: cost cap reached"
       : run.status === "killed" ? "killed: paused mid-run" : run.status.replace("_", " ");
     const parts = [`${outcome} · ${run.battles} battles · ${dollars(run.cost)}`];
     if (run.error) parts.push(` · ${run.error}`);

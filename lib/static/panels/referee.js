@@ -2,7 +2,6 @@
 // on repeated scoring, the precision of its breakthrough calls, unconfirmed ones, its calibration.
 const Referee = (() => {
   const box = $("#referee");
-  let available = true;
 
   function kv(pairs) {
     return el("dl", { class: "kv" }, ...pairs.flatMap(([key, value]) => [el("dt", { text: key }), el("dd", { text: value })]));
@@ -42,11 +41,9 @@ const Referee = (() => {
   }
 
   async function load() {
-    if (!available) return;
     try {
       render(await get("referee"));
     } catch (error) {
-      if (error.unknownView) { available = false; unavailable(box, "the referee's figures"); return; }
       panelError(box, error);
       throw error;
     }

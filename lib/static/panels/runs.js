@@ -131,7 +131,7 @@ const Runs = (() => {
   }
 
   function describe(run) {
-    const outcome = run.killSwitchTriggered ? "killed: cost cap reached" : LABELS[run.status] || run.status;
+    const outcome = run.costCapReached ? "killed: cost cap reached" : LABELS[run.status] || run.status;
     return `${new Date(run.startedAt).toLocaleString()} · ${outcome}${run.simulated ? " (simulated)" : ""} · ` +
       `${run.battles} battles · ${dollars(run.cost)} of ${dollars(run.costCap)} cap · average score ${score(run.averageScore)}`;
   }
@@ -153,7 +153,7 @@ const Runs = (() => {
     const rows = [...data.runs].reverse().slice(0, TABLE_ROWS);
     $("#runs-table tbody").replaceChildren(...rows.map((run) => el("tr", {},
       el("td", { text: when(run.startedAt) }),
-      el("td", {}, el("span", { class: `tag ${run.status}`, text: run.killSwitchTriggered ? "killed: cost cap" : run.status.replace("_", " ") })),
+      el("td", {}, el("span", { class: `tag ${run.status}`, text: run.costCapReached ? "killed: cost cap" : run.status.replace("_", " ") })),
       el("td", { class: "num", text: String(run.battles) }), el("td", { class: "num", text: money(run.cost) }),
       el("td", { class: "num", text: dollars(run.costCap) }), el("td", { class: "num", text: score(run.averageScore) }))));
   }

@@ -2,7 +2,6 @@
 // Deactivate (POST action=deactivate {"tacticId"}).
 const Tactics = (() => {
   const box = $("#tactics");
-  let available = true;
 
   function item(tactic) {
     const source = tactic.battleId
@@ -36,11 +35,9 @@ const Tactics = (() => {
   }
 
   async function load() {
-    if (!available) return;
     try {
       render(await get("tactics"));
     } catch (error) {
-      if (error.unknownView) { available = false; unavailable(box, "the active tactics"); return; }
       panelError(box, error);
       throw error;
     }

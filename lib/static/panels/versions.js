@@ -2,7 +2,6 @@
 // earlier version with POST action=rollback {"versionId"}.
 const Versions = (() => {
   const box = $("#versions");
-  let available = true;
 
   function ci(range) {
     return range ? `${score(range[0])} to ${score(range[1])}` : "–";
@@ -68,11 +67,9 @@ const Versions = (() => {
   }
 
   async function load() {
-    if (!available) return;
     try {
       render(await get("versions"));
     } catch (error) {
-      if (error.unknownView) { available = false; unavailable(box, "closer versions"); return; }
       panelError(box, error);
       throw error;
     }
