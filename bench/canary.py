@@ -1,40 +1,51 @@
-"""The canary's error rates under the looks the system really takes, by simulation.
+"""The canary's error rates and power under the looks the system really takes, by simulation.
 
-    python -m bench.canary              # about 10 s on 2 cores
-    python -m bench.canary --quick      # fewer canaries, a few seconds
+    python -m bench.canary              # about 2 minutes of CPU on each of 2 cores
+    python -m bench.canary --quick      # fewer canaries, well under a minute
 
-1. **The spread.** Simulated battles (lib/simulator.py, through `lib.battle.fight`, no latency):
-   pairs of battles of the same closer on the same persona with different battle ids. Their
-   differences, centred on 0 (their mean is 0 but for sampling noise), are the paired differences
-   of a canary with no true effect: the battle-to-battle spread the simulator gives.
-2. **The canaries.** For each true effect (0, +5, −5 points) and each number of pairs a run adds
-   (2 for the default batch of 5, 5 for a batch of 10, and 1: the most looks possible), many
-   canaries: each run adds pairs drawn from the measured differences plus the effect, and after
-   every run `lib.canary` decides exactly as the system does, until a decision or
-   CANARY_MAX_PAIRS.
-3. **A check that the effect is what a tactic does:** a tactic whose hidden effect is about +5,
-   battled against the same closer without it, moves the simulated score by about 5.
+1. **Score shapes.** Paired differences d = candidate − active with no effect, nine ways: the
+   simulator's own (pairs of simulated battles through `lib.battle.fight`, centred), whole points
+   clipped to 0–100, steps of 5, t with 3 df, a spread that varies by persona, 60% exact ties, the
+   first 10 pairs identical (both battles score the same, then the simulator's), mean zero but
+   skewed (+2.5 on 80%, −10 on 20%), and bimodal (a deal closed ≈ 85, not ≈ 35). The +5 rows add 5 points to the candidate (its score, where the shape
+   has scores, clipped to 0–100).
+2. **The canaries.** For each shape, canaries add pairs one at a time; `lib.canary`'s rule is
+   applied at every look (after each run of 1, 2 or 5 pairs) until a decision or
+   CANARY_MAX_PAIRS (100, 1,000, 10,000: one path serves every limit). A sample of canaries is
+   replayed through `lib.canary.decide_from_sums` itself and must decide identically.
+3. **Pairing through the real SQL.** An embedded PostgreSQL with 12, 14 or 15 active personas and a
+   candidate: batches of 3 and 5 started by `training_start_run` (which personas are paired, and
+   each pair's order, are the database's) and their battles by `training_start_battle`. Printed:
+   how even the pair counts stay, and canaries on those plans where a deadline cuts the late
+   starter's weaker calls (10% and 30% of them): with the recorded fair-coin order against the
+   old fixed order (candidate second). And real runs (`lib.runner.run_batch`, simulated LLM) cut
+   by a 1-second deadline: which side of the half-done pairs finished.
+4. **Power.** Pairs to a decision, and the bounded-means betting rule (Waudby-Smith & Ramdas) for
+   comparison.
 
-The claims: no effect → at most 5% adopted; +5 → at least 80% adopted within CANARY_MAX_PAIRS;
-−5 → at least 80% rolled back and none adopted.
+Goals (issue 19): no-effect adoption ≤ 2.5% and both-sided error ≤ 5% in every row at every max
+pairs; +5 adopted ≥ 90% within 100 pairs at spreads ≤ 12; the bimodal row's pairs to decision.
 """
 from __future__ import annotations
 
 import argparse
+import math
+import multiprocessing
 import random
 import statistics
 import time
 from decimal import Decimal
 
 from lib import canary
-from lib.battle import BattleState, BattleSetup, closer_system_prompt, fight
+from lib.battle import BattleSetup, BattleState, closer_system_prompt, fight
 from lib.config import Settings
 from lib.llm import LLM, CallContext
 from lib.personas import CATALOG
 from lib.simulator import SimulatedTransport, tactic_effect
 
-EFFECTS = (0.0, 5.0, -5.0)
-PAIRS_PER_RUN = (2, 5, 1)
+PAIRS_PER_RUN = (1, 2, 5)
+MAX_PAIRS = (100, 1_000, 10_000)
+PERSONA_SPREADS = (4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 20.0)
 
 
 def simulated_pairs(count: int, seed: int = 1, tactics_b: tuple[str, ...] = ()) -> list[float]:
@@ -93,7 +104,7 @@ def naive_adoption(null_diffs: list[float], pairs_per_run: int, max_pairs: int, 
             if n < canary.MIN_PAIRS:
                 continue
             mean = total / n
-            sd = max((squares - n * mean * mean) / (n - 1), canary.VARIANCE_FLOOR) ** 0.5
+            sd = max((squares - n * mean * mean) / (n - 1), 1.0) ** 0.5
             if abs(mean) > 1.96 * sd / n ** 0.5:
                 adopted += mean > 0
                 break
@@ -110,56 +121,399 @@ def tactic_with_effect(target: float) -> str:
         index += 1
 
 
+def clip(score: float) -> float:
+    return min(100.0, max(0.0, score))
+
+
+def shape_streams(simulator: list[float]) -> dict:
+    """Each shape: a function (rng, effect) → an endless iterator of paired differences."""
+
+    def resampled(rng, effect):
+        while True:
+            yield rng.choice(simulator) + effect
+
+    def scored(step):
+        def stream(rng, effect):
+            while True:
+                level = rng.uniform(40, 90)  # the persona's difficulty: cancels out of d
+                active = clip(step * round((level + rng.gauss(0, 7)) / step))
+                candidate = clip(step * round((level + effect + rng.gauss(0, 7)) / step))
+                yield candidate - active
+        return stream
+
+    def t3(rng, effect):
+        while True:
+            t = rng.gauss(0, 1) / math.sqrt(sum(rng.gauss(0, 1) ** 2 for _ in range(3)) / 3)
+            yield max(-100.0, min(100.0, 9.5 / math.sqrt(3) * t + effect))
+
+    def by_persona(rng, effect):
+        while True:
+            yield max(-100.0, min(100.0, rng.gauss(effect, rng.choice(PERSONA_SPREADS))))
+
+    def ties(rng, effect):
+        while True:
+            yield effect + (0.0 if rng.random() < 0.6 else float(round(rng.gauss(0, 15))))
+
+    def first_ten_identical(rng, effect):
+        for _ in range(10):  # both battles of each pair score the same (a stuck referee)
+            yield 0.0
+        while True:
+            yield rng.choice(simulator) + effect
+
+    def skewed(rng, effect):
+        while True:
+            yield (2.5 if rng.random() < 0.8 else -10.0) + effect
+
+    def bimodal(rng, effect):
+        def score(shift):
+            return clip((85.0 if rng.random() < 0.45 else 35.0) + rng.gauss(0, 4) + shift)
+        while True:
+            active = score(0.0)
+            yield score(effect) - active
+
+    return {"simulator": resampled, "whole points 0-100": scored(1), "steps of 5": scored(5), "t, 3 df": t3,
+            "spread by persona": by_persona, "60% exact ties": ties, "first 10 identical": first_ten_identical,
+            "skewed, mean 0": skewed, "bimodal": bimodal}
+
+
+def first_decisions(stream, limit: int) -> dict[int, tuple[int, int] | None]:
+    """Along one canary's pairs: for each run size k, the first look (n a multiple of k, from
+    MIN_PAIRS) where the rule decides, as (n, +1 adopt / −1 roll back), or None by `limit`. Does
+    exactly what `canary.decide_from_sums` does, inlined for speed (checked by `replay`)."""
+    rho, alpha2 = canary.MIXTURE_VARIANCE, canary.ALPHA ** 2
+    floor = math.log(1 / alpha2)  # ln((V + ρ)/(ρα²)) ≥ this: a cheap test before the exact one
+    found: dict[int, tuple[int, int] | None] = {k: None for k in PAIRS_PER_RUN}
+    open_ = set(PAIRS_PER_RUN)
+    total = squares = 0.0
+    for n in range(1, limit + 1):
+        d = next(stream)
+        total += d
+        squares += d * d
+        if n < canary.MIN_PAIRS or total * total < (squares + rho) * floor:
+            continue
+        if total * total >= (squares + rho) * math.log((squares + rho) / (rho * alpha2)):
+            for k in list(open_):
+                if n % k == 0:
+                    found[k] = (n, 1 if total > 0 else -1)
+                    open_.discard(k)
+            if not open_:
+                break
+    return found
+
+
+def replay(diffs: list[float], k: int, max_pairs: int) -> tuple[str, int]:
+    """The same canary through lib.canary itself: its decision and pairs."""
+    n = total = squares = 0.0
+    for i in range(0, len(diffs), k):
+        for d in diffs[i:i + k]:
+            n, total, squares = n + 1, total + d, squares + d * d
+        look = canary.decide_from_sums(int(n), total, squares, max_pairs)
+        if look.decision != canary.PENDING:
+            return look.decision, look.pairs
+    return canary.PENDING, int(n)
+
+
+def shape_rows(job: tuple) -> dict:
+    """One shape's canaries, no effect and +5 (a worker process's job)."""
+    name, simulator, canaries, checks, seed = job
+    stream_of = shape_streams(simulator)[name]
+    out = {"name": name}
+    for effect in (0.0, 5.0):
+        rng = random.Random(f"{seed}-{name}-{effect}")
+        results, sample = [], []
+        for index in range(canaries):
+            if index < checks:  # kept, then replayed through lib.canary
+                source = stream_of(rng, effect)
+                diffs = [next(source) for _ in range(MAX_PAIRS[-1])]
+                sample.append(diffs)
+                results.append(first_decisions(iter(diffs), MAX_PAIRS[-1]))
+            else:
+                results.append(first_decisions(stream_of(rng, effect), MAX_PAIRS[-1]))
+        out[effect] = results
+        for diffs, found in zip(sample, results):
+            for k in PAIRS_PER_RUN:
+                for max_pairs in MAX_PAIRS[:2]:
+                    expected = outcome(found[k], max_pairs)
+                    assert replay(diffs, k, max_pairs) == expected, (name, effect, k, max_pairs)
+        spread_rng = random.Random(f"{seed}-{name}-spread")
+        spread_stream = stream_of(spread_rng, 0.0)
+        out.setdefault("spread", statistics.stdev(next(spread_stream) for _ in range(20_000)))
+    return out
+
+
+def outcome(found: tuple[int, int] | None, max_pairs: int) -> tuple[str, int]:
+    if found is not None and found[0] <= max_pairs:
+        return (canary.ADOPTED if found[1] > 0 else canary.ROLLED_BACK), found[0]
+    return canary.INCONCLUSIVE, max_pairs
+
+
+def rates(results: list, k: int, max_pairs: int) -> dict:
+    decided = [outcome(found[k], max_pairs) for found in results]
+    count = len(decided)
+    return {"adopted": sum(d == canary.ADOPTED for d, _ in decided) / count,
+            "rolled_back": sum(d == canary.ROLLED_BACK for d, _ in decided) / count,
+            "pairs": statistics.mean(n for _, n in decided)}
+
+
+def betting_power(simulator: list[float], effect: float, max_pairs: int, canaries: int, seed: int) -> float:
+    """Adoption by the bounded-means betting rule (hedged capital, predictable plug-in bets, c = 3/4,
+    d rescaled from [−100, 100] to [0, 1]): adopt when the capital betting on "mean above 0" reaches
+    2/alpha, looked at after every pair."""
+    rng = random.Random(seed)
+    adopted = 0
+    for _ in range(canaries):
+        up = down = 0.0
+        total, mean, variance_sum = 0.0, 0.5, 0.25
+        for t in range(1, max_pairs + 1):
+            bet = min(math.sqrt(2 * math.log(2 / canary.ALPHA) / (variance_sum / t * t * math.log(1 + t))), 1.5)
+            x = (rng.choice(simulator) + effect + 100) / 200
+            up += math.log1p(bet * (x - 0.5))
+            down += math.log1p(-bet * (x - 0.5))
+            total += x
+            mean = (0.5 + total) / (t + 1)
+            variance_sum += (x - mean) ** 2
+            if up >= math.log(2 / canary.ALPHA):
+                adopted += 1
+                break
+            if down >= math.log(2 / canary.ALPHA):
+                break
+    return adopted / canaries
+
+
+def bimodal_by_close_rate(rng, effect):
+    """Bimodal scores where the effect is on the close rate: +10 points of close rate ≈ +5 points."""
+    def score(close_rate):
+        return clip((85.0 if rng.random() < close_rate else 35.0) + rng.gauss(0, 4))
+    while True:
+        active = score(0.45)
+        yield score(0.45 + effect / 50) - active
+
+
+def power_options(simulator: list[float], canaries: int, seed: int) -> None:
+    """Ways to decide sooner on bimodal scores, by pairs to a decision (a pair costs two ordinary
+    battles, so pairs are the cost). Clipping each difference at ±c is an odd function of d: under
+    no effect it stays symmetric, so the test keeps its guarantee; only its power changes."""
+    streams = {"bimodal, effect a shift": shape_streams(simulator)["bimodal"],
+               "bimodal, effect on the close rate": bimodal_by_close_rate}
+    print("\n| bimodal scores | differences | no effect adopted / both (max 10,000) | +5 adopted ≤100 pairs | "
+          "+5 pairs to decision (battles) |")
+    print("|---|---|---:|---:|---:|")
+    for name, stream_of in streams.items():
+        for clip_at in (None, 30.0, 15.0):
+            def transformed(rng, effect, stream_of=stream_of, clip_at=clip_at):
+                for d in stream_of(rng, effect):
+                    yield d if clip_at is None else max(-clip_at, min(clip_at, d))
+            cells = {}
+            for effect in (0.0, 5.0):
+                rng = random.Random(f"{seed}-{name}-{clip_at}-{effect}")
+                cells[effect] = [first_decisions(transformed(rng, effect), MAX_PAIRS[-1]) for _ in range(canaries)]
+            null = rates(cells[0.0], 2, MAX_PAIRS[-1])
+            power = rates(cells[5.0], 2, 100)
+            pairs = rates(cells[5.0], 2, MAX_PAIRS[-1])["pairs"]
+            label = "as scored" if clip_at is None else f"clipped at ±{clip_at:g}"
+            print(f"| {name} | {label} | {null['adopted']:.1%} / {null['adopted'] + null['rolled_back']:.1%} | "
+                  f"{power['adopted']:.1%} | {pairs:.0f} ({2 * pairs:.0f}) |")
+
+
+def outlook_check(canaries: int, seed: int) -> None:
+    """`lib.canary.pairs_for_effect` (the outlook shown in `versions`) against the simulated 90th
+    percentile of pairs to a decision, +5 with normal differences, a look after every pair."""
+    print("\n| spread | outlook: pairs for +5 | simulated: median | 90th percentile |")
+    print("|---:|---:|---:|---:|")
+    for spread in (5.0, 9.5, 12.0, 20.0, 33.0):
+        rng = random.Random(f"{seed}-outlook-{spread}")
+
+        def normal(rng=rng, spread=spread):
+            while True:
+                yield rng.gauss(5.0, spread)
+        pairs = sorted((first_decisions(normal(), 20_000)[1] or (20_001, 0))[0] for _ in range(canaries))
+        print(f"| {spread:g} | {canary.pairs_for_effect(spread)} | {pairs[len(pairs) // 2]} | "
+              f"{pairs[int(len(pairs) * 0.9)]} |")
+
+
+def pairing_plans(configs: list[tuple[int, int]], runs: int) -> dict:
+    """Runs started by the real SQL for each (batch, personas): per run, the paired personas and
+    whether the candidate started first; and the pair counts' spread along the way."""
+    import psycopg
+
+    from bench.common import bench_database
+    from lib.store.queries import Queries, Trigger
+
+    plans = {}
+    with bench_database(personas=max(p for _, p in configs)) as (url, store):
+        queries = Queries(store)
+        with psycopg.connect(url, autocommit=True) as db:
+            for batch, personas in configs:
+                db.execute("delete from sandbox_battles; delete from training_runs; delete from training_versions")
+                db.execute("update sandbox_personas set is_active = (name like 'Bench persona %%' and name < %s), "
+                           "lease_run_id = null, "
+                           "last_battled_at = null", (f"Bench persona {personas:03d}",))
+                active = db.execute("select (training_ensure_active_version()).id").fetchone()[0]
+                candidate = db.execute("insert into training_versions (parent_id, status, change, decision) values "
+                                       "(%s, 'candidate', 'bench', 'pending') returning id", (active,)).fetchone()[0]
+                names = [n for (n,) in db.execute("select name from sandbox_personas where is_active order by name")]
+                pairs, worst, never_at_100 = [], 0, None
+                for _ in range(runs):
+                    started = queries.start_run(
+                        trigger=Trigger.CLI, requested_batch_size=None, batch_size=batch, cost_cap=Decimal(5),
+                        max_concurrent_runs=1, deadline_ms=60_000, simulated=True, default_battle_ms=1000,
+                        canary_share=0.5)
+                    run_id = started["run"]["runId"]
+                    for planned in started["battles"]:
+                        queries.start_battle(run_id, planned["persona"]["id"], planned["versionId"],
+                                             planned["pairOrder"])
+                        if planned["versionId"] == candidate:
+                            pairs.append((names.index(planned["persona"]["name"]), planned["pairOrder"] == 1))
+                    db.execute("update training_runs set status = 'completed', finished_at = now() where id = %s",
+                               (run_id,))
+                    counts = [pairs_of.count(i) for pairs_of in ([p for p, _ in pairs],) for i in range(personas)]
+                    worst = max(worst, max(counts) - min(counts))
+                    if never_at_100 is None and len(pairs) >= 100:
+                        never_at_100 = counts.count(0)
+                plans[(batch, personas)] = {"pairs": pairs, "worst": worst, "never": never_at_100 or 0,
+                                            "first": sum(first for _, first in pairs) / len(pairs)}
+    return plans
+
+
+def runner_cuts(runs: int, latency_scale: float = 0.4) -> dict:
+    """Real runs (`lib.runner.run_batch`, the simulator's LLM) of batch 4 (two pairs) against a
+    candidate identical to the active version, one battle at a time and a 1-second deadline, so the
+    deadline cuts late starters: of the pairs it leaves half done, how often the candidate's side
+    is the one that finished."""
+    import psycopg
+
+    from bench.common import bench_database
+    from lib.app import make_llm
+    from lib.runner import RunRefused, run_batch
+
+    settings = Settings.from_env({"LLM_PROVIDER": "simulated", "TRAINING_BATCH_SIZE": "4",
+                                  "MAX_CONCURRENT_BATTLES": "1", "BATTLE_MAX_TURNS": "1",
+                                  "MAX_TRAINING_EXECUTION_TIME_MS": "1000", "DELAY_BETWEEN_BATTLES_MS": "0"})
+    with bench_database(personas=12) as (url, store), psycopg.connect(url, autocommit=True) as db:
+        active = db.execute("select (training_ensure_active_version()).id").fetchone()[0]
+        candidate = db.execute("insert into training_versions (parent_id, status, change, decision) values "
+                               "(%s, 'candidate', 'bench: no change', 'pending') returning id",
+                               (active,)).fetchone()[0]
+        for _ in range(runs):
+            try:
+                run_batch(settings, store, make_llm(settings, latency_scale), trigger="cli")
+            except RunRefused:
+                continue
+        halves = db.execute(
+            "select count(*) filter (where version_id = %s), count(*) from sandbox_battles b "
+            "where pair_order is not null and status = 'completed' and not exists ("
+            "  select 1 from sandbox_battles o where o.run_id = b.run_id and o.persona_id = b.persona_id "
+            "  and o.id <> b.id and o.status = 'completed')", (candidate,)).fetchone()
+        pairs = db.execute("select count(*) from sandbox_battles where pair_order = 1").fetchone()[0]
+    return {"pairs": pairs, "half_done": halves[1], "candidate_finished": halves[0]}
+
+
+def cut_adoption(plan: list[tuple[int, bool]], personas: int, cut: float, fixed_order: bool, canaries: int,
+                 seed: int, max_pairs: int = 100) -> float:
+    """No effect; each persona its own level and spread. A deadline cuts the late starter's battle
+    when its call is weak (below the persona's level) with probability `cut`; a cut pair counts for
+    neither side. Pairs follow the plan's personas and order (or the candidate always second)."""
+    rng = random.Random(seed)
+    levels = [rng.uniform(40, 85) for _ in range(personas)]
+    spreads = [rng.choice(PERSONA_SPREADS) / math.sqrt(2) for _ in range(personas)]
+    adopted = 0
+    for _ in range(canaries):
+        start = rng.randrange(len(plan))
+        n = total = squares = 0
+        step = 0
+        while n < max_pairs:
+            persona, candidate_first = plan[(start + step) % len(plan)]
+            step += 1
+            active = rng.gauss(levels[persona], spreads[persona])
+            candidate = rng.gauss(levels[persona], spreads[persona])
+            late = active if (candidate_first and not fixed_order) else candidate
+            if late < levels[persona] and rng.random() < cut:
+                continue
+            d = round(clip(candidate)) - round(clip(active))
+            n, total, squares = n + 1, total + d, squares + d * d
+            look = canary.decide_from_sums(n, total, squares, max_pairs)
+            if look.decision != canary.PENDING:
+                adopted += look.decision == canary.ADOPTED
+                break
+    return adopted / canaries
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.canary", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="300 canaries per row and 200 spread pairs")
-    parser.add_argument("--canaries", type=int, help="canaries per row (default 2000)")
-    parser.add_argument("--spread-pairs", type=int, help="simulated pairs measuring the spread (default 600)")
-    parser.add_argument("--max-pairs", type=int, default=Settings.from_env({}).canary_max_pairs,
-                        help="CANARY_MAX_PAIRS (default: the setting's default)")
+    parser.add_argument("--quick", action="store_true", help="200 canaries per shape, no pairing section")
+    parser.add_argument("--canaries", type=int, help="canaries per shape and effect (default 2000)")
+    parser.add_argument("--spread-pairs", type=int, default=600, help="simulated pairs measuring the spread")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    canaries = args.canaries or (300 if args.quick else 2000)
-    spread_pairs = args.spread_pairs or (200 if args.quick else 600)
-
+    canaries = args.canaries or (200 if args.quick else 2000)
     started = time.monotonic()
-    measured = simulated_pairs(spread_pairs, seed=args.seed)
+    measured = simulated_pairs(args.spread_pairs, seed=args.seed)
     centre = statistics.mean(measured)
-    null_diffs = [d - centre for d in measured]
-    print(f"spread: {spread_pairs} simulated pairs (same closer, same persona): mean difference "
-          f"{centre:+.2f} (centred to 0), standard deviation {statistics.stdev(measured):.2f} points "
-          f"({time.monotonic() - started:.1f}s)")
+    simulator = [d - centre for d in measured]
     plus_five = tactic_with_effect(5.0)
-    checked = simulated_pairs(max(100, spread_pairs // 2), seed=args.seed + 1, tactics_b=(plus_five,))
-    print(f"check: a tactic with hidden effect {tactic_effect(plus_five):+.2f} moves the simulated score by "
-          f"{statistics.mean(checked):+.2f} ± {statistics.stdev(checked) / len(checked) ** 0.5:.2f} (s.e.)")
-    print(f"method: 95% confidence sequence (normal mixture, n0={canary.MIXTURE_PAIRS}), a look after every run, "
-          f"no decision before {canary.MIN_PAIRS} pairs, CANARY_MAX_PAIRS={args.max_pairs}; "
-          f"{canaries} canaries per row\n")
-    print(f"{'true effect':>11}  {'pairs/run':>9}  {'adopted':>8}  {'rolled back':>11}  {'inconclusive':>12}  "
-          f"{'mean pairs':>10}  claim")
-    failures = []
-    for effect in EFFECTS:
-        for pairs_per_run in PAIRS_PER_RUN:
-            rates = run_canaries(null_diffs, effect, pairs_per_run, args.max_pairs, canaries,
-                                 seed=args.seed * 1000 + pairs_per_run * 10 + int(effect))
-            if effect == 0:
-                claim, held = "adopted <= 5%", rates["adopted"] <= 0.05
-            elif effect > 0:
-                claim, held = "adopted >= 80%", rates["adopted"] >= 0.80
-            else:
-                claim = "rolled back >= 80%, none adopted"
-                held = rates["rolled_back"] >= 0.80 and rates["adopted_count"] == 0
-            if not held:
-                failures.append((effect, pairs_per_run))
-            print(f"{effect:>+11.0f}  {pairs_per_run:>9}  {rates['adopted']:>8.1%}  {rates['rolled_back']:>11.1%}  "
-                  f"{rates['inconclusive']:>12.1%}  {rates['mean_pairs']:>10.1f}  {claim}: "
-                  f"{'held' if held else 'FAILED'}")
-    naive = naive_adoption(null_diffs, 2, args.max_pairs, canaries, seed=args.seed)
-    print(f"\nfor comparison, a fixed-n 95% interval (mean ± 1.96·s/√n) looked at after every run of 2 pairs "
-          f"adopts {naive:.1%} of canaries with no effect")
-    print(f"\n{'every claim held' if not failures else f'claims failed: {failures}'} "
+    checked = simulated_pairs(max(100, args.spread_pairs // 2), seed=args.seed + 1, tactics_b=(plus_five,))
+    print(f"simulator: {len(measured)} pairs, spread {statistics.stdev(measured):.2f} points; a tactic with hidden "
+          f"effect {tactic_effect(plus_five):+.2f} moves the score by {statistics.mean(checked):+.2f} ± "
+          f"{statistics.stdev(checked) / len(checked) ** 0.5:.2f} (s.e.)")
+    margin = 2 * math.sqrt(0.025 * 0.975 / canaries)
+    print(f"rule: lib.canary (self-normalised test, rho={canary.MIXTURE_VARIANCE:g}, from {canary.MIN_PAIRS} pairs); "
+          f"{canaries} canaries per shape and effect, one path to 10,000 pairs serving every max; Monte-Carlo "
+          f"margin (2 s.e.) at 2.5%: ±{margin:.1%}\n")
+    names = list(shape_streams(simulator))
+    checks = min(20, canaries)
+    with multiprocessing.Pool(2) as pool:
+        shapes = pool.map(shape_rows, [(name, simulator, canaries, checks, args.seed) for name in names])
+    print(f"checked: {checks} canaries per shape and effect replayed through lib.canary.decide_from_sums at "
+          f"max 100 and 1,000, every run size: identical decisions")
+    header = ("| shape | spread | pairs/run | no effect: adopted / both, max 100 | max 1,000 | max 10,000 | "
+              "+5 adopted ≤100 pairs | +5 pairs to decision |")
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    failures: list[tuple[str, int, int | str]] = []
+    for shape in shapes:
+        for k in PAIRS_PER_RUN:
+            cells = []
+            for max_pairs in MAX_PAIRS:
+                null = rates(shape[0.0], k, max_pairs)
+                both = null["adopted"] + null["rolled_back"]
+                if null["adopted"] > 0.025 + margin or both > 0.05 + margin:
+                    failures.append((shape["name"], k, max_pairs))
+                cells.append(f"{null['adopted']:.1%} / {both:.1%}")
+            power = rates(shape[5.0], k, 100)
+            to_decision = rates(shape[5.0], k, MAX_PAIRS[-1])
+            if shape["spread"] <= 12 and power["adopted"] < 0.90:
+                failures.append((shape["name"], k, "+5"))
+            print(f"| {shape['name']} | {shape['spread']:.1f} | {k} | {' | '.join(cells)} | {power['adopted']:.1%} | "
+                  f"{to_decision['pairs']:.0f} |")
+    bet = betting_power(simulator, 5.0, 100, min(canaries, 500), args.seed)
+    print(f"\nfor comparison, the bounded-means betting rule adopts +5 within 100 pairs in {bet:.1%} of canaries at "
+          f"the simulator's spread (pairs looked at one by one)")
+    if not args.quick:
+        outlook_check(min(canaries, 1000), args.seed)
+        power_options(simulator, min(canaries, 500), args.seed)
+        pairing(canaries)
+    print(f"\n{'every goal held' if not failures else f'goals missed: {failures}'} "
           f"({time.monotonic() - started:.0f}s)")
+
+
+def pairing(canaries: int) -> None:
+    cuts = runner_cuts(runs=60)
+    print(f"\nthrough the runner: {cuts['pairs']} pairs planned in 60 runs of batch 4 with a 1 s deadline; "
+          f"{cuts['half_done']} left half done by the deadline, the candidate's side the finished one in "
+          f"{cuts['candidate_finished']} ({cuts['candidate_finished'] / max(1, cuts['half_done']):.0%}; "
+          f"with the old fixed order it was the same side every time)")
+    configs = [(3, 12), (3, 14), (3, 15), (5, 12), (5, 14), (5, 15)]
+    plans = pairing_plans(configs, runs=150)
+    print("\n| batch | personas | pair counts: most − least, ever | never paired after 100 pairs | candidate first | "
+          "no effect adopted, late starter's weak calls cut 10% / 30%: fair coin | fixed order (candidate second) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for (batch, personas), plan in plans.items():
+        fair = [cut_adoption(plan["pairs"], personas, cut, False, canaries, seed=batch * 100 + personas)
+                for cut in (0.1, 0.3)]
+        fixed = [cut_adoption(plan["pairs"], personas, cut, True, canaries, seed=batch * 100 + personas)
+                 for cut in (0.1, 0.3)]
+        print(f"| {batch} | {personas} | {plan['worst']} | {plan['never']} | {plan['first']:.0%} | "
+              f"{fair[0]:.1%} / {fair[1]:.1%} | {fixed[0]:.1%} / {fixed[1]:.1%} |")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,27 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from lib.budget import CostCap, CostCapClosed, estimated_tokens, price_for, prompt_token_bound, usage_cost, worst_case_cost
+from lib.budget import (
+    CostCap,
+    CostCapClosed,
+    Price,
+    estimated_tokens,
+    price_for,
+    prompt_token_bound,
+    usage_cost,
+    worst_case_cost,
+)
 from lib.redact import redact
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 MAX_ATTEMPTS = 3
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -31,6 +46,11 @@ MIN_USEFUL_CALL_S = 0.5
 # Reasoning models take `reasoning_effort`, and count their reasoning in `max_completion_tokens`:
 # gpt-5, gpt-5-mini, gpt-5.1…, o1, o3, o4-mini… (not gpt-5-chat-latest, a chat model).
 REASONING_MODEL = re.compile(r"^(?:gpt-5(?![\w.-]*-chat)|o\d)")
+
+# A chat message as the API takes it: `role` and `content`.
+type Message = dict[str, str]
+# A `response_format` (a JSON schema the answer must follow).
+type ResponseFormat = dict[str, Any]
 
 
 class Role(StrEnum):
@@ -48,7 +68,7 @@ class LLMError(RuntimeError):
     provider's error text may echo a key or a URL. Raised by a transport, `billed` says whether
     the provider may have billed the attempt (False only when its answer proves it did not)."""
 
-    def __init__(self, message: str = "", usage: "Usage | None" = None, billed: bool = True):
+    def __init__(self, message: str = "", usage: Usage | None = None, billed: bool = True):
         super().__init__(redact(message))
         self.usage = usage  # what the failed call was billed, when the provider answered
         self.billed = billed
@@ -74,7 +94,7 @@ class Stopped(LLMError):
 class Retryable(Exception):
     """A transport's failure worth another attempt; `retry_after` (seconds) cools every thread down."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, headers: dict | None = None,
+    def __init__(self, reason: str, retry_after: float | None = None, headers: dict[str, str] | None = None,
                  billed: bool = True):
         super().__init__(reason)
         self.reason = reason
@@ -87,7 +107,7 @@ class Retryable(Exception):
 class RateGate:
     """A cooldown shared by all threads of a run: after a 429 every thread waits it out."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._until = 0.0
         self._lock = threading.Lock()
 
@@ -114,7 +134,7 @@ class Usage:
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.cached_tokens += other.cached_tokens
         self.completion_tokens += other.completion_tokens
@@ -137,7 +157,20 @@ class Completion:
     cached_tokens: int
     completion_tokens: int
     finish_reason: str | None = None  # "stop", "length" (cut by the token limit)…
-    headers: dict | None = None  # the provider's x-ratelimit-* headers, for the run's pacer
+    headers: dict[str, str] | None = None  # the provider's x-ratelimit-* headers, for the run's pacer
+
+
+class RatePacer[Ticket](Protocol):
+    """What a call asks of its run's pacer (`lib.pacing.Pacer`, which imports this module): room
+    under the provider's rate limits before the request leaves, then the answer's figures."""
+
+    def acquire(self, model: str, tokens: int, deadline: float, stop: threading.Event) -> Ticket:
+        """Waits for room for one request of `tokens`; raises `DeadlineExceeded` or `Stopped`."""
+        ...
+
+    def observe(self, ticket: Ticket, headers: Mapping[str, str] | None) -> None:
+        """Takes the provider's rate-limit headers from the answer to `ticket`'s request."""
+        ...
 
 
 @dataclass
@@ -150,11 +183,11 @@ class CallContext:
     deadline: float
     gate: RateGate
     stop: threading.Event
-    pacer: object | None = None
+    pacer: RatePacer[Any] | None = None
     halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
-    def for_cap(cls, cap: CostCap | Decimal, deadline: float, stop: threading.Event | None = None) -> "CallContext":
+    def for_cap(cls, cap: CostCap | Decimal, deadline: float, stop: threading.Event | None = None) -> CallContext:
         """A fresh context: this cost cap (or a new one of this amount), its own cooldown, and `stop`
         (or a new event)."""
         cap = cap if isinstance(cap, CostCap) else CostCap(cap)
@@ -167,10 +200,25 @@ class CallContext:
         self.stop.set()
 
 
+class Transport(Protocol):
+    """Sends one request: `OpenAITransport`, or `lib.simulator.SimulatedTransport` offline."""
+
+    simulated: bool
+
+    def prepare(self) -> None:
+        """Sets up what the first call needs (the SDK client); may be slow, is safe to repeat."""
+
+    def complete(self, role: Role, model: str, messages: list[Message], max_tokens: int,
+                 response_format: ResponseFormat | None, timeout: float, nonce: int = 0,
+                 seed: str | None = None) -> Completion:
+        """The answer, or `LLMError` for good, `Retryable` for a failure worth another attempt."""
+        ...
+
+
 class LLM:
     """Chat calls through a transport, bounded by the run's budget and deadline."""
 
-    def __init__(self, transport, prices: dict):
+    def __init__(self, transport: Transport, prices: dict[str, Price]):
         self.transport = transport
         self.prices = prices
         self._warming: threading.Thread | None = None
@@ -198,8 +246,8 @@ class LLM:
             self._warming.join()
         self.transport.prepare()
 
-    def chat(self, ctx: CallContext, role: Role, model: str, messages: list[dict], max_tokens: int,
-             response_format: dict | None = None, nonce: int = 0, *, seed: str | None = None) -> Reply:
+    def chat(self, ctx: CallContext, role: Role, model: str, messages: list[Message], max_tokens: int,
+             response_format: ResponseFormat | None = None, nonce: int = 0, *, seed: str | None = None) -> Reply:
         """One call. `nonce` tells apart independent draws of the same request (a re-score): a
         provider samples each request anew anyway. `seed` is an opaque key a transport may use to
         make its answers reproducible (the simulator seeds a battle's randomness with the battle
@@ -215,8 +263,9 @@ class LLM:
             raise LLMError(f"{model} returned an empty reply{_why_empty(reply.finish_reason)}", usage=reply.usage)
         return reply
 
-    def _call_with_retries(self, ctx, role, model, messages, max_tokens, response_format, price,
-                           worst: Decimal, nonce: int, seed: str | None) -> Reply:
+    def _call_with_retries(self, ctx: CallContext, role: Role, model: str, messages: list[Message], max_tokens: int,
+                           response_format: ResponseFormat | None, price: Price, worst: Decimal, nonce: int,
+                           seed: str | None) -> Reply:
         last_error = "no attempt made"
         for attempt in range(MAX_ATTEMPTS):
             ctx.gate.wait(ctx.deadline, ctx.stop)
@@ -237,20 +286,19 @@ class LLM:
                 raise Stopped("the spend was already settled") from None
             if not fits:
                 ctx.stop.set()
-                raise BudgetExceeded(ctx.cap.trip_reason)
+                raise BudgetExceeded(str(ctx.cap.trip_reason))  # set when reserve refuses
             try:
                 done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining,
                                                nonce=nonce, seed=seed)
             except Retryable as exc:
                 _end_unanswered(ctx.cap, worst, exc.billed)
-                if ticket is not None:
+                if ticket is not None and ctx.pacer is not None:
                     ctx.pacer.observe(ticket, exc.headers)
                 last_error = exc.reason
                 if exc.retry_after is not None:
                     ctx.gate.cool_down(exc.retry_after)
-                elif attempt + 1 < MAX_ATTEMPTS:
-                    if ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
-                        raise Stopped("run stopped") from None
+                elif attempt + 1 < MAX_ATTEMPTS and ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
+                    raise Stopped("run stopped") from None
                 continue
             except ProviderRefused as exc:
                 ctx.cap.release(worst)  # refused before any work: nothing billed
@@ -262,7 +310,7 @@ class LLM:
             except BaseException:
                 ctx.cap.keep(worst)  # sent or not, unknown: counted as billed
                 raise
-            if ticket is not None:
+            if ticket is not None and ctx.pacer is not None:
                 ctx.pacer.observe(ticket, done.headers)
             cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
             ctx.cap.settle(worst, cost)
@@ -286,7 +334,7 @@ def _why_empty(finish_reason: str | None) -> str:
     return f" (finish_reason {finish_reason})" if finish_reason else ""
 
 
-_clients: dict = {}
+_clients: dict[tuple[str, str | None], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
 
 
@@ -300,7 +348,7 @@ class OpenAITransport:
         self.base_url = base_url
         self.reasoning_effort = reasoning_effort
 
-    def client(self):
+    def client(self) -> openai.OpenAI:
         """One SDK client per key and URL per process: a warm instance skips its ~0.1 s set-up."""
         key = (self.api_key, self.base_url)
         with _clients_lock:
@@ -314,19 +362,20 @@ class OpenAITransport:
     def prepare(self) -> None:
         self.client()
 
-    def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
-                 response_format: dict | None, timeout: float, nonce: int = 0,
+    def complete(self, role: Role, model: str, messages: list[Message], max_tokens: int,
+                 response_format: ResponseFormat | None, timeout: float, nonce: int = 0,
                  seed: str | None = None) -> Completion:
         # Neither `nonce` nor `seed` is sent: every request is already an independent sample.
         import openai
 
-        kwargs = {"response_format": response_format} if response_format else {}
+        kwargs: dict[str, Any] = {"response_format": response_format} if response_format else {}
         if REASONING_MODEL.match(model):
             kwargs["reasoning_effort"] = self.reasoning_effort
         try:
             # The raw response: its headers carry the rate limits the pacer keeps under.
             raw = self.client().chat.completions.with_raw_response.create(
-                model=model, messages=messages, max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
+                model=model, messages=cast("list[ChatCompletionMessageParam]", messages),
+                max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
             completion = raw.parse()
         except openai.APITimeoutError as exc:
             raise DeadlineExceeded(f"{model} did not answer within {timeout:.1f}s",
@@ -347,6 +396,8 @@ class OpenAITransport:
         if not completion.choices:
             raise LLMError(f"{model}: the answer had no choices")
         usage = completion.usage
+        if usage is None:  # nothing to bill by: the cost cap could not hold
+            raise LLMError(f"{model}: the answer reported no token usage")
         details = getattr(usage, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         return Completion(completion.choices[0].message.content or "", usage.prompt_tokens, cached,
@@ -359,11 +410,11 @@ def _never_connected(exc: Exception) -> bool:
     return type(exc.__cause__).__name__ in ("ConnectError", "ConnectTimeout")
 
 
-def _rate_limits(headers) -> dict:
+def _rate_limits(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower().startswith("x-ratelimit-")}
 
 
-def _retry_after(headers) -> float:
+def _retry_after(headers: Mapping[str, str]) -> float:
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
         if value:
@@ -377,7 +428,7 @@ def _retry_after(headers) -> float:
 BILLING_URL = "https://platform.openai.com/settings/organization/billing"
 
 
-def _refusal(model: str, exc) -> str | None:
+def _refusal(model: str, exc: openai.APIStatusError) -> str | None:
     """The message for an error no retry and no other call will fix, else None."""
     message = _error_message(exc)
     if exc.status_code == 429 and "insufficient_quota" in (getattr(exc, "code", None), getattr(exc, "type", None)):
@@ -390,7 +441,7 @@ def _refusal(model: str, exc) -> str | None:
     return None
 
 
-def _error_message(exc) -> str:
+def _error_message(exc: openai.APIStatusError) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         message = body.get("message") or (body.get("error") or {}).get("message")

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 from lib.budget import CostCap
+from lib.config import Settings
 from lib.llm import LLMError
+from lib.store import Store
 from lib.store.queries import BudgetGrant, Queries
 
 
@@ -26,7 +28,8 @@ class BudgetReached(LLMError):
 
 
 @contextmanager
-def spend(settings, store, purpose: str, cap: Decimal, deadline: float, simulated: bool) -> Iterator[CostCap]:
+def spend(settings: Settings, store: Store, purpose: str, cap: Decimal, deadline: float,
+          simulated: bool) -> Iterator[CostCap]:
     """The block for `purpose`'s calls, at most `cap`; raises `BudgetReached` when the budget is spent."""
     queries = Queries(store)
     grant = queries.take_budget(purpose, Decimal(cap), settings.daily_budget_usd, settings.monthly_budget_usd,

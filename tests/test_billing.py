@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ def block_of(db, run_id: str) -> Decimal:
     return db.execute("select budget_block from training_runs where id = %s", (run_id,)).fetchone()[0]
 
 
-def runs_one_at_a_time(settings, store, db, fake, most: int) -> list[tuple[dict, Decimal]]:
+def runs_one_at_a_time(settings, store, db, fake, most: int) -> list[tuple[Any, Decimal]]:
     """Runs until the budget refuses (at most `most`), each alone: (batch, what the provider billed for it)."""
     runs = []
     for _ in range(most):
@@ -139,7 +140,7 @@ def test_reported_spend_shows_what_may_have_been_billed(make_settings, psycopg_s
     assert note in json.dumps(slack.batch_summary_message(batch, None)), "Slack's batch summary"
     day = Queries(psycopg_store).status()["budget"]["day"]
     assert day["note"] == note and day["spent"] == batch["totalCost"], "status"
-    health = dashboard.VIEWS["health"](Queries(psycopg_store), {}, settings)
+    health: Any = dashboard.VIEWS["health"](Queries(psycopg_store), {}, settings)
     assert health["today"]["billingNote"] == note, "the dashboard's health strip"
 
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from lib.app import make_llm
-from lib.runner import run_batch
 from lib.config import PROJECT_ROOT
+from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
 from tests.conftest import seed_personas, wait_until
 from tests.test_cli import run_cli
@@ -566,7 +566,8 @@ VERSIONS = {"versions": [
     {"id": 5, "status": "retired", "parentId": None, "change": "Baseline", "createdAt": "2026-11-20T10:00:00+00:00",
      "battles": 300, "meanScore": 75.9, "ci95": None, "decision": "direct", "pairs": 0, "diff": None,
      "decidedAt": None}],
-    "canary": {"candidateId": 7, "activeId": 6, "pairs": 6, "maxPairs": 40, "diff": 2.5, "ci95": [-1.2, 6.2]}}
+    "canary": {"candidateId": 7, "activeId": 6, "pairs": 6, "maxPairs": 40, "diff": 2.5, "ci95": [-1.2, 6.2],
+               "spread": 11.04, "pairsFor5": 106, "morePairsFor5": 100}}
 TACTICS = {"tactics": [{"id": "4f7e2d1c-0000-4000-8000-000000000001", "text": "Put the offer in writing <b>now</b>.",
                         "battleId": None, "promotedAt": "2026-11-28T09:00:00+00:00"}],
            "promptPreview": "You are the closer.\n\nActive tactics:\n- Put the offer in writing <b>now</b>."}
@@ -602,6 +603,8 @@ def test_versions_tactics_and_referee_panels_render_their_json_and_send_their_ac
     versions = page.inner_text("#versions")
     assert "Canary: v7 against v6" in versions and "6 of 40 persona pairs" in versions and "+2.5" in versions
     assert "Promoted: put the offer in writing" in versions and "81.5 (78.1 to 84.9)" in versions
+    assert ("At this spread (11.0 points), a 5-point difference takes about 106 pairs in all (100 more); raise "
+            "CANARY_MAX_PAIRS to reach it.") in versions
     assert page.locator("#versions button").all_inner_texts() == ["Roll back to v5"], "only earlier versions"
     tactics = page.inner_text("#tactics")
     assert "Put the offer in writing <b>now</b>." in tactics and page.locator("#tactics b").count() == 0

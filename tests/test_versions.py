@@ -2,24 +2,27 @@
 them, runs against the fake OpenAI server (real SDK, real HTTP) whose referee scores a closer by
 the tactics in its system prompt (`[fake-effect:±N]` markers), and a real Slack receiver."""
 import json
+import statistics
 import subprocess
 import sys
 import threading
+from decimal import Decimal
 
 import psycopg
 import pytest
 import requests
 
+from lib import canary
 from lib.app import make_llm
-from lib.training import train_once
-from lib.store import Rejected
 from lib.config import PROJECT_ROOT
-from lib.store.queries import Queries
+from lib.store import Rejected
+from lib.store.queries import Queries, Trigger
+from lib.training import train_once
 from tests.conftest import child_env, seed_personas, wait_until
 
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
                   "pairs", "diff", "decidedAt"}
-CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95"}
+CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "pairsFor5", "morePairsFor5"}
 
 
 def cli(*args, db_url, **env):
@@ -46,12 +49,12 @@ def breakthrough(db, snippet: str, persona: str = "Skeptical Sam") -> str:
         (run_id, persona_id, snippet)).fetchone()[0])
 
 
-def trained_batch(settings, store, llm, *, trigger: str) -> dict:
+def trained_batch(settings, store, llm, *, trigger: str):
     """A run and its follow-ups (the canary's look among them), as the cron and the CLI run one."""
     return train_once(settings, store, llm, trigger=trigger, scout="webhook").batch
 
 
-def canary_until_decided(settings, store, runs: int) -> list[dict]:
+def canary_until_decided(settings, store, runs: int) -> list[dict | None]:
     looks = []
     for _ in range(runs):
         batch = trained_batch(settings, store, make_llm(settings), trigger="manual")
@@ -174,10 +177,14 @@ def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psyc
     assert cli("promote", breakthrough(db, "Ask about the timeline first. [fake-effect:+3]"),
                db_url=database_url).returncode == 0
     trained_batch(canary_settings(), psycopg_store, make_llm(canary_settings()), trigger="manual")
+    # Each pair's order is recorded, and the runner started its battles in that order (one at a time).
+    pairs = db.execute("select persona_id, array_agg(pair_order order by started_at) "
+                       "from sandbox_battles where pair_order is not null group by persona_id").fetchall()
+    assert len(pairs) == 3 and all(order == [1, 2] for _, order in pairs), pairs
     listing = versions_json(database_url, CANARY_MAX_PAIRS=40)
     assert set(listing) == {"versions", "canary"}
     for version in listing["versions"]:
-        assert VERSION_FIELDS <= set(version), version
+        assert set(version) >= VERSION_FIELDS, version
     candidate, baseline = listing["versions"]
     assert (candidate["status"], candidate["decision"], candidate["pairs"], candidate["battles"]) == \
         ("candidate", "pending", 3, 3)
@@ -189,6 +196,16 @@ def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psyc
     table = cli("versions", db_url=database_url)
     assert table.returncode == 0
     assert "v2  candidate" in table.stdout and "canary: v2 against v1, 3 of at most 100 pairs" in table.stdout
+    # The outlook: pairs a 5-point difference needs at the spread of these 3 pairs.
+    spread = statistics.stdev(float(row[0]) for row in db.execute(
+        "select c.referee_score - a.referee_score from sandbox_battles c join sandbox_battles a "
+        "on a.run_id = c.run_id and a.persona_id = c.persona_id and a.version_id = 1 where c.version_id = 2"))
+    canary_now = listing["canary"]
+    assert canary_now["spread"] == pytest.approx(spread, abs=0.01)
+    assert canary_now["pairsFor5"] == canary.pairs_for_effect(canary_now["spread"]) > 3
+    assert canary_now["morePairsFor5"] == canary_now["pairsFor5"] - 3
+    assert (f"at this spread ({canary_now['spread']:.1f} points), a 5-point difference takes about "
+            f"{canary_now['pairsFor5']} pairs in all ({canary_now['morePairsFor5']} more)") in table.stdout
 
 
 def test_rollback_to_an_earlier_version_is_immediate_and_recorded(psycopg_store, db, database_url):
@@ -296,7 +313,7 @@ def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server,
     listing = get("versions")
     assert [v["status"] for v in listing["versions"]] == ["candidate", "active", "retired"]
     assert listing["canary"] == {"candidateId": 3, "activeId": 2, "pairs": 0, "maxPairs": 100, "diff": None,
-                                 "ci95": None}
+                                 "ci95": None, "spread": None, "pairsFor5": None, "morePairsFor5": None}
     rolled = post("rollback", {"versionId": 1})
     assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"
     assert get("tactics")["tactics"] == []
@@ -311,17 +328,19 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
     seed_personas(store, 2)
     promoted = queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."))
     assert promoted["version"]["id"] == 2
-    started = queries.start_run(trigger="cli", requested_batch_size=None, batch_size=4, cost_cap=5,
+    started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=4, cost_cap=Decimal(5),
                                 max_concurrent_runs=1, deadline_ms=50_000, simulated=True, default_battle_ms=15_000,
                                 base_prompt="Base.", canary_share=0.5)
-    assert started["canaryPairs"] == 2 and [b["versionId"] for b in started["battles"]] == [1, 2, 2, 1]
+    assert started["canaryPairs"] == 2 and [b["pairOrder"] for b in started["battles"]] == [1, 2, 1, 2]
+    assert sorted(b["versionId"] for b in started["battles"]) == [1, 1, 2, 2]
     assert started["versions"]["2"] == {"id": 2, "basePrompt": "Base.", "tactics": ["Ask before you pitch."]}
     for planned in started["battles"]:
         queries.start_battle(started["run"]["batchId"], planned["persona"]["id"], planned["versionId"])
     db.execute("update sandbox_battles set status = 'completed', ended_at = now(), "
                "referee_score = case when version_id = 2 then 84.5 else 80 end where run_id = %s",
                (started["run"]["batchId"],))
-    assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "diffs": [4.5, 4.5]}
+    assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "diffs": [4.5, 4.5], "skipped": 0,
+                                      "skippedReason": None}
     assert queries.record_canary(2, "pending", 2, 4.5, [1.25, 7.75], 100) == {"recorded": True, "decided": False}
     assert queries.versions(100)["canary"]["ci95"] == [1.25, 7.75]
     adopted = queries.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100)

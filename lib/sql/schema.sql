@@ -154,8 +154,13 @@ create table sandbox_battles (
     scout_attempts integer not null default 0 check (scout_attempts >= 0),
     scout_error text,
     version_id integer references training_versions (id),
+    -- A canary pair's battles: which started first (1) and second (2), by a fair coin
+    -- (training_plan_battles); null for a battle outside a pair.
+    pair_order smallint check (pair_order in (1, 2)),
     check ((status = 'running') = (ended_at is null)),
-    check (status = 'completed' or referee_score is null)
+    check (status = 'completed' or referee_score is null),
+    -- A completed battle has a score: the canary and every average read it.
+    constraint sandbox_battles_completed_has_score check (status <> 'completed' or referee_score is not null)
 );
 
 create index sandbox_battles_run_idx on sandbox_battles (run_id);

@@ -49,7 +49,6 @@ from urllib.parse import parse_qs, urlsplit
 from lib.budget import price_for, usage_cost
 from lib.referee import CRITERIA
 
-
 EFFECT_MARKER = re.compile(r"\[fake-effect:([+-]\d+)\]")
 SAID_EFFECT = re.compile(r"^CLOSER: .*\(effect ([+-]\d+)\)$", re.MULTILINE)
 
@@ -94,7 +93,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
@@ -107,7 +106,8 @@ class FakeOpenAI:
                   referee_only: bool = False) -> None:
         """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
         insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
-        cut by the token limit, as a reasoning model's can be); "pass" answers normally, to script a
+        cut by the token limit, as a reasoning model's can be), "no_usage" (an answer without its token
+        usage, as some compatible providers send); "pass" answers normally, to script a
         failure after some good answers."""
         with self._lock:
             for _ in range(count):
@@ -224,7 +224,7 @@ class FakeOpenAI:
         entry["estimate"] = math.ceil(prompt / 4) + int(body.get("max_completion_tokens") or body.get("max_tokens")
                                                         or 256)
         if self.rpm or self.tpm:
-            limit_headers, retry = self._admit(body.get("model"), entry["estimate"])
+            limit_headers, retry = self._admit(str(body.get("model")), entry["estimate"])
             if retry is not None:
                 return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests",
                                                            "code": "rate_limit_exceeded"}},
@@ -285,7 +285,7 @@ class FakeOpenAI:
                  "total_tokens": prompt_tokens + completion,
                  "prompt_tokens_details": {"cached_tokens": cached}}
         entry["usage"] = usage
-        outcome = self._bill(entry, body.get("model"), usage)
+        outcome = self._bill(entry, str(body.get("model")), usage)
         if outcome == "drop":  # processed and billed; the connection closes with no answer
             entry["status"] = "dropped"
             handler.close_connection = True
@@ -302,7 +302,7 @@ class FakeOpenAI:
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": text}}],
-            "usage": usage}, entry, limit_headers)
+            "usage": None if failure and failure["kind"] == "no_usage" else usage}, entry, limit_headers)
 
     def _bill(self, entry: dict, model: str, usage: dict) -> str:
         """Records the processed request in the ledger; says how it ends: "answer", "drop" or "502"."""

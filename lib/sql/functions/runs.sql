@@ -241,7 +241,8 @@ $$;
 -- Starts a run, atomically (one advisory lock, one transaction): closes orphaned runs, refuses if
 -- it may not start, records the run, records the base prompt (see training_record_base_prompt),
 -- leases its personas and plans its battles: with a candidate under canary, floor(batch size ×
--- p_canary_share) personas battle both the active version and the candidate (the canary's pairs).
+-- p_canary_share) personas, the least paired first (training_lease_pair_personas), battle both the
+-- active version and the candidate (the canary's pairs); the rest of the batch follows the rotation.
 -- Returns {"status": "started" | "paused" | "busy" | "no_personas" | "no_free_personas", …}; a
 -- started run comes with `battles` [{persona, versionId}], `versions` {id: {id, basePrompt,
 -- tactics}} and `canaryPairs`.
@@ -288,15 +289,19 @@ begin
     end if;
     active := training_ensure_active_version();
     select * into candidate from training_versions where status = 'candidate';
-    if candidate.id is not null then
-        pairs := floor(p_batch_size * p_canary_share)::integer;
+    personas := '[]';
+    if candidate.id is not null and floor(p_batch_size * p_canary_share) > 0 then
+        personas := coalesce(training_lease_pair_personas(run.id, floor(p_batch_size * p_canary_share)::integer,
+                                                          candidate.id), '[]');
+        pairs := jsonb_array_length(personas);
     end if;
-    personas := training_lease_personas(run.id, p_batch_size - pairs);
-    if personas is null then
+    if p_batch_size > 2 * pairs then
+        personas := personas || coalesce(training_lease_personas(run.id, p_batch_size - 2 * pairs), '[]');
+    end if;
+    if jsonb_array_length(personas) = 0 then
         delete from training_runs where id = run.id;
         return jsonb_build_object('status', 'no_free_personas');
     end if;
-    pairs := least(pairs, jsonb_array_length(personas));
     return jsonb_build_object('status', 'started', 'run', training_run_summary(run), 'personas', personas,
                               'recovered', recovered, 'budget', grant_,
                               'expectedBattleMs', training_expected_battle_ms(p_simulated, p_default_battle_ms),
@@ -309,9 +314,12 @@ begin
 end;
 $$;
 
+-- p_pair_order added (a canary pair's order): the three-argument version goes.
+drop function if exists training_start_battle(uuid, uuid, integer);
 -- Writes the battle row as the battle starts, with the closer version it runs (the active one when
 -- not given); the persona moves to the back of the rotation.
-create or replace function training_start_battle(p_run_id uuid, p_persona_id uuid, p_version_id integer default null)
+create or replace function training_start_battle(p_run_id uuid, p_persona_id uuid, p_version_id integer default null,
+                                                  p_pair_order smallint default null)
 returns uuid
 language plpgsql as $$
 declare
@@ -324,7 +332,8 @@ begin
     if not exists (select 1 from sandbox_personas where id = p_persona_id and lease_run_id = p_run_id) then
         raise exception 'persona % is not leased to run %', p_persona_id, p_run_id using errcode = 'P0001';
     end if;
-    insert into sandbox_battles (run_id, persona_id, version_id) values (p_run_id, p_persona_id, chosen)
+    insert into sandbox_battles (run_id, persona_id, version_id, pair_order)
+    values (p_run_id, p_persona_id, chosen, p_pair_order)
     returning id into battle_id;
     update sandbox_personas set last_battled_at = now() where id = p_persona_id;
     return battle_id;

@@ -15,3 +15,15 @@ begin
     end if;
 end;
 $$;
+
+-- The score rule (0007_canary_pairs) was added NOT VALID so an upgrade never fails on a completed
+-- battle without a score written before it; it is validated once none is left.
+do $$
+begin
+    if exists (select 1 from pg_constraint where conrelid = 'sandbox_battles'::regclass
+               and conname = 'sandbox_battles_completed_has_score' and not convalidated)
+       and not exists (select 1 from sandbox_battles where status = 'completed' and referee_score is null) then
+        alter table sandbox_battles validate constraint sandbox_battles_completed_has_score;
+    end if;
+end;
+$$;

@@ -181,18 +181,51 @@ language sql stable as $$
     from training_versions v where v.id = p_version_id;
 $$;
 
--- The battles of a run: p_personas (leased, in rotation order), the first p_pairs of them battling
--- both versions (which one starts first alternates), the rest the active version only.
+-- Leases up to p_count free active personas for the canary's pairs: those the candidate has battled
+-- least first, ties at random, so every persona's pair count stays within one of the others' and
+-- does not follow the rotation order. Returned in random order.
+create or replace function training_lease_pair_personas(p_run_id uuid, p_count integer, p_candidate_id integer)
+returns jsonb
+language sql as $$
+    with paired as (
+        select persona_id, count(*) as pairs from sandbox_battles where version_id = p_candidate_id
+        group by persona_id
+    ), free as (
+        select p.id from sandbox_personas p
+        left join paired on paired.persona_id = p.id
+        where p.is_active
+          and (p.lease_run_id is null
+               or not exists (select 1 from training_runs r where r.id = p.lease_run_id and r.status = 'running'))
+        order by coalesce(paired.pairs, 0), random()
+        limit p_count
+        for update of p skip locked
+    ), leased as (
+        update sandbox_personas p set lease_run_id = p_run_id from free where p.id = free.id returning p.*
+    )
+    select jsonb_agg(jsonb_build_object(
+               'id', id, 'name', name, 'persona_type', persona_type, 'system_prompt', system_prompt,
+               'characteristics', characteristics, 'attack_patterns', attack_patterns)
+               order by random())
+    from leased;
+$$;
+
+-- The battles of a run: the first p_pairs of p_personas battle both versions, each pair's two
+-- battles one after the other in an order drawn by a fair coin (`pairOrder` 1 and 2, recorded on
+-- the battles), so a deadline that cuts late starters cuts either version equally often; then the
+-- rest battle the active version only.
 create or replace function training_plan_battles(p_personas jsonb, p_pairs integer, p_active_id integer,
                                                  p_candidate_id integer)
 returns jsonb
-language sql stable as $$
-    select coalesce(jsonb_agg(jsonb_build_object('persona', persona, 'versionId', version_id)
-                              order by position, turn), '[]')
-    from jsonb_array_elements(p_personas) with ordinality as p(persona, position),
-         lateral (select p_active_id as version_id, case when position % 2 = 0 then 1 else 0 end as turn
+language sql volatile as $$
+    select coalesce(jsonb_agg(jsonb_build_object('persona', persona, 'versionId', version_id, 'pairOrder', pair_order)
+                              order by position, pair_order), '[]')
+    from (select persona, position, random() < 0.5 as candidate_first
+          from jsonb_array_elements(p_personas) with ordinality as p(persona, position)) p,
+         lateral (select p_active_id as version_id,
+                         case when position > p_pairs or p_candidate_id is null then null
+                              when candidate_first then 2 else 1 end::smallint as pair_order
                   union all
-                  select p_candidate_id, case when position % 2 = 0 then 0 else 1 end
+                  select p_candidate_id, case when candidate_first then 1 else 2 end::smallint
                   where position <= p_pairs and p_candidate_id is not null) v;
 $$;
 
@@ -215,7 +248,7 @@ $$;
 
 -- One version as the dashboard and `python -m lib versions` show it. `battles` and `meanScore`
 -- count its completed battles; `pairs`, `diff` and `ci95` are its canary against its parent as of
--- the last look (the 95% confidence sequence of lib/canary.py).
+-- the last look (the test's boundary turned around, lib/canary.py).
 create or replace function training_version_json(p_version training_versions)
 returns jsonb
 language sql stable as $$
@@ -232,7 +265,7 @@ language sql stable as $$
 $$;
 
 -- Every version, newest first (the baseline made first if need be), and the canary in progress
--- (null without a candidate).
+-- (null without a candidate) with the spread (standard deviation) of its scored pairs' differences.
 create or replace function training_version_list(p_max_pairs integer)
 returns jsonb
 language plpgsql as $$
@@ -244,7 +277,9 @@ begin
         'canary', (select jsonb_build_object(
                        'candidateId', c.id, 'activeId', c.parent_id, 'pairs', c.pairs, 'maxPairs', p_max_pairs,
                        'diff', c.diff,
-                       'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end)
+                       'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end,
+                       'spread', (select round(stddev_samp(d::numeric), 2)
+                                  from jsonb_array_elements_text(training_canary_pairs() -> 'diffs') as d))
                    from training_versions c where c.status = 'candidate'));
 end;
 $$;
@@ -434,22 +469,32 @@ $$;
 
 -- The canary's paired differences so far, oldest first: for each run and persona that battled both
 -- the candidate and its parent to completion, candidate score − parent score. Null without one.
+-- A pair with a side that has no score (a row from before sandbox_battles_completed_has_score) is
+-- skipped, and counted in `skipped` with the reason.
 create or replace function training_canary_pairs()
 returns jsonb
 language sql stable as $$
-    select jsonb_build_object('candidateId', c.id, 'activeId', c.parent_id, 'diffs', coalesce((
-        select jsonb_agg(cb.referee_score - ab.referee_score order by greatest(cb.ended_at, ab.ended_at), cb.id)
-        from sandbox_battles cb
+    with pairs as (
+        select cb.referee_score - ab.referee_score as diff, greatest(cb.ended_at, ab.ended_at) as ended_at, cb.id
+        from training_versions c
+        join sandbox_battles cb on cb.version_id = c.id and cb.status = 'completed'
         join sandbox_battles ab on ab.run_id = cb.run_id and ab.persona_id = cb.persona_id
-        where cb.version_id = c.id and cb.status = 'completed'
-          and ab.version_id = c.parent_id and ab.status = 'completed'), '[]'))
+                               and ab.version_id = c.parent_id and ab.status = 'completed'
+        where c.status = 'candidate'
+    )
+    select jsonb_build_object('candidateId', c.id, 'activeId', c.parent_id,
+        'diffs', coalesce((select jsonb_agg(diff order by ended_at, id) from pairs where diff is not null), '[]'),
+        'skipped', (select count(*) from pairs where diff is null),
+        'skippedReason', case when exists (select 1 from pairs where diff is null)
+                              then 'a completed battle without a score (written before scores were required)' end)
     from training_versions c where c.status = 'candidate';
 $$;
 
 -- Records a look at the canary (lib/canary.py decides): the figures, and a decision other than
 -- pending changes the versions: adopted (the candidate becomes active, its parent retired),
 -- rolled_back, or inconclusive (the candidate retired, the active version stays). Returns
--- {"recorded": false} if it is no longer the candidate (another look or a person got there first).
+-- {"recorded": false} if it is no longer the candidate (another look or a person got there first),
+-- and also ("stale": true) if an earlier look recorded more pairs than this one counted.
 create or replace function training_record_canary(p_candidate_id integer, p_decision text, p_pairs integer,
                                                   p_diff numeric, p_ci_low numeric, p_ci_high numeric,
                                                   p_max_pairs integer)
@@ -467,6 +512,11 @@ begin
     select * into candidate from training_versions where id = p_candidate_id for update;
     if not found or candidate.status <> 'candidate' then
         return jsonb_build_object('recorded', false, 'decided', false);
+    end if;
+    -- Pairs only accumulate: a look that counted fewer than the recorded figures is stale (a slower
+    -- run's look finishing after a newer one) and changes nothing.
+    if p_pairs < candidate.pairs then
+        return jsonb_build_object('recorded', false, 'decided', false, 'stale', true);
     end if;
     select * into parent from training_versions where id = candidate.parent_id;
     update training_versions set pairs = p_pairs, diff = p_diff, ci_low = p_ci_low, ci_high = p_ci_high

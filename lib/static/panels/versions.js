@@ -20,7 +20,17 @@ const Versions = (() => {
     return el("div", { class: "canary" },
       el("p", {}, el("b", { text: `Canary: v${c.candidateId} against v${c.activeId}` })),
       el("p", { text: `${c.pairs} of ${c.maxPairs} persona pairs · score difference ${signed(c.diff)} ` +
-                      `(95% CI ${ci(c.ci95)})` }), bar);
+                      `(95% CI ${ci(c.ci95)})` }), bar, outlook(c));
+  }
+
+  // How many pairs a 5-point difference needs at the spread seen so far (lib/canary.py outlook).
+  function outlook(c) {
+    if (c.spread == null) return el("p", { class: "muted", text: "Pairs needed: shown from 2 scored pairs." });
+    const needed = c.pairsFor5 == null ? "more than 100,000 pairs"
+      : `about ${c.pairsFor5} pairs in all (${c.morePairsFor5} more)`;
+    const short = c.pairsFor5 != null && c.pairsFor5 > c.maxPairs ? "; raise CANARY_MAX_PAIRS to reach it" : "";
+    return el("p", { class: "outlook", text: `At this spread (${Number(c.spread).toFixed(1)} points), a 5-point ` +
+                                             `difference takes ${needed}${short}.` });
   }
 
   function row(version, active) {
