@@ -49,13 +49,14 @@ class Trained:
 
 
 def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *, run_deadline: Deadline,
-              planned_pairs: int, scout: Scout, errors: list[str]) -> Trained:
+              planned_pairs: int, scout: Scout, errors: list[str], scan: bool = True) -> Trained:
     """Does the work after a finished run (see the module's docstring) and returns the batch with
     its `canary`, `scoutNotified` and every error. `errors` are the caller's, saved with the rest.
 
     `scout == "webhook"`: we are the HTTP function; the follow-ups fit before the response leaves
     (`run_deadline` plus RESPONSE_MARGIN_S). `"in_process"`: we are the CLI; nothing waits, and the
-    scan runs here once a battle has completed.
+    scan runs here once a battle has completed, unless `scan` is false (the person stopped the run:
+    the next scan picks its battles up).
     """
     respond_by = run_deadline.extended(RESPONSE_MARGIN_S) if scout == "webhook" else Deadline.none()
     batch["canary"] = look_at_canary(settings, store, batch, run_deadline, planned_pairs, errors)
@@ -70,8 +71,10 @@ def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *
     result: JSONObject | None = None
     if scout == "webhook":
         notified = notify_scout(settings, batch, respond_by, errors)
-    else:
+    elif scan:
         notified, result = _scan_here(settings, store, llm, batch, errors)
+    else:
+        notified = False
     queries = Queries(store)
     if errors:
         batch["errors"] = queries.append_run_errors(batch["runId"], errors, deadline=respond_by.bounded)

@@ -19,6 +19,9 @@ from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
 from tests.fakes.postgrest import FakePostgrest
 
+# The dashboard's browser fixtures (Chromium, the served dashboard, a page), for the dashboard tests.
+pytest_plugins = ["tests.dashboard_page"]
+
 TEST_DATABASE = "training_test"
 # Settings a developer's shell may hold; a child process of a test starts without them.
 PROJECT_VARIABLES = ("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI", "CRON", "SLACK", "VERCEL", "USE_LOCAL_DB",

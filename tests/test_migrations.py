@@ -178,8 +178,8 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
 
 
 # Migrations made after the second release, and the columns they add (null on older rows).
-SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_money_held_against_the_bill")
-COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("committed_cost",)}
+SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_money_held_against_the_bill")
+COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("process", "committed_cost")}
 TABLES_SINCE_SECOND_RELEASE = ("training_spends",)
 
 

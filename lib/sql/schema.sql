@@ -62,6 +62,8 @@ create table training_runs (
     error text,
     -- The run's block of the day's and month's budget (lib/sql/functions/budget.sql).
     budget_block numeric(20, 12) check (budget_block >= 0),
+    -- "host pid start-time" of the process running the run (set by the runner as the run starts).
+    process text,
     -- What the run may have been billed: a worst-case pre-commit while it runs (written before each
     -- attempt is sent), the exact figure once it finished. Null: a run from before this column.
     committed_cost numeric(20, 12) check (committed_cost >= 0),
@@ -93,12 +95,12 @@ create index sandbox_personas_rotation_idx
 create table training_versions (
     id integer generated always as identity primary key,
     parent_id integer references training_versions (id),
-    status text not null check (status in ('active', 'candidate', 'retired', 'rolled_back')),
+    status text not null check (status in ('active', 'candidate', 'retired', 'rolled_back', 'withdrawn')),
     base_prompt text,
     base_prompt_sha256 text check (base_prompt_sha256 ~ '^[0-9a-f]{64}$'),
     tactic_ids uuid[] not null default '{}',
     change text not null check (length(btrim(change)) > 0),
-    decision text check (decision in ('pending', 'adopted', 'rolled_back', 'inconclusive', 'direct')),
+    decision text check (decision in ('pending', 'adopted', 'rolled_back', 'inconclusive', 'direct', 'withdrawn')),
     pairs integer not null default 0 check (pairs >= 0),
     diff numeric(6, 2),
     ci_low numeric(6, 2),
