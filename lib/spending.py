@@ -16,7 +16,8 @@ from lib.budget import CostCap
 from lib.config import Settings
 from lib.llm import LLMError
 from lib.store import Store
-from lib.store.queries import BudgetGrant, Queries
+from lib.store.money import BudgetGrant
+from lib.store.queries import Queries
 
 
 class BudgetReached(LLMError):

@@ -17,9 +17,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict, cast
 
-from lib.budget import billing_note
 from lib.canary import outlook
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
+from lib.store.money import BudgetGrant, BudgetPeriod, BudgetState, MoneyQueries, note_billing
 from lib.store.views import ActiveTactics, Breakthroughs, FeedPage, RefereeConsistency, RefereeReport, RunHistory
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
@@ -111,37 +111,6 @@ class PlannedBattle(TypedDict):
     persona: Persona
     versionId: int
     pairOrder: int | None  # a canary pair's battle: 1 starts first, 2 second (a fair coin); else None
-
-
-class BudgetPeriod(TypedDict):
-    """One UTC day or month: recorded spend, what the provider may have billed (`billedUpTo`: calls
-    that timed out or were cut off at their worst case), the unspent blocks of holders in progress,
-    the limit."""
-
-    spent: float
-    billedUpTo: float
-    note: NotRequired[str]  # "up to $X may have been billed (…)", only where billedUpTo passes spent
-    reserved: float
-    limit: float | None  # null: no budget for this period
-    resetsAt: str
-
-
-class BudgetState(TypedDict):
-    day: BudgetPeriod
-    month: BudgetPeriod
-
-
-class BudgetGrant(BudgetState, total=False):
-    """The block a run took: `block` (its cost cap for this run), `limitedBy` (`cap`, `day` or
-    `month`) and `exhausted` (the message for when a day- or month-limited block is spent)."""
-
-    status: str
-    block: float
-    limitedBy: str
-    exhausted: str | None
-    id: str  # the spend's id (`take_budget` only)
-    error: str  # a refusal's ("Daily budget reached") and its `reason` (the figures and the reset)
-    reason: str
 
 
 class RunStart(TypedDict, total=False):
@@ -342,14 +311,6 @@ class VerdictRecord:
     seller_agreed: bool | None
 
 
-def _note_billing(state: BudgetState) -> None:
-    """Each period says, where it differs from the recorded spend, what may have been billed."""
-    for period in (state["day"], state["month"]):
-        note = billing_note(period["spent"], period["billedUpTo"])
-        if note:
-            period["note"] = note
-
-
 def shaped[T](shape: type[T], value: Any, fn: str) -> T:
     """`value` as `shape` (a `TypedDict`, or `JSONObject`), once it is checked to be an object with
     the shape's required keys."""
@@ -364,7 +325,7 @@ def shaped[T](shape: type[T], value: Any, fn: str) -> T:
     return cast(T, value)
 
 
-class Queries:
+class Queries(MoneyQueries):
     def __init__(self, store: Store):
         self.store = store
 
@@ -400,37 +361,15 @@ class Queries:
         and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
         status = self._one(JSONObject, "training_status", p_daily_budget=daily_budget,
                            p_monthly_budget=monthly_budget)
-        _note_billing(status["budget"])
+        note_billing(status["budget"])
         return status
 
     def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                      *, deadline: float | None = None) -> BudgetState:
         state = self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
                           p_monthly_budget=monthly_budget)
-        _note_billing(state)
+        note_billing(state)
         return state
-
-    # ---- money: blocks of the budget, and what may have been billed ----
-
-    def commit_cost(self, holder_id: str, committed: Decimal, *, final: bool = False,
-                    deadline: float | None = None) -> None:
-        """Raises what a run or spend may have been billed (a pre-commit); `final` sets the exact figure."""
-        self.store.call_void("training_commit_cost", deadline=deadline, p_holder_id=holder_id,
-                             p_committed=committed, p_final=final)
-
-    def take_budget(self, purpose: str, cap: Decimal, daily_budget: Decimal | None,
-                    monthly_budget: Decimal | None, deadline_ms: int, simulated: bool, *,
-                    deadline: float | None = None) -> BudgetGrant:
-        """A block of the day's and month's budget for model calls outside a run (`purpose`: scout,
-        personas, referee_check), under the runs' lock; the grant (with the spend's `id`) or the refusal."""
-        return self._one(BudgetGrant, "training_take_budget", deadline=deadline, p_purpose=purpose, p_cap=cap,
-                         p_daily_budget=daily_budget, p_monthly_budget=monthly_budget,
-                         p_deadline_ms=deadline_ms, p_simulated=simulated)
-
-    def close_spend(self, spend_id: str, committed: Decimal, recorded: Decimal, *,
-                    deadline: float | None = None) -> None:
-        self.store.call_void("training_close_spend", deadline=deadline, p_spend_id=spend_id,
-                             p_committed=committed, p_recorded=recorded)
 
     # ---- runs and battles ----
 
