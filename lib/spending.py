@@ -1,5 +1,6 @@
-"""Model calls outside a run (a scout scan, a persona generation, a referee check) take a block of the
-daily and monthly budget, as a run does: under the same lock, refused with the same message.
+"""Model calls outside a run (a scout scan, a persona generation, a referee check, the proposer's
+turn) take a block of the daily and monthly budget, as a run does: under the same lock, refused with
+the same message.
 
 `spend(...)` takes the block (a `training_spends` row), yields the holder's `CostCap` (the block;
 inner limits such as a scan's re-score cap are `CostCap(…, parent=holder)`), writes its worst-case

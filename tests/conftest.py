@@ -33,8 +33,8 @@ def child_env(**settings) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_VARIABLES)}
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     return env
-TABLES = ("training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, training_rescores, training_spends, "
-          "training_referee_calibrations, training_referee_drift_alerts, training_versions")
+TABLES = ("training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, training_rescores, "
+          "training_referee_calibrations, training_referee_drift_alerts, training_versions, training_proposals, training_spends")
 
 
 @pytest.fixture(scope="session")

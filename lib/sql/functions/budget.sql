@@ -29,7 +29,7 @@ language sql as $$
     where id = p_holder_id and finished_at is null;
 $$;
 
--- Takes a block for a holder other than a run (`p_purpose`: scout, personas, referee_check), under
+-- Takes a block for a holder other than a run (`p_purpose`: scout, personas, referee_check, proposer), under
 -- the runs' lock, as training_start_run does. Returns the grant with the spend's `id`, or the
 -- refusal (see training_budget_grant).
 create or replace function training_take_budget(p_purpose text, p_cap numeric, p_daily_budget numeric,

@@ -6,7 +6,7 @@ alter table training_runs add column committed_cost numeric(20, 12) check (commi
 
 create table training_spends (
     id uuid primary key default gen_random_uuid(),
-    purpose text not null check (purpose in ('scout', 'personas', 'referee_check')),
+    purpose text not null check (purpose in ('scout', 'personas', 'referee_check', 'proposer')),
     block numeric(20, 12) not null check (block >= 0),
     committed numeric(20, 12) not null default 0 check (committed >= 0),
     recorded numeric(20, 12) not null default 0 check (recorded >= 0),
