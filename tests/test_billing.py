@@ -12,18 +12,20 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from lib import dashboard, scout, slack
+from lib import dashboard, proposer, scout, slack
 from lib.app import make_llm
 from lib.config import PROJECT_ROOT
 from lib.personas import generate_with_llm
 from lib.progress import print_summary
 from lib.runner import RunRefused, run_batch
 from lib.spending import BudgetReached
+from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from tests.conftest import child_env, free_port, seed_personas, wait_until
 
@@ -180,8 +182,6 @@ def test_scout_scans_with_every_battle_audited_stay_inside_the_day(make_settings
                              KILL_SWITCH_THRESHOLD_USD="0.08", DAILY_BUDGET_USD="0.10", REFEREE_AUDIT_SHARE="1",
                              REFEREE_CONFIRM_MODEL="gpt-4o-mini")
     run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
-    import time
-
     results = [scout.scan(settings, psycopg_store, make_llm(settings), deadline=time.monotonic() + 20)
                for _ in range(3)]
     assert settled(fake_openai) <= Decimal("0.10")
@@ -219,3 +219,18 @@ def test_persona_generation_and_the_referee_check_are_refused_when_the_day_is_sp
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 1 and "error: Daily budget reached: $1.00 of $1.00" in check.stderr
     assert fake_openai.ledger == [], "nothing was sent"
+
+
+def test_the_proposers_turn_is_refused_when_the_day_is_spent(make_settings, psycopg_store, db, fake_openai):
+    seed_personas(psycopg_store, 2)
+    settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1, PROPOSER_MODEL="gpt-4o-mini",
+                             PROPOSER_EVERY=1, DAILY_BUDGET_USD="1.00")
+    run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")  # battles for the proposer to read
+    db.execute("insert into training_runs (trigger, status, batch_size, cost_cap, total_cost, deadline_at, "
+               "finished_at, budget_block, committed_cost) values ('cron', 'completed', 1, 5, 0.60, now(), now(), "
+               "1.00, 1.00)")  # recorded $0.60, but $1.00 may have been billed: the day is spent
+    sent, errors = len(fake_openai.log), []
+    proposal = proposer.take_turn(settings, ProposalQueries(psycopg_store), make_llm(settings),
+                                  deadline=time.monotonic() + 20, errors=errors)
+    assert proposal is None and len(fake_openai.log) == sent, "nothing was sent"
+    assert errors == ["Proposer failed: Daily budget reached: $1.00 of $1.00; resets at 00:00 UTC"]
