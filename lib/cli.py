@@ -26,6 +26,7 @@ from lib.referee import CalibrationError
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
+from lib.spending import spend
 from lib.store import Store, StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.proposal_queries import ProposalQueries
@@ -397,7 +398,10 @@ def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
                           "raise it to run the check")
     llm = make_llm(settings)
     with _store(settings) as store:  # opened first: a result that cannot be stored is not paid for
-        result = referee.run_calibration(llm, items, model, cap, Deadline.after(CHECK_DEADLINE_S).at)
+        deadline = Deadline.after(CHECK_DEADLINE_S).at
+        # Its block of the daily and monthly budget is what the check may cost at most.
+        with spend(settings, store, "referee_check", bound, deadline, llm.simulated) as block:
+            result = referee.run_calibration(llm, items, model, block, deadline)
         saved = Queries(store).record_calibration(
             model=model, simulated=llm.simulated, spearman=result["spearman"], in_band=result["inBand"],
             items=result["scored"], cost_usd=result["cost"], result=result)

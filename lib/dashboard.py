@@ -196,6 +196,9 @@ def _health(queries: Queries, query: Query, settings: Settings) -> Body:
     budget = {period: {"limit": float(limit)} for period, limit in
               (("day", getattr(settings, "daily_budget_usd", None)),
                ("month", getattr(settings, "monthly_budget_usd", None))) if limit is not None}
+    # The day as the budget counts it: recorded, and what the provider may have billed beyond it.
+    day = queries.budget_state()["day"]
+    health["today"].update(billedUpTo=day["billedUpTo"], billingNote=day.get("note"))
     return {**health, "costCap": float(settings.cost_cap_usd), "budget": budget or None,
             "nextRun": next_scheduled_run(datetime.now(UTC))}
 

@@ -19,6 +19,7 @@ from typing import Any, NotRequired, TypedDict, cast
 
 from lib.canary import outlook
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
+from lib.store.money import BudgetGrant, BudgetPeriod, BudgetState, MoneyQueries, note_billing
 from lib.store.views import ActiveTactics, Breakthroughs, FeedPage, RefereeConsistency, RefereeReport, RunHistory
 from lib.text import checked_tactic
 
@@ -86,6 +87,8 @@ class BatchSummary(TypedDict, total=False):
     battlesKilled: int
     totalCost: float
     costCap: float
+    billedUpTo: float  # what the provider may have billed the run (committed_cost, at least totalCost)
+    billingNote: str | None  # "up to $X may have been billed (…)" where billedUpTo passes totalCost
     averageScore: float | None
     breakthroughs: int
     costCapReached: bool
@@ -112,30 +115,6 @@ class PlannedBattle(TypedDict):
     persona: Persona
     versionId: int
     pairOrder: int | None  # a canary pair's battle: 1 starts first, 2 second (a fair coin); else None
-
-
-class BudgetPeriod(TypedDict):
-    """One UTC day or month: recorded spend, the unspent blocks of runs in progress, the limit."""
-
-    spent: float
-    reserved: float
-    limit: float | None  # null: no budget for this period
-    resetsAt: str
-
-
-class BudgetState(TypedDict):
-    day: BudgetPeriod
-    month: BudgetPeriod
-
-
-class BudgetGrant(BudgetState, total=False):
-    """The block a run took: `block` (its cost cap for this run), `limitedBy` (`cap`, `day` or
-    `month`) and `exhausted` (the message for when a day- or month-limited block is spent)."""
-
-    status: str
-    block: float
-    limitedBy: str
-    exhausted: str | None
 
 
 class RunStart(TypedDict, total=False):
@@ -350,7 +329,7 @@ def shaped[T](shape: type[T], value: Any, fn: str) -> T:
     return cast(T, value)
 
 
-class Queries:
+class Queries(MoneyQueries):
     def __init__(self, store: Store):
         self.store = store
 
@@ -384,12 +363,17 @@ class Queries:
     def status(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None) -> JSONObject:
         """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend,
         and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
-        return self._one(JSONObject, "training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
+        status = self._one(JSONObject, "training_status", p_daily_budget=daily_budget,
+                           p_monthly_budget=monthly_budget)
+        note_billing(status["budget"])
+        return status
 
     def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                      *, deadline: float | None = None) -> BudgetState:
-        return self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
-                         p_monthly_budget=monthly_budget)
+        state = self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
+                          p_monthly_budget=monthly_budget)
+        note_billing(state)
+        return state
 
     # ---- runs and battles ----
 

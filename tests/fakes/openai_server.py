@@ -24,6 +24,14 @@ carry a marker `[fake-effect:+12]` (or `-12`, `+0`). The closer then behaves acc
 line ends with `(effect +12)`, the sum of its markers; and the referee, reading the transcript,
 scores that much higher or lower. `referee_noise` adds battle-to-battle spread (normal, points),
 drawn from a seeded sequence in request order, so a run with one battle at a time is reproducible.
+
+Billing, as a provider bills: every request the fake processed is in `ledger` with its usage and
+cost (at the built-in prices), whether or not the client read the answer, even after the client
+gave up or died (`billed()` sums it; `GET /v1/_ledger` serves it to another process). Modes that
+bill without a usable answer: `latency` past the client's timeout (the client gives up, the fake
+finishes and bills); `drop_every = N` (every Nth request is processed and billed, then the
+connection is closed without an answer); `gateway_error_every = N` (processed and billed, then
+answered 502, as a gateway in front of the model may).
 """
 from __future__ import annotations
 
@@ -36,9 +44,11 @@ import socket
 import threading
 import time
 from collections import deque
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from lib.budget import price_for, usage_cost
 from lib.referee import CRITERIA
 
 EFFECT_MARKER = re.compile(r"\[fake-effect:([+-]\d+)\]")
@@ -78,6 +88,10 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0
         self.log: list[dict] = []
+        self.ledger: list[dict] = []  # every request processed: {"model", "usage", "cost", "answered"}
+        self.drop_every = 0
+        self.gateway_error_every = 0
+        self._processed = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -114,6 +128,11 @@ class FakeOpenAI:
 
     def referee_calls(self) -> list[dict]:
         return [entry for entry in self.log if entry["referee"] and entry.get("status") == 200]
+
+    def billed(self) -> Decimal:
+        """What the provider would bill: every request it processed, read by the client or not."""
+        with self._lock:
+            return sum((entry["cost"] for entry in self.ledger), Decimal(0))
 
     def answered(self, status: int = 200) -> list[dict]:
         return [entry for entry in self.log if entry.get("status") == status]
@@ -159,6 +178,10 @@ class FakeOpenAI:
 
             def do_GET(self):
                 parts = urlsplit(self.path)
+                if parts.path == "/v1/_ledger":
+                    with fake._lock:
+                        entries = [{**e, "cost": str(e["cost"])} for e in fake.ledger]
+                    return fake._send(self, 200, {"entries": entries, "billed": str(fake.billed())}, {})
                 if parts.path != "/v1/_log":
                     return fake._send(self, 404, {"error": {"message": "not found"}}, {})
                 since = int(parse_qs(parts.query).get("since", ["0"])[0])
@@ -274,12 +297,38 @@ class FakeOpenAI:
                  "total_tokens": prompt_tokens + completion,
                  "prompt_tokens_details": {"cached_tokens": cached}}
         entry["usage"] = usage
+        outcome = self._bill(entry, str(body.get("model")), usage)
+        if outcome == "drop":  # processed and billed; the connection closes with no answer
+            entry["status"] = "dropped"
+            handler.close_connection = True
+            try:
+                handler.request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if outcome == "502":
+            return self._send(handler, 502, {"error": {"message": "Bad gateway", "type": "server"}}, entry,
+                              limit_headers)
         self._send(handler, 200, {
             "id": f"chatcmpl-{len(self.log)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": text}}],
             "usage": None if failure and failure["kind"] == "no_usage" else usage}, entry, limit_headers)
+
+    def _bill(self, entry: dict, model: str, usage: dict) -> str:
+        """Records the processed request in the ledger; says how it ends: "answer", "drop" or "502"."""
+        cost = usage_cost(usage["prompt_tokens"], usage["prompt_tokens_details"]["cached_tokens"],
+                          usage["completion_tokens"], price_for(model, {}))
+        with self._lock:
+            self._processed += 1
+            number = self._processed
+            outcome = ("drop" if self.drop_every and number % self.drop_every == 0
+                       else "502" if self.gateway_error_every and number % self.gateway_error_every == 0
+                       else "answer")
+            self.ledger.append({"model": model, "usage": usage, "cost": cost, "outcome": outcome,
+                                "at": time.monotonic()})
+        return outcome
 
     def _line(self, messages: list[dict]) -> str:
         system = messages[0]["content"] if messages else ""

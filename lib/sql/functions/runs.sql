@@ -115,6 +115,7 @@ language sql stable as $$
         'battlesStarted', p_run.battles_started, 'battlesCompleted', p_run.battles_completed,
         'battlesFailed', p_run.battles_failed, 'battlesTimedOut', p_run.battles_timed_out,
         'battlesKilled', p_run.battles_killed, 'totalCost', p_run.total_cost, 'costCap', p_run.cost_cap,
+        'billedUpTo', greatest(p_run.total_cost, coalesce(p_run.committed_cost, 0)),
         'averageScore', p_run.average_score, 'breakthroughs', p_run.breakthroughs,
         'costCapReached', p_run.kill_switch_triggered, 'killSwitchTriggered', p_run.kill_switch_triggered,
         'timedOut', p_run.timed_out,
@@ -123,7 +124,10 @@ language sql stable as $$
 $$;
 
 -- Closes runs whose process died: still `running` well past their deadline. Their battles end
--- `failed` with whatever transcript they had, and their personas are released.
+-- `failed` with whatever transcript they had, and their personas are released. The run counts
+-- what it had committed (written before each call was sent), or its whole block when nothing finer
+-- is known (a run started before committed_cost existed). Budget holders other than runs
+-- (training_spends) past their deadline are closed the same way.
 -- p_gone: a JSON array of the ids of runs whose process is known to be gone (`python -m lib recover` checks the processes of
 -- its own host), closed now whatever their deadline.
 drop function if exists training_close_orphaned_runs(integer);
@@ -147,12 +151,15 @@ begin
         where run_id = orphan.id and status = 'running';
         perform training_tally_run(orphan.id);
         update training_runs set status = 'failed', finished_at = now(),
+            committed_cost = coalesce(committed_cost, budget_block, cost_cap),
             error = format('the process died before the run finished; closed by %s', closer),
             duration_ms = (extract(epoch from now() - started_at) * 1000)::integer
         where id = orphan.id;
         update sandbox_personas set lease_run_id = null where lease_run_id = orphan.id;
         closed := closed + 1;
     end loop;
+    update training_spends set finished_at = now()
+    where finished_at is null and deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now();
     return closed;
 end;
 $$;
@@ -294,9 +301,9 @@ begin
     end if;
 
     insert into training_runs (trigger, requested_batch_size, batch_size, cost_cap, simulated, deadline_at,
-                               budget_block)
+                               budget_block, committed_cost)
     values (p_trigger, p_requested_batch_size, p_batch_size, p_cost_cap, p_simulated,
-            now() + make_interval(secs => p_deadline_ms / 1000.0), (grant_ ->> 'block')::numeric)
+            now() + make_interval(secs => p_deadline_ms / 1000.0), (grant_ ->> 'block')::numeric, 0)
     returning * into run;
 
     if p_base_prompt is not null then
