@@ -1,6 +1,8 @@
 """The canary's data in PostgreSQL: what a look may read and record (faults), and which personas
 a run pairs."""
 
+from decimal import Decimal
+
 import psycopg
 import pytest
 
@@ -60,6 +62,20 @@ def test_an_unscored_pair_from_before_the_rule_is_skipped_with_its_reason(candid
     assert "without a score" in pairs["skippedReason"]
     look = canary.decide(pairs["diffs"], 100)
     assert (look.pairs, look.diff) == (1, 4.5)
+
+
+def test_triage_leaves_an_unscored_row_alone_and_sees_the_rest(candidate, db):
+    """Only a database from before the score rule could hold one; updating it would fail the check."""
+    run_pairs(candidate, db, {1: 80, 2: 84.5})
+    db.execute("alter table sandbox_battles drop constraint sandbox_battles_completed_has_score")
+    db.execute("update sandbox_battles set referee_score = null where id = (select id from sandbox_battles "
+               "where version_id = 2 order by id limit 1)")
+    db.execute("alter table sandbox_battles add constraint sandbox_battles_completed_has_score "
+               "check (status <> 'completed' or referee_score is not null) not valid")
+    completed = db.execute("select count(*) from sandbox_battles where status = 'completed'").fetchone()[0]
+    assert candidate.triage_battles(95, Decimal("0.1"), 7)["triaged"] == completed - 1
+    assert db.execute("select scout_seen_at from sandbox_battles where referee_score is null "
+                      "and status = 'completed'").fetchone() == (None,)
 
 
 def test_a_difference_that_is_not_a_number_never_reaches_the_decision():

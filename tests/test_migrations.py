@@ -219,6 +219,32 @@ def test_first_release_upgrades_to_the_fresh_shape_and_a_second_migrate_changes_
     assert_same_catalog(catalog(url), fresh_catalog)
 
 
+@pytest.mark.parametrize("release", ["first_release", "second_release"])
+def test_an_older_completed_battle_without_a_score_is_marked_failed_and_the_scout_still_triages(pg_server, release):
+    """PostgreSQL checks even a NOT VALID constraint on every update of a row: left completed and
+    unscored, such a battle would fail every scout triage (one update of all unseen battles)."""
+    url = fresh_database(pg_server, f"migrations_unscored_{release}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((FIRST_RELEASE if release == "first_release" else SECOND_RELEASE).read_text())
+        (seed_with_first_release if release == "first_release" else seed_with_second_release)(conn)
+        unscored = conn.execute("update sandbox_battles set referee_score = null where id = (select id from "
+                                "sandbox_battles where status = 'completed' and breakthrough_status is null "
+                                "order by referee_score limit 1) returning id").fetchone()[0]
+        if release == "second_release":  # unseen, as the scout's next scan finds it (the first release had no scout state)
+            conn.execute("update sandbox_battles set scout_seen_at = null")
+    migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        status, error = conn.execute("select status, error from sandbox_battles where id = %s", (unscored,)).fetchone()
+        assert status == "failed" and "completed without a score" in error
+        assert conn.execute("select bool_and(convalidated) from pg_constraint "
+                            "where conname = 'sandbox_battles_completed_has_score'").fetchone()[0] is True
+    store = PsycopgStore(url)
+    try:
+        assert Queries(store).triage_battles(95, Decimal("0.5"), 7)["triaged"] >= 1
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("start", ["empty", "first_release", "second_release"])
 def test_the_printed_script_builds_the_same_database(pg_server, fresh_catalog, start):
     url = fresh_database(pg_server, f"migrations_print_{start}")
