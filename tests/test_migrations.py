@@ -219,6 +219,28 @@ def test_first_release_upgrades_to_the_fresh_shape_and_a_second_migrate_changes_
     assert_same_catalog(catalog(url), fresh_catalog)
 
 
+def test_a_database_from_between_the_releases_upgrades_to_the_fresh_shape(pg_server, fresh_catalog):
+    """A commit between the releases had the second release's tables but not its budget columns
+    (the classification's marker): it is taken for the first release, and 0003-0006 replay over it."""
+    url = fresh_database(pg_server, "migrations_between_releases")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SECOND_RELEASE.read_text())
+        seed_with_second_release(conn)
+        conn.execute("alter table training_runs drop column budget_block")
+        conn.execute("alter table training_control drop column budget_alerted_on")
+        before = rows(conn)
+    result = migrate(url)
+    assert list(result.applied) == ALL_MIGRATIONS[1:]
+    assert_same_catalog(catalog(url), fresh_catalog)
+    with psycopg.connect(url, autocommit=True) as conn:
+        after = without_new_columns(rows(conn))
+        for row in after["training_runs"]:
+            assert row.pop("budget_block") is None
+        for row in after["training_control"]:
+            assert row.pop("budget_alerted_on") is None
+        assert after == before, "the upgrade changed rows"
+
+
 @pytest.mark.parametrize("release", ["first_release", "second_release"])
 def test_an_older_completed_battle_without_a_score_is_marked_failed_and_the_scout_still_triages(pg_server, release):
     """PostgreSQL checks even a NOT VALID constraint on every update of a row: left completed and
