@@ -7,7 +7,8 @@ are breakthroughs), and the Tactical Scout (the scout-scan webhook when serving 
 this process for the CLI). None of them fails the batch: each failure becomes an error, and all of
 them (with any the caller met, such as a fan-out refusal) are appended to the run's row in ONE
 `append_run_errors`, whose answer becomes the batch's `errors`. The HTTP response, the CLI summary
-and the row therefore list the same errors.
+and the row therefore list the same errors (unless the store stays down for that write: then the
+batch carries them, and the log).
 """
 from __future__ import annotations
 
@@ -75,12 +76,30 @@ def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *
         notified, result = _scan_here(settings, store, llm, batch, errors)
     else:
         notified = False
-    queries = Queries(store)
-    if errors:
-        batch["errors"] = queries.append_run_errors(batch["runId"], errors, deadline=respond_by.bounded)
     batch["scoutNotified"] = notified
-    queries.set_scout_notified(batch["runId"], notified, deadline=respond_by.bounded)
+    _save_follow_ups(store, batch, errors, notified, respond_by)
     return Trained(batch, result)
+
+
+def _save_follow_ups(store: Store, batch: BatchSummary, errors: list[str], notified: bool,
+                     respond_by: Deadline) -> None:
+    """Appends the errors to the run's row and records whether the scout heard. `respond_by` is
+    usually past by now: the writes get WRITE_GRACE_S to retry a brief outage. The run itself is
+    recorded already, so a store that stays down costs only these two writes: logged, and the batch
+    still carries every error."""
+    writes_by = None if respond_by.bounded is None else respond_by.for_writes()
+    queries = Queries(store)
+    try:
+        if errors:
+            batch["errors"] = queries.append_run_errors(batch["runId"], errors, deadline=writes_by)
+            errors = []
+        queries.set_scout_notified(batch["runId"], notified, deadline=writes_by)
+    except StoreError as exc:
+        log("follow_ups_not_saved", level=logging.WARNING, runId=batch["runId"], error=type(exc).__name__,
+            detail=str(exc), unsaved=errors)
+        unsaved = "; the errors above are in this answer and the log only" if errors else ""
+        failure = f"Saving the follow-ups to the run failed: {type(exc).__name__}: {redact(str(exc))}{unsaved}"
+        batch["errors"] = [*batch["errors"], *errors, failure]
 
 
 def look_at_canary(settings: Settings, store: Store, batch: BatchSummary, run_deadline: Deadline, planned_pairs: int,

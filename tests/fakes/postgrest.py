@@ -27,6 +27,7 @@ class FakePostgrest:
         # The service key runs as the connecting user, which owns everything.
         self.roles = roles or {}
         self.unavailable_for = 0  # answer the next N calls with 503 as if the database were down
+        self.unavailable_fn: dict[str, int] = {}  # the same for the next N calls of one function
         self.scripted: list[tuple[int, object]] = []  # (status, JSON body, or None for a gateway's HTML page)
         self.calls: list[str] = []
         self.headers: list[dict] = []
@@ -48,8 +49,11 @@ class FakePostgrest:
             if body is None:
                 return (status, {"Content-Type": "text/html"}, f"<html><body><h1>{status}</h1>gateway</body></html>")
             return _reply(status, body)
-        if self.unavailable_for > 0:
-            self.unavailable_for -= 1
+        if self.unavailable_for > 0 or self.unavailable_fn.get(fn, 0) > 0:
+            if self.unavailable_fn.get(fn, 0) > 0:
+                self.unavailable_fn[fn] -= 1
+            else:
+                self.unavailable_for -= 1
             return _reply(503, {"code": "PGRST001", "message": "Database client error. Retrying the connection.",
                                 "details": None, "hint": None})
         args = json.loads(request.body or "{}")
