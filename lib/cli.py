@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from lib import processes, referee
+from lib import processes, referee, slack
 from lib.app import make_llm, open_store
 from lib.config import ConfigError, Database, Settings
 from lib.deadline import Deadline
@@ -28,6 +28,7 @@ from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
 from lib.store import Store, StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
+from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from lib.training import train_once
 
@@ -107,6 +108,30 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--tactic", metavar="TEXT", help="the tactic to promote (default: the scout's snippet)")
     promote.add_argument("--direct", action="store_true",
                          help="adopt at once, without a canary (recorded as a direct adoption)")
+    proposals = commands.add_parser(
+        "proposals", help="list the proposal queue, the proposal under canary and the recent outcomes",
+        description="The proposal queue in the order its proposals become candidates (fast-tracked, then a "
+                    "person's order, then confirmed score, then age), the proposal under canary, and the last "
+                    "decided ones with their outcomes.")
+    proposals.add_argument("--json", action="store_true",
+                           help='print {"queue": [...], "canary": {...} | null, "decided": [...]} as JSON')
+    propose = commands.add_parser(
+        "propose", help="queue a change to the closer for its canary: add, remove or edit a tactic",
+        description="Queue a proposal: TEXT adds a tactic; --remove TACTIC_ID removes an active one; --edit "
+                    "TACTIC_ID TEXT rewords one. The tactic checks (empty, too long, repeat, near-repeat, "
+                    "already tried) run now; the canary decides once it is the candidate.")
+    propose.add_argument("text", metavar="TEXT", nargs="?", help="the tactic to add (or the new text with --edit)")
+    change = propose.add_mutually_exclusive_group()
+    change.add_argument("--remove", metavar="TACTIC_ID", type=_tactic_uuid, help="propose removing this active tactic")
+    change.add_argument("--edit", metavar="TACTIC_ID", type=_tactic_uuid, help="propose rewording this active tactic")
+    propose.add_argument("--reason", metavar="TEXT", help="why (shown in the queue and in Slack)")
+    propose.add_argument("--fast-track", action="store_true", help="make it the next proposal to run")
+    veto = commands.add_parser(
+        "veto", help="veto a queued proposal, or withdraw the one under canary",
+        description="Veto proposal ID: a queued one never runs; the one under canary is withdrawn (its candidate "
+                    "withdrawn, the active version stays).")
+    veto.add_argument("proposal_id", metavar="ID", type=_positive_int, help="the proposal's number")
+    veto.add_argument("--reason", metavar="TEXT", help="why (recorded as its outcome)")
     rollback = commands.add_parser(
         "rollback", help="make an earlier version's tactics active at once (no canary)",
         description="Roll back to VERSION_ID: a new active version with its tactics, recorded; a candidate "
@@ -123,6 +148,13 @@ def _uuid(text: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a battle id (a UUID), got {text!r}") from None
+
+
+def _tactic_uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a tactic id (a UUID), got {text[:40]!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -413,7 +445,52 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_proposals(settings: Settings, args: argparse.Namespace) -> int:
+    with _store(settings) as store:
+        listing = ProposalQueries(store).listing()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    canary = listing["canary"]
+    print(f"under canary: #{canary['id']} (v{canary['versionId']}) {slack.describe_proposal(canary)}" if canary
+          else "under canary: none")
+    print(f"queue ({len(listing['queue'])}, next first):")
+    for place, p in enumerate(listing["queue"], 1):
+        mark = " [fast-tracked]" if p["fastTracked"] else ""
+        print(f"  {place:>3}. #{p['id']} {p['source']:<12} {slack.describe_proposal(p)}{mark}")
+    print("decided:")
+    for p in listing["decided"]:
+        print(f"  #{p['id']} {p['status']:<12} {slack.describe_proposal(p)}  ({p['outcome'] or '-'})")
+    return 0
+
+
+def cmd_propose(settings: Settings, args: argparse.Namespace) -> int:
+    kind = "remove" if args.remove else "edit" if args.edit else "add"
+    if kind != "remove" and args.text is None:
+        print("error: name the tactic: python -m lib propose TEXT (or --remove TACTIC_ID)", file=sys.stderr)
+        return 2
+    if kind == "remove" and args.text:
+        print("error: --remove takes no TEXT", file=sys.stderr)
+        return 2
+    with _store(settings) as store:
+        result = ProposalQueries(store).propose(kind, text=args.text, tactic_id=args.remove or args.edit,
+                                                proposed_by="a person (CLI)", reasoning=args.reason,
+                                                fast_track=args.fast_track)
+    print(result["message"])
+    return 0
+
+
+def cmd_veto(settings: Settings, args: argparse.Namespace) -> int:
+    with _store(settings) as store:
+        result = ProposalQueries(store).veto(args.proposal_id, args.reason)
+    print(result["message"])
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "proposals": cmd_proposals,
+    "propose": cmd_propose,
+    "veto": cmd_veto,
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,

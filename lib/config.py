@@ -33,6 +33,7 @@ SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLI
 OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
 LLM_PROVIDERS = ("openai", "simulated")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+AUTO_PROPOSE_CHOICES = ("off", "breakthroughs", "all")
 # KILL_SWITCH_THRESHOLD_USD lands in training_runs.cost_cap, numeric(12, 6). Below a cent not one
 # call fits; above $10,000 a batch it is a typo, not a budget.
 COST_CAP_MIN, COST_CAP_MAX, COST_CAP_DECIMALS = Decimal("0.01"), Decimal("10000"), 6
@@ -142,6 +143,13 @@ SETTINGS: tuple[Setting, ...] = (
                                    "personas first (above 0, at most 0.5)"),
     Setting("CANARY_MAX_PAIRS", "100", "pairs after which an undecided canary is inconclusive (the active version "
                                        "stays)"),
+    Setting("AUTO_PROPOSE", "off", "`breakthroughs`: confirmed breakthroughs' tactics enter the proposal queue by "
+                                   "themselves; `all`: the proposer's proposals too (docs/versions.md)"),
+    Setting("MAX_ACTIVE_TACTICS", "12", "the most tactics a version holds; an addition beyond it first proposes "
+                                        "removing the weakest measured one"),
+    Setting("PROPOSER_MODEL", None, "the proposer's model (with `AUTO_PROPOSE=all`): it reads the worst recent "
+                                    "battles and proposes one tactic or one removal", shown="no proposer"),
+    Setting("PROPOSER_EVERY", "100", "completed battles between two proposer calls"),
     Setting("NEXT_PUBLIC_APP_URL", None, "this deployment's URL: the scout webhook's target, dashboard links in Slack"),
     Setting("VERCEL_AUTOMATION_BYPASS_SECRET", None, "sent as `x-vercel-protection-bypass` on the scout webhook"),
     Setting("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts; unset, nothing is sent"),
@@ -228,6 +236,12 @@ class Settings:
     # active battle on the same persona, and the pairs after which an undecided canary is inconclusive.
     canary_share: float
     canary_max_pairs: int
+    # The autonomous loop (lib/proposals.py): what enters the proposal queue by itself, the most
+    # tactics a version holds, and the proposer (off without a model).
+    auto_propose: str
+    max_active_tactics: int
+    proposer_model: str | None
+    proposer_every: int
     # Variables set in the environment that are never read, each with what to set instead.
     ignored: tuple[str, ...] = ()
 
@@ -291,6 +305,10 @@ class Settings:
                                       meaning="the candidate's share of a run's battles, each paired with an "
                                               "active battle on the same persona"),
             canary_max_pairs=env.integer("CANARY_MAX_PAIRS", minimum=10, maximum=100_000),
+            auto_propose=env.choice("AUTO_PROPOSE", AUTO_PROPOSE_CHOICES),
+            max_active_tactics=env.integer("MAX_ACTIVE_TACTICS", minimum=1, maximum=100),
+            proposer_model=env.text("PROPOSER_MODEL"),
+            proposer_every=env.integer("PROPOSER_EVERY", minimum=1, maximum=1_000_000),
             ignored=ignored_variables(env.raw),
         )
         if env.errors:

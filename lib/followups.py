@@ -2,9 +2,10 @@
 
 `run_batch` ends when `Queries.finish_run` has recorded the run's figures. `follow_up` then does,
 in order: the canary's look (read the pairs, `lib.canary.decide`, record it, post a decision to
-Slack), the cost-cap alert (training is paused), the failed-run alert, the batch summary (when there
-are breakthroughs), and the Tactical Scout (the scout-scan webhook when serving HTTP, a scan in
-this process for the CLI). None of them fails the batch: each failure becomes an error, and all of
+Slack), the autonomous loop's step (`lib.proposals.after_run`: the proposal queue), the cost-cap
+alert (training is paused), the failed-run alert, the batch summary (when there are breakthroughs),
+and the Tactical Scout (the scout-scan webhook when serving HTTP, a scan in this process for the
+CLI). None of them fails the batch: each failure becomes an error, and all of
 them (with any the caller met, such as a fan-out refusal) are appended to the run's row in ONE
 `append_run_errors`, whose answer becomes the batch's `errors`. The HTTP response, the CLI summary
 and the row therefore list the same errors (unless the store stays down for that write: then the
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-from lib import canary, slack
+from lib import canary, proposals, slack
 from lib.budget import COST_CAP_REACHED
 from lib.config import ConfigError, Settings
 from lib.deadline import Deadline
@@ -61,6 +62,9 @@ def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *
     """
     respond_by = run_deadline.extended(RESPONSE_MARGIN_S) if scout == "webhook" else Deadline.none()
     batch["canary"] = look_at_canary(settings, store, batch, run_deadline, planned_pairs, errors)
+    # The autonomous loop's step (the proposer, the queue, the next candidate), after the look.
+    proposals.after_run(settings, store, llm, run_deadline=run_deadline, respond_by=respond_by,
+                        simulated=batch["simulated"], errors=errors)
     if batch["costCapReached"]:
         _alert_cost_cap(settings, batch, run_deadline, errors)
     if batch["status"] == "failed":

@@ -248,7 +248,7 @@ def test_the_first_load_fetches_each_panel_once(page, dashboard, psycopg_store, 
             break  # the first poll after the load
         first.append(name)
     assert sorted(first) == sorted(["health", "feed", "breakthroughs", "runs", "personas", "versions", "tactics",
-                                    "referee"]), first
+                                    "referee", "quality", "proposals"]), first
 
 
 def test_skeletons_while_loading_never_a_zero(browser, dashboard, psycopg_store, db):

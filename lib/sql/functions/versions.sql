@@ -165,7 +165,9 @@ begin
         insert into training_versions (parent_id, status, base_prompt, base_prompt_sha256, tactic_ids, change,
                                        decision)
         values (fresh.id, 'candidate', p_base_prompt, sha, candidate.tactic_ids,
-                format('%s (restarted on the new base prompt; was v%s)', candidate.change, candidate.id), 'pending');
+                format('%s (restarted on the new base prompt; was v%s)', candidate.change, candidate.id), 'pending')
+        returning * into fresh;
+        update training_proposals set version_id = fresh.id where version_id = candidate.id and status = 'canary';
     end if;
 end;
 $$;
@@ -464,6 +466,7 @@ begin
         update training_versions set status = 'withdrawn', decision = 'withdrawn', decided_at = now(),
             note = format('withdrawn by a person (rollback to v%s) after %s pairs', target.id, pending.pairs)
         where id = pending.id;
+        perform training_close_proposal(pending.id, 'withdrawn', format('withdrawn by a person (rollback to v%s)', target.id));
     end if;
     if target.id = active.id then
         return jsonb_build_object('message', format('candidate v%s withdrawn; v%s stays active', pending.id, active.id),
@@ -554,6 +557,7 @@ begin
                         p_max_pairs, parent.id) end
     where id = candidate.id
     returning * into candidate;
+    perform training_close_proposal(candidate.id, p_decision, candidate.note);
     perform training_sync_tactics();
     return jsonb_build_object(
         'recorded', true, 'decided', true,
