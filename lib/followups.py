@@ -14,6 +14,7 @@ batch carries them, and the log).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
@@ -136,7 +137,7 @@ def _review(settings: Settings, store: Store, run_deadline: Deadline, *, simulat
     rounded = None if look.diff is None else round(look.diff, 2)
     ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
     outcome = queries.record_canary(pairs["candidateId"], look.decision, look.pairs, rounded, ci95,
-                                    settings.canary_max_pairs, deadline=writes_by)
+                                    settings.canary_max_pairs, look_id=str(uuid.uuid4()), deadline=writes_by)
     summary: JSONObject = {"candidateId": pairs["candidateId"], "activeId": pairs["activeId"], "pairs": look.pairs,
                "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
                "decision": look.decision if outcome["recorded"] else "superseded"}

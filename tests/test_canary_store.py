@@ -94,6 +94,19 @@ def test_a_stale_look_cannot_overwrite_newer_figures(candidate):
     assert (listing["pairs"], listing["diff"], listing["ci95"]) == (6, 3.5, [-1.0, 8.0])
 
 
+def test_the_look_that_decided_gets_its_decision_again_and_no_other_look_does(candidate):
+    """The store retries a call whose answer was lost: the replay must not read as superseded."""
+    look = "6f1c1f6e-8d52-4f57-9f57-0a1b2c3d4e5f"
+    first = candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100, look_id=look)
+    again = candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100, look_id=look)
+    assert first["decided"] and again["decided"] and again["message"] == first["message"] == "v2 adopted: it beat v1"
+    assert again["version"] == first["version"]
+    other = candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100,
+                                    look_id="00000000-0000-4000-8000-000000000000")
+    assert other == {"recorded": False, "decided": False}
+    assert candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100) == {"recorded": False, "decided": False}
+
+
 def test_pairs_go_to_the_least_paired_personas_whatever_the_rotation(psycopg_store, db):
     """Batch 3 with 14 personas (one pair and one unpaired battle per run): the old rotation paired
     the same 7 personas every time; now every persona's pair count stays within one of the others'."""

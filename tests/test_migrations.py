@@ -178,9 +178,10 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
 
 
 # Migrations made after the second release, and the columns they add (null on older rows).
-SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_proposal_queue")
+SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_proposal_queue",
+                        "0010_canary_look_id")
 COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("process",),
-                                "training_control": ("proposer_turn_at",)}
+                                "training_control": ("proposer_turn_at",), "training_versions": ("decided_by_look",)}
 # Tables made after the second release: empty after the upgrade.
 TABLES_SINCE_SECOND_RELEASE = ("training_proposals",)
 

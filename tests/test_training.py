@@ -1,4 +1,5 @@
 """After the batch: one path for the HTTP function and the CLI, and the run row says what they say."""
+import json
 import subprocess
 import sys
 import time
@@ -158,3 +159,25 @@ def test_a_store_that_stays_down_for_the_follow_ups_loses_no_error_from_the_batc
     assert '"event": "follow_ups_not_saved"' in caplog.text and fake_postgrest.key not in caplog.text
     assert batch["errors"][-1].endswith("the errors above are in this answer and the log only")
     assert SCOUT_NOT_NOTIFIED not in run_errors(db)
+
+
+def test_a_retried_append_whose_first_answer_was_lost_adds_each_error_once(make_settings, fake_postgrest, db):
+    fake_postgrest.answer_lost_fn = {"training_append_run_errors": 1}
+    batch = train_past_the_deadline(make_settings, fake_postgrest)
+    assert fake_postgrest.calls.count("training_append_run_errors") == 2, "retried"
+    assert run_errors(db) == batch["errors"] and batch["errors"].count(SCOUT_NOT_NOTIFIED) == 1
+
+
+def test_a_canary_decision_whose_first_answer_was_lost_is_still_announced(make_settings, fake_postgrest, db,
+                                                                          fake_openai, slack):
+    store = PostgrestStore(f"{fake_postgrest.base_url}/rest/v1", fake_postgrest.key)
+    seed_canary(db, store, won_pairs=10)
+    fake_postgrest.answer_lost_fn = {"training_record_canary": 1}
+    settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1, SLACK_WEBHOOK_URL=slack.url + "/services/T/B/X")
+    try:
+        batch = train_once(settings, store, make_llm(settings), trigger="manual", scout="webhook").batch
+    finally:
+        store.close()
+    assert fake_postgrest.calls.count("training_record_canary") == 2, "retried"
+    assert batch["canary"]["decision"] == "adopted" and "adopted" in batch["canary"]["message"]
+    assert any("adopted" in json.dumps(body) for body in slack.bodies())

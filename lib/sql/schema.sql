@@ -107,6 +107,8 @@ create table training_versions (
     note text,
     created_at timestamptz not null default now(),
     decided_at timestamptz,
+    -- The canary look that recorded the decision: a retry of that call gets the same answer.
+    decided_by_look uuid,
     check ((status = 'candidate') = (decision is not distinct from 'pending')),
     check ((base_prompt is null) = (base_prompt_sha256 is null)),
     check ((ci_low is null) = (ci_high is null) and ci_low <= ci_high)

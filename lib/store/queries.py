@@ -615,8 +615,11 @@ class Queries:
         return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline)
 
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
-                      ci95: list[float] | None, max_pairs: int, *, deadline: float | None = None) -> CanaryRecord:
+                      ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None,
+                      deadline: float | None = None) -> CanaryRecord:
+        """`look_id` (one per look) makes the store's retries safe: the look that decided gets its
+        decision back instead of {"recorded": false}."""
         low, high = ci95 if ci95 else (None, None)
         return self._one(CanaryRecord, "training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
                          p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
-                         p_ci_high=high, p_max_pairs=max_pairs)
+                         p_ci_high=high, p_max_pairs=max_pairs, p_look_id=look_id)
