@@ -176,13 +176,19 @@ def _alert_cost_cap(settings: Settings, batch: BatchSummary, run_deadline: Deadl
         errors.append(f"Cost cap Slack alert failed: {failure}")
 
 
-def alert_budget_refused(settings: Settings, refused: RunRefused) -> None:
-    """The first budget refusal of a UTC day reaches Slack (the database says which one is first)."""
+def alert_budget_refused(settings: Settings, store: Store, refused: RunRefused) -> None:
+    """The first budget refusal of a UTC day reaches Slack (the database says which one is first,
+    and is told to forget it when Slack did not take the message, so a later refusal tries again)."""
     message = f"{refused.error}: {refused.outcome['reason']}"
     log("budget_reached", level=logging.WARNING, reason=message)
-    slack.send(settings, {"text": f":money_with_wings: {slack.escape(message)}. Training runs are refused until "
-                                  "then; raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD to allow more."},
-               timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
+    failure = slack.send(settings, {"text": f":money_with_wings: {slack.escape(message)}. Training runs are refused "
+                                            "until then; raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD to allow more."},
+                         timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
+    if failure:
+        try:
+            Queries(store).forget_budget_alert()
+        except StoreError as exc:
+            log("budget_alert_not_reset", level=logging.WARNING, error=type(exc).__name__, detail=str(exc))
 
 
 def _tell_slack(settings: Settings, batch: BatchSummary, payload: slack.Payload, respond_by: Deadline, what: str,

@@ -382,6 +382,9 @@ class Queries:
         and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
         return self._one(JSONObject, "training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
 
+    def forget_budget_alert(self, *, deadline: float | None = None) -> None:
+        self.store.call_void("training_forget_budget_alert", deadline=deadline)
+
     def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                      *, deadline: float | None = None) -> BudgetState:
         return self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
@@ -617,8 +620,6 @@ class Queries:
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
                       ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None,
                       deadline: float | None = None) -> CanaryRecord:
-        """`look_id` (one per look) makes the store's retries safe: the look that decided gets its
-        decision back instead of {"recorded": false}."""
         low, high = ci95 if ci95 else (None, None)
         return self._one(CanaryRecord, "training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
                          p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
