@@ -48,7 +48,7 @@ def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scou
         batch = run.execute()
     except RunRefused as refused:
         if refused.reason == "budget" and refused.outcome.get("alert"):
-            alert_budget_refused(settings, refused)
+            alert_budget_refused(settings, store, refused)
         raise
     finally:
         # Usually long done (a dispatch takes a second or so); a target trickling its answer must

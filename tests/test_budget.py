@@ -180,6 +180,23 @@ def test_a_budget_refusal_is_429_with_retry_after_and_reaches_slack_once_a_day(s
     assert db.execute("select count(*) from training_runs").fetchone()[0] == 1
 
 
+def test_a_budget_alert_slack_refused_is_sent_by_the_next_refusal(start_server, psycopg_store, db, slack):
+    seed_personas(psycopg_store, 2)
+    spent_today(db, "1.00")
+    db.execute("update training_control set budget_alerted_on = null")  # no alert yet today
+    server = start_server(DAILY_BUDGET_USD="1.00")
+    slack.answer_next(500)
+    for _ in range(3):
+        answer = requests.get(f"{server.url}/api/cron/train", headers={"Authorization": f"Bearer {SECRET}"},
+                              timeout=30)
+        assert answer.status_code == 429
+    assert [entry["status"] for entry in slack.received] == [500, 200], "refused, sent by the next, then once a day"
+    [alert] = slack.bodies()
+    assert "Daily budget reached: $1.00 of $1.00" in alert["text"]
+    alerted_on = "select budget_alerted_on = (now() at time zone 'UTC')::date from training_control"
+    assert db.execute(alerted_on).fetchone()[0] is True
+
+
 def test_status_shows_the_days_and_months_spend_against_the_budgets(database_url, psycopg_store, db):
     spent_today(db, "0.25")
     env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, DAILY_BUDGET_USD="2", MONTHLY_BUDGET_USD="40")

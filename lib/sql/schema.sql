@@ -110,6 +110,8 @@ create table training_versions (
     note text,
     created_at timestamptz not null default now(),
     decided_at timestamptz,
+    -- The canary look that recorded the decision: a retry of that call gets the same answer.
+    decided_by_look uuid,
     check ((status = 'candidate') = (decision is not distinct from 'pending')),
     check ((base_prompt is null) = (base_prompt_sha256 is null)),
     check ((ci_low is null) = (ci_high is null) and ci_low <= ci_high)
@@ -158,8 +160,8 @@ create table sandbox_battles (
     scout_attempts integer not null default 0 check (scout_attempts >= 0),
     scout_error text,
     version_id integer references training_versions (id),
-    -- A canary pair's battles: which started first (1) and second (2), by a fair coin
-    -- (training_plan_battles); null for a battle outside a pair.
+    -- A canary pair's battles: their planned order (1, 2), by a fair coin (training_plan_battles;
+    -- with free slots both may start together); null for a battle outside a pair.
     pair_order smallint check (pair_order in (1, 2)),
     check ((status = 'running') = (ended_at is null)),
     check (status = 'completed' or referee_score is null),

@@ -368,6 +368,9 @@ class Queries(MoneyQueries):
         note_billing(status["budget"])
         return status
 
+    def forget_budget_alert(self, *, deadline: float | None = None) -> None:
+        self.store.call_void("training_forget_budget_alert", deadline=deadline)
+
     def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                      *, deadline: float | None = None) -> BudgetState:
         state = self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
@@ -606,8 +609,9 @@ class Queries(MoneyQueries):
         return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline)
 
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
-                      ci95: list[float] | None, max_pairs: int, *, deadline: float | None = None) -> CanaryRecord:
+                      ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None,
+                      deadline: float | None = None) -> CanaryRecord:
         low, high = ci95 if ci95 else (None, None)
         return self._one(CanaryRecord, "training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
                          p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
-                         p_ci_high=high, p_max_pairs=max_pairs)
+                         p_ci_high=high, p_max_pairs=max_pairs, p_look_id=look_id)

@@ -194,3 +194,12 @@ language sql stable as $$
     )
     from training_control c where c.id;
 $$;
+
+-- Today's budget alert did not reach Slack: the mark training_budget_grant set goes, so the next
+-- refusal today alerts again (a mark from another day is left alone).
+create or replace function training_forget_budget_alert()
+returns void
+language sql as $$
+    update training_control set budget_alerted_on = null
+    where id and budget_alerted_on = (now() at time zone 'UTC')::date;
+$$;

@@ -449,6 +449,16 @@ $$;
 -- After the batch
 -- ---------------------------------------------------------------------------------------------
 
+-- Whether the JSON array p_list ends with the elements of p_tail, in order.
+create or replace function training_ends_with(p_list jsonb, p_tail jsonb)
+returns boolean
+language sql immutable as $$
+    select jsonb_array_length(p_list) >= jsonb_array_length(p_tail)
+       and p_tail = coalesce((select jsonb_agg(item order by position) from jsonb_array_elements(p_list)
+                              with ordinality as element(item, position)
+                              where position > jsonb_array_length(p_list) - jsonb_array_length(p_tail)), '[]');
+$$;
+
 -- Appends what went wrong after a run was finished (a Slack alert, the scout webhook) to its
 -- errors, so the row says what the HTTP response and the CLI summary say. Returns the new array.
 create or replace function training_append_run_errors(p_run_id uuid, p_errors jsonb)
@@ -460,7 +470,12 @@ begin
     if jsonb_typeof(p_errors) is distinct from 'array' then
         raise exception 'errors must be a JSON array' using errcode = 'P0001';
     end if;
-    update training_runs set errors = errors || p_errors where id = p_run_id
+    -- The follow-ups append once per run, so errors that already end the list are this call's
+    -- own, committed by an attempt whose answer was lost: a retry appends nothing.
+    update training_runs set errors = case when jsonb_array_length(p_errors) > 0
+                                            and training_ends_with(errors, p_errors)
+                                           then errors else errors || p_errors end
+    where id = p_run_id
     returning errors into appended;
     if not found then
         raise exception 'run % does not exist', p_run_id using errcode = 'P0001';
