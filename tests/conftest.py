@@ -13,11 +13,11 @@ import psycopg
 import pytest
 import responses
 
+from devtools.fakes.postgrest import FakePostgrest
 from lib.config import PROJECT_ROOT
 from lib.store.embedded import EmbeddedPostgres
 from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
-from tests.fakes.postgrest import FakePostgrest
 
 # The dashboard's browser fixtures (Chromium, the served dashboard, a page), for the dashboard tests.
 pytest_plugins = ["tests.dashboard_page"]
@@ -92,7 +92,7 @@ def store(request, db, database_url):
 
 @pytest.fixture
 def fake_openai():
-    from tests.fakes.openai_server import FakeOpenAI
+    from devtools.fakes.openai_server import FakeOpenAI
 
     fake = FakeOpenAI(latency=0.02).start()
     yield fake
@@ -225,7 +225,7 @@ class Server:
 
 @pytest.fixture
 def slack():
-    from tests.fakes.receiver import Receiver
+    from devtools.fakes.receiver import Receiver
 
     receiver = Receiver()
     yield receiver

@@ -122,9 +122,9 @@ def test_every_table_and_column_in_the_database_is_documented_and_nothing_else(d
 
 
 def test_every_field_of_the_batch_and_its_canary_is_documented(make_settings, psycopg_store, db):
+    from devtools.seeding import seed_canary
     from lib.app import make_llm
     from lib.training import train_once
-    from tests.seeding import seed_canary
 
     seed_canary(db, psycopg_store)
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1)

@@ -6,12 +6,12 @@ import time
 import pytest
 import requests
 
+from devtools.fakes.openai_server import FakeOpenAI
 from lib.app import make_llm
 from lib.llm import Stopped
 from lib.pacing import MARGIN_SHARE, Pacer, parse_duration
 from lib.runner import run_batch
 from tests.conftest import assert_every_battle_ended, seed_personas
-from tests.fakes.openai_server import FakeOpenAI
 
 
 def test_the_fake_enforces_a_request_bucket_and_sends_the_rate_limit_headers():
