@@ -166,7 +166,7 @@ def test_an_anon_or_publishable_key_is_named_as_the_rejected_service_role_key(pg
     from lib.app import make_llm
     from lib.runner import run_batch
     from tests.conftest import fresh_database, seed_personas
-    from tests.test_schema import SUPABASE_ROLES
+    from tests.migrations.test_schema import SUPABASE_ROLES
 
     url = fresh_database(pg_server, "supabase_anon_key_test")
     with psycopg.connect(url, autocommit=True) as conn:
