@@ -22,6 +22,10 @@ carry a marker `[fake-effect:+12]` (or `-12`, `+0`). The closer then behaves acc
 line ends with `(effect +12)`, the sum of its markers; and the referee, reading the transcript,
 scores that much higher or lower. `referee_noise` adds battle-to-battle spread (normal, points),
 drawn from a seeded sequence in request order, so a run with one battle at a time is reproducible.
+
+A head-to-head request (schema `head_to_head`: CALL A and CALL B in one message) is answered by
+the two calls' effects: the larger wins, equal effects tie, unless `head_to_head_lean` is "A" or
+"B": then equal effects go to that position (a judge with a position bias).
 """
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ class FakeOpenAI:
         self.referee_random: random.Random | None = None
         self._referee_queue: deque = deque()
         self.referee_noise = 0.0
+        self.head_to_head_lean: str | None = None
         self._noise = random.Random(20240611)
         self.accept_after_turns: int | None = None
         self.hang_all = False
@@ -238,6 +243,8 @@ class FakeOpenAI:
             text = "{not json"
         elif schema == "defining_moment":
             text = json.dumps(self.moment)
+        elif schema == "head_to_head":
+            text = json.dumps(self._head_to_head(messages))
         elif schema == "persona_batch":
             text = json.dumps({"personas": self.generated_personas})
         elif entry["referee"]:
@@ -279,6 +286,12 @@ class FakeOpenAI:
         line = "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
         effects = [int(value) for value in EFFECT_MARKER.findall(system)]
         return f"{line} (effect {sum(effects):+d})" if effects else line
+
+    def _head_to_head(self, messages: list[dict]) -> dict:
+        calls = (messages[-1]["content"] if messages else "").split("\n\nCALL B:\n", 1)
+        first, second = (sum(int(v) for v in SAID_EFFECT.findall(call)) for call in (calls + [""])[:2])
+        better = "A" if first > second else "B" if second > first else (self.head_to_head_lean or "tie")
+        return {"better": better, "reason": "fake: compared the calls' effects"}
 
     def _verdict(self, messages: list[dict]) -> dict:
         transcript = messages[-1]["content"] if messages else ""
