@@ -1,10 +1,12 @@
 # The README's commands. `make train` runs a batch on the embedded defaults (embedded PostgreSQL,
-# simulated LLM, no keys); `make test` runs the test suite. Both set up .venv on first use.
+# simulated LLM, no keys); `make test` runs the linter and the type checker, then the test suite
+# (any finding fails it before a test runs); `make lint` runs only the first two. All set up .venv
+# on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test screenshots clean
+.PHONY: train test lint screenshots clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +17,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 train: $(VENV)/.installed
 	$(PY) -m lib train --simulate
 
-test: $(VENV)/.installed
+# Settings in pyproject.toml: ruff's rules, mypy strict on lib/ (tests/ and bench/ a little less).
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 # The README's dashboard screenshots, from simulated data (needs Debian's chromium).

@@ -37,7 +37,7 @@ import time
 from decimal import Decimal
 
 from lib import canary
-from lib.battle import BattleState, BattleSetup, closer_system_prompt, fight
+from lib.battle import BattleSetup, BattleState, closer_system_prompt, fight
 from lib.config import Settings
 from lib.llm import LLM, CallContext
 from lib.personas import CATALOG
@@ -329,7 +329,7 @@ def power_options(simulator: list[float], canaries: int, seed: int) -> None:
     print("|---|---|---:|---:|---:|")
     for name, stream_of in streams.items():
         for clip_at in (None, 30.0, 15.0):
-            def transformed(rng, effect):
+            def transformed(rng, effect, stream_of=stream_of, clip_at=clip_at):
                 for d in stream_of(rng, effect):
                     yield d if clip_at is None else max(-clip_at, min(clip_at, d))
             cells = {}
@@ -498,7 +498,7 @@ def pairing_plans(configs: list[tuple[int, int]], runs: int) -> dict:
                 pairs, worst, never_at_100 = [], 0, None
                 for _ in range(runs):
                     started = queries.start_run(
-                        trigger=Trigger.CLI, requested_batch_size=None, batch_size=batch, cost_cap=5,
+                        trigger=Trigger.CLI, requested_batch_size=None, batch_size=batch, cost_cap=Decimal(5),
                         max_concurrent_runs=1, deadline_ms=60_000, simulated=True, default_battle_ms=1000,
                         canary_share=0.5)
                     run_id = started["run"]["runId"]
@@ -532,23 +532,22 @@ def runner_cuts(runs: int, latency_scale: float = 0.4) -> dict:
     settings = Settings.from_env({"LLM_PROVIDER": "simulated", "TRAINING_BATCH_SIZE": "4",
                                   "MAX_CONCURRENT_BATTLES": "1", "BATTLE_MAX_TURNS": "1",
                                   "MAX_TRAINING_EXECUTION_TIME_MS": "1000", "DELAY_BETWEEN_BATTLES_MS": "0"})
-    with bench_database(personas=12) as (url, store):
-        with psycopg.connect(url, autocommit=True) as db:
-            active = db.execute("select (training_ensure_active_version()).id").fetchone()[0]
-            candidate = db.execute("insert into training_versions (parent_id, status, change, decision) values "
-                                   "(%s, 'candidate', 'bench: no change', 'pending') returning id",
-                                   (active,)).fetchone()[0]
-            for _ in range(runs):
-                try:
-                    run_batch(settings, store, make_llm(settings, latency_scale), trigger="cli")
-                except RunRefused:
-                    continue
-            halves = db.execute(
-                "select count(*) filter (where version_id = %s), count(*) from sandbox_battles b "
-                "where pair_order is not null and status = 'completed' and not exists ("
-                "  select 1 from sandbox_battles o where o.run_id = b.run_id and o.persona_id = b.persona_id "
-                "  and o.id <> b.id and o.status = 'completed')", (candidate,)).fetchone()
-            pairs = db.execute("select count(*) from sandbox_battles where pair_order = 1").fetchone()[0]
+    with bench_database(personas=12) as (url, store), psycopg.connect(url, autocommit=True) as db:
+        active = db.execute("select (training_ensure_active_version()).id").fetchone()[0]
+        candidate = db.execute("insert into training_versions (parent_id, status, change, decision) values "
+                               "(%s, 'candidate', 'bench: no change', 'pending') returning id",
+                               (active,)).fetchone()[0]
+        for _ in range(runs):
+            try:
+                run_batch(settings, store, make_llm(settings, latency_scale), trigger="cli")
+            except RunRefused:
+                continue
+        halves = db.execute(
+            "select count(*) filter (where version_id = %s), count(*) from sandbox_battles b "
+            "where pair_order is not null and status = 'completed' and not exists ("
+            "  select 1 from sandbox_battles o where o.run_id = b.run_id and o.persona_id = b.persona_id "
+            "  and o.id <> b.id and o.status = 'completed')", (candidate,)).fetchone()
+        pairs = db.execute("select count(*) from sandbox_battles where pair_order = 1").fetchone()[0]
     return {"pairs": pairs, "half_done": halves[1], "candidate_finished": halves[0]}
 
 
@@ -608,11 +607,11 @@ def main(argv: list[str] | None = None) -> None:
         shapes = pool.map(shape_rows, [(name, simulator, canaries, checks, args.seed) for name in names])
     print(f"checked: {checks} canaries per shape and effect replayed through lib.canary.decide_from_wealth at "
           f"max 100 and 1,000, every run size: identical decisions")
-    header = (f"| shape | spread | pairs/run | no effect: adopted / both, max 100 | max 1,000 | max 10,000 | "
-              f"+5 adopted ≤100 pairs | +5 pairs to decision |")
+    header = ("| shape | spread | pairs/run | no effect: adopted / both, max 100 | max 1,000 | max 10,000 | "
+              "+5 adopted ≤100 pairs | +5 pairs to decision |")
     print(header)
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    failures = []
+    failures: list[tuple[str, int, int | str]] = []
     for shape in shapes:
         for k in PAIRS_PER_RUN:
             cells = []

@@ -76,6 +76,7 @@ def _main(fake: str) -> None:
                    capture_output=True)
     subprocess.run([sys.executable, "-m", "lib", "resume"], cwd=PROJECT_ROOT, env=env, check=True,
                    capture_output=True)
+    assert server.port is not None  # started
     proxy = LatencyProxy(server.port, 0.020)
     far = {**env, "LOCAL_DB_URL": f"postgresql://postgres@127.0.0.1:{proxy.port}/{server.url.rsplit('/', 1)[1]}"}
     rows = []

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from lib.config import Settings
+from lib.config import PROJECT_ROOT, Settings
 from lib.personas import CATALOG, upsert_catalog
-from lib.config import PROJECT_ROOT
 from lib.store.embedded import EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
 

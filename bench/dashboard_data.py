@@ -10,14 +10,13 @@ from contextlib import contextmanager
 import psycopg
 
 from lib.app import make_llm
-from lib.config import Settings
+from lib.config import PROJECT_ROOT, Settings
 from lib.personas import CATALOG, upsert_catalog
-from lib.config import PROJECT_ROOT
-from lib.store.embedded import EmbeddedPostgres
-from lib.training import train_once
 from lib.store import Rejected
+from lib.store.embedded import EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
 from lib.store.queries import Queries, ReviewStatus
+from lib.training import train_once
 
 
 @contextmanager

@@ -54,7 +54,7 @@ $$;
 """
 
 
-def explain_ms(conn, sql: str, params: tuple, repeat: int) -> tuple[float, int]:
+def explain_ms(conn, sql: str, params: tuple | None, repeat: int) -> tuple[float, int]:
     """Median execution time (ms) and temporary blocks written, from EXPLAIN (ANALYZE, BUFFERS)."""
     times, temp = [], 0
     for _ in range(repeat):

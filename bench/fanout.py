@@ -31,8 +31,8 @@ import psycopg
 import requests
 
 from bench.common import bench_database, fake_log, fake_openai, reset, table
-from lib.pause_watch import PAUSE_POLL_S
 from lib.config import PROJECT_ROOT
+from lib.pause_watch import PAUSE_POLL_S
 
 RPM = 1200
 WINDOW_S = 45.0

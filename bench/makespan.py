@@ -30,12 +30,21 @@ import time
 
 import psycopg
 
-from bench.common import (bench_database, fake_log, fake_openai, greedy_makespan, lower_bound, reset, settings_for,
-                          spread, table)
+from bench.common import (
+    bench_database,
+    fake_log,
+    fake_openai,
+    greedy_makespan,
+    lower_bound,
+    reset,
+    settings_for,
+    spread,
+    table,
+)
 from lib.app import make_llm
-from lib.battle import BattleState, BattleSetup, closer_system_prompt, fight
-from lib.llm import CallContext
+from lib.battle import BattleSetup, BattleState, closer_system_prompt, fight
 from lib.config import PROJECT_ROOT
+from lib.llm import CallContext
 
 GRID = [(5, 1, 0), (5, 3, 0), (5, 10, 200), (10, 1, 0), (10, 3, 0), (10, 3, 200), (10, 10, 0), (50, 3, 0),
         (50, 10, 0), (50, 10, 200)]
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     headers = ["battles", "workers", "delay ms", "bound s", "greedy s", "warm s", "warm/bound", "cold s",
                "cold/bound", "sequential s", "speed-up (warm)", "check"]
     rows = []
-    with bench_database() as (url, store), fake_openai(0.3, jitter=0.2) as fake:
+    with bench_database() as (url, _), fake_openai(0.3, jitter=0.2) as fake:
         served, walls = sequential_baseline(url, fake, most)
         print(f"Fake at 100–500 ms per call (each request's wait fixed by its content), {args.repeats} repeats, "
               f"each a fresh process. Baseline: {most} battles one after another, {sum(walls):.1f}s "

@@ -10,14 +10,16 @@ from __future__ import annotations
 import secrets
 import socket
 import time
+from typing import Any
 
 from bench.dashboard_data import dashboard_database, serve, simulate_history
 from lib.config import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = {"dashboard-desktop.png": {"viewport": {"width": 1440, "height": 900}, "full_page": True, "scale": 1},
-         "dashboard-phone.png": {"viewport": {"width": 390, "height": 844}, "full_page": False, "scale": 2}}
+SHOTS: dict[str, dict[str, Any]] = {
+    "dashboard-desktop.png": {"viewport": {"width": 1440, "height": 900}, "full_page": True, "scale": 1},
+    "dashboard-phone.png": {"viewport": {"width": 390, "height": 844}, "full_page": False, "scale": 2}}
 
 
 def free_port() -> int:

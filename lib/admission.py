@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from lib.budget import Budget
 from lib.deadline import Deadline
@@ -91,6 +92,7 @@ class Admission:
                 if self._starting:  # the previous start's row is being written: its time is not known yet
                     self._start_cond.wait(PAUSE_POLL_S)
                     continue
+                assert self._last_start is not None  # neither starting nor the first start: one was recorded
                 gap = self._last_start + self.delay_s - time.monotonic()
                 if gap <= 0:
                     break

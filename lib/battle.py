@@ -6,14 +6,19 @@ same call the scout's re-scores make.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lib import referee
-from lib.llm import CallContext, LLMError, Role, Usage
+from lib.llm import LLM, CallContext, LLMError, Message, ResponseFormat, Role, Usage
 from lib.referee import Verdict
 
 ACCEPT_MARK = "[ACCEPT]"
 HANG_UP_MARK = "[HANG UP]"
+
+# One line of a transcript: `speaker` (closer or persona) and `text`.
+type Line = dict[str, str]
 
 PERSONA_RULES = (
     f"When you truly accept the offer, end your reply with {ACCEPT_MARK}. If you end the call, end "
@@ -26,19 +31,19 @@ class BattleState:
     """A battle as it goes; the runner reads it to save a battle it has to cut short."""
 
     id: str
-    persona: dict
-    transcript: list = field(default_factory=list)
+    persona: Mapping[str, Any]  # a `Persona` row, or a catalog entry (`lib.personas`) in a benchmark
+    transcript: list[Line] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     verdict: Verdict | None = None
     status: str = "running"
     error: str | None = None
 
-    def snapshot(self) -> tuple[list, Usage]:
+    def snapshot(self) -> tuple[list[Line], Usage]:
         """Copies of the transcript and usage so far (the caller holds the run's lock)."""
         return list(self.transcript), Usage(**vars(self.usage))
 
 
-def count_turns(transcript: list) -> int:
+def count_turns(transcript: list[Line]) -> int:
     """A turn is one exchange: the closer speaks, the seller answers."""
     return sum(1 for line in transcript if line["speaker"] == "persona")
 
@@ -46,7 +51,7 @@ def count_turns(transcript: list) -> int:
 TACTICS_HEADING = "## Proven tactics (promoted from training)"
 
 
-def closer_system_prompt(base_prompt: str, tactics: list[dict]) -> str:
+def closer_system_prompt(base_prompt: str, tactics: list[dict[str, str]]) -> str:
     """A version's closer prompt: the base prompt plus its tactics, in the version's order."""
     if not tactics:
         return base_prompt
@@ -54,14 +59,14 @@ def closer_system_prompt(base_prompt: str, tactics: list[dict]) -> str:
     return f"{base_prompt.rstrip()}\n\n{TACTICS_HEADING}\n{lines}\n"
 
 
-def persona_system_prompt(persona: dict) -> str:
+def persona_system_prompt(persona: Mapping[str, Any]) -> str:
     patterns = "\n".join(f"- {p}" for p in persona.get("attack_patterns") or [])
     traits = ", ".join(f"{k}: {v}" for k, v in (persona.get("characteristics") or {}).items())
     return (f"{persona['system_prompt']}\n\nCharacteristics: {traits}\n\nAttack patterns (use them "
             f"naturally):\n{patterns}\n\n{PERSONA_RULES}")
 
 
-def _view(transcript: list, me: str) -> list[dict]:
+def _view(transcript: list[Line], me: str) -> list[Message]:
     return [{"role": "assistant" if line["speaker"] == me else "user", "content": line["text"]}
             for line in transcript]
 
@@ -77,8 +82,8 @@ class BattleSetup:
     max_tokens: int
 
 
-def fight(llm, ctx: CallContext, setup: BattleSetup, closer_prompt: str, state: BattleState,
-          on_turn=None) -> None:
+def fight(llm: LLM, ctx: CallContext, setup: BattleSetup, closer_prompt: str, state: BattleState,
+          on_turn: Callable[[BattleState], None] | None = None) -> None:
     """Runs the conversation and the referee, recording into `state` as it goes.
 
     `on_turn(state)` is called after each completed turn (the runner saves progress there).
@@ -105,7 +110,8 @@ def fight(llm, ctx: CallContext, setup: BattleSetup, closer_prompt: str, state: 
     state.verdict = referee.score(llm, ctx, setup.referee, state.transcript, state.usage, seed=state.id)
 
 
-def _say(llm, ctx, state, role, model, max_tokens, messages, response_format=None) -> str:
+def _say(llm: LLM, ctx: CallContext, state: BattleState, role: Role, model: str, max_tokens: int,
+         messages: list[Message], response_format: ResponseFormat | None = None) -> str:
     try:
         # The battle id seeds a transport that wants one (the simulator); the API ignores it.
         reply = llm.chat(ctx, role, model, messages, max_tokens, response_format, seed=state.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from lib.config import ConfigError
 
@@ -37,11 +38,13 @@ MICRO_DOLLAR = Decimal("0.000001")
 # numeric(20, 12)). Built-in prices give at most 9 decimals, so a real cost is never rounded; a
 # price in MODEL_PRICES with more than 6 decimals is rounded here, once, as the database would.
 COST_QUANTUM = Decimal("1e-12")
+# A model's prices in USD per 1M tokens: `input`, `cached_input`, `output`.
+type Price = dict[str, Decimal]
 # Chat formatting adds a few tokens per message and for the reply; 16 is a generous bound.
 TOKENS_PER_MESSAGE_OVERHEAD = 16
 
 
-def price_for(model: str, overrides: dict) -> dict:
+def price_for(model: str, overrides: dict[str, Price]) -> Price:
     """The model's prices as Decimals per 1M tokens; a model with no price is refused."""
     if model in overrides:
         return overrides[model]
@@ -57,7 +60,7 @@ def _micro_ceiling(amount: Decimal) -> Decimal:
     return amount.quantize(MICRO_DOLLAR, rounding=ROUND_CEILING)
 
 
-def prompt_token_bound(messages: list[dict], response_format: dict | None = None) -> int:
+def prompt_token_bound(messages: list[dict[str, str]], response_format: dict[str, Any] | None = None) -> int:
     """An upper bound on prompt tokens: a token covers at least one UTF-8 byte."""
     total = sum(len(m["content"].encode("utf-8")) + TOKENS_PER_MESSAGE_OVERHEAD for m in messages)
     if response_format is not None:
@@ -65,17 +68,17 @@ def prompt_token_bound(messages: list[dict], response_format: dict | None = None
     return total + TOKENS_PER_MESSAGE_OVERHEAD
 
 
-def estimated_tokens(messages: list[dict], response_format: dict | None, max_tokens: int) -> int:
+def estimated_tokens(messages: list[dict[str, str]], response_format: dict[str, Any] | None, max_tokens: int) -> int:
     """What a provider's rate limiter counts for a request: its prompt at about 4 bytes a token,
     plus `max_tokens` (OpenAI counts the tokens a request may use when it admits it)."""
     return -(-prompt_token_bound(messages, response_format) // 4) + max_tokens
 
 
-def worst_case_cost(prompt_tokens: int, max_tokens: int, price: dict) -> Decimal:
+def worst_case_cost(prompt_tokens: int, max_tokens: int, price: Price) -> Decimal:
     return _micro_ceiling((prompt_tokens * price["input"] + max_tokens * price["output"]) / PER_MILLION)
 
 
-def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, price: dict) -> Decimal:
+def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, price: Price) -> Decimal:
     """The real cost of one call, cached input at the cached price: usage × price, not rounded up."""
     uncached = prompt_tokens - cached_tokens
     exact = (uncached * price["input"] + cached_tokens * price["cached_input"]

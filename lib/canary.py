@@ -40,7 +40,9 @@ the look and post a decision to Slack; this module only decides (no settings, st
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 ALPHA = 0.05  # both sides together: each bet alpha/2
 MIN_PAIRS = 10
@@ -84,13 +86,13 @@ class Wealth:
             raise ValueError(f"a canary difference must be a finite number in [{-bound:g}, {bound:g}], got {d}")
         up, down = self.up or (0.0,) * len(self.bets), self.down or (0.0,) * len(self.bets)
         return replace(self, n=self.n + 1, total=self.total + d,
-                       up=tuple(u + math.log1p(c * d / bound) for u, (c, _) in zip(up, self.bets)),
-                       down=tuple(v + math.log1p(-c * d / bound) for v, (c, _) in zip(down, self.bets)))
+                       up=tuple(u + math.log1p(c * d / bound) for u, (c, _) in zip(up, self.bets, strict=True)),
+                       down=tuple(v + math.log1p(-c * d / bound) for v, (c, _) in zip(down, self.bets, strict=True)))
 
 
-def mixed(log_wealths, bets: Bets = BETS) -> float:
+def mixed(log_wealths: Iterable[float], bets: Bets = BETS) -> float:
     """ln Σ_j w_j·exp(L_j): the log-wealth of the bets together."""
-    terms = [math.log(w) + L for L, (_, w) in zip(log_wealths, bets)]
+    terms = [math.log(w) + L for L, (_, w) in zip(log_wealths, bets, strict=True)]
     top = max(terms)
     return top + math.log(sum(math.exp(t - top) for t in terms))
 
@@ -110,7 +112,7 @@ def decide_from_wealth(wealth: Wealth, max_pairs: int) -> Look:
     return Look(decision, wealth.n, wealth.total / wealth.n if wealth.n else None, None)
 
 
-def decide(diffs: list, max_pairs: int, bound: float = BOUND, bets: Bets = BETS) -> Look:
+def decide(diffs: Sequence[float | None], max_pairs: int, bound: float = BOUND, bets: Bets = BETS) -> Look:
     """The decision after a look at these paired differences (candidate − active), with its
     interval. A difference that is not a finite number (None, NaN, ±inf) is skipped and counted in
     `skipped`; one outside [−bound, bound] is refused (ValueError: the guarantee rests on it)."""
@@ -122,7 +124,7 @@ def decide(diffs: list, max_pairs: int, bound: float = BOUND, bets: Bets = BETS)
     return replace(look, ci95=interval(values, bound, bets), skipped=len(diffs) - len(values))
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -171,8 +173,8 @@ def _growth(effect: float, spread: float, c: float) -> tuple[float, float]:
     """Mean and standard deviation of ln(1 + c·d/BOUND) for d normal(effect, spread), d within the bound."""
     weights = [math.exp(-z * z / 2) for z in _NORMAL_GRID]
     logs = [math.log1p(c * min(BOUND, max(-BOUND, effect + spread * z)) / BOUND) for z in _NORMAL_GRID]
-    mean = sum(w * x for w, x in zip(weights, logs)) / sum(weights)
-    variance = sum(w * (x - mean) ** 2 for w, x in zip(weights, logs)) / sum(weights)
+    mean = sum(w * x for w, x in zip(weights, logs, strict=True)) / sum(weights)
+    variance = sum(w * (x - mean) ** 2 for w, x in zip(weights, logs, strict=True)) / sum(weights)
     return mean, math.sqrt(variance)
 
 
@@ -190,13 +192,8 @@ def pairs_for_effect(spread: float, effect: float = OUTLOOK_EFFECT, limit: int =
     return None
 
 
-def outlook(listing: dict) -> dict:
-    """Adds to the canary in progress (`listing["canary"]`, with its `spread`) `pairsFor5`: about
-    how many pairs in all a 5-point difference needs at that spread, and `morePairsFor5`."""
-    progress = listing.get("canary")
-    if progress is not None:
-        spread = progress.get("spread")
-        needed = None if spread is None else pairs_for_effect(float(spread))
-        progress["pairsFor5"] = needed
-        progress["morePairsFor5"] = None if needed is None else max(0, needed - progress["pairs"])
-    return listing
+def outlook(pairs: int, spread: float | None) -> tuple[int | None, int | None]:
+    """For a canary at `pairs` pairs whose differences spread `spread` points: about how many pairs
+    in all a 5-point difference needs (`pairsFor5`), and how many more (`morePairsFor5`)."""
+    needed = None if spread is None else pairs_for_effect(float(spread))
+    return needed, None if needed is None else max(0, needed - pairs)

@@ -6,23 +6,24 @@ import dataclasses
 import json
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from lib.config import ConfigError, Database, Settings
+from lib import referee
 from lib.app import make_llm, open_store
+from lib.config import ConfigError, Database, Settings
 from lib.deadline import Deadline
 from lib.llm import LLMError
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
-from lib import referee
-from lib.canary import outlook
-from lib.referee import CalibrationError
 from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
+from lib.referee import CalibrationError
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
-from lib.store import StoreError, migrations
+from lib.store import Store, StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.queries import Queries
 from lib.training import train_once
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Pause training: cron and manual runs answer 503 until resume.")
     pause.add_argument("--reason", required=True, help="why training is paused (shown everywhere)")
     commands.add_parser("resume", help="resume paused training",
-                        description="Resume training after a pause (by a person, or by a batch that reached its cost cap).")
+                        description="Resume training after a pause (by a person, or by a batch that reached its "
+                                    "cost cap).")
     train = commands.add_parser("train", help="run one batch of battles here, with a progress bar",
                                 description="Run one batch of battles locally, with a progress bar and a "
                                             "summary. Exits non-zero when the run failed, was killed or "
@@ -134,7 +136,7 @@ def _positive_seconds(text: str) -> float:
 
 
 @contextmanager
-def _store(settings: Settings):
+def _store(settings: Settings) -> Iterator[Store]:
     store = open_store(settings)
     try:
         yield store
@@ -142,7 +144,7 @@ def _store(settings: Settings):
         store.close()
 
 
-def cmd_migrate(settings, args) -> int:
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     if args.print_sql:
         sys.stdout.write(migrations.print_sql())
         return 0
@@ -158,7 +160,7 @@ def cmd_migrate(settings, args) -> int:
     return 0
 
 
-def cmd_generate_personas(settings, args) -> int:
+def cmd_generate_personas(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         if args.llm:
             results, refused = generate_with_llm(settings, store, make_llm(settings), args.llm)
@@ -174,7 +176,7 @@ def cmd_generate_personas(settings, args) -> int:
     return 0
 
 
-def cmd_status(settings, args) -> int:
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
     with _store(settings) as store:
         queries = Queries(store)
@@ -186,21 +188,21 @@ def cmd_status(settings, args) -> int:
     return 0
 
 
-def cmd_pause(settings, args) -> int:
+def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         state = Queries(store).set_paused(True, args.reason)
     print(f"training paused: {state['reason']}")
     return 0
 
 
-def cmd_resume(settings, args) -> int:
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         Queries(store).set_paused(False)
     print("training resumed")
     return 0
 
 
-def cmd_train(settings, args) -> int:
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if args.simulate:
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
     llm = make_llm(settings)
@@ -226,19 +228,19 @@ def cmd_train(settings, args) -> int:
     return 0 if trained.batch["status"] in ("completed", "timed_out") else 1
 
 
-def cmd_serve(settings, args) -> int:
+def cmd_serve(settings: Settings | None, args: argparse.Namespace) -> int:
     serve(args.port, args.cron, args.idle_timeout)
     return 0
 
 
-def cmd_scan(settings, args) -> int:
+def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = scan(settings, store, make_llm(settings), deadline=Deadline.for_run(settings).at)
     _print_scan(result)
     return 0
 
 
-def _print_scan(result: dict) -> None:
+def _print_scan(result: dict[str, Any]) -> None:
     print(f"scout: {result['processed']} processed, {len(result['breakthroughs'])} new breakthroughs, "
           f"{result['alerted']} alerted")
     for item in result["breakthroughs"]:
@@ -253,7 +255,7 @@ def _print_scan(result: dict) -> None:
 CHECK_DEADLINE_S = 300  # referee-check runs from a terminal, not under a function's time limit
 
 
-def cmd_referee_check(settings, args) -> int:
+def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
     items = referee.load_calibration()
     model, cap = settings.referee_model, settings.referee_check_cap_usd
     bound = referee.calibration_bound(items, model, settings.model_prices)
@@ -290,9 +292,9 @@ def cmd_referee_check(settings, args) -> int:
     return 0
 
 
-def cmd_versions(settings, args) -> int:
+def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
-        listing = outlook(Queries(store).versions(settings.canary_max_pairs))
+        listing = Queries(store).versions(settings.canary_max_pairs)
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
@@ -316,21 +318,21 @@ def cmd_versions(settings, args) -> int:
     return 0
 
 
-def cmd_promote(settings, args) -> int:
+def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = Queries(store).promote_breakthrough(args.battle_id, args.tactic, args.direct)
     print(result["message"])
     return 0
 
 
-def cmd_rollback(settings, args) -> int:
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = Queries(store).rollback(args.version_id)
     print(result["message"])
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
@@ -349,9 +351,10 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
-        settings = None if args.command == "serve" else Settings.from_env()
-        return COMMANDS[args.command](settings, args)
+        if args.command == "serve":
+            # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
+            return cmd_serve(None, args)
+        return COMMANDS[args.command](Settings.from_env(), args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError,
             migrations.MigrationError) as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)

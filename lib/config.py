@@ -151,12 +151,12 @@ class Database:
     """Where the data lives: `psycopg` (a URL), `postgrest` (Supabase) or `embedded` (local)."""
 
     kind: str
-    url: str | None = None
-    service_role_key: str | None = field(default=None, repr=False)
+    url: str | None = None  # set for `psycopg` and `postgrest`
+    service_role_key: str | None = field(default=None, repr=False)  # set for `postgrest`
 
     @property
     def rest_url(self) -> str:
-        return f"{self.url.rstrip('/')}/rest/v1"
+        return f"{(self.url or '').rstrip('/')}/rest/v1"
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class Settings:
     referee_model: str
     scout_model: str
     reasoning_effort: str
-    model_prices: dict
+    model_prices: dict[str, dict[str, Decimal]]
     batch_size: int
     max_batch_size: int
     max_execution_ms: int
@@ -203,23 +203,25 @@ class Settings:
     canary_max_pairs: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        raw = os.environ if env is None else env
-        env = _Env(raw)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        return cls._read(_Env(os.environ if env is None else env))
+
+    @classmethod
+    def _read(cls, env: _Env) -> Settings:
         database, database_error = _select_database(env)
         max_batch = env.integer("MAX_TRAINING_BATCH_SIZE", minimum=1, maximum=1000)
         max_runs = env.integer("MAX_CONCURRENT_RUNS", minimum=1, maximum=100)
         settings = cls(
-            cron_secret=cron_secret(raw),
+            cron_secret=cron_secret(env.raw),
             database=database,
             database_error=database_error,
             openai_api_key=env.first(OPENAI_KEY_VARS),
             openai_base_url=env.url("OPENAI_BASE_URL"),
             llm_provider=env.choice("LLM_PROVIDER", LLM_PROVIDERS),
-            closer_model=env.text("CLOSER_MODEL"),
-            persona_model=env.text("PERSONA_MODEL"),
-            referee_model=env.text("REFEREE_MODEL"),
-            scout_model=env.text("SCOUT_MODEL"),
+            closer_model=env.defaulted("CLOSER_MODEL"),
+            persona_model=env.defaulted("PERSONA_MODEL"),
+            referee_model=env.defaulted("REFEREE_MODEL"),
+            scout_model=env.defaulted("SCOUT_MODEL"),
             reasoning_effort=env.choice("REASONING_EFFORT", REASONING_EFFORTS),
             model_prices=env.prices("MODEL_PRICES"),
             batch_size=env.integer("TRAINING_BATCH_SIZE", minimum=1, maximum=max_batch,
@@ -239,12 +241,12 @@ class Settings:
             battle_max_turns=env.integer("BATTLE_MAX_TURNS", minimum=1, maximum=100),
             max_tokens_per_turn=env.integer("MAX_TOKENS_PER_TURN", minimum=16, maximum=16_384),
             scout_threshold=env.integer("SCOUT_BREAKTHROUGH_THRESHOLD", minimum=0, maximum=100),
-            referee_confirm_model=env.text("REFEREE_CONFIRM_MODEL") or env.text("REFEREE_MODEL"),
+            referee_confirm_model=env.text("REFEREE_CONFIRM_MODEL") or env.defaulted("REFEREE_MODEL"),
             referee_confirm_margin=env.decimal("REFEREE_CONFIRM_MARGIN", minimum=0, maximum=100),
             referee_audit_share=env.decimal("REFEREE_AUDIT_SHARE", minimum=0, maximum=1),
             referee_drift_alert=env.decimal("REFEREE_DRIFT_ALERT", minimum=Decimal("0.01"), maximum=100),
-            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
-                                             decimals=COST_CAP_DECIMALS),
+            referee_rescore_cap_usd=env.money("REFEREE_RESCORE_CAP_USD", minimum=Decimal("0.000001"),
+                                              maximum=COST_CAP_MAX, decimals=COST_CAP_DECIMALS),
             referee_check_cap_usd=env.money("REFEREE_CHECK_CAP_USD", minimum=Decimal("0.000001"), maximum=COST_CAP_MAX,
                                              decimals=COST_CAP_DECIMALS),
             app_url=env.url("NEXT_PUBLIC_APP_URL"),
@@ -259,7 +261,7 @@ class Settings:
         )
         # What redaction masks by value, wherever a driver or provider quotes it (lib.redact).
         remember(settings.cron_secret, settings.openai_api_key, settings.bypass_secret, settings.slack_webhook_url,
-                 database and database.service_role_key, database and url_password(database.url))
+                 database.service_role_key if database else None, url_password(database.url) if database else None)
         return settings
 
     @property
@@ -282,13 +284,13 @@ class Settings:
         return self.openai_api_key
 
 
-def _select_database(env: "_Env") -> tuple[Database | None, str | None]:
+def _select_database(env: _Env) -> tuple[Database | None, str | None]:
     """The documented priority: local psycopg, then Supabase, then embedded (never on Vercel)."""
     if env.boolean("USE_LOCAL_DB"):
-        url = env.text("LOCAL_DB_URL")
-        if not url.startswith(("postgresql://", "postgres://")):
+        local_url = env.defaulted("LOCAL_DB_URL")
+        if not local_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("LOCAL_DB_URL must be a postgresql:// URL")
-        return Database("psycopg", url=url), None
+        return Database("psycopg", url=local_url), None
     for name in SUPABASE_URL_VARS:
         url = env.url(name)
         if url:
@@ -348,6 +350,13 @@ class _Env:
         """The value, or the registered default when it is unset or blank."""
         return self.given(name) or _REGISTERED[name].default
 
+    def defaulted(self, name: str) -> str:
+        """The value, or the registered default of a setting that has one."""
+        value = self.text(name)
+        if value is None:
+            raise KeyError(f"{name} has no default in lib.config.SETTINGS: read it with given() or text()")
+        return value
+
     def first(self, names: tuple[str, ...]) -> str | None:
         for name in names:
             value = self.given(name)
@@ -358,7 +367,7 @@ class _Env:
     def integer(self, name: str, *, minimum: int, maximum: int, maximum_name: str | None = None) -> int:
         value = self.given(name)
         if value is None:
-            return min(int(_REGISTERED[name].default), maximum)
+            return min(int(self.defaulted(name)), maximum)
         try:
             number = int(value)
         except ValueError:
@@ -372,7 +381,7 @@ class _Env:
 
     def fraction(self, name: str, *, maximum: float, meaning: str) -> float:
         """A number above 0 and at most `maximum`."""
-        value = self.text(name)
+        value = self.defaulted(name)
         try:
             number = float(value)
         except ValueError:
@@ -383,19 +392,21 @@ class _Env:
 
     def money(self, name: str, *, minimum: Decimal, maximum: Decimal, decimals: int) -> Decimal:
         """A dollar amount within the range its column holds, checked before anything runs."""
-        value = self.text(name)
+        value = self.defaulted(name)
         try:
             amount = Decimal(value)
         except InvalidOperation:
             raise ConfigError(f"{name} must be a dollar amount like 5.00, got {value!r}") from None
-        if not amount.is_finite() or not minimum <= amount <= maximum or amount.as_tuple().exponent < -decimals:
+        exponent = amount.as_tuple().exponent  # an int for a finite amount
+        if (not amount.is_finite() or not minimum <= amount <= maximum
+                or (isinstance(exponent, int) and exponent < -decimals)):
             raise ConfigError(f"{name} must be a positive dollar amount from {minimum} to {maximum} "
                               f"(at most {decimals} decimals), got {value!r}")
         return amount
 
-    def decimal(self, name: str, *, minimum, maximum) -> Decimal:
+    def decimal(self, name: str, *, minimum: Decimal | int, maximum: Decimal | int) -> Decimal:
         """A number from `minimum` to `maximum` inclusive (points, a share)."""
-        value = self.text(name)
+        value = self.defaulted(name)
         try:
             number = Decimal(value)
         except InvalidOperation:
@@ -405,7 +416,7 @@ class _Env:
         return number
 
     def boolean(self, name: str) -> bool:
-        value = self.text(name)
+        value = self.defaulted(name)
         lowered = value.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
@@ -414,7 +425,7 @@ class _Env:
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
     def choice(self, name: str, choices: tuple[str, ...]) -> str:
-        value = self.text(name).lower()
+        value = self.defaulted(name).lower()
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
@@ -430,7 +441,7 @@ class _Env:
 
     def path(self, name: str) -> Path:
         """A file; a relative path starts at the project root."""
-        value = self.text(name)
+        value = self.defaulted(name)
         path = Path(value)
         if not path.is_absolute():
             path = PROJECT_ROOT / path
@@ -441,9 +452,9 @@ class _Env:
     def directory(self, name: str) -> Path:
         """A directory: a given path is taken as it is; the default is under the project root."""
         value = self.given(name)
-        return Path(value) if value is not None else PROJECT_ROOT / _REGISTERED[name].default
+        return Path(value) if value is not None else PROJECT_ROOT / self.defaulted(name)
 
-    def prices(self, name: str) -> dict:
+    def prices(self, name: str) -> dict[str, dict[str, Decimal]]:
         """`{"model": {"input": usd_per_1M, "cached_input": …, "output": …}}`, validated."""
         value = self.given(name)
         if value is None:

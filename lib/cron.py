@@ -10,7 +10,7 @@ def cron_matches(schedule: str, moment: datetime) -> bool:
     """Standard 5-field cron: `*`, `*/n`, `a-b`, `a,b`, numbers (Vercel Cron runs in UTC)."""
     fields = schedule.split()
     values = (moment.minute, moment.hour, moment.day, moment.month, (moment.isoweekday() % 7))
-    return len(fields) == 5 and all(_field_matches(f, v) for f, v in zip(fields, values))
+    return len(fields) == 5 and all(_field_matches(f, v) for f, v in zip(fields, values, strict=True))
 
 
 def _field_matches(field: str, value: int) -> bool:

@@ -18,19 +18,20 @@ import re
 import secrets
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from lib import referee
-from lib.canary import outlook
 from lib.app import open_store
 from lib.battle import closer_system_prompt
-from lib.config import VERCEL_JSON, Settings, admin_password
+from lib.config import VERCEL_JSON, Database, Settings, admin_password
 from lib.cron import cron_matches
-from lib.http import ApiError, Page, Request
-from lib.store import Rejected
-from lib.store.queries import Queries, ReviewStatus
+from lib.http import Answer, ApiError, Body, Page, Request
+from lib.store import Rejected, Store
+from lib.store.queries import PauseState, Queries, ReviewStatus, VersionChange, VersionList
+from lib.store.views import FeedPage, RefereeReport
 
 STATIC = Path(__file__).resolve().parent / "static"
 REALM = 'Basic realm="Training monitor", charset="UTF-8"'
@@ -42,6 +43,8 @@ _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?
 # The page's script, in order: shared helpers, one file per panel, then the loop that drives them.
 SCRIPTS = ("core.js", "panels/banner.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
            "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/referee.js", "main.js")
+# A request's query string, one value per name.
+type Query = Mapping[str, str]
 RANGES = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 TRAIN_PATH = "/api/cron/train"
 
@@ -87,20 +90,20 @@ def page() -> Page:
                        "X-Frame-Options": "DENY", "Cache-Control": "no-store"})
 
 
-def _uuid_arg(value, name: str, what: str = "a battle id") -> str:
+def _uuid_arg(value: object, name: str, what: str = "a battle id") -> str:
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
         raise ApiError(400, {"error": f"{name} must be {what} (a UUID)"}) from None
 
 
-def _version_arg(value, name: str) -> int:
+def _version_arg(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ApiError(400, {"error": f"{name} must be a version number (a positive integer)"})
-    return value
+    return int(value)
 
 
-def _flag(body: dict, name: str) -> bool:
+def _flag(body: Body, name: str) -> bool:
     value = body.get(name, False)
     if not isinstance(value, bool):
         raise ApiError(400, {"error": f"{name} must be true or false"})
@@ -121,7 +124,7 @@ def _timestamp_arg(value: str | None, name: str) -> str | None:
     return value
 
 
-def _tactic_arg(value) -> str | None:
+def _tactic_arg(value: object) -> str | None:
     """The edited tactic: absent or null means the breakthrough's own snippet."""
     if value is None:
         return None
@@ -134,7 +137,7 @@ def _tactic_arg(value) -> str | None:
     return value
 
 
-def _feed(queries: Queries, query: dict, settings: Settings):
+def _feed(queries: Queries, query: Query, settings: Settings) -> FeedPage:
     after_id = query.get("afterId")
     return queries.feed(_timestamp_arg(query.get("afterUpdatedAt"), "afterUpdatedAt"),
                         _uuid_arg(after_id, "afterId") if after_id else None)
@@ -142,10 +145,10 @@ def _feed(queries: Queries, query: dict, settings: Settings):
 
 # ---- the schedule: when vercel.json's cron next calls the train function -------------------------
 
-_schedule_cache: dict = {}
+_schedule_cache: dict[tuple[str, datetime], str | None] = {}
 
 
-def next_scheduled_run(now: datetime) -> dict | None:
+def next_scheduled_run(now: datetime) -> dict[str, str | None] | None:
     """`{"schedule", "at"}` for the train cron in vercel.json (UTC, as Vercel Cron runs), or None
     when there is no such cron or file. `at` is None if it is more than 8 days away."""
     try:
@@ -155,7 +158,7 @@ def next_scheduled_run(now: datetime) -> dict | None:
     schedule = next((c.get("schedule") for c in crons if c.get("path") == TRAIN_PATH), None)
     if not schedule:
         return None
-    minute = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
     key = (schedule, minute)
     if key not in _schedule_cache:
         moment, at = minute + timedelta(minutes=1), None
@@ -171,33 +174,33 @@ def next_scheduled_run(now: datetime) -> dict | None:
 
 # ---- views ---------------------------------------------------------------------------------------
 
-def _health(queries: Queries, query: dict, settings) -> dict:
+def _health(queries: Queries, query: Query, settings: Settings) -> Body:
     health = queries.dashboard_health()
     budget = {period: {"limit": float(limit)} for period, limit in
               (("day", getattr(settings, "daily_budget_usd", None)),
                ("month", getattr(settings, "monthly_budget_usd", None))) if limit is not None}
     return {**health, "costCap": float(settings.cost_cap_usd), "budget": budget or None,
-            "nextRun": next_scheduled_run(datetime.now(timezone.utc))}
+            "nextRun": next_scheduled_run(datetime.now(UTC))}
 
 
-def _runs(queries: Queries, query: dict, settings) -> dict:
+def _runs(queries: Queries, query: Query, settings: Settings) -> Body:
     name = query.get("range") or "7d"
     if name not in RANGES:
         raise ApiError(400, {"error": f"range must be one of {', '.join(RANGES)}"})
     return {**queries.dashboard_runs(RANGES[name]), "range": name, "costCap": float(settings.cost_cap_usd)}
 
 
-def _referee(queries: Queries, query: dict, settings: Settings):
+def _referee(queries: Queries, query: Query, settings: Settings) -> RefereeReport:
     """`{"consistency", "precision", "unconfirmed", "calibration"}`: the Referee panel."""
     return queries.referee_report(settings.scout_threshold, referee.CONSISTENCY_DAYS, referee.PRECISION_DAYS,
                                   referee.PRECISION_MIN_DECISIONS)
 
 
-def _versions(queries: Queries, query: dict, settings: Settings):
-    return outlook(queries.versions(settings.canary_max_pairs))
+def _versions(queries: Queries, query: Query, settings: Settings) -> VersionList:
+    return queries.versions(settings.canary_max_pairs)
 
 
-def _tactics(queries: Queries, query: dict, settings: Settings):
+def _tactics(queries: Queries, query: Query, settings: Settings) -> Body:
     """The active version's tactics and the closer prompt they make (the base prompt as recorded by
     the last run, or CLOSER_PROMPT_PATH's before any)."""
     active = queries.tactics()
@@ -206,8 +209,8 @@ def _tactics(queries: Queries, query: dict, settings: Settings):
     return {"tactics": active["tactics"], "promptPreview": prompt, "versionId": active["versionId"]}
 
 
-# Each view answers `?view=<name>` from (queries, the query string, the settings).
-VIEWS = {
+# Each view answers `?view=<name>` from (queries, the query string, the settings); None is a 404.
+VIEWS: dict[str, Callable[[Queries, Query, Settings], Answer | None]] = {
     "health": _health,
     "feed": _feed,
     "battle": lambda queries, query, settings: queries.battle(_uuid_arg(query.get("id"), "id")),
@@ -219,23 +222,23 @@ VIEWS = {
     "tactics": _tactics,
 }
 
-def _promote(queries: Queries, body: dict):
+def _promote(queries: Queries, body: Body) -> VersionChange:
     return queries.promote_breakthrough(_uuid_arg(body.get("battleId"), "battleId"),
                                         _tactic_arg(body.get("tacticText")), _flag(body, "direct"))
 
 
-def _deactivate(queries: Queries, body: dict):
+def _deactivate(queries: Queries, body: Body) -> VersionChange:
     return queries.deactivate_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), _flag(body, "direct"))
 
 
-def _edit(queries: Queries, body: dict):
+def _edit(queries: Queries, body: Body) -> VersionChange:
     text = _tactic_arg(body.get("tacticText"))
     if text is None:
         raise ApiError(400, {"error": "tacticText is required"})
     return queries.edit_tactic(_uuid_arg(body.get("tacticId"), "tacticId", "a tactic id"), text, _flag(body, "direct"))
 
 
-def _pause(queries: Queries, body: dict):
+def _pause(queries: Queries, body: Body) -> PauseState:
     reason = str(body.get("reason") or "").strip()[:500]
     if not reason:
         raise ApiError(400, {"error": "A pause needs a reason"})
@@ -243,7 +246,7 @@ def _pause(queries: Queries, body: dict):
 
 
 # Each action answers `POST ?action=<name>` from (queries, the JSON body).
-ACTIONS = {
+ACTIONS: dict[str, Callable[[Queries, Body], object]] = {
     "promote": _promote,
     "deactivate": _deactivate,
     "edit": _edit,
@@ -257,7 +260,7 @@ ACTIONS = {
 }
 
 
-def _act(queries: Queries, action: str, body: dict):
+def _act(queries: Queries, action: str, body: Body) -> object:
     if action not in ACTIONS:
         raise ApiError(400, {"error": f"Unknown action {action[:40]!r}"})
     return ACTIONS[action](queries, body)
@@ -266,10 +269,10 @@ def _act(queries: Queries, action: str, body: dict):
 # ---- the connection a warm function keeps ----------------------------------------------------------
 
 _store_lock = threading.Lock()
-_stores: dict = {}
+_stores: dict[Database, Store] = {}
 
 
-def _store(settings):
+def _store(settings: Settings) -> tuple[Store, bool]:
     """The store for these settings, opened once per process and kept. Returns (store, close_after):
     the embedded server is the exception, started and stopped per request (only the CLI uses it;
     `serve` points the handlers at one it started itself)."""
@@ -286,9 +289,9 @@ def _store(settings):
     return store, False
 
 
-def respond(request: Request):
+def respond(request: Request) -> tuple[int, Answer]:
     require_admin(request)
-    view, action = request.query.get("view"), request.query.get("action")
+    view, action = request.query.get("view", ""), request.query.get("action")
     if request.method == "GET" and not view:
         return 200, page()
     if request.method == "POST":

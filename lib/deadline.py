@@ -11,6 +11,8 @@ import math
 import time
 from dataclasses import dataclass
 
+from lib.config import Settings
+
 # A write that records what happened (a battle's end, the run's figures) gets this long past the
 # deadline, so work cut short by the deadline is still saved.
 WRITE_GRACE_S = 1.0
@@ -22,17 +24,17 @@ class Deadline:
     limit_s: float  # seconds allowed from `start`; math.inf for no deadline
 
     @classmethod
-    def after(cls, seconds: float, start: float | None = None) -> "Deadline":
+    def after(cls, seconds: float, start: float | None = None) -> Deadline:
         """The deadline `seconds` after `start` (default now)."""
         return cls(time.monotonic() if start is None else start, seconds)
 
     @classmethod
-    def for_run(cls, settings, start: float | None = None) -> "Deadline":
+    def for_run(cls, settings: Settings, start: float | None = None) -> Deadline:
         """MAX_TRAINING_EXECUTION_TIME_MS after `start` (default now)."""
         return cls.after(settings.max_execution_ms / 1000, start)
 
     @classmethod
-    def none(cls) -> "Deadline":
+    def none(cls) -> Deadline:
         """No deadline: nothing waits for the work (the CLI's follow-ups)."""
         return cls(time.monotonic(), math.inf)
 
@@ -55,7 +57,7 @@ class Deadline:
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.start) * 1000)
 
-    def extended(self, seconds: float) -> "Deadline":
+    def extended(self, seconds: float) -> Deadline:
         """The same clock, `seconds` more allowed."""
         return Deadline(self.start, self.limit_s + seconds)
 

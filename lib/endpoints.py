@@ -5,12 +5,14 @@ never slow a 401; `openai`, `psycopg` and `requests` still load only where they 
 """
 from __future__ import annotations
 
+from lib.app import make_llm, open_store
 from lib.config import Settings
 from lib.deadline import Deadline
 from lib.http import ApiError, Request, body_positive_int, query_positive_int
-from lib.app import make_llm, open_store
+from lib.llm import LLM
 from lib.runner import RunRefused
 from lib.scout import scan
+from lib.store import JSONObject, Store
 from lib.training import train_once
 
 
@@ -24,12 +26,12 @@ def parse_batch_size(request: Request) -> int | None:
     return body_positive_int(request.json_object(), "batchSize")
 
 
-def _open(settings):
+def _open(settings: Settings) -> tuple[Store, LLM]:
     llm = make_llm(settings)  # a missing key fails before the database is touched
     return open_store(settings), llm
 
 
-def train(request: Request) -> tuple[int, dict]:
+def train(request: Request) -> tuple[int, JSONObject]:
     requested = parse_batch_size(request)
     settings = Settings.from_env()
     llm = make_llm(settings)  # a missing key fails before the database is touched
@@ -50,7 +52,7 @@ def train(request: Request) -> tuple[int, dict]:
     return 200, {"success": True, "message": message, "batch": batch}
 
 
-def _fan_out(request: Request, settings) -> int:
+def _fan_out(request: Request, settings: Settings) -> int:
     """How many runs this call starts: CRON_FAN_OUT for Vercel Cron's GET, one for a manual POST
     and for the runs it dispatches (`?fanOut=0`)."""
     if request.method != "GET" or request.query.get("fanOut") == "0":
@@ -58,7 +60,7 @@ def _fan_out(request: Request, settings) -> int:
     return settings.cron_fan_out
 
 
-def _refusal(refused) -> tuple[int, dict]:
+def _refusal(refused: RunRefused) -> tuple[int, JSONObject]:
     """The status and body for a refused run; the wording is RunRefused's, shared with the CLI."""
     outcome = refused.outcome
     if refused.reason == "paused":
@@ -73,7 +75,7 @@ def _refusal(refused) -> tuple[int, dict]:
     return status, {"error": refused.error, "message": refused.hint}
 
 
-def scout_scan(request: Request) -> tuple[int, dict]:
+def scout_scan(request: Request) -> tuple[int, JSONObject]:
     settings = Settings.from_env()
     store, llm = _open(settings)
     try:

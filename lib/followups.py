@@ -18,13 +18,15 @@ from urllib.parse import urljoin, urlsplit
 
 from lib import canary, slack
 from lib.budget import COST_CAP_REACHED
-from lib.config import ConfigError
+from lib.config import ConfigError, Settings
 from lib.deadline import Deadline
+from lib.llm import LLM
 from lib.log import log
 from lib.redact import redact
+from lib.runner import RunRefused
 from lib.scout import scan
-from lib.store import StoreError
-from lib.store.queries import Queries
+from lib.store import JSONObject, Store, StoreError
+from lib.store.queries import BatchSummary, Queries
 
 # The follow-ups share what is left before the response leaves, at most this long each, and are
 # skipped when less than FOLLOW_UP_MIN_S is left.
@@ -42,12 +44,12 @@ Scout = Literal["webhook", "in_process"]
 
 @dataclass
 class Trained:
-    batch: dict  # the run's figures: the HTTP response's `batch` (docs/http.md)
-    scan: dict | None = None  # the in-process scout scan's result, when one ran
+    batch: BatchSummary  # the run's figures: the HTTP response's `batch` (docs/http.md)
+    scan: JSONObject | None = None  # the in-process scout scan's result, when one ran
 
 
-def follow_up(settings, store, llm, batch: dict, *, run_deadline: Deadline, planned_pairs: int, scout: Scout,
-              errors: list[str]) -> Trained:
+def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *, run_deadline: Deadline,
+              planned_pairs: int, scout: Scout, errors: list[str]) -> Trained:
     """Does the work after a finished run (see the module's docstring) and returns the batch with
     its `canary`, `scoutNotified` and every error. `errors` are the caller's, saved with the rest.
 
@@ -65,7 +67,7 @@ def follow_up(settings, store, llm, batch: dict, *, run_deadline: Deadline, plan
     if batch["breakthroughs"]:
         _tell_slack(settings, batch, slack.batch_summary_message(batch, settings.app_url), respond_by,
                     "Batch summary to Slack", errors)
-    result = None
+    result: JSONObject | None = None
     if scout == "webhook":
         notified = notify_scout(settings, batch, respond_by, errors)
     else:
@@ -78,8 +80,8 @@ def follow_up(settings, store, llm, batch: dict, *, run_deadline: Deadline, plan
     return Trained(batch, result)
 
 
-def look_at_canary(settings, store, batch: dict, run_deadline: Deadline, planned_pairs: int,
-                   errors: list[str]) -> dict | None:
+def look_at_canary(settings: Settings, store: Store, batch: BatchSummary, run_deadline: Deadline, planned_pairs: int,
+                   errors: list[str]) -> JSONObject | None:
     """The canary's look after the run (pairs, figures, maybe a decision): what the batch's `canary`
     shows, None without a candidate. Never fails the run: the pairs stay in the battle rows, and
     the next run's look counts them."""
@@ -97,7 +99,8 @@ def look_at_canary(settings, store, batch: dict, run_deadline: Deadline, planned
     return look
 
 
-def _review(settings, store, run_deadline: Deadline, *, simulated: bool, errors: list[str]) -> dict | None:
+def _review(settings: Settings, store: Store, run_deadline: Deadline, *, simulated: bool,
+            errors: list[str]) -> JSONObject | None:
     queries = Queries(store)
     writes_by = run_deadline.for_writes()
     pairs = queries.canary_pairs(deadline=writes_by)
@@ -108,7 +111,7 @@ def _review(settings, store, run_deadline: Deadline, *, simulated: bool, errors:
     ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
     outcome = queries.record_canary(pairs["candidateId"], look.decision, look.pairs, rounded, ci95,
                                     settings.canary_max_pairs, deadline=writes_by)
-    summary = {"candidateId": pairs["candidateId"], "activeId": pairs["activeId"], "pairs": look.pairs,
+    summary: JSONObject = {"candidateId": pairs["candidateId"], "activeId": pairs["activeId"], "pairs": look.pairs,
                "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
                "decision": look.decision if outcome["recorded"] else "superseded"}
     skipped = pairs.get("skipped", 0) + look.skipped
@@ -128,7 +131,7 @@ def _review(settings, store, run_deadline: Deadline, *, simulated: bool, errors:
     return summary
 
 
-def _cost_cap_reason(batch: dict) -> str:
+def _cost_cap_reason(batch: BatchSummary) -> str:
     """The budget's own words, which the run recorded among its errors."""
     for error in batch["errors"]:
         if error.startswith(COST_CAP_REACHED):
@@ -136,7 +139,7 @@ def _cost_cap_reason(batch: dict) -> str:
     return f"{COST_CAP_REACHED}: the batch reached its ${batch['costCap']} cap"
 
 
-def _alert_cost_cap(settings, batch: dict, run_deadline: Deadline, errors: list[str]) -> None:
+def _alert_cost_cap(settings: Settings, batch: BatchSummary, run_deadline: Deadline, errors: list[str]) -> None:
     """Always logged; sent to Slack even past the deadline: training is paused."""
     reason = _cost_cap_reason(batch)
     log("cost_cap_reached", level=logging.WARNING, runId=batch["runId"], reason=reason)
@@ -146,7 +149,7 @@ def _alert_cost_cap(settings, batch: dict, run_deadline: Deadline, errors: list[
         errors.append(f"Cost cap Slack alert failed: {failure}")
 
 
-def alert_budget_refused(settings, refused) -> None:
+def alert_budget_refused(settings: Settings, refused: RunRefused) -> None:
     """The first budget refusal of a UTC day reaches Slack (the database says which one is first)."""
     message = f"{refused.error}: {refused.outcome['reason']}"
     log("budget_reached", level=logging.WARNING, reason=message)
@@ -155,7 +158,8 @@ def alert_budget_refused(settings, refused) -> None:
                timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
 
 
-def _tell_slack(settings, batch: dict, payload: dict, respond_by: Deadline, what: str, errors: list[str]) -> None:
+def _tell_slack(settings: Settings, batch: BatchSummary, payload: slack.Payload, respond_by: Deadline, what: str,
+                errors: list[str]) -> None:
     timeout = respond_by.for_follow_up(FOLLOW_UP_MAX_S, FOLLOW_UP_MIN_S)
     if timeout is None:
         return
@@ -164,7 +168,7 @@ def _tell_slack(settings, batch: dict, payload: dict, respond_by: Deadline, what
         errors.append(f"{what} failed: {failure}")
 
 
-def notify_scout(settings, batch: dict, respond_by: Deadline, errors: list[str]) -> bool:
+def notify_scout(settings: Settings, batch: BatchSummary, respond_by: Deadline, errors: list[str]) -> bool:
     """POSTs the scout webhook; a failure is logged and reported, never fatal to the batch."""
     if not settings.app_url:
         log("scout_skipped", level=logging.WARNING, runId=batch["runId"],
@@ -197,14 +201,15 @@ def notify_scout(settings, batch: dict, respond_by: Deadline, errors: list[str])
     return True
 
 
-def _scout_failed(batch: dict, cause: str, errors: list[str]) -> bool:
+def _scout_failed(batch: BatchSummary, cause: str, errors: list[str]) -> bool:
     cause = redact(cause)
     errors.append(f"Failed to notify Tactical Scout: {cause}")
     log("scout_notify_failed", level=logging.WARNING, runId=batch["runId"], cause=cause)
     return False
 
 
-def _scan_here(settings, store, llm, batch: dict, errors: list[str]) -> tuple[bool, dict | None]:
+def _scan_here(settings: Settings, store: Store, llm: LLM, batch: BatchSummary,
+               errors: list[str]) -> tuple[bool, JSONObject | None]:
     """The CLI's scout: one scan in this process, once a battle has completed."""
     if not batch["battlesCompleted"]:
         return False, None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from lib.llm import CallContext, LLMError, Role, Usage
+from lib.llm import LLM, CallContext, LLMError, Message, Role, Usage
 from lib.referee import ATTEMPTS, render_transcript
 
 HEAD_TO_HEAD_MAX_TOKENS = 300
@@ -68,7 +68,7 @@ class HeadToHead:
         return None if self.answer == TIE else self.answer == FIRST
 
 
-def messages_for(first: list, second: list) -> list[dict]:
+def messages_for(first: list[dict[str, str]], second: list[dict[str, str]]) -> list[Message]:
     calls = f"CALL A:\n{render_transcript(first)}\n\nCALL B:\n{render_transcript(second)}"
     return [{"role": "system", "content": HEAD_TO_HEAD_PROMPT}, {"role": "user", "content": calls}]
 
@@ -79,13 +79,13 @@ def parse_answer(text: str) -> str:
     except (TypeError, json.JSONDecodeError):
         raise MalformedHeadToHead("head-to-head answer is not JSON") from None
     better = data.get("better") if isinstance(data, dict) else None
-    if better not in (FIRST, SECOND, TIE):
+    if not isinstance(better, str) or better not in (FIRST, SECOND, TIE):
         raise MalformedHeadToHead(f"head-to-head 'better' is not one of {FIRST!r}, {SECOND!r}, {TIE!r}")
     return better
 
 
-def judge(llm, ctx: CallContext, model: str, candidate: list, active: list, candidate_first: bool, usage: Usage,
-          seed: str | None = None) -> HeadToHead:
+def judge(llm: LLM, ctx: CallContext, model: str, candidate: list[dict[str, str]], active: list[dict[str, str]],
+          candidate_first: bool, usage: Usage, seed: str | None = None) -> HeadToHead:
     """Asks which of the pair's two calls went better, the candidate's shown first when
     `candidate_first` (a fair coin the caller draws and records). Each call's usage is added to
     `usage` as it is paid. `seed` is the two battles' ids joined by "|" (the simulator reads them).

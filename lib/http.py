@@ -16,12 +16,19 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from lib import log as logs
 from lib.config import ConfigError, cron_secret
 from lib.redact import redact
+
+# A JSON object: a request's body, an error's body.
+type Body = dict[str, Any]
+# What a handler answers: JSON (an object, one of the query layer's TypedDicts, a list) or a page.
+type Answer = Mapping[str, Any] | list[Any] | Page
 
 MAX_BODY_BYTES = 64 * 1024
 # Beyond these, a value is refused (400), never parsed: no input of ours needs more, and both
@@ -37,7 +44,7 @@ _DIGITS = re.compile(r"[0-9]+")
 class ApiError(Exception):
     """An answer other than 200, with its JSON body."""
 
-    def __init__(self, status: int, body: dict, headers: dict | None = None):
+    def __init__(self, status: int, body: Body, headers: dict[str, str] | None = None):
         super().__init__(body.get("error", str(status)))
         self.status = status
         self.body = body
@@ -51,7 +58,7 @@ class ClientDisconnected(Exception):
 class Page:
     """An HTML answer (the dashboard), with its own headers (its Content-Security-Policy)."""
 
-    def __init__(self, html: str, headers: dict):
+    def __init__(self, html: str, headers: dict[str, str]):
         self.html = html
         self.headers = headers
 
@@ -105,7 +112,7 @@ class Request:
             raise ApiError(400, {"error": "Request body shorter than its Content-Length"})
         return data
 
-    def json_object(self) -> dict:
+    def json_object(self) -> Body:
         """The body as a JSON object; an empty body is `{}`."""
         raw = self.raw_body()
         if not raw.strip():
@@ -132,7 +139,7 @@ def _json_integer(text: str) -> int:
     return int(text)
 
 
-def _depth(value) -> int:
+def _depth(value: Any) -> int:
     """How deeply a parsed JSON value nests (a scalar is 0), without recursion."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -165,14 +172,14 @@ def query_positive_int(request: Request, name: str) -> int | None:
     return int(digits)
 
 
-def body_positive_int(body: dict, name: str) -> int | None:
+def body_positive_int(body: Body, name: str) -> int | None:
     """`{"name": n}` from a parsed body; absent or null is None."""
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ApiError(400, {"error": f"{name} must be a positive integer, got {json.dumps(value)[:40]}"})
-    return value
+    return int(value)
 
 
 def require_cron_secret(request: Request) -> None:
@@ -196,38 +203,38 @@ class JsonHandler(BaseHTTPRequestHandler):
     methods: tuple[str, ...] = ("GET", "POST")
     server_version = "autonomous-training"
 
-    def respond(self, request: Request) -> tuple[int, dict | Page]:
+    def respond(self, request: Request) -> tuple[int, Answer]:
         raise NotImplementedError
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_HEAD(self):
+    def do_HEAD(self) -> None:
         self._dispatch("HEAD")
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PUT(self):
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def do_PATCH(self):
+    def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_DELETE(self):
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
     # The `request` JSON line is the access log. Vercel's runtime puts its own `log_message`
     # (an access line on stdout) before ours in the class order, so the hooks that call it are
     # what is replaced here.
-    def log_request(self, code="-", size="-"):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 
-    def log_error(self, format, *args):
+    def log_error(self, format: str, *args: Any) -> None:
         logs.configure()
         logs.log("http_error", level=logging.WARNING, message=(format % args)[:300])
 
-    def log_message(self, format, *args):
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _dispatch(self, method: str) -> None:
@@ -263,7 +270,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         logs.log("client_disconnected", level=logging.WARNING, requestId=request.id, method=request.method,
                  path=request.path, during=during)
 
-    def _send(self, status: int, data: bytes, content_type: str, headers: dict) -> None:
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -277,7 +284,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def error_response(exc: Exception, request_id: str) -> tuple[int, dict]:
+def error_response(exc: Exception, request_id: str) -> tuple[int, Body]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
     from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
 

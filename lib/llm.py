@@ -16,12 +16,18 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from lib.budget import Budget, estimated_tokens, price_for, prompt_token_bound, usage_cost, worst_case_cost
+from lib.budget import Budget, Price, estimated_tokens, price_for, prompt_token_bound, usage_cost, worst_case_cost
 from lib.redact import redact
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 MAX_ATTEMPTS = 3
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -29,6 +35,11 @@ MIN_USEFUL_CALL_S = 0.5
 # Reasoning models take `reasoning_effort`, and count their reasoning in `max_completion_tokens`:
 # gpt-5, gpt-5-mini, gpt-5.1…, o1, o3, o4-mini… (not gpt-5-chat-latest, a chat model).
 REASONING_MODEL = re.compile(r"^(?:gpt-5(?![\w.-]*-chat)|o\d)")
+
+# A chat message as the API takes it: `role` and `content`.
+type Message = dict[str, str]
+# A `response_format` (a JSON schema the answer must follow).
+type ResponseFormat = dict[str, Any]
 
 
 class Role(StrEnum):
@@ -45,7 +56,7 @@ class LLMError(RuntimeError):
     """A chat call failed for good (after the retries that fit). The message is redacted: a
     provider's error text may echo a key or a URL."""
 
-    def __init__(self, message: str = "", usage: "Usage | None" = None):
+    def __init__(self, message: str = "", usage: Usage | None = None):
         super().__init__(redact(message))
         self.usage = usage  # what the failed call was billed, when the provider answered
 
@@ -70,7 +81,7 @@ class Stopped(LLMError):
 class Retryable(Exception):
     """A transport's failure worth another attempt; `retry_after` (seconds) cools every thread down."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, headers: dict | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, headers: dict[str, str] | None = None):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
@@ -80,7 +91,7 @@ class Retryable(Exception):
 class RateGate:
     """A cooldown shared by all threads of a run: after a 429 every thread waits it out."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._until = 0.0
         self._lock = threading.Lock()
 
@@ -107,7 +118,7 @@ class Usage:
     completion_tokens: int = 0
     cost: Decimal = Decimal(0)
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.cached_tokens += other.cached_tokens
         self.completion_tokens += other.completion_tokens
@@ -130,7 +141,20 @@ class Completion:
     cached_tokens: int
     completion_tokens: int
     finish_reason: str | None = None  # "stop", "length" (cut by the token limit)…
-    headers: dict | None = None  # the provider's x-ratelimit-* headers, for the run's pacer
+    headers: dict[str, str] | None = None  # the provider's x-ratelimit-* headers, for the run's pacer
+
+
+class RatePacer[Ticket](Protocol):
+    """What a call asks of its run's pacer (`lib.pacing.Pacer`, which imports this module): room
+    under the provider's rate limits before the request leaves, then the answer's figures."""
+
+    def acquire(self, model: str, tokens: int, deadline: float, stop: threading.Event) -> Ticket:
+        """Waits for room for one request of `tokens`; raises `DeadlineExceeded` or `Stopped`."""
+        ...
+
+    def observe(self, ticket: Ticket, headers: Mapping[str, str] | None) -> None:
+        """Takes the provider's rate-limit headers from the answer to `ticket`'s request."""
+        ...
 
 
 @dataclass
@@ -142,11 +166,11 @@ class CallContext:
     deadline: float
     gate: RateGate
     stop: threading.Event
-    pacer: object | None = None
+    pacer: RatePacer[Any] | None = None
     halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
-    def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> "CallContext":
+    def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> CallContext:
         """A fresh context: a `Budget` with this cost cap, its own cooldown, and `stop` (or a new event)."""
         return cls(Budget(cap), deadline, RateGate(), threading.Event() if stop is None else stop)
 
@@ -157,10 +181,25 @@ class CallContext:
         self.stop.set()
 
 
+class Transport(Protocol):
+    """Sends one request: `OpenAITransport`, or `lib.simulator.SimulatedTransport` offline."""
+
+    simulated: bool
+
+    def prepare(self) -> None:
+        """Sets up what the first call needs (the SDK client); may be slow, is safe to repeat."""
+
+    def complete(self, role: Role, model: str, messages: list[Message], max_tokens: int,
+                 response_format: ResponseFormat | None, timeout: float, nonce: int = 0,
+                 seed: str | None = None) -> Completion:
+        """The answer, or `LLMError` for good, `Retryable` for a failure worth another attempt."""
+        ...
+
+
 class LLM:
     """Chat calls through a transport, bounded by the run's budget and deadline."""
 
-    def __init__(self, transport, prices: dict):
+    def __init__(self, transport: Transport, prices: dict[str, Price]):
         self.transport = transport
         self.prices = prices
         self._warming: threading.Thread | None = None
@@ -188,8 +227,8 @@ class LLM:
             self._warming.join()
         self.transport.prepare()
 
-    def chat(self, ctx: CallContext, role: Role, model: str, messages: list[dict], max_tokens: int,
-             response_format: dict | None = None, nonce: int = 0, *, seed: str | None = None) -> Reply:
+    def chat(self, ctx: CallContext, role: Role, model: str, messages: list[Message], max_tokens: int,
+             response_format: ResponseFormat | None = None, nonce: int = 0, *, seed: str | None = None) -> Reply:
         """One call. `nonce` tells apart independent draws of the same request (a re-score): a
         provider samples each request anew anyway. `seed` is an opaque key a transport may use to
         make its answers reproducible (the simulator seeds a battle's randomness with the battle
@@ -200,9 +239,9 @@ class LLM:
             raise Stopped("run stopped")
         if not ctx.budget.reserve(worst):
             ctx.stop.set()
-            raise BudgetExceeded(ctx.budget.trip_reason)
+            raise BudgetExceeded(str(ctx.budget.trip_reason))  # set when reserve refuses
         # Until a request leaves, nothing can be billed; after, a failure may still be (a timeout).
-        sent = []
+        sent: list[int] = []
         actual = worst
         try:
             reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent,
@@ -223,8 +262,9 @@ class LLM:
         finally:
             ctx.budget.settle(worst, actual)
 
-    def _call_with_retries(self, ctx, role, model, messages, max_tokens, response_format, price,
-                           sent: list, nonce: int, seed: str | None) -> Reply:
+    def _call_with_retries(self, ctx: CallContext, role: Role, model: str, messages: list[Message], max_tokens: int,
+                           response_format: ResponseFormat | None, price: Price, sent: list[int], nonce: int,
+                           seed: str | None) -> Reply:
         last_error = "no attempt made"
         for attempt in range(MAX_ATTEMPTS):
             ctx.gate.wait(ctx.deadline, ctx.stop)
@@ -243,16 +283,15 @@ class LLM:
                 done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining,
                                                nonce=nonce, seed=seed)
             except Retryable as exc:
-                if ticket is not None:
+                if ticket is not None and ctx.pacer is not None:
                     ctx.pacer.observe(ticket, exc.headers)
                 last_error = exc.reason
                 if exc.retry_after is not None:
                     ctx.gate.cool_down(exc.retry_after)
-                elif attempt + 1 < MAX_ATTEMPTS:
-                    if ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
-                        raise Stopped("run stopped") from None
+                elif attempt + 1 < MAX_ATTEMPTS and ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
+                    raise Stopped("run stopped") from None
                 continue
-            if ticket is not None:
+            if ticket is not None and ctx.pacer is not None:
                 ctx.pacer.observe(ticket, done.headers)
             cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
             return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
@@ -267,7 +306,7 @@ def _why_empty(finish_reason: str | None) -> str:
     return f" (finish_reason {finish_reason})" if finish_reason else ""
 
 
-_clients: dict = {}
+_clients: dict[tuple[str, str | None], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
 
 
@@ -281,7 +320,7 @@ class OpenAITransport:
         self.base_url = base_url
         self.reasoning_effort = reasoning_effort
 
-    def client(self):
+    def client(self) -> openai.OpenAI:
         """One SDK client per key and URL per process: a warm instance skips its ~0.1 s set-up."""
         key = (self.api_key, self.base_url)
         with _clients_lock:
@@ -295,19 +334,20 @@ class OpenAITransport:
     def prepare(self) -> None:
         self.client()
 
-    def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
-                 response_format: dict | None, timeout: float, nonce: int = 0,
+    def complete(self, role: Role, model: str, messages: list[Message], max_tokens: int,
+                 response_format: ResponseFormat | None, timeout: float, nonce: int = 0,
                  seed: str | None = None) -> Completion:
         # Neither `nonce` nor `seed` is sent: every request is already an independent sample.
         import openai
 
-        kwargs = {"response_format": response_format} if response_format else {}
+        kwargs: dict[str, Any] = {"response_format": response_format} if response_format else {}
         if REASONING_MODEL.match(model):
             kwargs["reasoning_effort"] = self.reasoning_effort
         try:
             # The raw response: its headers carry the rate limits the pacer keeps under.
             raw = self.client().chat.completions.with_raw_response.create(
-                model=model, messages=messages, max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
+                model=model, messages=cast("list[ChatCompletionMessageParam]", messages),
+                max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
             completion = raw.parse()
         except openai.APITimeoutError:
             raise DeadlineExceeded(f"{model} did not answer within {timeout:.1f}s") from None
@@ -324,17 +364,19 @@ class OpenAITransport:
         if not completion.choices:
             raise LLMError(f"{model}: the answer had no choices")
         usage = completion.usage
+        if usage is None:  # nothing to bill by: the cost cap could not hold
+            raise LLMError(f"{model}: the answer reported no token usage")
         details = getattr(usage, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         return Completion(completion.choices[0].message.content or "", usage.prompt_tokens, cached,
                           usage.completion_tokens, completion.choices[0].finish_reason, _rate_limits(raw.headers))
 
 
-def _rate_limits(headers) -> dict:
+def _rate_limits(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower().startswith("x-ratelimit-")}
 
 
-def _retry_after(headers) -> float:
+def _retry_after(headers: Mapping[str, str]) -> float:
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
         if value:
@@ -348,7 +390,7 @@ def _retry_after(headers) -> float:
 BILLING_URL = "https://platform.openai.com/settings/organization/billing"
 
 
-def _refusal(model: str, exc) -> str | None:
+def _refusal(model: str, exc: openai.APIStatusError) -> str | None:
     """The message for an error no retry and no other call will fix, else None."""
     message = _error_message(exc)
     if exc.status_code == 429 and "insufficient_quota" in (getattr(exc, "code", None), getattr(exc, "type", None)):
@@ -361,7 +403,7 @@ def _refusal(model: str, exc) -> str | None:
     return None
 
 
-def _error_message(exc) -> str:
+def _error_message(exc: openai.APIStatusError) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         message = body.get("message") or (body.get("error") or {}).get("message")

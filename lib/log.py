@@ -15,6 +15,7 @@ import json
 import logging
 import sys
 import threading
+from typing import Any
 
 from lib.redact import redact
 
@@ -26,14 +27,14 @@ _configured = False
 _configure_lock = threading.Lock()
 
 
-def log(event: str, level: int = logging.INFO, **fields) -> None:
+def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
     if _logger.isEnabledFor(level):
         current = request_id.get()
         context = {"requestId": current} if current and "requestId" not in fields else {}
         _logger.log(level, json.dumps(_redacted({"event": event, **context, **fields}), default=str))
 
 
-def _redacted(value):
+def _redacted(value: Any) -> Any:
     """Every text in a log line passes redaction: an error field may hold a driver's words."""
     if isinstance(value, str):
         return redact(value)

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lib.llm import DeadlineExceeded, MIN_USEFUL_CALL_S, Stopped
+from lib.llm import MIN_USEFUL_CALL_S, DeadlineExceeded, Stopped
 
 # A call is let through only if it leaves this share of the bucket (absorbs other processes'
 # calls that the last answer did not show yet, and estimates a little short).
@@ -75,13 +76,13 @@ class _Model:
     tokens: Bucket | None = None
     seq: int = 0
     synced_seq: int = -1
-    sent_since_sync: list = field(default_factory=list)  # (seq, tokens) of calls after the last sync
+    sent_since_sync: list[tuple[int, int]] = field(default_factory=list)  # (seq, tokens) of calls after the last sync
 
 
 class Pacer:
     """Per-model request and token buckets, shared by every battle thread of a run."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._models: dict[str, _Model] = {}
@@ -121,7 +122,7 @@ class Pacer:
                     self._last_waited = time.monotonic()
                     self._changed.notify_all()
 
-    def observe(self, ticket: Ticket, headers) -> None:
+    def observe(self, ticket: Ticket, headers: Mapping[str, str] | None) -> None:
         """Takes the provider's figures from the answer to `ticket`'s call (a 429's too)."""
         if not headers:
             return
@@ -171,11 +172,11 @@ class Pacer:
                 self._changed.wait(min(wait, until - now))
 
 
-def _figures(headers, kind: str) -> tuple[float, float] | None:
+def _figures(headers: Mapping[str, str], kind: str) -> tuple[float, float] | None:
     try:
-        limit = float(headers.get(f"x-ratelimit-limit-{kind}"))
-        remaining = float(headers.get(f"x-ratelimit-remaining-{kind}"))
-    except (TypeError, ValueError):
+        limit = float(headers[f"x-ratelimit-limit-{kind}"])
+        remaining = float(headers[f"x-ratelimit-remaining-{kind}"])
+    except (KeyError, ValueError):
         return None
     if limit <= 0:
         return None

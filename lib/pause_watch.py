@@ -11,7 +11,7 @@ import threading
 
 from lib.deadline import Deadline
 from lib.log import log
-from lib.store.queries import Queries
+from lib.store.queries import PauseState, Queries
 
 # How often a running batch reads the pause (and a waiting start re-checks the stop signal).
 PAUSE_POLL_S = 0.5
@@ -36,7 +36,7 @@ class PauseWatch:
                 state = self.queries.pause_state(deadline=self.deadline.at)
             except Exception as exc:  # a missed poll only delays the stop; the battles go on
                 log("pause_poll_failed", runId=self.run_id, error=type(exc).__name__)
-                state = {"paused": False}
+                state = PauseState(paused=False, reason=None, pausedBy=None, updatedAt="")
             if state["paused"]:
                 self.reason = state["reason"] or "paused"
                 self.stop.set()

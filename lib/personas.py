@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 
+from lib.config import Settings
 from lib.deadline import Deadline
-from lib.llm import CallContext, Role
-from lib.store.queries import Queries
+from lib.llm import LLM, CallContext, Role
+from lib.store import JSONObject, Store
+from lib.store.queries import Queries, UpsertResult
 
 _COMMON_RULES = (
     "Stay in character as the homeowner for the whole conversation; never mention being an AI. "
@@ -19,7 +21,8 @@ _COMMON_RULES = (
 )
 
 
-def _persona(name, persona_type, description, situation, characteristics, attack_patterns):
+def _persona(name: str, persona_type: str, description: str, situation: str, characteristics: JSONObject,
+             attack_patterns: list[str]) -> JSONObject:
     return {
         "name": name,
         "persona_type": persona_type,
@@ -203,7 +206,7 @@ CATALOG = [
 ]
 
 
-def upsert_catalog(store, personas: list[dict] | None = None) -> list[dict]:
+def upsert_catalog(store: Store, personas: list[JSONObject] | None = None) -> list[UpsertResult]:
     """Upserts personas by name in one transaction; returns `[{name, action}]`."""
     return Queries(store).upsert_personas(CATALOG if personas is None else personas)
 
@@ -246,7 +249,7 @@ class InvalidPersona(ValueError):
     pass
 
 
-def validate_generated(item: dict, taken: set[str]) -> dict:
+def validate_generated(item: object, taken: set[str]) -> JSONObject:
     """A generated persona as a catalog entry, or `InvalidPersona` saying what is wrong."""
     if not isinstance(item, dict):
         raise InvalidPersona("not an object")
@@ -272,7 +275,7 @@ def validate_generated(item: dict, taken: set[str]) -> dict:
     return entry
 
 
-def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], list[str]]:
+def generate_with_llm(settings: Settings, store: Store, llm: LLM, count: int) -> tuple[list[UpsertResult], list[str]]:
     """Asks PERSONA_MODEL for `count` new personas, validates and upserts them.
 
     Returns the upsert results and the reasons any generated persona was refused. The call is
@@ -292,7 +295,8 @@ def generate_with_llm(settings, store, llm, count: int) -> tuple[list[dict], lis
         generated = json.loads(reply.text)["personas"]
     except (ValueError, KeyError, TypeError):
         raise InvalidPersona("the persona model's answer was not the requested JSON") from None
-    valid, refused = [], []
+    valid: list[JSONObject] = []
+    refused: list[str] = []
     for item in generated[:count]:
         try:
             entry = validate_generated(item, taken)

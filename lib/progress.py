@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, TextIO
+
+from lib.store.queries import BatchSummary
+
+if TYPE_CHECKING:  # the runner (and the LLM client under it) is the CLI's to import, when it runs a batch
+    from lib.runner import Progress
 
 
 class ProgressPrinter:
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO):
         self.stream = stream
         self.live = stream.isatty()
         self._lock = threading.Lock()
         self._drawn = False
 
-    def update(self, p) -> None:
+    def update(self, p: Progress) -> None:
         with self._lock:
             if self.live:
                 width = 24
@@ -34,7 +40,7 @@ class ProgressPrinter:
                 self._drawn = False
 
 
-def print_summary(batch: dict, stream) -> None:
+def print_summary(batch: BatchSummary, stream: TextIO) -> None:
     label = " (simulated LLM)" if batch.get("simulated") else ""
     rows = [
         ("run", f"{batch['runId']}{label}"),
@@ -45,10 +51,11 @@ def print_summary(batch: dict, stream) -> None:
         ("average score", "-" if batch["averageScore"] is None else f"{batch['averageScore']:.1f}"),
         ("breakthroughs", str(batch["breakthroughs"])),
         ("spend", f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"),
-        ("duration", f"{batch['durationMs'] / 1000:.1f}s"),
+        ("duration", f"{(batch['durationMs'] or 0) / 1000:.1f}s"),
     ]
-    if batch.get("error"):
-        rows.append(("error", batch["error"]))
+    error = batch.get("error")
+    if error:
+        rows.append(("error", error))
     look = batch.get("canary")
     if look:
         diff = "-" if look["diff"] is None else f"{look['diff']:+.1f}"

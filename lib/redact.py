@@ -60,7 +60,7 @@ def url_password(url: str | None) -> str | None:
     return userinfo.partition(":")[2] or None
 
 
-def redact(text) -> str:
+def redact(text: object) -> str:
     """`text` without credentials; None becomes ""."""
     if text is None:
         return ""

@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from lib.budget import price_for, prompt_token_bound, worst_case_cost
-from lib.llm import CallContext, LLMError, Role, Usage
+from lib.budget import Price, price_for, prompt_token_bound, worst_case_cost
+from lib.llm import LLM, CallContext, LLMError, Message, Role, Usage
 
 # Referee criteria and their weights (summing to 1): the one place the total is defined.
 CRITERIA = {
@@ -90,15 +91,15 @@ class MalformedVerdict(ValueError):
 
 @dataclass
 class Verdict:
-    scores: dict
+    scores: dict[str, int]
     total: Decimal
     feedback: str
     winning_rebuttal: str
     seller_agreed: bool
 
 
-def total_score(scores: dict) -> Decimal:
-    return sum(CRITERIA[name] * Decimal(scores[name]) for name in CRITERIA).quantize(Decimal("0.01"))
+def total_score(scores: dict[str, int]) -> Decimal:
+    return sum((CRITERIA[name] * Decimal(scores[name]) for name in CRITERIA), Decimal(0)).quantize(Decimal("0.01"))
 
 
 def parse_verdict(text: str) -> Verdict:
@@ -122,16 +123,16 @@ def parse_verdict(text: str) -> Verdict:
     return Verdict(scores, total_score(scores), data["feedback"], data["winning_rebuttal"], data["seller_agreed"])
 
 
-def render_transcript(transcript: list) -> str:
+def render_transcript(transcript: list[dict[str, str]]) -> str:
     return "\n".join(f"{'CLOSER' if line['speaker'] == 'closer' else 'SELLER'}: {line['text']}"
                      for line in transcript)
 
 
-def messages_for(transcript: list) -> list[dict]:
+def messages_for(transcript: list[dict[str, str]]) -> list[Message]:
     return [{"role": "system", "content": REFEREE_PROMPT}, {"role": "user", "content": render_transcript(transcript)}]
 
 
-def score(llm, ctx: CallContext, model: str, transcript: list, usage: Usage, nonce: int = 0,
+def score(llm: LLM, ctx: CallContext, model: str, transcript: list[dict[str, str]], usage: Usage, nonce: int = 0,
           seed: str | None = None) -> Verdict:
     """Scores a transcript; each call's usage is added to `usage` as it is paid, even if the score fails.
 
@@ -154,7 +155,7 @@ def score(llm, ctx: CallContext, model: str, transcript: list, usage: Usage, non
     raise LLMError(f"malformed referee answer twice: {problem}")
 
 
-def score_bound(model: str, prices: dict, transcript: list) -> Decimal:
+def score_bound(model: str, prices: dict[str, Price], transcript: list[dict[str, str]]) -> Decimal:
     """The most one `score()` of this transcript can cost: every attempt at its worst case."""
     worst = worst_case_cost(prompt_token_bound(messages_for(transcript), REFEREE_FORMAT), REFEREE_MAX_TOKENS,
                             price_for(model, prices))
@@ -190,7 +191,7 @@ class CalibrationError(ValueError):
     """The calibration set is not usable: the message says which item and why."""
 
 
-def load_calibration(path: Path = CALIBRATION_PATH) -> list[dict]:
+def load_calibration(path: Path = CALIBRATION_PATH) -> list[dict[str, Any]]:
     """The labelled set: `[{"id", "band": [low, high], "reason", "transcript": [{speaker, text}]}]`, checked."""
     try:
         items = json.loads(path.read_text())
@@ -198,7 +199,7 @@ def load_calibration(path: Path = CALIBRATION_PATH) -> list[dict]:
         raise CalibrationError(f"calibration set {path}: {exc}") from None
     if not isinstance(items, list) or not items:
         raise CalibrationError(f"calibration set {path}: expected a non-empty JSON array")
-    seen = set()
+    seen: set[str] = set()
     for index, item in enumerate(items):
         where = f"calibration item {index} ({item.get('id') if isinstance(item, dict) else '?'})"
         if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
@@ -220,11 +221,11 @@ def load_calibration(path: Path = CALIBRATION_PATH) -> list[dict]:
     return items
 
 
-def band_centre(item: dict) -> float:
-    return (item["band"][0] + item["band"][1]) / 2
+def band_centre(item: dict[str, Any]) -> float:
+    return float(item["band"][0] + item["band"][1]) / 2
 
 
-def calibration_bound(items: list[dict], model: str, prices: dict) -> Decimal:
+def calibration_bound(items: list[dict[str, Any]], model: str, prices: dict[str, Price]) -> Decimal:
     return sum((score_bound(model, prices, item["transcript"]) for item in items), Decimal(0))
 
 
@@ -249,12 +250,13 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
         return None
     rx, ry = _ranks([float(x) for x in xs]), _ranks([float(y) for y in ys])
     mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    covariance = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
     spread = math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
     return None if spread == 0 else round(covariance / spread, 4)
 
 
-def run_calibration(llm, items: list[dict], model: str, cap: Decimal, deadline: float, workers: int = 4) -> dict:
+def run_calibration(llm: LLM, items: list[dict[str, Any]], model: str, cap: Decimal, deadline: float,
+                    workers: int = 4) -> dict[str, Any]:
     """Scores every item with `model` under the cost `cap`; returns the agreement figures.
 
     `{"model", "simulated", "items", "scored", "spearman", "inBand", "cost", "outliers": [{"id",
@@ -264,7 +266,7 @@ def run_calibration(llm, items: list[dict], model: str, cap: Decimal, deadline: 
     """
     ctx = CallContext.for_cap(cap, deadline)
 
-    def one(item: dict) -> dict:
+    def one(item: dict[str, Any]) -> dict[str, Any]:
         try:
             verdict = score(llm, ctx, model, item["transcript"], Usage())
         except LLMError as exc:
@@ -275,7 +277,7 @@ def run_calibration(llm, items: list[dict], model: str, cap: Decimal, deadline: 
 
     with ThreadPoolExecutor(max(1, min(workers, len(items)))) as pool:
         results = list(pool.map(one, items))
-    scored = [(item, result) for item, result in zip(items, results) if result["score"] is not None]
+    scored = [(item, result) for item, result in zip(items, results, strict=True) if result["score"] is not None]
     in_band = sum(1 for _, result in scored if result["inBand"])
     return {
         "model": model,

@@ -15,19 +15,33 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, ClassVar
 
 from lib.admission import Admission
-from lib.battle import BattleState, BattleSetup, closer_system_prompt, count_turns, fight
+from lib.battle import BattleSetup, BattleState, Line, closer_system_prompt, count_turns, fight
 from lib.budget import Budget, price_for
+from lib.config import Settings
 from lib.deadline import Deadline
-from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
+from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 from lib.pacing import Pacer
 from lib.pause_watch import PauseWatch
-from lib.store.queries import BattleRecord, BattleStatus, Queries, RunStatus, Trigger, VerdictRecord
+from lib.store import Store
+from lib.store.queries import (
+    BatchSummary,
+    BattleRecord,
+    BattleStatus,
+    Persona,
+    Queries,
+    RunStart,
+    RunStatus,
+    Trigger,
+    VerdictRecord,
+)
 
 DEFAULT_BATTLE_MS = 15_000
 # Before any battle has finished, assume one takes this share of the run's time at most.
@@ -39,14 +53,14 @@ STOP_GRACE_S = 0.3
 class RunRefused(Exception):
     """The database refused to start a run: paused, busy, out of budget, or no persona to battle."""
 
-    MESSAGES = {
+    MESSAGES: ClassVar[dict[str, str]] = {
         "paused": "Training paused",
         "busy": "Run already in progress",
         "no_personas": "No active personas found",
         "no_free_personas": "Every active persona is in a run in progress",
         "budget": "Budget reached",  # the database names the period: "Daily budget reached"
     }
-    HINTS = {
+    HINTS: ClassVar[dict[str, str]] = {
         "paused": "resume with python -m lib resume (or the dashboard) once the cause is fixed",
         "busy": "wait for it to finish, or raise MAX_CONCURRENT_RUNS to allow parallel runs",
         "no_personas": "run python -m lib generate-personas, or activate a persona",
@@ -54,7 +68,7 @@ class RunRefused(Exception):
         "budget": "runs start again after the reset, or raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD",
     }
 
-    def __init__(self, outcome: dict):
+    def __init__(self, outcome: RunStart):
         self.outcome = outcome
         self.reason = outcome["status"]
         self.error = outcome.get("error") or self.MESSAGES[self.reason]
@@ -73,11 +87,15 @@ class Progress:
     spent: float = 0.0
     cap: float = 0.0
     time_left_s: float = 0.0
-    last: dict = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)
 
 
-def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int | None = None,
-              on_progress=None, started: float | None = None) -> dict:
+# Called with a copy of the run's `Progress` after every change (the CLI's progress bar).
+type OnProgress = Callable[[Progress], None]
+
+
+def run_batch(settings: Settings, store: Store, llm: LLM, *, trigger: str, requested_batch_size: int | None = None,
+              on_progress: OnProgress | None = None, started: float | None = None) -> BatchSummary:
     """Runs one batch and returns its figures as `Queries.finish_run` recorded them (docs/http.md's
     `batch`, before the follow-ups add `canary` and `scoutNotified`). Raises `RunRefused`.
 
@@ -91,8 +109,8 @@ def run_batch(settings, store, llm, *, trigger: str, requested_batch_size: int |
                      on_progress=on_progress, deadline=Deadline.for_run(settings, started)).execute()
 
 
-def begin_run(settings, store, llm, *, trigger: str, requested_batch_size: int | None, on_progress,
-              deadline: Deadline) -> "Run":
+def begin_run(settings: Settings, store: Store, llm: LLM, *, trigger: str, requested_batch_size: int | None,
+              on_progress: OnProgress | None, deadline: Deadline) -> Run:
     """Starts a run in the database (raises `RunRefused` when it refuses) and returns it, ready to `execute`."""
     batch_size = max(1, min(requested_batch_size or settings.batch_size, settings.max_batch_size))
     for model in (settings.closer_model, settings.persona_model, settings.referee_model):
@@ -113,7 +131,8 @@ def begin_run(settings, store, llm, *, trigger: str, requested_batch_size: int |
 
 
 class Run:
-    def __init__(self, settings, store, llm, outcome, deadline: Deadline, on_progress):
+    def __init__(self, settings: Settings, store: Store, llm: LLM, outcome: RunStart, deadline: Deadline,
+                 on_progress: OnProgress | None):
         self.settings = settings
         self.queries = Queries(store)
         self.llm = llm
@@ -150,7 +169,7 @@ class Run:
     def time_left(self) -> float:
         return self.deadline.left()
 
-    def execute(self) -> dict:
+    def execute(self) -> BatchSummary:
         """Runs the battles and ends the run: its figures as `Queries.finish_run` recorded them."""
         summary = self._battle_and_finish()
         log("run_finished", runId=self.id, status=summary["status"], battlesStarted=summary["battlesStarted"],
@@ -158,7 +177,7 @@ class Run:
             durationMs=summary["durationMs"])
         return summary
 
-    def _battle_and_finish(self) -> dict:
+    def _battle_and_finish(self) -> BatchSummary:
         error = None
         try:
             self.llm.prepare()
@@ -171,7 +190,7 @@ class Run:
         cost_cap_reached = self.budget.tripped and self.limited_by == "cap"
         status, leftover = run_ending(crashed=error is not None, **self._stop_causes())
         if self.budget.tripped:
-            self.errors.append(self.budget.trip_reason)
+            self.errors.append(str(self.budget.trip_reason))  # set once tripped
         elif self.pause_watch.reason is not None:
             self.errors.append(f"Training paused mid-run: {self.pause_watch.reason}")
         elif self.ctx.halted is not None:  # the provider refuses every call (no quota, bad key)
@@ -186,14 +205,14 @@ class Run:
             duration_ms=self.deadline.elapsed_ms(), error=error,
             pause_reason=self.budget.trip_reason if cost_cap_reached else None, deadline=self.deadline.for_writes())
 
-    def _stop_causes(self) -> dict:
+    def _stop_causes(self) -> dict[str, bool]:
         return {"budget_spent": self.budget.tripped, "paused": self.pause_watch.reason is not None,
                 "provider_halted": self.ctx.halted is not None, "timed_out": self.admission.timed_out}
 
     def _battle_all(self) -> None:
         workers = self.settings.max_concurrent_battles
         free_slots = threading.Semaphore(workers)
-        futures = []
+        futures: list[Future[None]] = []
         # Not a `with` block: its exit would wait for a battle hung past the deadline.
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"battle-{self.id[:8]}")
         self.pause_watch.start()
@@ -219,7 +238,7 @@ class Run:
             self.stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _one_battle(self, persona: dict, version_id: int, pair_order: int | None,
+    def _one_battle(self, persona: Persona, version_id: int, pair_order: int | None,
                     free_slots: threading.Semaphore) -> None:
         try:
             battle_id = self.admission.start_spaced(
@@ -285,7 +304,7 @@ class Run:
         self._on_progress(snapshot)
 
 
-def _recorded(transcript: list, usage: Usage) -> BattleRecord:
+def _recorded(transcript: list[Line], usage: Usage) -> BattleRecord:
     return BattleRecord(transcript, count_turns(transcript), usage.prompt_tokens, usage.cached_tokens,
                         usage.completion_tokens, usage.cost)
 

@@ -30,10 +30,12 @@ from decimal import Decimal
 
 from lib import referee, slack
 from lib.budget import price_for
-from lib.llm import BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Role, Stopped, Usage
+from lib.config import Settings
+from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Role, Stopped, Usage
 from lib.log import log
 from lib.referee import render_transcript
-from lib.store.queries import Queries, Rescore
+from lib.store import JSONObject, Store
+from lib.store.queries import Queries, Rescore, ScoutWork
 
 SCAN_LIMIT = 20
 LEASE_SECONDS = 120
@@ -62,7 +64,7 @@ MOMENT_PROMPT = (
 )
 
 
-def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str, str]:
+def extract_moment(llm: LLM, ctx: CallContext, model: str, battle: ScoutWork) -> tuple[str, str]:
     reply = llm.chat(ctx, Role.SCOUT, model, [{"role": "system", "content": MOMENT_PROMPT},
                                               {"role": "user", "content": render_transcript(battle["transcript"])}],
                      MOMENT_MAX_TOKENS, MOMENT_FORMAT)
@@ -76,7 +78,7 @@ def extract_moment(llm, ctx: CallContext, model: str, battle: dict) -> tuple[str
     return moment, snippet
 
 
-def scan(settings, store, llm, deadline: float) -> dict:
+def scan(settings: Settings, store: Store, llm: LLM, deadline: float) -> JSONObject:
     """One scan; returns what it did (see `Scan.result`)."""
     for model in (settings.referee_confirm_model, settings.referee_model, settings.scout_model):
         price_for(model, settings.model_prices)  # a model with no price is refused before anything is leased
@@ -105,7 +107,7 @@ def scan(settings, store, llm, deadline: float) -> dict:
 
 
 class Scan:
-    def __init__(self, settings, queries: Queries, llm, deadline: float):
+    def __init__(self, settings: Settings, queries: Queries, llm: LLM, deadline: float):
         self.settings = settings
         self.queries = queries
         self.llm = llm
@@ -113,8 +115,8 @@ class Scan:
         self.rescore_ctx = CallContext.for_cap(settings.referee_rescore_cap_usd, deadline)
         self.extract_ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
         self.processed = 0
-        self.confirmed: list[dict] = []
-        self.unconfirmed: list[dict] = []
+        self.confirmed: list[JSONObject] = []
+        self.unconfirmed: list[JSONObject] = []
         self.audited = 0
         self.moments = 0
         self.alerted = 0
@@ -123,7 +125,7 @@ class Scan:
         self.errors: list[str] = []
         self._budget_reported: set[int] = set()
 
-    def handle(self, battle: dict) -> None:
+    def handle(self, battle: ScoutWork) -> None:
         self.processed += 1
         if battle["confirmStatus"] == "pending" and self._may_call(battle):
             self._confirm(battle)
@@ -134,10 +136,10 @@ class Scan:
         if battle["breakthrough"] and battle["slackStatus"] == "pending" and self.settings.slack_webhook_url:
             self._alert(battle)
 
-    def _may_call(self, battle: dict) -> bool:
+    def _may_call(self, battle: ScoutWork) -> bool:
         return battle["attempts"] < MAX_ATTEMPTS
 
-    def _rescore(self, battle: dict, model: str, nonce: int, what: str) -> Rescore | None:
+    def _rescore(self, battle: ScoutWork, model: str, nonce: int, what: str) -> Rescore | None:
         usage = Usage()
         try:
             verdict = referee.score(self.llm, self.rescore_ctx, model, battle["transcript"], usage, nonce=nonce,
@@ -147,7 +149,7 @@ class Scan:
             return None
         return Rescore(model, verdict.total, verdict.scores, usage.cost)
 
-    def _confirm(self, battle: dict) -> None:
+    def _confirm(self, battle: ScoutWork) -> None:
         model = self.settings.referee_confirm_model
         rescore = self._rescore(battle, model, referee.CONFIRM_NONCE, "confirmation")
         if rescore is None:
@@ -163,31 +165,32 @@ class Scan:
         if as_audit:
             battle["auditStatus"] = "done"
             self.audited += 1
-        item = {"battleId": battle["id"], "persona": battle["persona"], "score": battle["score"],
+        item: JSONObject = {"battleId": battle["id"], "persona": battle["persona"], "score": battle["score"],
                 "confirmScore": float(rescore.score)}
         if decision.confirmed:
-            battle.update(breakthrough="pending_review", slackStatus="pending", confirmScore=float(rescore.score))
+            battle.update({"breakthrough": "pending_review", "slackStatus": "pending",
+                           "confirmScore": float(rescore.score)})
             self.confirmed.append(item)
         else:
             self.unconfirmed.append({**item, "reason": decision.reason})
 
-    def _audit(self, battle: dict) -> None:
+    def _audit(self, battle: ScoutWork) -> None:
         rescore = self._rescore(battle, self.settings.referee_model, referee.AUDIT_NONCE, "audit re-score")
         if rescore is not None and self.queries.record_audit(battle["id"], rescore, deadline=self.deadline + 1):
             battle["auditStatus"] = "done"
             self.audited += 1
 
-    def _extract(self, battle: dict) -> None:
+    def _extract(self, battle: ScoutWork) -> None:
         try:
             moment, snippet = extract_moment(self.llm, self.extract_ctx, self.settings.scout_model, battle)
         except LLMError as exc:
             self._failed(battle, "defining moment", exc, self.extract_ctx, None)
             return
         self.queries.record_defining_moment(battle["id"], moment, snippet, deadline=self.deadline + 1)
-        battle.update(definingMoment=moment, tacticalSnippet=snippet)
+        battle.update({"definingMoment": moment, "tacticalSnippet": snippet})
         self.moments += 1
 
-    def _failed(self, battle: dict, what: str, exc: LLMError, ctx: CallContext, cap_setting: str | None) -> None:
+    def _failed(self, battle: ScoutWork, what: str, exc: LLMError, ctx: CallContext, cap_setting: str | None) -> None:
         """Reports a failed model call; only a failure of this battle's own counts an attempt."""
         if isinstance(exc, BudgetExceeded):
             if id(ctx) not in self._budget_reported:  # once per cap, not once per battle
@@ -203,7 +206,7 @@ class Scan:
         retry = "retried next scan" if attempts < MAX_ATTEMPTS else "given up"
         self.errors.append(f"{what} for battle {battle['id']}: {exc} (attempt {attempts} of {MAX_ATTEMPTS}, {retry})")
 
-    def _alert(self, battle: dict) -> None:
+    def _alert(self, battle: ScoutWork) -> None:
         timeout = self.deadline - time.monotonic()
         if timeout < MIN_TIME_S:
             self.errors.append(f"alert for battle {battle['id']}: no time left (retried next scan)")
@@ -244,7 +247,7 @@ class Scan:
             return
         self.drift_alerted = True
 
-    def result(self, backlog: int) -> dict:
+    def result(self, backlog: int) -> JSONObject:
         """What this scan did.
 
         `processed`: battles it worked on; `breakthroughs`: candidates it confirmed, each with both

@@ -22,8 +22,10 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from lib import log as logs
@@ -43,21 +45,24 @@ def load_handlers() -> dict[str, type]:
     routes = {}
     for path in sorted((PROJECT_ROOT / "api").rglob("*.py")):
         route = "/" + path.relative_to(PROJECT_ROOT).with_suffix("").as_posix()
-        spec = importlib.util.spec_from_file_location(f"vercel_fn_{route.strip('/').replace('/', '_').replace('-', '_')}", path)
+        name = "vercel_fn_" + route.strip("/").replace("/", "_").replace("-", "_")
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ServeError(f"cannot load the function {path}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         routes[route] = module.handler
     return routes
 
 
-def rewrite(path: str, rewrites: list[dict]) -> str:
+def rewrite(path: str, rewrites: list[dict[str, str]]) -> str:
     for rule in rewrites:
         if _source_pattern(rule["source"]).fullmatch(path):
-            return rule["destination"]
+            return str(rule["destination"])
     return path
 
 
-def _source_pattern(source: str) -> re.Pattern:
+def _source_pattern(source: str) -> re.Pattern[str]:
     """A rewrite source as Vercel compiles it (path-to-regexp, strict): literal segments, `:name`
     (one segment) and `:name*` (zero or more segments); no trailing slash is optional."""
     pattern = ""
@@ -71,13 +76,13 @@ def _source_pattern(source: str) -> re.Pattern:
     return re.compile(pattern or "/")
 
 
-def make_router(routes: dict[str, type], rewrites: list[dict], idle_timeout: float = IDLE_TIMEOUT_S) -> type:
+def make_router(routes: dict[str, type], rewrites: list[dict[str, str]], idle_timeout: float = IDLE_TIMEOUT_S) -> type:
     class Router(BaseHTTPRequestHandler):
         """Picks the function for the path, then lets that handler class answer the request."""
 
         timeout = idle_timeout  # each read and write on the connection; an idle client is dropped
 
-        def _route(self):
+        def _route(self) -> None:
             parts = urlsplit(self.path)
             target = routes.get(rewrite(parts.path, rewrites))
             if target is None:
@@ -99,10 +104,10 @@ def make_router(routes: dict[str, type], rewrites: list[dict], idle_timeout: flo
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _route
 
-        def log_message(self, format, *args):
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def log_error(self, format, *args):  # a timed-out or malformed request: one JSON line
+        def log_error(self, format: str, *args: Any) -> None:  # a timed-out or malformed request: one JSON line
             logs.configure()
             logs.log("http_error", level=logging.WARNING, message=(format % args)[:300])
 
@@ -112,7 +117,7 @@ def make_router(routes: dict[str, type], rewrites: list[dict], idle_timeout: flo
 class LocalServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def handle_error(self, request, client_address):
+    def handle_error(self, request: Any, client_address: Any) -> None:
         """An error outside our handlers (a client gone before its request was read, say): one JSON
         line, never a traceback."""
         error = sys.exc_info()[1]
@@ -123,16 +128,16 @@ class LocalServer(ThreadingHTTPServer):
             logs.log("server_error", level=logging.ERROR, error=type(error).__name__)
 
 
-def run_crons(port: int, crons: list[dict], stop: threading.Event) -> None:
+def run_crons(port: int, crons: list[dict[str, str]], stop: threading.Event) -> None:
     """Fires vercel.json's crons against the local server, as Vercel Cron does (GET + bearer)."""
     secret = cron_secret() or ""
     while not stop.is_set():
-        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
         for cron in crons:
             if cron_matches(cron["schedule"], now):
                 threading.Thread(target=_fire, args=(port, cron["path"], secret), daemon=True).start()
         next_minute = now + timedelta(minutes=1)
-        stop.wait(max(0.0, (next_minute - datetime.now(timezone.utc)).total_seconds()))
+        stop.wait(max(0.0, (next_minute - datetime.now(UTC)).total_seconds()))
 
 
 def _fire(port: int, path: str, secret: str) -> None:
@@ -149,7 +154,7 @@ def _fire(port: int, path: str, secret: str) -> None:
     print(f"cron {path}: {status} in {time.monotonic() - started:.1f}s", flush=True)
 
 
-def _embedded_database_for_handlers():
+def _embedded_database_for_handlers() -> EmbeddedPostgres | None:
     """With no database configured, start the embedded one once for the whole server.
 
     The handlers read the environment per request, as on Vercel; pointing USE_LOCAL_DB at the
@@ -185,7 +190,7 @@ class _Terminated(BaseException):
     socketserver's per-request `except Exception` cannot swallow it."""
 
 
-def _on_sigterm(signum, frame):
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 

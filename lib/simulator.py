@@ -40,10 +40,11 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 from lib.battle import TACTICS_HEADING
 from lib.budget import prompt_token_bound
-from lib.llm import Completion, DeadlineExceeded, Role
+from lib.llm import Completion, DeadlineExceeded, Message, ResponseFormat, Role
 from lib.referee import CRITERIA
 
 EFFECT_RANGE = 6.0
@@ -97,11 +98,11 @@ class _Battles:
     """What the transport learnt about each battle from its calls: the closer's skill (its prompt's
     tactics) and the seller's difficulty. Bounded: the oldest battles are forgotten."""
 
-    def __init__(self):
-        self._items: OrderedDict[str, dict] = OrderedDict()
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def note(self, seed: str, **facts) -> dict:
+    def note(self, seed: str, **facts: float) -> dict[str, Any]:
         with self._lock:
             item = self._items.setdefault(seed, {"skill": 0.0, "difficulty": 3})
             item.update(facts)
@@ -121,8 +122,8 @@ class SimulatedTransport:
     def prepare(self) -> None:
         pass
 
-    def complete(self, role: Role, model: str, messages: list[dict], max_tokens: int,
-                 response_format: dict | None, timeout: float, nonce: int = 0,
+    def complete(self, role: Role, model: str, messages: list[Message], max_tokens: int,
+                 response_format: ResponseFormat | None, timeout: float, nonce: int = 0,
                  seed: str | None = None) -> Completion:
         seed = seed or hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
         rng = random.Random(f"{seed}|{role}|{len(messages)}")
@@ -158,8 +159,8 @@ class SimulatedTransport:
         return Completion(text, prompt_tokens, cached, completion_tokens)
 
 
-def referee_verdict(rng: random.Random, seed: str, messages: list[dict], facts: dict,
-                    rescore: random.Random | None = None) -> dict:
+def referee_verdict(rng: random.Random, seed: str, messages: list[Message], facts: dict[str, Any],
+                    rescore: random.Random | None = None) -> dict[str, Any]:
     """The simulated referee, in one place: each criterion scored around the call's quality; a
     re-score (`rescore`, drawn from the call's nonce) adds fresh judge noise to the same call."""
     transcript = messages[-1]["content"]
@@ -185,7 +186,7 @@ def referee_verdict(rng: random.Random, seed: str, messages: list[dict], facts: 
             "seller_agreed": agreed}
 
 
-def head_to_head_answer(rng: random.Random, first: dict, second: dict) -> dict:
+def head_to_head_answer(rng: random.Random, first: dict[str, Any], second: dict[str, Any]) -> dict[str, str]:
     """The simulated head-to-head: which call, shown first or second, had the higher quality, as a
     judge with noise and a lean towards the first call sees it. Its signal is the hidden tactic
     effects (each call's quality, form included), not the deal's outcome."""
@@ -385,7 +386,7 @@ def _fresh(rng: random.Random, lines: list[str], said: set[str]) -> str:
     return rng.choice(unsaid or lines)
 
 
-def _closer_line(rng: random.Random, messages: list[dict], tactics: list[str]) -> str:
+def _closer_line(rng: random.Random, messages: list[Message], tactics: list[str]) -> str:
     """What the closer says next: its own tactics when it has a known one that fits, else an answer
     to the seller's last line; closers whose tactics hurt get pushier."""
     said = {m["content"] for m in messages if m["role"] == "assistant"}
@@ -407,7 +408,7 @@ def _closer_line(rng: random.Random, messages: list[dict], tactics: list[str]) -
     return _fresh(rng, AGENT_ANSWERS.get(theme, AGENT_ANSWERS["other"]), said)
 
 
-def _seller_line(rng: random.Random, messages: list[dict], q: float) -> str:
+def _seller_line(rng: random.Random, messages: list[Message], q: float) -> str:
     """What the homeowner says next: objections in their own voice, drawn from the kinds of pushback
     their attack patterns describe; they accept a good call and hang up on a bad one."""
     system = messages[0]["content"] if messages else ""
@@ -428,7 +429,7 @@ def _seller_line(rng: random.Random, messages: list[dict], q: float) -> str:
     return _fresh(rng, own or SELLER_LINES["other"] + SELLER_LINES["stall"], said)
 
 
-def _moment(messages: list[dict]) -> dict:
+def _moment(messages: list[Message]) -> dict[str, str]:
     transcript = messages[-1]["content"]
     closer_lines = [line[len("CLOSER: "):] for line in transcript.splitlines() if line.startswith("CLOSER: ")]
     moment = max(closer_lines[1:] or closer_lines or ["We put our offer in writing."], key=len)
@@ -449,7 +450,7 @@ _SITUATIONS = [
 ]
 
 
-def _personas(rng: random.Random, max_tokens: int) -> dict:
+def _personas(rng: random.Random, max_tokens: int) -> dict[str, Any]:
     count = max(1, max_tokens // 700)
     personas = []
     for index in range(count):

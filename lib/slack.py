@@ -13,9 +13,19 @@ import logging
 import re
 import time
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
+from lib.config import Settings
 from lib.log import log
 from lib.redact import redact
+from lib.store.queries import BatchSummary, CanaryRecord, ScoutWork
+from lib.store.views import RefereeConsistency
+
+if TYPE_CHECKING:
+    import requests
+
+# A Slack message (or one of its blocks), as the webhook takes it.
+type Payload = dict[str, Any]
 
 DASHBOARD_PATH = "/admin/training-monitor"
 SECTION_TEXT_MAX = 3000
@@ -64,7 +74,7 @@ class Failure(str):
 
     error: SlackError
 
-    def __new__(cls, error: SlackError) -> "Failure":
+    def __new__(cls, error: SlackError) -> Failure:
         failure = super().__new__(cls, str(error))
         failure.error = error
         return failure
@@ -74,12 +84,12 @@ class Failure(str):
         return self.error.permanent
 
 
-def escape(text) -> str:
+def escape(text: object) -> str:
     """Slack mrkdwn control characters: without this, `<!channel>` in a transcript pings everyone."""
     return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def send(settings, payload: dict, *, timeout: float, **log_fields) -> Failure | None:
+def send(settings: Settings, payload: Payload, *, timeout: float, **log_fields: Any) -> Failure | None:
     """Posts `payload` to `SLACK_WEBHOOK_URL`: the one way anything reaches Slack.
 
     Returns None when Slack took the message (or no webhook is set: nothing to send), else a
@@ -97,7 +107,7 @@ def send(settings, payload: dict, *, timeout: float, **log_fields) -> Failure | 
     return None
 
 
-def post(webhook_url: str, payload: dict, timeout: float = 5.0) -> None:
+def post(webhook_url: str, payload: Payload, timeout: float = 5.0) -> None:
     """POSTs to the webhook within `timeout` seconds; raises `SlackError` unless Slack answers 2xx.
 
     A 429 (or 503) with Retry-After is waited out and tried once more if both fit. Use `send`.
@@ -119,7 +129,7 @@ def post(webhook_url: str, payload: dict, timeout: float = 5.0) -> None:
         time.sleep(wait)
 
 
-def _error_from(response) -> SlackError:
+def _error_from(response: requests.Response) -> SlackError:
     status = response.status_code
     body = response.text.strip()
     # Slack answers errors as a short code (`no_service`); anything else is kept short.
@@ -136,9 +146,11 @@ def _error_from(response) -> SlackError:
 
 
 def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
     return seconds if 0 <= seconds < 3600 else None
 
@@ -150,21 +162,21 @@ def _fit(text: str, limit: int) -> str:
     return re.sub(r"&[a-z]{0,3}$", "", text[: limit - 1]) + "…"
 
 
-def _message(fallback: str, blocks: list[dict]) -> dict:
+def _message(fallback: str, blocks: list[Payload]) -> Payload:
     """The payload: `text` is the notification's fallback, and is model text too (persona names)."""
     return {"text": _fit(escape(fallback), FALLBACK_TEXT_MAX), "blocks": blocks}
 
 
-def _section(text: str) -> dict:
+def _section(text: str) -> Payload:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text, SECTION_TEXT_MAX)}}
 
 
-def _usd(amount) -> str:
+def _usd(amount: object) -> str:
     """`$0.008594125`, never `$8.594125e-03`: amounts are exact (see lib.budget)."""
     return f"${Decimal(str(amount)).normalize():f}"
 
 
-def _dashboard_button(app_url: str | None) -> list[dict]:
+def _dashboard_button(app_url: str | None) -> list[Payload]:
     if not app_url:
         return []
     return [{"type": "actions", "elements": [{
@@ -172,7 +184,7 @@ def _dashboard_button(app_url: str | None) -> list[dict]:
         "url": f"{app_url}{DASHBOARD_PATH}", "style": "primary"}]}]
 
 
-def cost_cap_message(batch: dict, reason: str, app_url: str | None) -> dict:
+def cost_cap_message(batch: BatchSummary, reason: str, app_url: str | None) -> Payload:
     label = " (simulated run)" if batch.get("simulated") else ""
     text = f":rotating_light: Cost cap reached{label}: training paused after spending {_usd(batch['totalCost'])}"
     return _message(text, [
@@ -184,7 +196,7 @@ def cost_cap_message(batch: dict, reason: str, app_url: str | None) -> dict:
     ])
 
 
-def run_failed_message(batch: dict, app_url: str | None) -> dict:
+def run_failed_message(batch: BatchSummary, app_url: str | None) -> Payload:
     label = " (simulated run)" if batch.get("simulated") else ""
     text = f":x: Training run failed{label}: {batch.get('error') or 'see the run in the dashboard'}"
     return _message(text, [
@@ -197,7 +209,7 @@ def run_failed_message(batch: dict, app_url: str | None) -> dict:
     ])
 
 
-def breakthrough_message(battle: dict, app_url: str | None) -> dict:
+def breakthrough_message(battle: ScoutWork, app_url: str | None) -> Payload:
     label = " (simulated LLM)" if battle.get("simulated") else ""
     confirmed = f" (confirmed at {battle['confirmScore']})" if battle.get("confirmScore") is not None else ""
     title = f":trophy: Breakthrough{label}: {battle['persona']} scored {battle['score']}{confirmed}"
@@ -214,7 +226,7 @@ def breakthrough_message(battle: dict, app_url: str | None) -> dict:
     return _message(title, blocks + _dashboard_button(app_url))
 
 
-def drift_message(consistency: dict, alert_above, cutoff: int, app_url: str | None) -> dict:
+def drift_message(consistency: RefereeConsistency, alert_above: object, cutoff: int, app_url: str | None) -> Payload:
     """The referee disagrees with itself more than REFEREE_DRIFT_ALERT points on re-scored battles."""
     agreement = consistency.get("agreement")
     text = (f":warning: Referee drift: re-scored battles differ by {consistency['meanAbsDiff']} points on "
@@ -227,7 +239,7 @@ def drift_message(consistency: dict, alert_above, cutoff: int, app_url: str | No
     return {"text": text, "blocks": [_section(f"*{escape(text)}*"), _section(detail), *_dashboard_button(app_url)]}
 
 
-def batch_summary_message(batch: dict, app_url: str | None) -> dict:
+def batch_summary_message(batch: BatchSummary, app_url: str | None) -> Payload:
     label = " (simulated)" if batch.get("simulated") else ""
     text = (f":crossed_swords: Training batch{label}: {batch['breakthroughs']} breakthrough candidate(s) in "
             f"{batch['battlesCompleted']} completed battles")
@@ -235,7 +247,7 @@ def batch_summary_message(batch: dict, app_url: str | None) -> dict:
     return _message(text, [
         _section(f"*{escape(text)}*"),
         _section(f"Average score {average} · spend {_usd(batch['totalCost'])} of {_usd(batch['costCap'])} · "
-                 f"{batch['durationMs'] / 1000:.1f}s · run `{escape(batch['runId'])}`"),
+                 f"{(batch['durationMs'] or 0) / 1000:.1f}s · run `{escape(batch['runId'])}`"),
         *_dashboard_button(app_url),
     ])
 
@@ -244,11 +256,11 @@ CANARY_ICONS = {"adopted": ":white_check_mark:", "rolled_back": ":leftwards_arro
                 "inconclusive": ":grey_question:"}
 
 
-def canary_decision_message(outcome: dict, app_url: str | None, simulated: bool = False) -> dict:
+def canary_decision_message(outcome: CanaryRecord, app_url: str | None, simulated: bool = False) -> Payload:
     """A canary's decision: what changed, the difference with its interval, the number of pairs."""
     version, parent = outcome["version"], outcome["parent"]
     label = " (simulated LLM)" if simulated else ""
-    title = f"{CANARY_ICONS.get(version['decision'], '')} Closer {outcome['message']}{label}".strip()
+    title = f"{CANARY_ICONS.get(version['decision'] or '', '')} Closer {outcome['message']}{label}".strip()
     low, high = version["ci95"] or (None, None)
     interval = f" (95% interval {low:+.1f} to {high:+.1f})" if low is not None else ""
     diff = "-" if version["diff"] is None else f"{version['diff']:+.1f}"

@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 import threading
 
+from lib.config import Settings
 from lib.deadline import Deadline
 from lib.followups import Scout, Trained, alert_budget_refused, follow_up
+from lib.llm import LLM
 from lib.log import log
-from lib.runner import RunRefused, begin_run
+from lib.runner import OnProgress, RunRefused, begin_run
+from lib.store import Store
 
 __all__ = ["Trained", "dispatch_runs", "train_once"]
 
 
-def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_batch_size: int | None = None,
-               started: float | None = None, on_progress=None, fan_out: int = 1) -> Trained:
+def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scout: Scout,
+               requested_batch_size: int | None = None, started: float | None = None,
+               on_progress: OnProgress | None = None, fan_out: int = 1) -> Trained:
     """Runs one batch and its follow-ups. Raises `RunRefused` when the database refuses the run.
 
     `scout` says how the Tactical Scout hears of the batch (see `lib.followups.follow_up`):
@@ -54,7 +58,8 @@ def train_once(settings, store, llm, *, trigger: str, scout: Scout, requested_ba
 DISPATCH_CONNECT_S, DISPATCH_ANSWER_S = 2.0, 1.0
 
 
-def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors: list) -> list[threading.Thread]:
+def dispatch_runs(settings: Settings, count: int, requested_batch_size: int | None,
+                  errors: list[str]) -> list[threading.Thread]:
     """Starts `count` more runs of this deployment, each its own function invocation: a GET to
     `${NEXT_PUBLIC_APP_URL}/api/cron/train?fanOut=0` with the bearer, as Vercel Cron sends it
     (`fanOut=0`: the invocation runs one batch and dispatches nothing). Each is one thread that
@@ -71,7 +76,8 @@ def dispatch_runs(settings, count: int, requested_batch_size: int | None, errors
     headers = {"Authorization": f"Bearer {settings.cron_secret}", "User-Agent": "training-fan-out"}
     if settings.bypass_secret:
         headers["x-vercel-protection-bypass"] = settings.bypass_secret
-    params = {"fanOut": "0", **({"batchSize": requested_batch_size} if requested_batch_size else {})}
+    params: dict[str, str | int] = {"fanOut": "0",
+                                    **({"batchSize": requested_batch_size} if requested_batch_size else {})}
     lock = threading.Lock()
 
     def dispatch(index: int) -> None:

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 
 from lib.battle import closer_system_prompt
-from lib.referee import CRITERIA, MalformedVerdict, parse_verdict, total_score
 from lib.budget import prompt_token_bound, usage_cost, worst_case_cost
+from lib.referee import CRITERIA, MalformedVerdict, parse_verdict, total_score
 
 
 def verdict(**changes):

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from lib.app import make_llm
-from lib.runner import RunRefused, run_batch
 from lib.config import PROJECT_ROOT
+from lib.runner import RunRefused, run_batch
 from lib.store.queries import Queries
 from tests.conftest import SECRET, assert_every_battle_ended, child_env, seed_personas, wait_until
 

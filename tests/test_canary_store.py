@@ -1,6 +1,5 @@
 """The canary's data in PostgreSQL: what a look may read and record (faults), and which personas
 a run pairs."""
-import time
 
 import psycopg
 import pytest

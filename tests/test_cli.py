@@ -5,8 +5,8 @@ import sys
 import psycopg
 
 from lib.cli import COMMANDS
-from lib.personas import CATALOG
 from lib.config import PROJECT_ROOT
+from lib.personas import CATALOG
 from tests.conftest import child_env, fresh_database
 
 
@@ -92,8 +92,8 @@ def test_train_on_a_terminal_draws_a_live_bar(database_url, db, fake_openai):
     import os
     import pty
 
-    from tests.conftest import seed_personas
     from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
 
     store = PsycopgStore(database_url)
     seed_personas(store, 2)

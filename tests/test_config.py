@@ -55,7 +55,7 @@ def test_postgrest_url_and_key():
 
 def test_on_vercel_without_a_database_is_an_error():
     s = settings(VERCEL="1")
-    with pytest.raises(ConfigError, match="^Database not configured"):
+    with pytest.raises(ConfigError, match=r"^Database not configured"):
         s.require_database()
 
 
@@ -198,7 +198,7 @@ def test_the_secrets_readers_read_only_their_variable_and_blank_is_unset():
 
 
 def test_only_registered_variables_can_be_read():
-    with pytest.raises(KeyError, match="NOT_A_SETTING is not in lib.config.SETTINGS"):
+    with pytest.raises(KeyError, match=r"NOT_A_SETTING is not in lib\.config\.SETTINGS"):
         _Env({}).given("NOT_A_SETTING")
     assert len({s.name for s in SETTINGS}) == len(SETTINGS)
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from lib.app import make_llm
-from lib.runner import run_batch
 from lib.config import PROJECT_ROOT
+from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
 from tests.conftest import seed_personas, wait_until
 from tests.test_cli import run_cli

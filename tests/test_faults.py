@@ -14,14 +14,20 @@ import pytest
 
 from lib.app import make_llm
 from lib.budget import price_for, usage_cost
-from lib.personas import upsert_catalog
-from lib.pause_watch import PAUSE_POLL_S
-from lib.runner import run_batch
 from lib.config import PROJECT_ROOT
+from lib.pause_watch import PAUSE_POLL_S
+from lib.personas import upsert_catalog
+from lib.runner import run_batch
 from lib.store.embedded import EmbeddedPostgres
 from lib.store.psycopg import PsycopgStore
-from tests.conftest import (assert_every_battle_ended, batch_in_background, child_env, fresh_database, seed_personas,
-                            wait_until)
+from tests.conftest import (
+    assert_every_battle_ended,
+    batch_in_background,
+    child_env,
+    fresh_database,
+    seed_personas,
+    wait_until,
+)
 
 
 def test_a_429_storm_backs_off_and_keeps_every_battle(make_settings, psycopg_store, db, fake_openai):

@@ -11,8 +11,15 @@ import requests
 
 from lib.config import PROJECT_ROOT
 from lib.store.queries import Queries
-from tests.conftest import (BYPASS, LOAD_MARGIN_MS, SECRET, assert_every_battle_ended, child_env, free_port,
-                            seed_personas)
+from tests.conftest import (
+    BYPASS,
+    LOAD_MARGIN_MS,
+    SECRET,
+    assert_every_battle_ended,
+    child_env,
+    free_port,
+    seed_personas,
+)
 from tests.fakes.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {SECRET}"}

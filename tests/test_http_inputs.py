@@ -96,7 +96,7 @@ def test_ambiguous_body_lengths_are_refused(start_server, psycopg_store, db, fra
     seed_personas(psycopg_store, 1)
     server = start_server(NEXT_PUBLIC_APP_URL=None)
     body = b"10\r\n" + BODY + b"\r\n0\r\n\r\n" if b"chunked" in framing else BODY
-    answer_status, headers, answer = raw_request(server.port, (
+    answer_status, _, answer = raw_request(server.port, (
         f"POST /api/cron/train HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SECRET}\r\n"
         "Content-Type: application/json\r\n").encode() + framing + b"\r\n" + body)
     assert answer_status == status and json.loads(answer)["error"].startswith(message), answer

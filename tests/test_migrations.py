@@ -170,7 +170,7 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
     assert queries.breakthroughs()["items"][0]["status"] == "promoted"
     assert queries.referee_report(95, 7, 30, 5) is not None
     queries.set_paused(False)
-    started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=2, cost_cap=5,
+    started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=2, cost_cap=Decimal(5),
                                 max_concurrent_runs=1, deadline_ms=50_000, simulated=True,
                                 default_battle_ms=15_000, daily_budget=Decimal("10"))
     assert started["status"] == "started" and started["canaryPairs"] >= 1
@@ -287,7 +287,8 @@ def test_the_cli_says_what_it_did_and_prints_the_script(pg_server, tmp_path):
 
 
 def test_the_release_classification_names_real_migrations():
-    from lib.store.migrations import BOOTSTRAP_PATH
     import re
+
+    from lib.store.migrations import BOOTSTRAP_PATH
     named = set(re.findall(r"'(\d{4}_[a-z0-9_]+)'", BOOTSTRAP_PATH.read_text()))
     assert named and named <= set(ALL_MIGRATIONS)

@@ -85,8 +85,12 @@ def test_no_battle_starts_while_a_call_waits_for_the_limit():
     ticket = pacer.acquire("m", 10, time.monotonic() + 60, stop)
     pacer.observe(ticket, {"x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "0"})
     assert pacer.wait_while_throttled(0, float("-inf")), "no call has waited yet: start freely"
-    blocked = threading.Thread(target=lambda: pytest.raises(Stopped, pacer.acquire, "m", 10,
-                                                            time.monotonic() + 60, stop))
+
+    def acquire_until_stopped() -> None:
+        with pytest.raises(Stopped):
+            pacer.acquire("m", 10, time.monotonic() + 60, stop)
+
+    blocked = threading.Thread(target=acquire_until_stopped)
     blocked.start()
     deadline = time.monotonic() + 5
     while pacer._waiting == 0:

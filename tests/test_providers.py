@@ -87,6 +87,18 @@ def test_an_empty_reply_fails_the_battle_is_never_a_line_and_is_paid_for(make_se
     assert batch["status"] == "failed" and Decimal(str(batch["totalCost"])) == cost
 
 
+def test_an_answer_without_token_usage_fails_the_battle_saying_so(make_settings, psycopg_store, db, fake_openai):
+    from lib.runner import run_batch
+
+    seed_personas(psycopg_store, 1)
+    settings = make_settings(TRAINING_BATCH_SIZE=1)
+    fake_openai.fail_next("no_usage")  # the closer's first line: nothing to bill it by
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    status, error, transcript = db.execute("select status, error, transcript from sandbox_battles").fetchone()
+    assert (status, error, transcript) == ("failed", "gpt-4o: the answer reported no token usage", [])
+    assert [e.split(": ", 1)[1] for e in batch["errors"]] == ["gpt-4o: the answer reported no token usage"]
+
+
 def test_an_empty_seller_reply_is_not_taken_for_a_hang_up(make_settings, psycopg_store, db, fake_openai):
     from lib.runner import run_batch
 

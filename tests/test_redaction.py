@@ -5,9 +5,9 @@ import sys
 import pytest
 import requests
 
+from lib.config import PROJECT_ROOT
 from lib.redact import redact, remember, url_password
 from lib.store import StoreError
-from lib.config import PROJECT_ROOT
 from lib.store.psycopg import PsycopgStore
 from tests.conftest import SECRET, child_env
 

@@ -16,9 +16,8 @@ import requests
 from lib import referee
 from lib.app import make_llm
 from lib.budget import price_for, usage_cost
-from lib.config import Settings
+from lib.config import PROJECT_ROOT, Settings
 from lib.llm import CallContext, Usage
-from lib.config import PROJECT_ROOT
 from lib.store.queries import Queries, Rescore
 from tests.conftest import SECRET, child_env, seed_personas
 

@@ -2,6 +2,7 @@
 import threading
 import time
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 import responses
@@ -45,7 +46,7 @@ def test_battle_starts_are_spaced_by_the_delay(make_settings, psycopg_store, db)
     settings = make_settings(TRAINING_BATCH_SIZE=4, MAX_CONCURRENT_BATTLES=4, DELAY_BETWEEN_BATTLES_MS=300)
     batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     starts = [row["started_at"] for row in battles(db, batch["batchId"])]
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    gaps = [(b - a).total_seconds() for a, b in pairwise(starts)]
     assert len(gaps) == 3 and min(gaps) >= 0.3, gaps
 
 

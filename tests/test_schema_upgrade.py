@@ -104,7 +104,7 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         budget = queries.status(Decimal("1"), Decimal("30"))["budget"]
         assert Decimal(str(budget["day"]["spent"])) == Decimal(str(budget["month"]["spent"])) == Decimal("0.003702")
         queries.set_paused(False)
-        started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=1, cost_cap=5,
+        started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=1, cost_cap=Decimal(5),
                                     max_concurrent_runs=1, deadline_ms=50_000, simulated=True,
                                     default_battle_ms=15_000, daily_budget=Decimal("1"))
         assert started["status"] == "started" and started["expectedBattleMs"] > 0

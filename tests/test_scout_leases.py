@@ -6,9 +6,9 @@ import pytest
 
 from lib.app import make_llm
 from lib.config import ConfigError
+from lib.runner import run_batch
 from lib.scout import scan
 from lib.store import StoreError
-from lib.runner import run_batch
 from tests.conftest import seed_personas
 
 

@@ -5,7 +5,7 @@ import time
 from decimal import Decimal
 
 from lib.app import make_llm
-from lib.battle import BattleState, BattleSetup, closer_system_prompt, fight
+from lib.battle import BattleSetup, BattleState, closer_system_prompt, fight
 from lib.config import Settings
 from lib.llm import LLM, CallContext
 from lib.personas import CATALOG

@@ -1,9 +1,12 @@
 """The store contract, run over psycopg and over PostgREST against the same real SQL."""
+import psycopg
 import pytest
 
 from lib.personas import CATALOG, upsert_catalog
-from lib.store import Rejected, SchemaMissing, Store, StoreError
+from lib.store import SCHEMA_HINT, Rejected, SchemaMissing, Store, StoreError
+from lib.store.psycopg import PsycopgStore
 from lib.store.queries import Queries
+from tests.conftest import fresh_database
 
 
 def test_catalog_upsert_is_idempotent_and_counts_one_row_per_persona(store: Store, db):
@@ -68,6 +71,25 @@ def test_missing_function_says_to_apply_the_schema(store: Store):
         store.call_one("training_no_such_function")
     assert "schema not applied: run python -m lib migrate" in str(err.value)
     assert "Supabase SQL editor" in str(err.value)
+
+
+def test_a_result_without_its_typed_keys_names_the_function_and_the_fix(pg_server):
+    """A database whose functions are older than the code fails where the result arrives, not at a
+    KeyError somewhere later."""
+    url = fresh_database(pg_server, "older_functions_test")
+    store = PsycopgStore(url)
+    try:
+        store.migrate()
+        with psycopg.connect(url, autocommit=True) as conn:  # the answer of a release without pausedBy
+            conn.execute("create or replace function training_pause_state() returns jsonb language sql "
+                         "as $$ select jsonb_build_object('paused', false) $$")
+        with pytest.raises(StoreError) as err:
+            Queries(store).pause_state()
+    finally:
+        store.close()
+    assert str(err.value) == ("training_pause_state answered without pausedBy, reason, updatedAt where a "
+                              "PauseState was expected")
+    assert err.value.hint == SCHEMA_HINT
 
 
 def test_a_missing_operator_is_a_database_error_not_a_missing_schema(store: Store, db):

@@ -2,6 +2,7 @@
 Vercel Cron call starts CRON_FAN_OUT runs."""
 import threading
 import time
+from itertools import pairwise
 
 import requests
 
@@ -54,7 +55,7 @@ def test_with_a_start_delay_rows_stay_spaced_though_the_database_is_far(make_set
     store.close()
     starts = [row[0] for row in db.execute("select started_at from sandbox_battles where run_id = %s "
                                            "order by started_at", (batch["batchId"],)).fetchall()]
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    gaps = [(b - a).total_seconds() for a, b in pairwise(starts)]
     assert len(gaps) == 2 and min(gaps) >= 0.12, gaps
     assert store.most_starting == 1
 

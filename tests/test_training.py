@@ -6,8 +6,8 @@ import pytest
 import requests
 import responses
 
-from lib.config import PROJECT_ROOT
 from lib.app import make_llm
+from lib.config import PROJECT_ROOT
 from lib.store import Rejected
 from lib.training import train_once
 from tests.conftest import SECRET, child_env, seed_personas
@@ -79,7 +79,8 @@ def test_a_failed_kill_switch_alert_is_in_the_batch_and_the_row(make_settings, p
 def test_the_scout_mode_is_one_of_two(make_settings, psycopg_store):
     settings = make_settings()
     with pytest.raises(ValueError, match="scout must be 'webhook' or 'in_process'"):
-        train_once(settings, psycopg_store, make_llm(settings), trigger="cli", scout="cron")
+        train_once(settings, psycopg_store, make_llm(settings), trigger="cli",
+                   scout="cron")  # type: ignore[arg-type]  # the wrong value on purpose
 
 
 def test_append_run_errors_appends_and_returns_the_new_list(store, db):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from lib.redact import redact
 
@@ -29,6 +30,9 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # SQLSTATE also means a missing operator ("operator does not exist: text = integer"), a bug, not
 # a schema to apply.
 _OUR_FUNCTION_MISSING = re.compile(r"\bfunction (?:\w+\.)?training_\w*\(")
+
+# A JSON object as the SQL functions build it (and as an HTTP body carries it).
+JSONObject = dict[str, Any]
 
 
 class StoreError(RuntimeError):
@@ -77,6 +81,7 @@ def error_for(code: str | None, message: str, details: str | None = None,
               hint: str | None = None) -> StoreError:
     """The typed error for a SQLSTATE (or PostgREST code), shared by both transports."""
     code = code or ""
+    cls: type[StoreError]
     if code == "PGRST202" or (code == "42883" and _OUR_FUNCTION_MISSING.search(message or "")):
         cls, message, hint = SchemaMissing, f"schema not applied: {SCHEMA_HINT}", message
     elif code in ("40001", "40P01"):
@@ -106,8 +111,9 @@ class Store:
     def call_one(self, fn: str, *, deadline: float | None = None, **args: Any) -> Any:
         return self._call(fn, args, "one", deadline)
 
-    def call_all(self, fn: str, *, deadline: float | None = None, **args: Any) -> list[dict]:
-        return self._call(fn, args, "all", deadline)
+    def call_all(self, fn: str, *, deadline: float | None = None, **args: Any) -> list[Any]:
+        """Rows as dicts (a function returning a set of scalars: the scalars)."""
+        return list(self._call(fn, args, "all", deadline))
 
     def migrate(self) -> MigrateResult:
         """Brings the database to today's schema (lib/store/migrations.py) and says what it did."""
@@ -119,10 +125,10 @@ class Store:
     def close(self) -> None:
         pass
 
-    def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
+    def _attempt(self, fn: str, args: dict[str, Any], shape: str, timeout: float) -> Any:
         raise NotImplementedError
 
-    def _call(self, fn: str, args: dict, shape: str, deadline: float | None) -> Any:
+    def _call(self, fn: str, args: dict[str, Any], shape: str, deadline: float | None) -> Any:
         if not _IDENTIFIER.match(fn) or not all(_IDENTIFIER.match(name) for name in args):
             raise ValueError(f"not a SQL function call: {fn}({', '.join(args)})")
         return retry_until(lambda timeout: self._attempt(fn, args, shape, timeout), deadline)

@@ -17,8 +17,10 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lib.log import log
 
@@ -38,14 +40,14 @@ def _bin_dir() -> Path:
             "the embedded PostgreSQL is not installed: run pip install -r requirements-dev.txt "
             "(or set USE_LOCAL_DB=true with LOCAL_DB_URL, or the Supabase variables)"
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _run_as() -> str | None:
     return UNPRIVILEGED_USER if os.geteuid() == 0 else None
 
 
-def _process_identity() -> dict:
+def _process_identity() -> dict[str, Any]:
     """subprocess arguments that drop root entirely: user, its own group, no root groups."""
     user = _run_as()
     if user is None:
@@ -70,7 +72,8 @@ def _ensure_traversable(path: Path) -> None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _pid_alive_as_postgres(pid: int) -> bool:
@@ -102,7 +105,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     @contextmanager
-    def _lock(self):
+    def _lock(self) -> Iterator[None]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "launcher.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -111,7 +114,7 @@ class EmbeddedPostgres:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         with self._lock():
             self._init_cluster()
             running = self._running_port()
@@ -186,16 +189,15 @@ class EmbeddedPostgres:
 
     def _launch(self) -> None:
         self.port = self.port or _free_port()
-        log_file = open(self.data_dir / "server.log", "ab")
-        self._chown(self.data_dir / "server.log")
-        subprocess.Popen(
-            [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
-            stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/",
-            **_process_identity(),
-        )
-        log_file.close()
+        with open(self.data_dir / "server.log", "ab") as log_file:  # the server keeps its own copy
+            self._chown(self.data_dir / "server.log")
+            subprocess.Popen(
+                [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                 "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+                stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True, cwd="/",
+                **_process_identity(),
+            )
         if not self._wait_ready(self.port, timeout=START_TIMEOUT_S):
             raise EmbeddedPostgresError(
                 f"PostgreSQL did not start; see {self.data_dir / 'server.log'}"

@@ -53,7 +53,7 @@ class MigrateResult:
             said = [f"installed lib/sql/schema.sql (fresh database; {len(self.applied)} migrations recorded)"]
         else:
             said = [f"applied {name}" for name in self.applied] or ["up to date: no migration pending"]
-        return said + [f"functions re-applied ({', '.join(FUNCTION_FILES)})"]
+        return [*said, f"functions re-applied ({', '.join(FUNCTION_FILES)})"]
 
 
 def migrations() -> list[Migration]:
@@ -79,7 +79,7 @@ def functions_sql(in_transaction: bool = True) -> str:
 def apply(conn: psycopg.Connection) -> MigrateResult:
     """Brings the database to today's schema in the caller's transaction; safe to repeat."""
     conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (LOCK_KEY,))
-    empty = conn.execute("select to_regclass('training_runs') is null").fetchone()[0]
+    [(empty,)] = conn.execute("select to_regclass('training_runs') is null").fetchall()
     conn.execute(BOOTSTRAP_PATH.read_text())
     known = migrations()
     recorded = {row[0] for row in conn.execute("select name from training_schema_migrations")}
@@ -131,7 +131,7 @@ def supabase_files(directory: Path, now: dt.datetime | None = None) -> list[Path
     differ from the last functions file written. Returns the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     existing = sorted(path for path in directory.glob("*.sql") if re.match(r"^\d{14}_", path.name))
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0, tzinfo=None)
+    stamp = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0, tzinfo=None)
     if existing:
         stamp = max(stamp, dt.datetime.strptime(existing[-1].name[:14], "%Y%m%d%H%M%S") + dt.timedelta(seconds=1))
     present = {path.name[15:-4] for path in existing}

@@ -35,7 +35,7 @@ class PostgrestStore(Store):
             session.headers.update(self._headers)
         return session
 
-    def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
+    def _attempt(self, fn: str, args: dict[str, Any], shape: str, timeout: float) -> Any:
         url = f"{self.rest_url}/rpc/{fn}"
         # A numeric argument goes as its exact decimal text (PostgREST reads it with numeric's own
         # input function): a float would round a cost recorded to 12 decimals.

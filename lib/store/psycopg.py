@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from lib.store import Store, StoreError, Unavailable, error_for
-from lib.store import migrations
+from lib.store import Store, StoreError, Unavailable, error_for, migrations
 from lib.store.migrations import MigrateResult, MigrationError
 
 CONNECT_TIMEOUT_S = 5
@@ -78,7 +78,7 @@ class PsycopgStore(Store):
             except psycopg.Error:
                 pass
 
-    def _attempt(self, fn: str, args: dict, shape: str, timeout: float) -> Any:
+    def _attempt(self, fn: str, args: dict[str, Any], shape: str, timeout: float) -> Any:
         call = sql.SQL("{}({})").format(
             sql.Identifier(fn),
             sql.SQL(", ").join(sql.SQL("{} => {}").format(sql.Identifier(name), sql.Placeholder(name))
@@ -98,7 +98,7 @@ class PsycopgStore(Store):
             return rows[0][0] if rows else None
         return None
 
-    def _execute(self, query, params, timeout: float) -> list[tuple]:
+    def _execute(self, query: sql.Composed, params: dict[str, Any], timeout: float) -> list[tuple[Any, ...]]:
         conn = None
         try:
             conn = self._connection(timeout)
@@ -152,7 +152,7 @@ def _adapt(value: Any) -> Any:
     return value
 
 
-def _typed(exc: psycopg.Error):
+def _typed(exc: psycopg.Error) -> StoreError:
     diag = exc.diag
     return error_for(exc.sqlstate, diag.message_primary or _first_line(exc), diag.message_detail,
                      diag.message_hint)

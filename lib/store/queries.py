@@ -3,7 +3,9 @@
 `Queries` sits over a `Store` (psycopg or PostgREST; see `lib.store`) the way procrastinate's
 `JobManager` sits over its connectors: callers pass typed arguments and get typed results, and
 never name a SQL function. Results are the JSON the functions build (dicts with camelCase keys),
-typed here with `TypedDict`s so they can be returned as HTTP bodies unchanged.
+typed here with `TypedDict`s so they can be returned as HTTP bodies unchanged. The boundary is
+checked, not assumed: a dict missing one of its `TypedDict`'s required keys (a database whose
+functions are older than this code) fails here with the function named, not later with a `KeyError`.
 
 Every method takes an optional `deadline` (a `time.monotonic()` value): transient failures are
 retried until then (see `lib.store.retry_until`).
@@ -13,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
-from lib.store import Store
+from lib.canary import outlook
+from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
+from lib.store.views import ActiveTactics, Breakthroughs, FeedPage, RefereeConsistency, RefereeReport, RunHistory
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
 MAX_RECORDED_BATCH_SIZE = 2**31 - 1
@@ -57,8 +61,8 @@ class Persona(TypedDict):
     name: str
     persona_type: str
     system_prompt: str
-    characteristics: dict
-    attack_patterns: list
+    characteristics: JSONObject
+    attack_patterns: list[str]
 
 
 class BatchSummary(TypedDict, total=False):
@@ -89,6 +93,7 @@ class BatchSummary(TypedDict, total=False):
     startedAt: str
     finishedAt: str | None
     error: str | None
+    canary: JSONObject | None  # the canary's look after the run (added by lib.followups)
 
 
 class VersionPrompt(TypedDict):
@@ -151,6 +156,8 @@ class RunStart(TypedDict, total=False):
     period: str
     retryAfterS: int
     alert: bool
+    day: BudgetPeriod
+    month: BudgetPeriod
 
 
 class Version(TypedDict):
@@ -178,6 +185,9 @@ class Canary(TypedDict):
     maxPairs: int
     diff: float | None
     ci95: list[float] | None
+    spread: float | None
+    pairsFor5: NotRequired[int | None]  # lib.canary.outlook, added by Queries.versions
+    morePairsFor5: NotRequired[int | None]
 
 
 class VersionList(TypedDict):
@@ -190,7 +200,7 @@ class VersionChange(TypedDict, total=False):
 
     message: str
     version: Version
-    tactic: dict
+    tactic: JSONObject
 
 
 class CanaryPairs(TypedDict):
@@ -241,8 +251,8 @@ class ScoutWork(TypedDict):
     persona: str
     personaType: str
     score: float
-    scores: dict | None
-    transcript: list
+    scores: dict[str, float] | None
+    transcript: list[dict[str, str]]  # lines: `speaker` (closer or persona) and `text`
     winningRebuttal: str | None
     refereeFeedback: str | None
     definingMoment: str | None
@@ -269,30 +279,13 @@ class Triage(TypedDict):
     audits: int
 
 
-class RefereeConsistency(TypedDict):
-    days: int
-    pairs: int
-    meanAbsDiff: float | None
-    agreement: float | None
-    perCriterion: dict[str, float]
-
-
-class RefereeReport(TypedDict):
-    """The dashboard's `?view=referee`: consistency, precision, unconfirmed, last calibration."""
-
-    consistency: RefereeConsistency
-    precision: dict
-    unconfirmed: list[dict]
-    calibration: dict | None
-
-
 @dataclass(frozen=True)
 class Rescore:
     """One independent re-score of a battle by the scout."""
 
     model: str
     score: Decimal
-    scores: dict
+    scores: dict[str, Any]
     cost_usd: Decimal
 
     def args(self) -> dict[str, Any]:
@@ -303,7 +296,7 @@ class Rescore:
 class BattleRecord:
     """What a battle row is saved with, after each turn and at its end."""
 
-    transcript: list
+    transcript: list[dict[str, str]]
     turns: int
     prompt_tokens: int
     cached_tokens: int
@@ -321,42 +314,66 @@ class VerdictRecord:
     """The referee's verdict as a battle row keeps it."""
 
     score: Decimal | None
-    scores: dict | None
+    scores: dict[str, Any] | None
     feedback: str | None
     winning_rebuttal: str | None
     seller_agreed: bool | None
+
+
+def shaped[T](shape: type[T], value: Any, fn: str) -> T:
+    """`value` as `shape` (a `TypedDict`, or `JSONObject`), once it is checked to be an object with
+    the shape's required keys."""
+    if not isinstance(value, dict):
+        raise StoreError(f"{fn} answered {type(value).__name__} where a {shape.__name__} was expected",
+                         hint=SCHEMA_HINT)
+    required: frozenset[str] = getattr(shape, "__required_keys__", frozenset())
+    missing = sorted(required - value.keys())
+    if missing:
+        raise StoreError(f"{fn} answered without {', '.join(missing)} where a {shape.__name__} was expected",
+                         hint=SCHEMA_HINT)
+    return cast(T, value)
 
 
 class Queries:
     def __init__(self, store: Store):
         self.store = store
 
+    def _one[T](self, shape: type[T], fn: str, *, deadline: float | None = None, **args: Any) -> T:
+        return shaped(shape, self.store.call_one(fn, deadline=deadline, **args), fn)
+
+    def _maybe[T](self, shape: type[T], fn: str, *, deadline: float | None = None, **args: Any) -> T | None:
+        value = self.store.call_one(fn, deadline=deadline, **args)
+        return None if value is None else shaped(shape, value, fn)
+
+    def _rows[T](self, shape: type[T], fn: str, *, deadline: float | None = None, **args: Any) -> list[T]:
+        return [shaped(shape, row, fn) for row in self.store.call_all(fn, deadline=deadline, **args)]
+
     # ---- personas ----
 
-    def upsert_personas(self, personas: list[dict]) -> list[UpsertResult]:
-        return self.store.call_all("training_upsert_personas", p_personas=personas)
+    def upsert_personas(self, personas: list[JSONObject]) -> list[UpsertResult]:
+        return self._rows(UpsertResult, "training_upsert_personas", p_personas=personas)
 
     def persona_names(self) -> list[str]:
-        return self.store.call_all("training_persona_names")
+        return [str(name) for name in self.store.call_all("training_persona_names")]
 
     # ---- pause and status ----
 
     def set_paused(self, paused: bool, reason: str | None = None) -> PauseState:
         """A person's pause (or resume); a batch that reaches its cost cap pauses in `finish_run`."""
-        return self.store.call_one("training_set_paused", p_paused=paused, p_reason=reason)
+        return self._one(PauseState, "training_set_paused", p_paused=paused, p_reason=reason)
 
     def pause_state(self, *, deadline: float | None = None) -> PauseState:
-        return self.store.call_one("training_pause_state", deadline=deadline)
+        return self._one(PauseState, "training_pause_state", deadline=deadline)
 
-    def status(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None) -> dict:
+    def status(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None) -> JSONObject:
         """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend,
         and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
-        return self.store.call_one("training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
+        return self._one(JSONObject, "training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
 
     def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                      *, deadline: float | None = None) -> BudgetState:
-        return self.store.call_one("training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
-                                   p_monthly_budget=monthly_budget)
+        return self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
+                         p_monthly_budget=monthly_budget)
 
     # ---- runs and battles ----
 
@@ -368,8 +385,8 @@ class Queries:
         """Starts a run and plans its battles; `base_prompt` (CLOSER_PROMPT_PATH's text) is recorded
         on the active version, and a changed one makes a new version. The run takes a block of the
         day's and month's budget (at most `cost_cap`)."""
-        return self.store.call_one(
-            "training_start_run", deadline=deadline, p_trigger=str(trigger),
+        return self._one(
+            RunStart, "training_start_run", deadline=deadline, p_trigger=str(trigger),
             p_requested_batch_size=(None if requested_batch_size is None
                                     else min(requested_batch_size, MAX_RECORDED_BATCH_SIZE)),
             p_batch_size=batch_size, p_cost_cap=cost_cap,
@@ -379,29 +396,29 @@ class Queries:
 
     def active_tactics(self, *, deadline: float | None = None) -> list[Tactic]:
         """The active version's tactics, in its order."""
-        return self.store.call_all("training_active_tactics", deadline=deadline)
+        return self._rows(Tactic, "training_active_tactics", deadline=deadline)
 
     def start_battle(self, run_id: str, persona_id: str, version_id: int | None = None,
                      pair_order: int | None = None, *, deadline: float | None = None) -> str:
         """Records a battle as it starts, with its closer version (the active one if None) and, in a
         canary pair, its place in the pair's order."""
-        return self.store.call_one("training_start_battle", deadline=deadline, p_run_id=run_id,
-                                   p_persona_id=persona_id, p_version_id=version_id, p_pair_order=pair_order)
+        return str(self.store.call_one("training_start_battle", deadline=deadline, p_run_id=run_id,
+                                       p_persona_id=persona_id, p_version_id=version_id, p_pair_order=pair_order))
 
     def record_battle_progress(self, battle_id: str, record: BattleRecord, *,
                                deadline: float | None = None) -> bool:
-        return self.store.call_one("training_record_battle_progress", deadline=deadline,
-                                   p_battle_id=battle_id, **record.args())
+        return bool(self.store.call_one("training_record_battle_progress", deadline=deadline,
+                                        p_battle_id=battle_id, **record.args()))
 
     def finish_battle(self, battle_id: str, status: BattleStatus, record: BattleRecord,
                       verdict: VerdictRecord | None, error: str | None, *, deadline: float | None = None) -> bool:
         """Ends a running battle; False if it had already ended (the first ending wins)."""
         verdict = verdict or VerdictRecord(None, None, None, None, None)
-        return self.store.call_one(
+        return bool(self.store.call_one(
             "training_finish_battle", deadline=deadline, p_battle_id=battle_id, p_status=str(status),
             **record.args(), p_referee_score=verdict.score, p_scores=verdict.scores,
             p_referee_feedback=verdict.feedback, p_winning_rebuttal=verdict.winning_rebuttal,
-            p_seller_agreed=verdict.seller_agreed, p_error=error)
+            p_seller_agreed=verdict.seller_agreed, p_error=error))
 
     def finish_run(self, run_id: str, *, status: RunStatus, leftover_status: BattleStatus,
                    cost_cap_reached: bool, timed_out: bool, errors: list[str], breakthrough_threshold: int,
@@ -409,8 +426,8 @@ class Queries:
                    deadline: float | None = None) -> BatchSummary:
         """Ends the run: leftover battles end as `leftover_status`, figures are tallied from the
         battle rows, personas are released, and `pause_reason` (if any) pauses training."""
-        return self.store.call_one(
-            "training_finish_run", deadline=deadline, p_run_id=run_id, p_status=str(status),
+        return self._one(
+            BatchSummary, "training_finish_run", deadline=deadline, p_run_id=run_id, p_status=str(status),
             p_leftover_status=str(leftover_status), p_kill_switch_triggered=cost_cap_reached,
             p_timed_out=timed_out, p_errors=errors, p_breakthrough_threshold=breakthrough_threshold,
             p_duration_ms=duration_ms, p_error=error, p_pause_reason=pause_reason)
@@ -421,8 +438,8 @@ class Queries:
 
     def append_run_errors(self, run_id: str, errors: list[str], *, deadline: float | None = None) -> list[str]:
         """Adds what went wrong after the run finished to its errors; returns them all."""
-        return self.store.call_one("training_append_run_errors", deadline=deadline, p_run_id=run_id,
-                                   p_errors=errors)
+        return [str(e) for e in self.store.call_one("training_append_run_errors", deadline=deadline,
+                                                     p_run_id=run_id, p_errors=errors)]
 
     # ---- Tactical Scout ----
 
@@ -430,14 +447,14 @@ class Queries:
                        deadline: float | None = None) -> Triage:
         """Marks completed battles seen, once each: candidates at or above `threshold` await
         confirmation; `audit_share` of those ended in the last `audit_days` await an audit."""
-        return self.store.call_one("training_triage_battles", deadline=deadline, p_threshold=threshold,
-                                   p_audit_share=audit_share, p_audit_days=audit_days)
+        return self._one(Triage, "training_triage_battles", deadline=deadline, p_threshold=threshold,
+                         p_audit_share=audit_share, p_audit_days=audit_days)
 
     def lease_scout_work(self, limit: int, lease_seconds: int, *, slack: bool, max_attempts: int,
                          deadline: float | None = None) -> ScoutLease:
         """Leases battles with work left, oldest first; alerts count as work only with `slack`."""
-        return self.store.call_one("training_lease_scout_work", deadline=deadline, p_limit=limit,
-                                   p_lease_seconds=lease_seconds, p_slack=slack, p_max_attempts=max_attempts)
+        return self._one(ScoutLease, "training_lease_scout_work", deadline=deadline, p_limit=limit,
+                         p_lease_seconds=lease_seconds, p_slack=slack, p_max_attempts=max_attempts)
 
     def record_confirmation(self, battle_id: str, rescore: Rescore, confirmed: bool, reason: str, *,
                             as_audit: bool = False, deadline: float | None = None) -> bool:
@@ -452,8 +469,8 @@ class Queries:
 
     def record_scout_error(self, battle_id: str, error: str, *, deadline: float | None = None) -> int:
         """Counts a failed model call for this battle; returns its attempts so far."""
-        return self.store.call_one("training_record_scout_error", deadline=deadline, p_battle_id=battle_id,
-                                   p_error=error)
+        return int(self.store.call_one("training_record_scout_error", deadline=deadline, p_battle_id=battle_id,
+                                       p_error=error))
 
     def record_defining_moment(self, battle_id: str, moment: str, snippet: str, *,
                                deadline: float | None = None) -> None:
@@ -472,70 +489,71 @@ class Queries:
     def release_scout_lease(self, battle_id: str, *, deadline: float | None = None) -> None:
         self.store.call_void("training_release_scout_lease", deadline=deadline, p_battle_id=battle_id)
 
-    def scout_state(self, max_attempts: int) -> dict:
+    def scout_state(self, max_attempts: int) -> JSONObject:
         """Work left, work given up, Slack delivery counts and the last failures."""
-        return self.store.call_one("training_scout_state", p_max_attempts=max_attempts)
+        return self._one(JSONObject, "training_scout_state", p_max_attempts=max_attempts)
 
     # ---- the referee ----
 
     def referee_consistency(self, days: int, threshold: int, *, deadline: float | None = None) -> RefereeConsistency:
-        return self.store.call_one("training_referee_consistency", deadline=deadline, p_days=days,
-                                   p_threshold=threshold)
+        return self._one(RefereeConsistency, "training_referee_consistency", deadline=deadline, p_days=days,
+                         p_threshold=threshold)
 
     def referee_report(self, threshold: int, consistency_days: int, precision_days: int,
                        min_decisions: int) -> RefereeReport:
-        return self.store.call_one("training_referee_report", p_threshold=threshold,
-                                   p_consistency_days=consistency_days, p_precision_days=precision_days,
-                                   p_min_decisions=min_decisions)
+        return self._one(RefereeReport, "training_referee_report", p_threshold=threshold,
+                         p_consistency_days=consistency_days, p_precision_days=precision_days,
+                         p_min_decisions=min_decisions)
 
     def record_calibration(self, *, model: str, simulated: bool, spearman: float | None, in_band: float | None,
-                           items: int, cost_usd: Decimal, result: dict) -> dict:
-        return self.store.call_one("training_record_calibration", p_model=model, p_simulated=simulated,
-                                   p_spearman=spearman, p_in_band=in_band, p_items=items, p_cost_usd=cost_usd,
-                                   p_result=result)
+                           items: int, cost_usd: Decimal, result: JSONObject) -> JSONObject:
+        return self._one(JSONObject, "training_record_calibration", p_model=model, p_simulated=simulated,
+                         p_spearman=spearman, p_in_band=in_band, p_items=items, p_cost_usd=cost_usd,
+                         p_result=result)
 
     def claim_drift_alert(self, mean_abs_diff: float, pairs: int, *, deadline: float | None = None) -> str | None:
         """Today's drift alert, claimed: its id, or None when one went out in the last 24 hours."""
-        return self.store.call_one("training_claim_drift_alert", deadline=deadline, p_mean_abs_diff=mean_abs_diff,
-                                   p_pairs=pairs)
+        alert_id = self.store.call_one("training_claim_drift_alert", deadline=deadline,
+                                       p_mean_abs_diff=mean_abs_diff, p_pairs=pairs)
+        return None if alert_id is None else str(alert_id)
 
     def release_drift_alert(self, alert_id: str, *, deadline: float | None = None) -> None:
         self.store.call_void("training_release_drift_alert", deadline=deadline, p_id=alert_id)
 
     # ---- dashboard ----
 
-    def feed(self, after_updated_at: str | None = None, after_id: str | None = None) -> dict:
+    def feed(self, after_updated_at: str | None = None, after_id: str | None = None) -> FeedPage:
         """`{"battles": […], "cursor": {"updatedAt", "id"} | None}`: the latest battles, or those
         changed after the cursor."""
-        return self.store.call_one("training_dashboard_feed", p_after_updated_at=after_updated_at,
-                                   p_after_id=after_id)
+        return self._one(FeedPage, "training_dashboard_feed", p_after_updated_at=after_updated_at,
+                         p_after_id=after_id)
 
-    def battle(self, battle_id: str) -> dict | None:
-        return self.store.call_one("training_dashboard_battle", p_battle_id=battle_id)
+    def battle(self, battle_id: str) -> JSONObject | None:
+        return self._maybe(JSONObject, "training_dashboard_battle", p_battle_id=battle_id)
 
-    def breakthroughs(self) -> dict:
+    def breakthroughs(self) -> Breakthroughs:
         """`{"pending": n, "items": […]}`."""
-        return self.store.call_one("training_dashboard_breakthroughs")
+        return self._one(Breakthroughs, "training_dashboard_breakthroughs")
 
-    def persona_analytics(self) -> list[dict]:
-        return self.store.call_one("training_persona_analytics")
+    def persona_analytics(self) -> list[JSONObject]:
+        return list(self.store.call_one("training_persona_analytics") or [])
 
-    def dashboard_health(self) -> dict:
+    def dashboard_health(self) -> JSONObject:
         """The health strip: the switch, runs in progress, the last run, today's and the last 7 days'
         spend, scores and outcomes, pending reviews, persona counts, and the server's `now`."""
-        return self.store.call_one("training_dashboard_health")
+        return self._one(JSONObject, "training_dashboard_health")
 
-    def dashboard_runs(self, hours: int) -> dict:
+    def dashboard_runs(self, hours: int) -> RunHistory:
         """`{"since", "now", "runs": […]}`: the runs started in the last `hours`, oldest first."""
-        return self.store.call_one("training_dashboard_runs", p_hours=hours)
+        return self._one(RunHistory, "training_dashboard_runs", p_hours=hours)
 
     def promote_breakthrough(self, battle_id: str, tactic_text: str | None = None,
                              direct: bool = False) -> VersionChange:
         """A candidate = the active version + the breakthrough's tactic (or, `direct`, the new active
         version). `Rejected` names the reason: empty, too long, a repeat (and of which tactic), or a
         candidate already under canary."""
-        return self.store.call_one("training_promote_breakthrough", p_battle_id=battle_id,
-                                   p_tactic_text=tactic_text, p_direct=direct)
+        return self._one(VersionChange, "training_promote_breakthrough", p_battle_id=battle_id,
+                         p_tactic_text=tactic_text, p_direct=direct)
 
     def set_review_status(self, battle_id: str, status: ReviewStatus) -> None:
         self.store.call_void("training_set_breakthrough_status", p_battle_id=battle_id, p_status=str(status))
@@ -543,31 +561,36 @@ class Queries:
     # ---- closer versions and the canary ----
 
     def versions(self, max_pairs: int) -> VersionList:
-        """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`)."""
-        return self.store.call_one("training_version_list", p_max_pairs=max_pairs)
+        """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`) with
+        its outlook (`pairsFor5`, `morePairsFor5`)."""
+        listing = self._one(VersionList, "training_version_list", p_max_pairs=max_pairs)
+        progress = listing["canary"]
+        if progress is not None:
+            progress["pairsFor5"], progress["morePairsFor5"] = outlook(progress["pairs"], progress["spread"])
+        return listing
 
-    def tactics(self) -> dict:
+    def tactics(self) -> ActiveTactics:
         """`{"versionId", "basePrompt", "tactics": [{"id", "text", "battleId", "promotedAt"}]}`: the
         active version's."""
-        return self.store.call_one("training_dashboard_tactics")
+        return self._one(ActiveTactics, "training_dashboard_tactics")
 
     def deactivate_tactic(self, tactic_id: str, direct: bool = False) -> VersionChange:
-        return self.store.call_one("training_deactivate_tactic", p_tactic_id=tactic_id, p_direct=direct)
+        return self._one(VersionChange, "training_deactivate_tactic", p_tactic_id=tactic_id, p_direct=direct)
 
     def edit_tactic(self, tactic_id: str, text: str, direct: bool = False) -> VersionChange:
-        return self.store.call_one("training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
-                                   p_direct=direct)
+        return self._one(VersionChange, "training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
+                         p_direct=direct)
 
     def rollback(self, version_id: int) -> VersionChange:
         """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate."""
-        return self.store.call_one("training_rollback_version", p_version_id=version_id)
+        return self._one(VersionChange, "training_rollback_version", p_version_id=version_id)
 
     def canary_pairs(self, *, deadline: float | None = None) -> CanaryPairs | None:
-        return self.store.call_one("training_canary_pairs", deadline=deadline)
+        return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline)
 
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
                       ci95: list[float] | None, max_pairs: int, *, deadline: float | None = None) -> CanaryRecord:
         low, high = ci95 if ci95 else (None, None)
-        return self.store.call_one("training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
-                                   p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
-                                   p_ci_high=high, p_max_pairs=max_pairs)
+        return self._one(CanaryRecord, "training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
+                         p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
+                         p_ci_high=high, p_max_pairs=max_pairs)

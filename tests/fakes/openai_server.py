@@ -43,7 +43,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from lib.referee import CRITERIA
 
-
 EFFECT_MARKER = re.compile(r"\[fake-effect:([+-]\d+)\]")
 SAID_EFFECT = re.compile(r"^CLOSER: .*\(effect ([+-]\d+)\)$", re.MULTILINE)
 
@@ -85,7 +84,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
@@ -98,7 +97,8 @@ class FakeOpenAI:
                   referee_only: bool = False) -> None:
         """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
         insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
-        cut by the token limit, as a reasoning model's can be); "pass" answers normally, to script a
+        cut by the token limit, as a reasoning model's can be), "no_usage" (an answer without its token
+        usage, as some compatible providers send); "pass" answers normally, to script a
         failure after some good answers."""
         with self._lock:
             for _ in range(count):
@@ -206,7 +206,7 @@ class FakeOpenAI:
         entry["estimate"] = math.ceil(prompt / 4) + int(body.get("max_completion_tokens") or body.get("max_tokens")
                                                         or 256)
         if self.rpm or self.tpm:
-            limit_headers, retry = self._admit(body.get("model"), entry["estimate"])
+            limit_headers, retry = self._admit(str(body.get("model")), entry["estimate"])
             if retry is not None:
                 return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests",
                                                            "code": "rate_limit_exceeded"}},
@@ -274,7 +274,7 @@ class FakeOpenAI:
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": text}}],
-            "usage": usage}, entry, limit_headers)
+            "usage": None if failure and failure["kind"] == "no_usage" else usage}, entry, limit_headers)
 
     def _line(self, messages: list[dict]) -> str:
         system = messages[0]["content"] if messages else ""

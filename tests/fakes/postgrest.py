@@ -106,7 +106,7 @@ class FakePostgrest:
             if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
                 raise
             diag = exc.diag
-            status = STATUS_BY_SQLSTATE.get(exc.sqlstate)
+            status = STATUS_BY_SQLSTATE.get(exc.sqlstate or "")
             if exc.sqlstate == "42501" and role == "anon":
                 status = 401  # PostgREST: insufficient privilege is 401 unless the request was authenticated
             if status is None:
