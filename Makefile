@@ -25,9 +25,10 @@ lint: $(VENV)/.installed
 test: lint
 	$(PY) -m pytest -q
 
-# The README's dashboard screenshots, from simulated data (needs Debian's chromium).
+# The dashboard screenshots, from simulated data (needs Debian's chromium), in artifacts/screenshots/;
+# `make screenshots DOCS=1` replaces the README's in docs/screenshots/.
 screenshots: $(VENV)/.installed
-	$(PY) -m bench.screenshots
+	$(PY) -m bench.screenshots $(if $(DOCS),--docs)
 
 clean:
 	rm -rf $(VENV) .data

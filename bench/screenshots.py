@@ -3,19 +3,23 @@
 Runs 20 simulated batches (one of them tripping its cost cap) on a fresh embedded database,
 spreads them over the last week, serves the dashboard with `python -m lib serve`, and saves what
 headless Chromium shows at desktop and phone width, and a review in its transcript, to
-docs/screenshots/.
+artifacts/screenshots/ (git-ignored), or with `--docs` to docs/screenshots/, the README's: a run
+never changes tracked files unless asked.
 """
 from __future__ import annotations
 
+import argparse
 import secrets
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.dashboard_data import dashboard_database, serve, simulate_history
 from lib.config import PROJECT_ROOT
 
-OUT = PROJECT_ROOT / "docs" / "screenshots"
+ARTIFACTS = PROJECT_ROOT / "artifacts" / "screenshots"
+DOCS = PROJECT_ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 SHOTS: dict[str, dict[str, Any]] = {
     "dashboard-desktop.png": {"viewport": {"width": 1440, "height": 900}, "full_page": True, "scale": 1},
@@ -28,7 +32,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def shoot(url: str, password: str) -> list:
+def output_dir(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(prog="python -m bench.screenshots", description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", action="store_true",
+                        help="write the README's screenshots in docs/screenshots/ (default: artifacts/screenshots/)")
+    return DOCS if parser.parse_args(argv).docs else ARTIFACTS
+
+
+def shoot(url: str, password: str, out: Path) -> list:
     from playwright.sync_api import sync_playwright
 
     saved = []
@@ -43,20 +54,21 @@ def shoot(url: str, password: str) -> list:
             page.wait_for_selector("body[data-loaded='true']")
             page.wait_for_selector("#runs-chart svg")
             page.mouse.move(0, 0)
-            OUT.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(OUT / name), full_page=shot["full_page"])
-            saved.append(OUT / name)
+            out.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out / name), full_page=shot["full_page"])
+            saved.append(out / name)
             if name == "dashboard-desktop.png":  # and a review, inside its transcript
                 page.click("#tile-pending button")
                 page.wait_for_selector("#transcript[open] .line.moment")
-                page.screenshot(path=str(OUT / "dashboard-review.png"))
-                saved.append(OUT / "dashboard-review.png")
+                page.screenshot(path=str(out / "dashboard-review.png"))
+                saved.append(out / "dashboard-review.png")
             context.close()
         browser.close()
     return saved
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    out = output_dir(argv)  # a bad argument stops before the minute of simulation
     started = time.monotonic()
     with dashboard_database("screenshots") as url:
         simulate_history(url)
@@ -64,7 +76,7 @@ def main() -> None:
         port = free_port()
         server = serve(url, password, port)
         try:
-            saved = shoot(f"http://127.0.0.1:{port}/admin/training-monitor", password)
+            saved = shoot(f"http://127.0.0.1:{port}/admin/training-monitor", password, out)
         finally:
             server.terminate()
             server.wait(10)

@@ -4,18 +4,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from lib import referee
+from lib import processes, referee, slack
 from lib.app import make_llm, open_store
 from lib.config import ConfigError, Database, Settings
 from lib.deadline import Deadline
 from lib.llm import LLMError
+from lib.pause_watch import Interrupt
 from lib.personas import InvalidPersona, generate_with_llm, upsert_catalog
 from lib.progress import ProgressPrinter, print_summary
 from lib.redact import redact
@@ -25,6 +28,7 @@ from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
 from lib.store import Store, StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
+from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from lib.training import train_once
 
@@ -48,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Upsert the built-in seller personas by name. Personas added by hand are left alone.")
     generate.add_argument("--llm", type=_positive_int, metavar="N",
                           help="instead, ask PERSONA_MODEL for N new personas (validated, then upserted)")
+    commands.add_parser("recover", help="close runs whose process is gone, now",
+                        description="Close, now, every run in progress whose process (on this host) is gone, "
+                                    "and every run past its deadline: its battles end failed, its personas are "
+                                    "released. A later run would close them too, once past their deadline.")
     commands.add_parser("status", help="show the pause, personas, runs and battles",
                         description="Show the pause, persona counts, the last run and battle counts.")
     pause = commands.add_parser("pause", help="pause training (persisted until resume)",
@@ -59,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="run one batch of battles here, with a progress bar",
                                 description="Run one batch of battles locally, with a progress bar and a "
                                             "summary. Exits non-zero when the run failed, was killed or "
-                                            "refused.")
+                                            "refused. Ctrl-C (or SIGTERM) finishes the run: battles in flight "
+                                            "are cut and the run is recorded as killed; exit 130 (143). A second "
+                                            "Ctrl-C quits at once.")
     train.add_argument("--batch-size", type=_positive_int, metavar="N",
                        help="battles in this batch (default TRAINING_BATCH_SIZE, at most MAX_TRAINING_BATCH_SIZE)")
     train.add_argument("--simulate", action="store_true",
@@ -98,11 +108,38 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("--tactic", metavar="TEXT", help="the tactic to promote (default: the scout's snippet)")
     promote.add_argument("--direct", action="store_true",
                          help="adopt at once, without a canary (recorded as a direct adoption)")
+    proposals = commands.add_parser(
+        "proposals", help="list the proposal queue, the proposal under canary and the recent outcomes",
+        description="The proposal queue in the order its proposals become candidates (fast-tracked, then a "
+                    "person's order, then confirmed score, then age), the proposal under canary, and the last "
+                    "decided ones with their outcomes.")
+    proposals.add_argument("--json", action="store_true",
+                           help='print {"queue": [...], "canary": {...} | null, "decided": [...]} as JSON')
+    propose = commands.add_parser(
+        "propose", help="queue a change to the closer for its canary: add, remove or edit a tactic",
+        description="Queue a proposal: TEXT adds a tactic; --remove TACTIC_ID removes an active one; --edit "
+                    "TACTIC_ID TEXT rewords one. The tactic checks (empty, too long, repeat, near-repeat, "
+                    "already tried) run now; the canary decides once it is the candidate.")
+    propose.add_argument("text", metavar="TEXT", nargs="?", help="the tactic to add (or the new text with --edit)")
+    change = propose.add_mutually_exclusive_group()
+    change.add_argument("--remove", metavar="TACTIC_ID", type=_tactic_uuid, help="propose removing this active tactic")
+    change.add_argument("--edit", metavar="TACTIC_ID", type=_tactic_uuid, help="propose rewording this active tactic")
+    propose.add_argument("--reason", metavar="TEXT", help="why (shown in the queue and in Slack)")
+    propose.add_argument("--fast-track", action="store_true", help="make it the next proposal to run")
+    veto = commands.add_parser(
+        "veto", help="veto a queued proposal, or withdraw the one under canary",
+        description="Veto proposal ID: a queued one never runs; the one under canary is withdrawn (its candidate "
+                    "withdrawn, the active version stays).")
+    veto.add_argument("proposal_id", metavar="ID", type=_positive_int, help="the proposal's number")
+    veto.add_argument("--reason", metavar="TEXT", help="why (recorded as its outcome)")
     rollback = commands.add_parser(
         "rollback", help="make an earlier version's tactics active at once (no canary)",
         description="Roll back to VERSION_ID: a new active version with its tactics, recorded; a candidate "
                     "under canary is withdrawn. With the active version's id, withdraws the candidate.")
     rollback.add_argument("version_id", metavar="VERSION_ID", type=_positive_int, help="the version to roll back to")
+    rollback.add_argument("--force", action="store_true",
+                          help="also to a version that was never active (a withdrawn, rolled back or inconclusive "
+                               "candidate): adopted at once, with no canary")
     return parser
 
 
@@ -111,6 +148,13 @@ def _uuid(text: str) -> str:
         return str(uuid.UUID(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a battle id (a UUID), got {text!r}") from None
+
+
+def _tactic_uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a tactic id (a UUID), got {text[:40]!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -202,9 +246,48 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def provider_line(settings: Settings) -> str:
+    """The first line of a run: which provider and models it uses, and whether it costs money."""
+    if settings.simulated:
+        return ("LLM: the offline simulator (LLM_PROVIDER=simulated): no provider is called and no money is spent "
+                "(the dollar figures are what the same calls would cost)")
+    models = (f"closer {settings.closer_model}, sellers {settings.persona_model}, referee {settings.referee_model}, "
+              f"scout {settings.scout_model}")
+    where = (f"the OpenAI-compatible server at {settings.openai_base_url} (OPENAI_BASE_URL)" if settings.openai_base_url
+             else "OpenAI's API (LLM_PROVIDER unset means openai)")
+    return (f"LLM: {where}: {models}. Real calls that cost money: at most ${settings.cost_cap_usd} this batch "
+            "(KILL_SWITCH_THRESHOLD_USD); LLM_PROVIDER=simulated runs offline for free")
+
+
+NEXT_STEPS = ("next: python -m lib serve (with ADMIN_PASSWORD set) and open "
+              "http://127.0.0.1:3000/admin/training-monitor; python -m lib status; python -m lib versions")
+
+
+@contextmanager
+def _finish_on_signals(interrupt: Interrupt) -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM finishes the run (see `Interrupt`); a second Ctrl-C quits at once."""
+    def finish(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        interrupt.set(name)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(f"{name}: finishing the run (battles in flight are cut); Ctrl-C again quits at once", file=sys.stderr,
+              flush=True)
+
+    previous = {signum: signal.signal(signum, finish) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+INTERRUPTED_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal's number, as a shell reports it
+
+
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if args.simulate:
         settings = dataclasses.replace(settings, llm_provider="simulated", database=Database("embedded"))
+    print(provider_line(settings), flush=True)
     llm = make_llm(settings)
     llm.warm_up()  # the SDK's import overlaps opening the database
     with _store(settings) as store:
@@ -213,19 +296,38 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
             if Queries(store).status()["personas"]["total"] == 0:
                 upsert_catalog(store)
         printer = ProgressPrinter(sys.stdout)
+        interrupt = Interrupt()
         try:
-            # No webhook to wait for here: the scout runs in this process.
-            trained = train_once(settings, store, llm, trigger="cli", scout="in_process",
-                                 requested_batch_size=args.batch_size, on_progress=printer.update)
+            with _finish_on_signals(interrupt):
+                # No webhook to wait for here: the scout runs in this process.
+                trained = train_once(settings, store, llm, trigger="cli", scout="in_process",
+                                     requested_batch_size=args.batch_size, on_progress=printer.update,
+                                     interrupt=interrupt)
         except RunRefused as refused:
             print(f"error: {refused}", file=sys.stderr)
             return 1
         finally:
             printer.close()
-        print_summary(trained.batch, sys.stdout)
+        print_summary(trained.batch, sys.stdout, billed=printer.spent)
         if trained.scan is not None:
-            _print_scan(trained.scan)
+            _print_scan(trained.scan, settings)
+    if interrupt.reason is not None:
+        return INTERRUPTED_EXIT[interrupt.reason]
+    print(NEXT_STEPS)
     return 0 if trained.batch["status"] in ("completed", "timed_out") else 1
+
+
+def cmd_recover(settings: Settings, args: argparse.Namespace) -> int:
+    with _store(settings) as store:
+        queries = Queries(store)
+        gone = [run["id"] for run in queries.running_runs() if processes.gone(run["process"])]
+        closed = queries.close_orphaned_runs(gone)
+        left = queries.running_runs()
+    print(f"closed {closed} run{'s' if closed != 1 else ''} ({len(gone)} whose process is gone)")
+    for run in left:
+        where = "its process is running" if run["process"] else "its process is unknown"
+        print(f"  still running: {run['id']} ({where}; closed by a later run once past {run['deadline_at']})")
+    return 0
 
 
 def cmd_serve(settings: Settings | None, args: argparse.Namespace) -> int:
@@ -236,12 +338,23 @@ def cmd_serve(settings: Settings | None, args: argparse.Namespace) -> int:
 def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
         result = scan(settings, store, make_llm(settings), deadline=Deadline.for_run(settings).at)
-    _print_scan(result)
+    _print_scan(result, settings)
     return 0
 
 
-def _print_scan(result: dict[str, Any]) -> None:
-    print(f"scout: {result['processed']} processed, {len(result['breakthroughs'])} new breakthroughs, "
+def _nothing_to_do(result: dict[str, Any], settings: Settings) -> str:
+    """Why a scan processed nothing: what it looked at, and why none of it needed work."""
+    seen = result.get("triaged", 0)
+    if not seen:
+        return "no completed battle was new to the scout, and none had work left"
+    return (f"{seen} new completed battle{'s' if seen != 1 else ''}: none scored {settings.scout_threshold} or more "
+            f"(SCOUT_BREAKTHROUGH_THRESHOLD) and none was picked for a referee audit "
+            f"(REFEREE_AUDIT_SHARE {settings.referee_audit_share})")
+
+
+def _print_scan(result: dict[str, Any], settings: Settings) -> None:
+    reason = f" ({_nothing_to_do(result, settings)})" if not result["processed"] else ""
+    print(f"scout: {result['processed']} processed{reason}, {len(result['breakthroughs'])} new breakthroughs, "
           f"{result['alerted']} alerted")
     for item in result["breakthroughs"]:
         print(f"  {item['score']:>6}  {item['persona']}  {item['battleId']}")
@@ -327,12 +440,57 @@ def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
-        result = Queries(store).rollback(args.version_id)
+        result = Queries(store).rollback(args.version_id, args.force)
+    print(result["message"])
+    return 0
+
+
+def cmd_proposals(settings: Settings, args: argparse.Namespace) -> int:
+    with _store(settings) as store:
+        listing = ProposalQueries(store).listing()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    canary = listing["canary"]
+    print(f"under canary: #{canary['id']} (v{canary['versionId']}) {slack.describe_proposal(canary)}" if canary
+          else "under canary: none")
+    print(f"queue ({len(listing['queue'])}, next first):")
+    for place, p in enumerate(listing["queue"], 1):
+        mark = " [fast-tracked]" if p["fastTracked"] else ""
+        print(f"  {place:>3}. #{p['id']} {p['source']:<12} {slack.describe_proposal(p)}{mark}")
+    print("decided:")
+    for p in listing["decided"]:
+        print(f"  #{p['id']} {p['status']:<12} {slack.describe_proposal(p)}  ({p['outcome'] or '-'})")
+    return 0
+
+
+def cmd_propose(settings: Settings, args: argparse.Namespace) -> int:
+    kind = "remove" if args.remove else "edit" if args.edit else "add"
+    if kind != "remove" and args.text is None:
+        print("error: name the tactic: python -m lib propose TEXT (or --remove TACTIC_ID)", file=sys.stderr)
+        return 2
+    if kind == "remove" and args.text:
+        print("error: --remove takes no TEXT", file=sys.stderr)
+        return 2
+    with _store(settings) as store:
+        result = ProposalQueries(store).propose(kind, text=args.text, tactic_id=args.remove or args.edit,
+                                                proposed_by="a person (CLI)", reasoning=args.reason,
+                                                fast_track=args.fast_track)
+    print(result["message"])
+    return 0
+
+
+def cmd_veto(settings: Settings, args: argparse.Namespace) -> int:
+    with _store(settings) as store:
+        result = ProposalQueries(store).veto(args.proposal_id, args.reason)
     print(result["message"])
     return 0
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "proposals": cmd_proposals,
+    "propose": cmd_propose,
+    "veto": cmd_veto,
     "versions": cmd_versions,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
@@ -343,6 +501,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "generate-personas": cmd_generate_personas,
     "status": cmd_status,
+    "recover": cmd_recover,
     "pause": cmd_pause,
     "resume": cmd_resume,
 }
@@ -354,7 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             # serve reads the environment per request, as Vercel does: a bad value is each request's 500.
             return cmd_serve(None, args)
-        return COMMANDS[args.command](Settings.from_env(), args)
+        settings = Settings.from_env()
+        for warning in settings.ignored:
+            print(f"warning: {warning}", file=sys.stderr)
+        return COMMANDS[args.command](settings, args)
     except (ConfigError, StoreError, EmbeddedPostgresError, LLMError, InvalidPersona, CalibrationError, ServeError,
             migrations.MigrationError) as exc:
         print(f"error: {redact(exc)}", file=sys.stderr)

@@ -16,12 +16,14 @@ Standard library only: the auth path of the handlers imports this module.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Concatenate, cast
 
 from lib.redact import remember, url_password
 
@@ -31,6 +33,7 @@ SUPABASE_URL_VARS = ("SUPABASE_SANDBOX_URL", "SANDBOX_SUPABASE_URL", "NEXT_PUBLI
 OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
 LLM_PROVIDERS = ("openai", "simulated")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+AUTO_PROPOSE_CHOICES = ("off", "breakthroughs", "all")
 # KILL_SWITCH_THRESHOLD_USD lands in training_runs.cost_cap, numeric(12, 6). Below a cent not one
 # call fits; above $10,000 a batch it is a typo, not a budget.
 COST_CAP_MIN, COST_CAP_MAX, COST_CAP_DECIMALS = Decimal("0.01"), Decimal("10000"), 6
@@ -42,7 +45,22 @@ PRICE_MAX = 10_000
 
 
 class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable."""
+    """A setting is missing or has a bad value; the message names the variable.
+
+    `problems` lists every bad setting found at once (one line each), so a user fixes them all
+    in one go instead of one per restart.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+    @classmethod
+    def of(cls, problems: list[str]) -> ConfigError:
+        if len(problems) == 1:
+            return cls(problems[0])
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        return cls(f"{len(problems)} settings are wrong:\n{listed}", problems)
 
 
 @dataclass(frozen=True)
@@ -125,6 +143,13 @@ SETTINGS: tuple[Setting, ...] = (
                                    "personas first (above 0, at most 0.5)"),
     Setting("CANARY_MAX_PAIRS", "100", "pairs after which an undecided canary is inconclusive (the active version "
                                        "stays)"),
+    Setting("AUTO_PROPOSE", "off", "`breakthroughs`: confirmed breakthroughs' tactics enter the proposal queue by "
+                                   "themselves; `all`: the proposer's proposals too (docs/versions.md)"),
+    Setting("MAX_ACTIVE_TACTICS", "12", "the most tactics a version holds; an addition beyond it first proposes "
+                                        "removing the weakest measured one"),
+    Setting("PROPOSER_MODEL", None, "the proposer's model (with `AUTO_PROPOSE=all`): it reads the worst recent "
+                                    "battles and proposes one tactic or one removal", shown="no proposer"),
+    Setting("PROPOSER_EVERY", "100", "completed battles between two proposer calls"),
     Setting("NEXT_PUBLIC_APP_URL", None, "this deployment's URL: the scout webhook's target, dashboard links in Slack"),
     Setting("VERCEL_AUTOMATION_BYPASS_SECRET", None, "sent as `x-vercel-protection-bypass` on the scout webhook"),
     Setting("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts; unset, nothing is sent"),
@@ -134,6 +159,16 @@ SETTINGS: tuple[Setting, ...] = (
                                            "is under the project root)"),
 )
 _REGISTERED = {setting.name: setting for setting in SETTINGS}
+# Variables other tools use for the same things, which this project does not read: set, each is
+# named in a warning with the variable to use instead (a DATABASE_URL pointing nowhere would
+# otherwise be silently replaced by the embedded database).
+IGNORED_VARIABLES = {
+    "DATABASE_URL": "USE_LOCAL_DB=true with LOCAL_DB_URL",
+    "POSTGRES_URL": "USE_LOCAL_DB=true with LOCAL_DB_URL",
+    "SUPABASE_URL": "SUPABASE_SANDBOX_URL",
+    "SUPABASE_SERVICE_ROLE_KEY": "SANDBOX_SUPABASE_SERVICE_ROLE_KEY",
+    "OPENAI_API_BASE": "OPENAI_BASE_URL",
+}
 
 
 def cron_secret(env: Mapping[str, str] | None = None) -> str | None:
@@ -201,14 +236,26 @@ class Settings:
     # active battle on the same persona, and the pairs after which an undecided canary is inconclusive.
     canary_share: float
     canary_max_pairs: int
+    # The autonomous loop (lib/proposals.py): what enters the proposal queue by itself, the most
+    # tactics a version holds, and the proposer (off without a model).
+    auto_propose: str
+    max_active_tactics: int
+    proposer_model: str | None
+    proposer_every: int
+    # Variables set in the environment that are never read, each with what to set instead.
+    ignored: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        return cls._read(_Env(os.environ if env is None else env))
+        return cls._read(_Env(os.environ if env is None else env, collect=True))
 
     @classmethod
     def _read(cls, env: _Env) -> Settings:
-        database, database_error = _select_database(env)
+        try:
+            database, database_error = _select_database(env)
+        except ConfigError as exc:
+            env.errors.append(str(exc))
+            database, database_error = None, str(exc)
         max_batch = env.integer("MAX_TRAINING_BATCH_SIZE", minimum=1, maximum=1000)
         max_runs = env.integer("MAX_CONCURRENT_RUNS", minimum=1, maximum=100)
         settings = cls(
@@ -258,7 +305,14 @@ class Settings:
                                       meaning="the candidate's share of a run's battles, each paired with an "
                                               "active battle on the same persona"),
             canary_max_pairs=env.integer("CANARY_MAX_PAIRS", minimum=10, maximum=100_000),
+            auto_propose=env.choice("AUTO_PROPOSE", AUTO_PROPOSE_CHOICES),
+            max_active_tactics=env.integer("MAX_ACTIVE_TACTICS", minimum=1, maximum=100),
+            proposer_model=env.text("PROPOSER_MODEL"),
+            proposer_every=env.integer("PROPOSER_EVERY", minimum=1, maximum=1_000_000),
+            ignored=ignored_variables(env.raw),
         )
+        if env.errors:
+            raise ConfigError.of(env.errors)
         # What redaction masks by value, wherever a driver or provider quotes it (lib.redact).
         remember(settings.cron_secret, settings.openai_api_key, settings.bypass_secret, settings.slack_webhook_url,
                  database.service_role_key if database else None, url_password(database.url) if database else None)
@@ -270,7 +324,7 @@ class Settings:
 
     def require_database(self) -> Database:
         if self.database is None:
-            raise ConfigError(self.database_error)
+            raise ConfigError(self.database_error or "Database not configured")
         return self.database
 
     def require_openai_key(self) -> str:
@@ -282,6 +336,16 @@ class Settings:
                 "or LLM_PROVIDER=simulated for an offline run"
             )
         return self.openai_api_key
+
+
+def ignored_variables(raw: Mapping[str, str]) -> tuple[str, ...]:
+    """One warning per variable that is set but not read, naming the variable to use."""
+    warnings = [f"{name} is set but ignored: this project reads {instead}"
+                for name, instead in IGNORED_VARIABLES.items() if raw.get(name, "").strip()]
+    if raw.get("LOCAL_DB_URL", "").strip() and raw.get("USE_LOCAL_DB", "").strip().lower() not in (
+            "1", "true", "yes", "on"):
+        warnings.append("LOCAL_DB_URL is set but ignored: it is used only with USE_LOCAL_DB=true")
+    return tuple(warnings)
 
 
 def _select_database(env: _Env) -> tuple[Database | None, str | None]:
@@ -330,19 +394,49 @@ def _public_key_kind(key: str) -> str | None:
     return None
 
 
+def _collected[**P, R](reader: Callable[Concatenate[_Env, str, P], R]) -> Callable[Concatenate[_Env, str, P], R]:
+    """In collecting mode, a bad value is noted in `errors` and read again as unset (its
+    default), so that every other setting is still checked and all problems are told at once."""
+
+    @functools.wraps(reader)
+    def read(self: _Env, name: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return reader(self, name, *args, **kwargs)
+        except ConfigError as exc:
+            if not self.collect:
+                raise
+            self.errors.append(str(exc))
+            # None stands in for the value only until `Settings._read` raises with every error.
+            if name in self.masked or _REGISTERED[name].default is None:
+                return cast(R, None)  # no default to fall back on, or it is bad too (a missing prompt file)
+            self.masked.add(name)
+            try:
+                return reader(self, name, *args, **kwargs)
+            except ConfigError:
+                return cast(R, None)
+
+    return read
+
+
 class _Env:
     """Typed readers over the raw environment; each error names its variable.
 
     Only variables listed in `SETTINGS` can be read, and an unset one takes its default from there.
+    With `collect`, readers note errors in `errors` instead of raising (see `_collected`).
     """
 
-    def __init__(self, raw: Mapping[str, str]):
+    def __init__(self, raw: Mapping[str, str], collect: bool = False):
         self.raw = raw
+        self.collect = collect
+        self.errors: list[str] = []
+        self.masked: set[str] = set()  # read as unset: their value was refused
 
     def given(self, name: str) -> str | None:
         """The variable's value, stripped; None when it is unset or blank."""
         if name not in _REGISTERED:
             raise KeyError(f"{name} is not in lib.config.SETTINGS: register it (and document it)")
+        if name in self.masked:
+            return None
         value = self.raw.get(name, "").strip()
         return value or None
 
@@ -364,6 +458,7 @@ class _Env:
                 return value
         return None
 
+    @_collected
     def integer(self, name: str, *, minimum: int, maximum: int, maximum_name: str | None = None) -> int:
         value = self.given(name)
         if value is None:
@@ -379,6 +474,7 @@ class _Env:
             raise ConfigError(f"{name} must be at most {limit}, got {number}")
         return number
 
+    @_collected
     def fraction(self, name: str, *, maximum: float, meaning: str) -> float:
         """A number above 0 and at most `maximum`."""
         value = self.defaulted(name)
@@ -390,6 +486,7 @@ class _Env:
             raise ConfigError(f"{name} must be a number above 0 and at most {maximum} ({meaning}), got {value!r}")
         return number
 
+    @_collected
     def money(self, name: str, *, minimum: Decimal, maximum: Decimal, decimals: int) -> Decimal:
         """A dollar amount within the range its column holds, checked before anything runs."""
         value = self.defaulted(name)
@@ -404,6 +501,7 @@ class _Env:
                               f"(at most {decimals} decimals), got {value!r}")
         return amount
 
+    @_collected
     def decimal(self, name: str, *, minimum: Decimal | int, maximum: Decimal | int) -> Decimal:
         """A number from `minimum` to `maximum` inclusive (points, a share)."""
         value = self.defaulted(name)
@@ -415,6 +513,7 @@ class _Env:
             raise ConfigError(f"{name} must be a number from {minimum} to {maximum}, got {value!r}")
         return number
 
+    @_collected
     def boolean(self, name: str) -> bool:
         value = self.defaulted(name)
         lowered = value.lower()
@@ -424,12 +523,14 @@ class _Env:
             return False
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
+    @_collected
     def choice(self, name: str, choices: tuple[str, ...]) -> str:
         value = self.defaulted(name).lower()
         if value not in choices:
             raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
+    @_collected
     def url(self, name: str, *, secret: bool = False) -> str | None:
         value = self.given(name)
         if value is None:
@@ -439,6 +540,7 @@ class _Env:
             raise ConfigError(f"{name} must be an http(s):// URL{shown}")
         return value.rstrip("/")
 
+    @_collected
     def path(self, name: str) -> Path:
         """A file; a relative path starts at the project root."""
         value = self.defaulted(name)
@@ -454,6 +556,7 @@ class _Env:
         value = self.given(name)
         return Path(value) if value is not None else PROJECT_ROOT / self.defaulted(name)
 
+    @_collected
     def prices(self, name: str) -> dict[str, dict[str, Decimal]]:
         """`{"model": {"input": usd_per_1M, "cached_input": …, "output": …}}`, validated."""
         value = self.given(name)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lib import referee
+from lib import dashboard_autonomy, referee
 from lib.app import open_store
 from lib.battle import closer_system_prompt
 from lib.config import VERCEL_JSON, Database, Settings, admin_password
@@ -42,7 +42,8 @@ MAX_TACTIC_CHARS = 1000
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 # The page's script, in order: shared helpers, one file per panel, then the loop that drives them.
 SCRIPTS = ("core.js", "panels/banner.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
-           "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/referee.js", "main.js")
+           "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/autonomy.js", "panels/referee.js",
+           "main.js")
 # A request's query string, one value per name.
 type Query = Mapping[str, str]
 RANGES = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
@@ -220,6 +221,7 @@ VIEWS: dict[str, Callable[[Queries, Query, Settings], Answer | None]] = {
     "referee": _referee,
     "versions": _versions,
     "tactics": _tactics,
+    **dashboard_autonomy.VIEWS,
 }
 
 def _promote(queries: Queries, body: Body) -> VersionChange:
@@ -250,13 +252,15 @@ ACTIONS: dict[str, Callable[[Queries, Body], object]] = {
     "promote": _promote,
     "deactivate": _deactivate,
     "edit": _edit,
-    "rollback": lambda queries, body: queries.rollback(_version_arg(body.get("versionId"), "versionId")),
+    "rollback": lambda queries, body: queries.rollback(_version_arg(body.get("versionId"), "versionId"),
+                                                       _flag(body, "force")),
     "review": lambda queries, body: queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"),
                                                               ReviewStatus.REVIEWED),
     "reject": lambda queries, body: queries.set_review_status(_uuid_arg(body.get("battleId"), "battleId"),
                                                               ReviewStatus.REJECTED),
     "pause": _pause,
     "resume": lambda queries, body: queries.set_paused(False),
+    **dashboard_autonomy.ACTIONS,
 }
 
 

@@ -2,9 +2,10 @@
 
 `run_batch` ends when `Queries.finish_run` has recorded the run's figures. `follow_up` then does,
 in order: the canary's look (read the pairs, `lib.canary.decide`, record it, post a decision to
-Slack), the cost-cap alert (training is paused), the failed-run alert, the batch summary (when there
-are breakthroughs), and the Tactical Scout (the scout-scan webhook when serving HTTP, a scan in
-this process for the CLI). None of them fails the batch: each failure becomes an error, and all of
+Slack), the autonomous loop's step (`lib.proposals.after_run`: the proposal queue), the cost-cap
+alert (training is paused), the failed-run alert, the batch summary (when there are breakthroughs),
+and the Tactical Scout (the scout-scan webhook when serving HTTP, a scan in this process for the
+CLI). None of them fails the batch: each failure becomes an error, and all of
 them (with any the caller met, such as a fan-out refusal) are appended to the run's row in ONE
 `append_run_errors`, whose answer becomes the batch's `errors`. The HTTP response, the CLI summary
 and the row therefore list the same errors.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-from lib import canary, slack
+from lib import canary, proposals, slack
 from lib.budget import COST_CAP_REACHED
 from lib.config import ConfigError, Settings
 from lib.deadline import Deadline
@@ -49,16 +50,20 @@ class Trained:
 
 
 def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *, run_deadline: Deadline,
-              planned_pairs: int, scout: Scout, errors: list[str]) -> Trained:
+              planned_pairs: int, scout: Scout, errors: list[str], scan: bool = True) -> Trained:
     """Does the work after a finished run (see the module's docstring) and returns the batch with
     its `canary`, `scoutNotified` and every error. `errors` are the caller's, saved with the rest.
 
     `scout == "webhook"`: we are the HTTP function; the follow-ups fit before the response leaves
     (`run_deadline` plus RESPONSE_MARGIN_S). `"in_process"`: we are the CLI; nothing waits, and the
-    scan runs here once a battle has completed.
+    scan runs here once a battle has completed, unless `scan` is false (the person stopped the run:
+    the next scan picks its battles up).
     """
     respond_by = run_deadline.extended(RESPONSE_MARGIN_S) if scout == "webhook" else Deadline.none()
     batch["canary"] = look_at_canary(settings, store, batch, run_deadline, planned_pairs, errors)
+    # The autonomous loop's step (the proposer, the queue, the next candidate), after the look.
+    proposals.after_run(settings, store, llm, run_deadline=run_deadline, respond_by=respond_by,
+                        simulated=batch["simulated"], errors=errors)
     if batch["costCapReached"]:
         _alert_cost_cap(settings, batch, run_deadline, errors)
     if batch["status"] == "failed":
@@ -70,8 +75,10 @@ def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *
     result: JSONObject | None = None
     if scout == "webhook":
         notified = notify_scout(settings, batch, respond_by, errors)
-    else:
+    elif scan:
         notified, result = _scan_here(settings, store, llm, batch, errors)
+    else:
+        notified = False
     queries = Queries(store)
     if errors:
         batch["errors"] = queries.append_run_errors(batch["runId"], errors, deadline=respond_by.bounded)

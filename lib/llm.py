@@ -50,6 +50,7 @@ class Role(StrEnum):
     REFEREE = "referee"
     SCOUT = "scout"
     PERSONA_WRITER = "persona_writer"
+    PROPOSER = "proposer"
 
 
 class LLMError(RuntimeError):

@@ -2,7 +2,8 @@
 
 A pause (by a person, or another run reaching its cost cap) stops the run within about one LLM
 call: the watch reads it every PAUSE_POLL_S, and on a pause records the reason and sets the run's
-stop signal, which every call and every waiting start honours.
+stop signal, which every call and every waiting start honours. An `Interrupt` (the CLI's Ctrl-C
+or SIGTERM) stops it the same way.
 """
 from __future__ import annotations
 
@@ -17,13 +18,36 @@ from lib.store.queries import PauseState, Queries
 PAUSE_POLL_S = 0.5
 
 
+class Interrupt:
+    """Set from a signal handler (the CLI's Ctrl-C or SIGTERM): the run stops as a pause stops it,
+    its battles in flight are cut, and it is recorded as killed."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: str | None = None  # the signal's name
+
+    def set(self, reason: str) -> None:
+        self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
 class PauseWatch:
-    def __init__(self, queries: Queries, run_id: str, deadline: Deadline, stop: threading.Event):
+    def __init__(self, queries: Queries, run_id: str, deadline: Deadline, stop: threading.Event,
+                 interrupt: Interrupt | None = None):
         self.queries = queries
         self.run_id = run_id
         self.deadline = deadline
         self.stop = stop
+        self.interrupt = interrupt
         self.reason: str | None = None  # set when a pause stopped the run
+
+    @property
+    def interrupted(self) -> str | None:
+        """The signal that stopped the run, if one did."""
+        return self.interrupt.reason if self.interrupt is not None and self.interrupt.is_set() else None
 
     def start(self) -> None:
         """Watches on a daemon thread until the run stops (or is paused)."""
@@ -32,6 +56,9 @@ class PauseWatch:
 
     def _watch(self) -> None:
         while not self.stop.is_set():
+            if self.interrupted:
+                self.stop.set()
+                return
             try:
                 state = self.queries.pause_state(deadline=self.deadline.at)
             except Exception as exc:  # a missed poll only delays the stop; the battles go on

@@ -16,21 +16,23 @@ class ProgressPrinter:
         self.live = stream.isatty()
         self._lock = threading.Lock()
         self._drawn = False
+        self.spent = 0.0  # what the provider billed so far, as the last line showed
 
     def update(self, p: Progress) -> None:
         with self._lock:
+            self.spent = p.spent
             if self.live:
                 width = 24
                 filled = int(width * p.done / p.total) if p.total else width
                 bar = "#" * filled + "-" * (width - filled)
-                self.stream.write(f"\r[{bar}] {p.done}/{p.total} battles  ${p.spent:.4f} of ${p.cap:.2f}  "
+                self.stream.write(f"\r[{bar}] {p.done}/{p.total} battles  ${p.spent:.6f} of ${p.cap:.2f}  "
                                   f"{p.time_left_s:4.0f}s left ")
                 self._drawn = True
             else:
                 last = p.last
                 score = f" score {last['score']:.1f}" if last.get("score") is not None else ""
                 self.stream.write(f"{p.done}/{p.total} done  {last['persona']}: {last['status']}{score}  "
-                                  f"${p.spent:.4f} of ${p.cap:.2f}  {p.time_left_s:.0f}s left\n")
+                                  f"${p.spent:.6f} of ${p.cap:.2f}  {p.time_left_s:.0f}s left\n")
             self.stream.flush()
 
     def close(self) -> None:
@@ -40,7 +42,17 @@ class ProgressPrinter:
                 self._drawn = False
 
 
-def print_summary(batch: BatchSummary, stream: TextIO) -> None:
+def _spend(batch: BatchSummary, billed: float | None) -> str:
+    """The battles' recorded cost against the cap, and what the provider billed when that differs
+    (the progress line shows the billed figure: both lines then name the same amount)."""
+    spend = f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"
+    if billed is not None and abs(billed - float(batch["totalCost"])) >= 0.0000005:
+        spend += (f" (billed ${billed:.6f}: ${billed - float(batch['totalCost']):.6f} of it in calls not recorded "
+                  "on a battle)")
+    return spend
+
+
+def print_summary(batch: BatchSummary, stream: TextIO, billed: float | None = None) -> None:
     label = " (simulated LLM)" if batch.get("simulated") else ""
     rows = [
         ("run", f"{batch['runId']}{label}"),
@@ -50,7 +62,7 @@ def print_summary(batch: BatchSummary, stream: TextIO) -> None:
                     f"{batch['battlesKilled']} killed"),
         ("average score", "-" if batch["averageScore"] is None else f"{batch['averageScore']:.1f}"),
         ("breakthroughs", str(batch["breakthroughs"])),
-        ("spend", f"${batch['totalCost']:.6f} of ${batch['costCap']:.2f} cap"),
+        ("spend", _spend(batch, billed)),
         ("duration", f"{(batch['durationMs'] or 0) / 1000:.1f}s"),
     ]
     error = batch.get("error")

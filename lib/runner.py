@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from lib import processes
 from lib.admission import Admission
 from lib.battle import BattleSetup, BattleState, Line, closer_system_prompt, count_turns, fight
 from lib.budget import Budget, price_for
@@ -29,8 +30,8 @@ from lib.deadline import Deadline
 from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 from lib.pacing import Pacer
-from lib.pause_watch import PauseWatch
-from lib.store import Store
+from lib.pause_watch import Interrupt, PauseWatch
+from lib.store import Store, StoreError
 from lib.store.queries import (
     BatchSummary,
     BattleRecord,
@@ -74,6 +75,10 @@ class RunRefused(Exception):
         self.error = outcome.get("error") or self.MESSAGES[self.reason]
         detail = f": {outcome['reason']}" if outcome.get("reason") else ""
         self.hint = self.HINTS[self.reason]
+        if self.reason == "busy" and processes.gone(outcome.get("process")):
+            closes_at = str(outcome.get("closesAt") or "")[11:19]  # HH:MM:SS of an ISO timestamp, UTC
+            self.hint = (f"the previous run's process stopped; it will be closed at {closes_at} UTC, or now with "
+                         "python -m lib recover")
         super().__init__(f"{self.error}{detail} ({self.hint})")
 
 
@@ -110,8 +115,9 @@ def run_batch(settings: Settings, store: Store, llm: LLM, *, trigger: str, reque
 
 
 def begin_run(settings: Settings, store: Store, llm: LLM, *, trigger: str, requested_batch_size: int | None,
-              on_progress: OnProgress | None, deadline: Deadline) -> Run:
-    """Starts a run in the database (raises `RunRefused` when it refuses) and returns it, ready to `execute`."""
+              on_progress: OnProgress | None, deadline: Deadline, interrupt: Interrupt | None = None) -> Run:
+    """Starts a run in the database (raises `RunRefused` when it refuses) and returns it, ready to
+    `execute`. `interrupt`, once set, stops the run (see `lib.pause_watch.Interrupt`)."""
     batch_size = max(1, min(requested_batch_size or settings.batch_size, settings.max_batch_size))
     for model in (settings.closer_model, settings.persona_model, settings.referee_model):
         price_for(model, settings.model_prices)  # a model with no price is refused before any call
@@ -124,7 +130,7 @@ def begin_run(settings: Settings, store: Store, llm: LLM, *, trigger: str, reque
         daily_budget=settings.daily_budget_usd, monthly_budget=settings.monthly_budget_usd, deadline=deadline.at)
     if outcome["status"] != "started":
         raise RunRefused(outcome)
-    run = Run(settings, store, llm, outcome, deadline, on_progress)
+    run = Run(settings, store, llm, outcome, deadline, on_progress, interrupt)
     log("run_started", runId=run.id, trigger=trigger, batchSize=batch_size, personas=len(run.personas),
         simulated=llm.simulated, recoveredRuns=outcome["recovered"])
     return run
@@ -132,7 +138,7 @@ def begin_run(settings: Settings, store: Store, llm: LLM, *, trigger: str, reque
 
 class Run:
     def __init__(self, settings: Settings, store: Store, llm: LLM, outcome: RunStart, deadline: Deadline,
-                 on_progress: OnProgress | None):
+                 on_progress: OnProgress | None, interrupt: Interrupt | None = None):
         self.settings = settings
         self.queries = Queries(store)
         self.llm = llm
@@ -162,7 +168,7 @@ class Run:
         self._lock = threading.Lock()
         self.admission = Admission(deadline, self.budget, self.stop, self.pacer, outcome["expectedBattleMs"] / 1000,
                                    settings.delay_between_battles_ms / 1000, self.errors, self._lock)
-        self.pause_watch = PauseWatch(self.queries, self.id, deadline, self.stop)
+        self.pause_watch = PauseWatch(self.queries, self.id, deadline, self.stop, interrupt)
         self._on_progress = on_progress
         self.progress = Progress(total=len(self.plan), cap=float(grant["block"]))
 
@@ -179,6 +185,10 @@ class Run:
 
     def _battle_and_finish(self) -> BatchSummary:
         error = None
+        try:  # best effort: without it, a refusal only cannot tell that this process is gone
+            self.queries.set_run_process(self.id, processes.identity(), deadline=self.deadline.at)
+        except StoreError as exc:
+            log("run_process_not_recorded", runId=self.id, error=type(exc).__name__)
         try:
             self.llm.prepare()
             self._battle_all()
@@ -191,6 +201,9 @@ class Run:
         status, leftover = run_ending(crashed=error is not None, **self._stop_causes())
         if self.budget.tripped:
             self.errors.append(str(self.budget.trip_reason))  # set once tripped
+        elif self.pause_watch.interrupted:
+            self.errors.append(f"Interrupted ({self.pause_watch.interrupted}): the run was stopped by its process; "
+                               "battles in flight were cut")
         elif self.pause_watch.reason is not None:
             self.errors.append(f"Training paused mid-run: {self.pause_watch.reason}")
         elif self.ctx.halted is not None:  # the provider refuses every call (no quota, bad key)
@@ -206,7 +219,9 @@ class Run:
             pause_reason=self.budget.trip_reason if cost_cap_reached else None, deadline=self.deadline.for_writes())
 
     def _stop_causes(self) -> dict[str, bool]:
-        return {"budget_spent": self.budget.tripped, "paused": self.pause_watch.reason is not None,
+        # An interrupt ends the run as a pause does: killed, its battles in flight cut.
+        paused = self.pause_watch.reason is not None or self.pause_watch.interrupted is not None
+        return {"budget_spent": self.budget.tripped, "paused": paused,
                 "provider_halted": self.ctx.halted is not None, "timed_out": self.admission.timed_out}
 
     def _battle_all(self) -> None:

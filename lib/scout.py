@@ -83,8 +83,8 @@ def scan(settings: Settings, store: Store, llm: LLM, deadline: float) -> JSONObj
     for model in (settings.referee_confirm_model, settings.referee_model, settings.scout_model):
         price_for(model, settings.model_prices)  # a model with no price is refused before anything is leased
     queries = Queries(store)
-    queries.triage_battles(settings.scout_threshold, settings.referee_audit_share, referee.CONSISTENCY_DAYS,
-                           deadline=deadline)
+    triage = queries.triage_battles(settings.scout_threshold, settings.referee_audit_share,
+                                    referee.CONSISTENCY_DAYS, deadline=deadline)
     lease = queries.lease_scout_work(SCAN_LIMIT, LEASE_SECONDS, slack=bool(settings.slack_webhook_url),
                                      max_attempts=MAX_ATTEMPTS, deadline=deadline)
     work = Scan(settings, queries, llm, deadline)
@@ -100,6 +100,7 @@ def scan(settings: Settings, store: Store, llm: LLM, deadline: float) -> JSONObj
             queries.release_scout_lease(battle["id"], deadline=deadline + 1)
     work.check_drift()
     result = work.result(backlog=lease["due"] - work.processed)
+    result["triaged"] = triage["triaged"]
     log("scout_scan", processed=result["processed"], breakthroughs=len(result["breakthroughs"]),
         unconfirmed=len(result["unconfirmed"]), audited=result["audited"], moments=result["moments"],
         alerted=result["alerted"], backlog=result["backlog"], cost=result["cost"], errors=len(result["errors"]))

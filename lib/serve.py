@@ -7,7 +7,7 @@ included (`/admin/training-monitor/` needs its own rewrite there, so it gets non
 
 Serving is robust to its clients: an idle or half-sent connection is closed after
 `IDLE_TIMEOUT_S`, a client that goes away is one JSON log line, and SIGTERM stops the server and
-the embedded PostgreSQL it started.
+leaves the embedded PostgreSQL (which stops once no other command uses it).
 """
 from __future__ import annotations
 
@@ -29,7 +29,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lib import log as logs
-from lib.config import PROJECT_ROOT, VERCEL_JSON, ConfigError, Settings, cron_secret
+from lib.config import (
+    PROJECT_ROOT,
+    VERCEL_JSON,
+    ConfigError,
+    Settings,
+    admin_password,
+    cron_secret,
+)
 from lib.cron import cron_matches
 from lib.store.embedded import EmbeddedPostgres
 
@@ -172,6 +179,31 @@ def _embedded_database_for_handlers() -> EmbeddedPostgres | None:
     return server
 
 
+def startup_warnings() -> list[str]:
+    """What will not work with the environment as it is, said once at start-up (the handlers
+    read it again per request, as on Vercel): every bad setting at once, and each missing piece
+    with what it stops."""
+    warnings = []
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        warnings.append("every request answers 500 until these settings are fixed (then restart): "
+                        + "; ".join(exc.problems))
+        settings = None
+    if cron_secret() is None:
+        warnings.append("CRON_SECRET is not set: /api/cron/* refuse every call (500 \"Cron secret not configured\")")
+    if admin_password() is None:
+        warnings.append("ADMIN_PASSWORD is not set: the dashboard (/admin/training-monitor) refuses every visitor")
+    if settings is not None:
+        warnings.extend(settings.ignored)
+        if settings.database is None:
+            warnings.append(f"requests that need the database answer 500: {settings.database_error}")
+        if not settings.simulated and not settings.openai_api_key:
+            warnings.append("no OpenAI key (SANDBOX_OPENAI_API_KEY or OPENAI_API_KEY) and LLM_PROVIDER is not "
+                            "simulated: /api/cron/train fails (set LLM_PROVIDER=simulated for offline runs)")
+    return warnings
+
+
 def bind(port: int, handler: type) -> LocalServer:
     """The listening server, or a one-line `ServeError` naming the port and what to do."""
     try:
@@ -205,6 +237,8 @@ def serve(port: int, with_crons: bool, idle_timeout: float = IDLE_TIMEOUT_S) -> 
         database = _embedded_database_for_handlers()
         print(f"serving on http://127.0.0.1:{server.server_address[1]} "
               f"({', '.join(sorted(routes))}{', crons on' if with_crons else ''})", flush=True)
+        for warning in startup_warnings():
+            print(f"warning: {warning}", flush=True)
         if with_crons:
             threading.Thread(target=run_crons, args=(server.server_address[1], config.get("crons", []), stop),
                              daemon=True).start()

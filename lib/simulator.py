@@ -16,11 +16,15 @@ on 0–100):
 
 * `difficulty` is the persona's (1–5, from its characteristics; 3 if absent): a persona of
   difficulty 5 costs 8 points more than one of difficulty 3.
-* `skill` is the sum of the **hidden effects** of the tactics in the closer's system prompt.
+* `skill` comes from the **hidden effects** of the tactics in the closer's system prompt.
   A tactic's effect comes from its text: the text is normalised (lower case, every run of
   characters other than letters and digits made one space, trimmed), hashed with SHA-256, and
   the first 8 bytes, read as a fraction u in [0, 1), give `effect = −6 + 12·u` points. So the
   same tactic always helps or hurts by the same amount, and nobody can tell which from the text.
+  Their sum `raw` counts in full up to `SKILL_KNEE` points (so one tactic moves the score by its
+  effect); beyond, with **diminishing returns**: `skill = knee + (ceiling − knee)·(1 − e^(−(raw −
+  knee)/(ceiling − knee)))`, never more than `SKILL_CEILING`. Adding good tactics cannot push
+  every call to 100: the hardest sellers stay hard.
 * `form` is how this particular call goes: normal with a spread of 5.5 points, plus 9 points on
   the 20% of calls where closer and seller simply click. It is drawn from the battle's seed.
 
@@ -32,6 +36,7 @@ call the way a real referee would have judged that closer against that seller.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -40,6 +45,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from lib.battle import TACTICS_HEADING
@@ -48,6 +54,8 @@ from lib.llm import Completion, DeadlineExceeded, Message, ResponseFormat, Role
 from lib.referee import CRITERIA
 
 EFFECT_RANGE = 6.0
+# Diminishing returns: tactics' effects add up in full to the knee, then approach the ceiling.
+SKILL_KNEE, SKILL_CEILING = 6.0, 10.0
 FORM_SPREAD = 5.5
 CLICK_CHANCE, CLICK_BONUS = 0.2, 9.0
 CRITERION_SPREAD = 2.5
@@ -88,6 +96,29 @@ def form(seed: str) -> float:
     """How this call goes, apart from who is on it: drawn from the battle's seed."""
     rng = random.Random(f"{seed}|form")
     return rng.gauss(0, FORM_SPREAD) + (CLICK_BONUS if rng.random() < CLICK_CHANCE else 0.0)
+
+
+def skill_of(tactics: Iterable[str]) -> float:
+    """What a closer's tactics add to its calls: their hidden effects, with diminishing returns."""
+    raw = sum(tactic_effect(t) for t in tactics)
+    if raw <= SKILL_KNEE:
+        return raw
+    room = SKILL_CEILING - SKILL_KNEE
+    return SKILL_KNEE + room * (1 - math.exp(-(raw - SKILL_KNEE) / room))
+
+
+def expected_score(skill: float, difficulties: list[int], draws: int = 4000) -> float:
+    """The closer's true quality: its expected score over these personas, mean of clip(98 −
+    4·difficulty + skill + form, 0, 100) over fixed draws of the form (the same for every call, so
+    two closers differ by their skill alone)."""
+    forms = _forms()[:max(1, draws // max(1, len(difficulties)))]
+    return math.fsum(min(100.0, max(0.0, 98 - 4 * d + skill + f)) for d in difficulties or [3] for f in forms) / (
+        len(difficulties or [3]) * len(forms))
+
+
+@functools.cache
+def _forms() -> list[float]:
+    return [form(f"expected-{n}") for n in range(4000)]
 
 
 def quality(seed: str, difficulty: int, skill: float) -> float:
@@ -142,12 +173,14 @@ class SimulatedTransport:
             text = json.dumps(_moment(messages))
         elif role == Role.PERSONA_WRITER:
             text = json.dumps(_personas(rng, max_tokens))
+        elif role == Role.PROPOSER:
+            text = json.dumps(proposer_answer(rng))
         elif role == Role.PERSONA:
             facts = self.battles.note(seed, difficulty=persona_difficulty(messages[0]["content"]))
             text = _seller_line(rng, messages, quality(seed, facts["difficulty"], facts["skill"]))
         elif role == Role.CLOSER:
             tactics = prompt_tactics(messages[0]["content"])
-            self.battles.note(seed, skill=sum(tactic_effect(t) for t in tactics))
+            self.battles.note(seed, skill=skill_of(tactics))
             text = _closer_line(rng, messages, tactics)
         else:
             raise ValueError(f"the simulator has no answer for role {role!r}")
@@ -395,7 +428,7 @@ def _closer_line(rng: random.Random, messages: list[Message], tactics: list[str]
         return rng.choice(AGENT_OPENERS)
     if turn == 1:
         return rng.choice(AGENT_DISCOVERY)
-    skill = sum(tactic_effect(t) for t in tactics)
+    skill = skill_of(tactics)
     if rng.random() < max(0.0, min(0.6, 0.15 - skill * 0.05)):
         return _fresh(rng, AGENT_PUSHY, said)
     known = [TACTIC_LINES[t] for t in tactics if t in TACTIC_LINES and TACTIC_LINES[t] not in said]
@@ -464,3 +497,24 @@ def _personas(rng: random.Random, max_tokens: int) -> dict[str, Any]:
                                 "Claims a neighbour got a better deal"],
         })
     return {"personas": personas}
+
+
+# The simulated proposer's pool: seven words drawn from these make a tactic; its hidden effect is
+# uniform on −6…+6 like any tactic's, so a good and a bad proposal are equally likely, and two
+# draws rarely look alike (the near-repeat check would refuse them).
+_POOL_WORDS = (
+    "ask", "pause", "mirror", "quote", "offer", "confirm", "name", "promise", "listen", "slow", "repeat", "show",
+    "write", "email", "invite", "thank", "admit", "compare", "explain", "schedule", "budget", "deadline",
+    "neighbour", "garden", "roof", "kitchen", "title", "escrow", "lawyer", "daughter", "tenant", "lease", "permit",
+    "inspection", "appraisal", "mortgage", "equity", "memories", "weekend", "evening", "morning", "quietly",
+    "early", "twice", "gently", "plainly", "honestly", "briefly", "warmly", "firmly", "calmly", "openly",
+    "numbers", "photos", "checklist", "timeline", "guarantee", "deposit", "walkthrough", "questions", "worries",
+    "reasons", "options", "choices", "savings", "repairs", "fees", "proof", "references", "reviews", "history",
+)
+
+
+def proposer_answer(rng: random.Random) -> dict[str, str]:
+    """The simulated proposer: one new tactic from the balanced pool (it does not propose removals)."""
+    words = rng.sample(_POOL_WORDS, 7)
+    return {"kind": "add", "tactic": f"{' '.join(words).capitalize()} (variant {rng.randrange(10 ** 6)}).",
+            "remove_tactic_id": "", "reasoning": "Simulated: a tactic drawn from the proposer's pool."}

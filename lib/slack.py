@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from lib.config import Settings
 from lib.log import log
 from lib.redact import redact
+from lib.store.proposal_queries import Proposal
 from lib.store.queries import BatchSummary, CanaryRecord, ScoutWork
 from lib.store.views import RefereeConsistency
 
@@ -271,5 +272,30 @@ def canary_decision_message(outcome: CanaryRecord, app_url: str | None, simulate
                  f"{version['pairs']} paired battles (same persona, same run)."),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(version.get("note") or "")
                                           or "recorded"}]},
+        *_dashboard_button(app_url),
+    ])
+
+
+def describe_proposal(proposal: Proposal) -> str:
+    """What a proposal changes, in one line (the CLI prints the same)."""
+    if proposal["kind"] == "add":
+        return f'add "{proposal["text"]}"'
+    if proposal["kind"] == "remove":
+        return f'remove "{proposal["tacticText"]}"'
+    return f'edit "{proposal["tacticText"]}" to "{proposal["text"]}"'
+
+
+def proposal_message(proposal: Proposal, app_url: str | None, simulated: bool = False) -> Payload:
+    """A proposal entered the queue: what it changes, who proposed it and why, and how to veto it."""
+    label = " (simulated LLM)" if simulated else ""
+    title = f":inbox_tray: Proposal #{proposal['id']} entered the queue ({proposal['source']}){label}"
+    where = "under canary now" if proposal["status"] == "canary" else "waiting for its canary"
+    detail = f"*{escape(describe_proposal(proposal))}*\nBy {escape(proposal['proposedBy'])}, {where}."
+    if proposal.get("reasoning"):
+        detail += f"\n_Why:_ {escape(proposal['reasoning'])}"
+    return _message(title, [
+        _section(f"*{escape(title)}*"), _section(detail),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Veto it: `python -m lib veto {proposal['id']}` "
+                                                                    "or on the dashboard."}]},
         *_dashboard_button(app_url),
     ])

@@ -14,6 +14,7 @@ from lib.deadline import Deadline
 from lib.followups import Scout, Trained, alert_budget_refused, follow_up
 from lib.llm import LLM
 from lib.log import log
+from lib.pause_watch import Interrupt
 from lib.runner import OnProgress, RunRefused, begin_run
 from lib.store import Store
 
@@ -22,7 +23,8 @@ __all__ = ["Trained", "dispatch_runs", "train_once"]
 
 def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scout: Scout,
                requested_batch_size: int | None = None, started: float | None = None,
-               on_progress: OnProgress | None = None, fan_out: int = 1) -> Trained:
+               on_progress: OnProgress | None = None, fan_out: int = 1,
+               interrupt: Interrupt | None = None) -> Trained:
     """Runs one batch and its follow-ups. Raises `RunRefused` when the database refuses the run.
 
     `scout` says how the Tactical Scout hears of the batch (see `lib.followups.follow_up`):
@@ -31,7 +33,8 @@ def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scou
     result comes back as `Trained.scan`).
 
     `started` (a `time.monotonic()` value, default now) is when the clock began; `on_progress`
-    is `run_batch`'s. `fan_out` > 1 (a Vercel Cron call with CRON_FAN_OUT) first dispatches
+    is `run_batch`'s; `interrupt` is `begin_run`'s (an interrupted run's scout scan is left to the
+    next scan). `fan_out` > 1 (a Vercel Cron call with CRON_FAN_OUT) first dispatches
     `fan_out - 1` more runs to this deployment (see `dispatch_runs`), then runs its own.
     """
     if scout not in ("webhook", "in_process"):
@@ -41,7 +44,7 @@ def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scou
     dispatching = dispatch_runs(settings, fan_out - 1, requested_batch_size, errors)
     try:
         run = begin_run(settings, store, llm, trigger=trigger, requested_batch_size=requested_batch_size,
-                        on_progress=on_progress, deadline=deadline)
+                        on_progress=on_progress, deadline=deadline, interrupt=interrupt)
         batch = run.execute()
     except RunRefused as refused:
         if refused.reason == "budget" and refused.outcome.get("alert"):
@@ -51,7 +54,7 @@ def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scou
         for thread in dispatching:  # long done: a dispatch takes a second at most
             thread.join()
     return follow_up(settings, store, llm, batch, run_deadline=deadline, planned_pairs=run.planned_pairs,
-                     scout=scout, errors=errors)
+                     scout=scout, errors=errors, scan=interrupt is None or not interrupt.is_set())
 
 
 # A dispatched run answers within this long only when it is refused; otherwise it is running.

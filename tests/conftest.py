@@ -19,6 +19,9 @@ from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
 from tests.fakes.postgrest import FakePostgrest
 
+# The dashboard's browser fixtures (Chromium, the served dashboard, a page), for the dashboard tests.
+pytest_plugins = ["tests.dashboard_page"]
+
 TEST_DATABASE = "training_test"
 # Settings a developer's shell may hold; a child process of a test starts without them.
 PROJECT_VARIABLES = ("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI", "CRON", "SLACK", "VERCEL", "USE_LOCAL_DB",
@@ -31,7 +34,7 @@ def child_env(**settings) -> dict:
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     return env
 TABLES = ("training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, training_rescores, "
-          "training_referee_calibrations, training_referee_drift_alerts, training_versions")
+          "training_referee_calibrations, training_referee_drift_alerts, training_versions, training_proposals")
 
 
 @pytest.fixture(scope="session")

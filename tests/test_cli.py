@@ -174,3 +174,64 @@ def test_serve_refuses_a_bad_or_busy_port_in_one_line(tmp_path):
     assert result.stderr == (f"error: port {busy} is already in use: stop what holds it or pick another with "
                              "--port (0 picks a free one)\n")
     assert not (tmp_path / "pg").exists(), "nothing was started"
+
+
+def test_train_names_its_provider_and_models_agrees_on_spend_and_says_what_next(db, database_url, fake_openai):
+    """An OPENAI_API_KEY in the shell and LLM_PROVIDER unset: real (here, fake) calls, said first."""
+    import re
+
+    from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
+
+    store = PsycopgStore(database_url)
+    seed_personas(store, 2)
+    store.close()
+    result = run_cli("train", "--batch-size", "2", db_url=database_url, extra_env={
+        "OPENAI_API_KEY": "sk-test-key", "OPENAI_BASE_URL": fake_openai.base_url, "DELAY_BETWEEN_BATTLES_MS": "0",
+        "BATTLE_MAX_TURNS": "2", "MAX_TOKENS_PER_TURN": "64", "REFEREE_AUDIT_SHARE": "0"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (f"LLM: the OpenAI-compatible server at {fake_openai.base_url} (OPENAI_BASE_URL): closer "
+                        "gpt-4o, sellers gpt-4o-mini, referee gpt-4o, scout gpt-4o-mini. Real calls that cost money: "
+                        "at most $5.00 this batch (KILL_SWITCH_THRESHOLD_USD); LLM_PROVIDER=simulated runs offline "
+                        "for free")
+    progress = [line for line in lines if " done " in line]
+    last_spent = re.search(r"\$(\d+\.\d+) of", progress[-1]).group(1)
+    [spend] = [line for line in lines if line.startswith("spend")]
+    assert re.search(r"\$(\d+\.\d+) of", spend).group(1) == last_spent, (progress[-1], spend)
+    assert ("scout: 0 processed (2 new completed battles: none scored 95 or more (SCOUT_BREAKTHROUGH_THRESHOLD) and "
+            "none was picked for a referee audit (REFEREE_AUDIT_SHARE 0)), 0 new breakthroughs, 0 alerted") in lines
+    assert lines[-1].startswith("next: python -m lib serve (with ADMIN_PASSWORD set) and open "
+                                "http://127.0.0.1:3000/admin/training-monitor; python -m lib status")
+
+
+def test_the_summary_names_billed_spend_that_no_battle_recorded():
+    import io
+
+    from lib.progress import print_summary
+    from lib.store.queries import BatchSummary
+
+    batch: BatchSummary = {"runId": "r", "status": "completed", "battlesStarted": 1, "battlesCompleted": 1, "battlesFailed": 0,
+                           "battlesTimedOut": 0, "battlesKilled": 0, "averageScore": 80.0, "breakthroughs": 0,
+                           "totalCost": 0.0, "costCap": 5.0, "durationMs": 1000, "errors": []}
+    out = io.StringIO()
+    print_summary(batch, out, billed=0.0114)
+    assert ("spend          $0.000000 of $5.00 cap (billed $0.011400: $0.011400 of it in calls not recorded on a "
+            "battle)\n") in out.getvalue()
+
+
+def test_status_last_run_is_camel_case(db, database_url):
+    import json
+    import re
+
+    from lib.store.psycopg import PsycopgStore
+    from tests.conftest import seed_personas
+
+    store = PsycopgStore(database_url)
+    seed_personas(store, 1)
+    store.close()
+    assert run_cli("train", "--batch-size", "1", db_url=database_url,
+                   extra_env={"LLM_PROVIDER": "simulated", "DELAY_BETWEEN_BATTLES_MS": "0"}).returncode == 0
+    last = json.loads(run_cli("status", db_url=database_url).stdout)["lastRun"]
+    assert last["status"] == "completed" and last["battlesCompleted"] == 1
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", key) for key in last), sorted(last)

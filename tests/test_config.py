@@ -237,3 +237,25 @@ def test_every_numeric_setting_at_its_bounds_fits_the_columns_it_lands_in(psycop
                                      errors=[], breakthrough_threshold=s.scout_threshold,
                                      duration_ms=s.max_execution_ms + 1000, error=None, pause_reason=None)
         assert Decimal(str(summary["costCap"])) == s.cost_cap_usd
+
+
+def test_every_bad_setting_is_named_at_once():
+    with pytest.raises(ConfigError) as err:
+        settings(MAX_CONCURRENT_RUNS="x", KILL_SWITCH_THRESHOLD_USD="-1", DAILY_BUDGET_USD="abc",
+                 USE_LOCAL_DB="maybe")
+    assert str(err.value).startswith("4 settings are wrong:\n")
+    assert [p.split(" ")[0] for p in err.value.problems] == ["USE_LOCAL_DB", "MAX_CONCURRENT_RUNS",
+                                                            "KILL_SWITCH_THRESHOLD_USD", "DAILY_BUDGET_USD"]
+
+
+def test_a_variable_outside_the_priority_order_is_named_as_ignored(pg_server):
+    from tests.conftest import fresh_database
+    from tests.test_cli import run_cli
+
+    url = fresh_database(pg_server, "ignored_vars_test")
+    result = run_cli("migrate", db_url=url, extra_env={"DATABASE_URL": "postgresql://nowhere.invalid:1/x"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("warning: DATABASE_URL is set but ignored: this project reads USE_LOCAL_DB=true "
+                             "with LOCAL_DB_URL\n")
+    assert settings(LOCAL_DB_URL="postgresql://elsewhere/db").ignored == (
+        "LOCAL_DB_URL is set but ignored: it is used only with USE_LOCAL_DB=true",)

@@ -1,12 +1,9 @@
 """The training monitor in a real headless Chromium (Debian's, driven by playwright), as a reviewer
 uses it: against `python -m lib serve` and the real database, with the keyboard, axe-core, the
-server stopped, and at phone width."""
+server stopped, and at phone width. The charts: tests/test_dashboard_charts.py."""
 import json
-import os
 import re
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,116 +13,8 @@ from lib.config import PROJECT_ROOT
 from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
 from tests.conftest import seed_personas, wait_until
+from tests.dashboard_page import ARTIFACTS, PASSWORD, SERIOUS, insert_battle, insert_run, loaded, new_page
 from tests.test_cli import run_cli
-
-CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "dash-pw-5c2e"
-ARTIFACTS = PROJECT_ROOT / "artifacts"
-SERIOUS = ("serious", "critical")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        message = "Debian's chromium is missing: apt-get install chromium (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def dashboard(start_server):
-    server = start_server(ADMIN_PASSWORD=PASSWORD, NEXT_PUBLIC_APP_URL=None)
-    server.page_url = f"{server.url}/admin/training-monitor"
-    return server
-
-
-class Requests:
-    """The page's requests to the dashboard, in order: (view or action, query, monotonic time, failed)."""
-
-    def __init__(self, page):
-        self.log = []
-        page.on("request", lambda request: self._add(request, False))
-        page.on("requestfailed", lambda request: self._add(request, True))
-
-    def _add(self, request, failed):
-        query = dict(re.findall(r"[?&]([^=&]+)=([^&]*)", request.url))
-        name = query.get("view") or query.get("action")
-        if name:
-            self.log.append((name, query, time.monotonic(), failed))
-
-    def count(self, name, failed=None):
-        return sum(1 for entry in self.log if entry[0] == name and (failed is None or entry[3] == failed))
-
-
-def new_page(browser, dashboard, viewport=None):
-    context = browser.new_context(http_credentials={"username": "admin", "password": PASSWORD},
-                                  viewport=viewport or {"width": 1280, "height": 900})
-    page = context.new_page()
-    page.errors, page.foreign = [], []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("request", lambda request: None if request.url.startswith((dashboard.url, "data:"))
-            else page.foreign.append(request.url))
-    page.requests = Requests(page)
-    return context, page
-
-
-@pytest.fixture
-def page(browser, dashboard):
-    context, page = new_page(browser, dashboard)
-    yield page
-    context.close()
-    assert page.errors == [], page.errors
-    assert page.foreign == [], f"the page must work offline, but it fetched {page.foreign}"
-
-
-@pytest.fixture
-def restore_schema(database_url):
-    """For tests that break the schema on purpose: it is whole again afterwards."""
-    yield
-    store = PsycopgStore(database_url)
-    store.migrate()
-    store.close()
-
-
-def loaded(page, url):
-    page.goto(url)
-    page.wait_for_selector("body[data-loaded='true']")
-
-
-def insert_battle(db, *, persona="Skeptical Sam", transcript=None, score=None, status="completed",
-                  breakthrough=None, snippet=None, moment=None, scores=None, feedback=None) -> str:
-    run_id = db.execute("insert into training_runs (trigger, batch_size, cost_cap, deadline_at, status, finished_at) "
-                        "values ('cron', 1, 5, now(), 'completed', now()) returning id").fetchone()[0]
-    persona_id = db.execute("select id from sandbox_personas where name = %s", (persona,)).fetchone()[0]
-    return str(db.execute(
-        "insert into sandbox_battles (run_id, persona_id, status, transcript, turns, referee_score, ended_at, "
-        "breakthrough_status, breakthrough_detected_at, tactical_snippet, defining_moment, seller_agreed, scores, "
-        "referee_feedback) "
-        "values (%s, %s, %s, %s, 1, %s, now(), %s, case when %s::text is null then null else clock_timestamp() end, "
-        "%s, %s, true, %s, %s) returning id",
-        (run_id, persona_id, status, json.dumps(transcript or [{"speaker": "closer", "text": "Hello"},
-                                                               {"speaker": "persona", "text": "Hi"}]),
-         score, breakthrough, breakthrough, snippet, moment, json.dumps(scores) if scores else None,
-         feedback)).fetchone()[0])
-
-
-def insert_run(db, *, cost, cap, hours_ago, status="completed", score=None, kill=False) -> str:
-    return str(db.execute(
-        "insert into training_runs (trigger, status, batch_size, battles_started, total_cost, cost_cap, average_score, "
-        "kill_switch_triggered, deadline_at, started_at, finished_at) values ('cron', %s, 5, 5, %s, %s, %s, %s, now(), "
-        "now() - make_interval(secs => %s * 3600), now() - make_interval(secs => %s * 3600 - 40)) returning id",
-        (status, cost, cap, score, kill, hours_ago, hours_ago)).fetchone()[0])
-
 
 # ---- what worked before, and still must ------------------------------------------------------------
 
@@ -349,51 +238,6 @@ def test_with_the_server_stopped_the_page_says_disconnected_greys_out_and_backs_
     assert second_gap > 1.5 * first_gap, f"backs off: gaps {first_gap:.1f}s then {second_gap:.1f}s"
 
 
-def test_the_run_chart_has_one_dollar_axis_dates_the_cap_a_legend_and_a_range(page, dashboard, psycopg_store, db):
-    seed_personas(psycopg_store, 1)
-    for hours in (2, 5, 8):
-        insert_run(db, cost=0.11, cap=0.25, hours_ago=hours, score=70 + hours)
-    killed = insert_run(db, cost=0.01, cap=0.01, hours_ago=30, status="killed", kill=True)
-    loaded(page, dashboard.page_url)
-    page.wait_for_selector("#runs-chart rect.bar")
-    heights = page.eval_on_selector_all("#runs-chart rect.bar",
-                                        "bars => bars.map(bar => [bar.dataset.id, Number(bar.getAttribute('height'))])")
-    by_run = dict(heights)
-    big = max(height for run, height in heights if run != killed)
-    assert by_run[killed] > 0 and 9.5 < big / by_run[killed] < 12.5, "bars on one dollar scale: $0.11 is 11 × $0.01"
-    labels = page.eval_on_selector_all("#runs-chart .axis text", "nodes => nodes.map(node => node.textContent)")
-    assert any(label.startswith("$0.") for label in labels) and "$0.00" in labels, labels
-    assert {"0", "25", "50", "75", "100"} <= set(labels), "the score axis, with its own labels"
-    assert len([label for label in labels if re.search(r"\d", label) and not label.startswith("$")
-                and label not in {"0", "25", "50", "75", "100"}]) >= 3, f"dates on the x-axis: {labels}"
-    assert page.locator("#runs-chart path.cap").count() == 1
-    assert page.locator("#runs-chart .grid line").count() == 5
-    legend = page.inner_text("#runs-legend")
-    assert "killed" in legend and "cost cap" in legend and "average referee score" in legend
-    assert "killed: cost cap reached" in page.eval_on_selector(f"#runs-chart rect[data-id='{killed}'] title",
-                                                                "node => node.textContent")
-    page.click("#runs-panel button[data-range='24h']")
-    page.wait_for_function("() => document.querySelectorAll('#runs-chart rect.bar').length === 3")
-    assert any(entry[1].get("range") == "24h" for entry in page.requests.log)
-    assert page.get_attribute("#runs-panel button[data-range='24h']", "aria-pressed") == "true"
-
-
-def test_persona_sparklines_stay_visible_at_1440px(browser, dashboard, psycopg_store, db):
-    seed_personas(psycopg_store, 14)
-    for name in ("Skeptical Sam", "Competing-Offers Carlos", "Behind-on-Payments Brenda"):
-        for score in (60, 75, 90):
-            insert_battle(db, persona=name, score=score)
-    context, page = new_page(browser, dashboard, {"width": 1440, "height": 900})
-    loaded(page, dashboard.page_url)
-    boxes = page.eval_on_selector_all("#personas svg.spark", """sparks => sparks.map(spark => {
-        const box = spark.getBoundingClientRect(), frame = spark.closest('.scroll').getBoundingClientRect();
-        return [box.right, frame.right, window.innerWidth]; })""")
-    context.close()
-    assert len(boxes) == 14
-    for right, frame, viewport in boxes:
-        assert right <= frame + 0.5 and right <= viewport, "the trend column is not cut off"
-
-
 def test_the_first_load_fetches_each_panel_once(page, dashboard, psycopg_store, db):
     seed_personas(psycopg_store, 1)
     insert_battle(db, score=70)
@@ -404,7 +248,7 @@ def test_the_first_load_fetches_each_panel_once(page, dashboard, psycopg_store, 
             break  # the first poll after the load
         first.append(name)
     assert sorted(first) == sorted(["health", "feed", "breakthroughs", "runs", "personas", "versions", "tactics",
-                                    "referee"]), first
+                                    "referee", "quality", "proposals"]), first
 
 
 def test_skeletons_while_loading_never_a_zero(browser, dashboard, psycopg_store, db):

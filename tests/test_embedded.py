@@ -1,5 +1,5 @@
 """The embedded PostgreSQL launcher: starts on demand, shares a running server, recovers a stale
-pid file, and only the process that started a server stops it."""
+pid file, and the server stops when its last user leaves, whichever process started it."""
 import os
 import shutil
 import subprocess
@@ -63,3 +63,118 @@ def test_as_root_a_data_dir_behind_a_private_directory_still_works():
     finally:
         server.stop()
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _serve(env: dict):
+    import sys
+
+    from tests.conftest import child_env, free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "lib", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
+                               env=child_env(**env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _train(env: dict, *args):
+    import sys
+
+    from tests.conftest import child_env
+
+    return subprocess.Popen([sys.executable, "-m", "lib", "train", "--simulate", *args], cwd=PROJECT_ROOT,
+                            env=child_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _postmaster(data_dir) -> int | None:
+    try:
+        return int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid) -> bool:
+    from pathlib import Path
+
+    try:
+        return b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, TypeError):
+        return False
+
+
+@pytest.mark.parametrize("starter", ["train", "serve"])
+def test_train_and_serve_share_the_embedded_server_whoever_started_it(data_dir, starter):
+    """Whichever process starts the server exits first; the other keeps its database, and the
+    server stops when the last one leaves."""
+    from tests.conftest import SECRET, wait_until
+
+    env = {"EMBEDDED_DB_DIR": data_dir, "CRON_SECRET": SECRET, "LLM_PROVIDER": "simulated",
+           "DELAY_BETWEEN_BATTLES_MS": "3000"}
+    auth = {"Authorization": f"Bearer {SECRET}"}
+    setup = _train({**env, "DELAY_BETWEEN_BATTLES_MS": "0"}, "--batch-size", "1")  # the schema and personas
+    assert setup.wait(timeout=120) == 0, setup.stdout.read()
+    assert not _alive(_postmaster(data_dir)), "its only user has left"
+    server = trainer = None
+    try:
+        if starter == "serve":
+            server, url = _serve(env)
+            wait_until(lambda: _answers(url, auth) == 200, timeout=60, message="serve does not answer")
+            trainer = _train(env, "--batch-size", "3")
+            _wait_for_a_running_run(data_dir, trainer)
+            postmaster = _postmaster(data_dir)
+            server.terminate()
+            assert server.wait(timeout=30) == 0
+            assert _alive(postmaster), "serve stopped the database under a running train"
+            output = trainer.stdout.read()
+            assert trainer.wait(timeout=120) == 0, output
+        else:
+            trainer = _train(env, "--batch-size", "3")
+            _wait_for_a_running_run(data_dir, trainer)
+            postmaster = _postmaster(data_dir)
+            server, url = _serve(env)
+            wait_until(lambda: _answers(url, auth) == 200, timeout=60, message="serve does not answer")
+            output = trainer.stdout.read()
+            assert trainer.wait(timeout=120) == 0, output
+            assert _answers(url, auth) == 200, "serve lost its database when train exited"
+            server.terminate()
+            assert server.wait(timeout=30) == 0
+        wait_until(lambda: not _alive(postmaster), timeout=30, message="the last user left PostgreSQL running")
+    finally:
+        for process in (server, trainer):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        leftover = _postmaster(data_dir)
+        if leftover is not None and _alive(leftover):
+            os.kill(leftover, 2)
+
+
+def _wait_for_a_running_run(data_dir, trainer) -> None:
+    from tests.conftest import wait_until
+
+    wait_until(lambda: trainer.poll() is not None or _running_runs(data_dir), timeout=60,
+               message="train did not start its run")
+    assert trainer.poll() is None, trainer.stdout.read()
+
+
+def _running_runs(data_dir) -> int:
+    """Runs in progress; 0 while the server is not there or still starting. Autocommit, one
+    statement: an open transaction would hold up train's migrate."""
+    try:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{_port(data_dir)}/sandbox", autocommit=True,
+                             connect_timeout=2) as conn:
+            return conn.execute("select count(*) from training_runs where status = 'running'").fetchone()[0]
+    except (OSError, ValueError, IndexError, psycopg.Error):
+        return 0
+
+
+def _port(data_dir) -> int:
+    return int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[3])
+
+
+def _answers(url: str, auth: dict) -> int | None:
+    import requests
+
+    try:
+        return requests.get(f"{url}/api/cron/scout-scan", headers=auth, timeout=30).status_code
+    except requests.ConnectionError:
+        return None

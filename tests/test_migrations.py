@@ -178,15 +178,21 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
 
 
 # Migrations made after the second release, and the columns they add (null on older rows).
-SINCE_SECOND_RELEASE = ("0007_canary_pairs",)
-COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",)}
+SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_proposal_queue")
+COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("process",),
+                                "training_control": ("proposer_turn_at",)}
+# Tables made after the second release: empty after the upgrade.
+TABLES_SINCE_SECOND_RELEASE = ("training_proposals",)
 
 
 def without_new_columns(tables: dict) -> dict:
-    """The rows as the second release held them: each column added since must be null, and goes."""
+    """The rows as the second release held them: each column added since must be null, and goes;
+    each table made since must be empty, and goes."""
     for table, columns in COLUMNS_SINCE_SECOND_RELEASE.items():
         for row in tables[table]:
             assert all(row.pop(column) is None for column in columns), (table, row)
+    for table in TABLES_SINCE_SECOND_RELEASE:
+        assert tables.pop(table) == [], table
     return tables
 
 
@@ -280,7 +286,7 @@ def test_the_cli_says_what_it_did_and_prints_the_script(pg_server, tmp_path):
 
     assert cli().startswith(f"installed lib/sql/schema.sql (fresh database; {len(ALL_MIGRATIONS)} migrations")
     assert cli().splitlines() == ["up to date: no migration pending", "functions re-applied (runs, scout, referee, "
-                                  "versions, dashboard, budget, upkeep, grants)"]
+                                  "versions, proposals, dashboard, budget, upkeep, grants)"]
     assert cli("--print") == print_sql()
     out = cli("--supabase", str(tmp_path / "supabase" / "migrations"))
     assert out.splitlines()[-1] == f"{len(ALL_MIGRATIONS) + 1} files written"

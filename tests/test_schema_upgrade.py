@@ -145,7 +145,8 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
             "where column_name in ('cost_usd', 'total_cost', 'cost_cap')").fetchall())
         assert types == {"sandbox_battles.cost_usd": "numeric(20,12)", "training_runs.total_cost": "numeric(20,12)",
                          "training_runs.cost_cap": "numeric(12,6)", "training_rescores.cost_usd": "numeric(20,12)",
-                         "training_referee_calibrations.cost_usd": "numeric(20,12)"}
+                         "training_referee_calibrations.cost_usd": "numeric(20,12)",
+                         "training_proposals.cost_usd": "numeric(20,12)"}
         assert tactic_limit_validated(conn) is True, "no tactic over the limit: the check covers every row"
         store.close()
 

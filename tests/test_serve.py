@@ -102,7 +102,7 @@ def test_a_client_that_goes_away_is_one_json_line(base_env, psycopg_store, db, f
         assert requests.get(f"{url}/api/cron/train", timeout=10).status_code == 401, "still answering"
     finally:
         lines = stop(process)
-    assert not any("Traceback" in line or not line.startswith("{") for line in lines), lines
+    assert not any("Traceback" in line or not line.startswith(("{", "warning: ")) for line in lines), lines
     gone = [json.loads(line) for line in lines if '"client_disconnected"' in line]
     assert len(gone) == 3, lines
     assert gone[-1]["during"] == "sending the response" and gone[-1]["path"] == "/api/cron/train"
@@ -169,3 +169,62 @@ def test_serve_cron_starts_the_loop_beside_the_server(base_env, db):
     finally:
         stop(process)
     assert process.banner.rstrip().endswith(", crons on)"), process.banner
+
+
+def stop_and_read(process: subprocess.Popen) -> list[str]:
+    """`stop`, keeping what `readline` already buffered past the banner (communicate reads the raw pipe)."""
+    process.terminate()
+    out = process.stdout.read()
+    process.wait(timeout=30)
+    return out.splitlines()
+
+
+def test_serve_says_at_start_up_what_will_not_work_and_every_bad_setting_at_once(tmp_path):
+    process, url = start({"LLM_PROVIDER": "simulated", "MAX_CONCURRENT_RUNS": "x", "KILL_SWITCH_THRESHOLD_USD": "-1",
+                          "DATABASE_URL": "postgresql://nowhere.invalid/x", "EMBEDDED_DB_DIR": tmp_path / "unused"})
+    try:
+        answer = requests.get(f"{url}/api/cron/scout-scan", timeout=30)
+    finally:
+        lines = stop_and_read(process)
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert len(warnings) == 3, lines
+    assert "MAX_CONCURRENT_RUNS must be a whole number" in warnings[0]
+    assert "KILL_SWITCH_THRESHOLD_USD must be a positive dollar amount" in warnings[0]
+    assert warnings[1].startswith("warning: CRON_SECRET is not set: /api/cron/* refuse every call")
+    assert warnings[2].startswith("warning: ADMIN_PASSWORD is not set")
+    assert answer.status_code == 500
+
+
+def test_serve_warns_of_an_ignored_variable_and_a_missing_openai_key(base_env, db):
+    env = {**base_env, "ADMIN_PASSWORD": "pw", "DATABASE_URL": "postgresql://nowhere.invalid/x"}
+    env.pop("OPENAI_API_KEY"), env.pop("NEXT_PUBLIC_APP_URL")
+    process, url = start(env)
+    try:
+        requests.get(f"{url}/api/cron/scout-scan", timeout=30)  # answered once the start-up lines are out
+    finally:
+        lines = stop_and_read(process)
+    assert [line for line in lines if line.startswith("warning: ")] == [
+        "warning: DATABASE_URL is set but ignored: this project reads USE_LOCAL_DB=true with LOCAL_DB_URL",
+        "warning: no OpenAI key (SANDBOX_OPENAI_API_KEY or OPENAI_API_KEY) and LLM_PROVIDER is not simulated: "
+        "/api/cron/train fails (set LLM_PROVIDER=simulated for offline runs)"], lines
+
+
+def test_the_readme_try_it_locally_commands_run_a_batch(db, database_url, psycopg_store):
+    """The README's serve line, with its variables as written (… filled in), and its curl: a 200."""
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    line = re.search(r"Try it locally: `((?:\w+=\S+ )+)\S*python -m lib serve`", readme)
+    assert line, "the README's Try it locally line"
+    env = dict(assignment.split("=", 1) for assignment in line.group(1).split())
+    env = {name: (SECRET if value == "…" else value) for name, value in env.items()}
+    curl = re.search(r"curl -X POST \$URL(\S+) .*-d '(\{.*\})'", readme)
+    seed_personas(psycopg_store, 2)
+    process, url = start({**env, "USE_LOCAL_DB": "true", "LOCAL_DB_URL": database_url,
+                          "DELAY_BETWEEN_BATTLES_MS": "0"})
+    try:
+        answer = requests.post(f"{url}{curl.group(1)}", data=curl.group(2), timeout=120,
+                               headers={**AUTH, "Content-Type": "application/json"})
+    finally:
+        stop_and_read(process)
+    assert answer.status_code == 200, answer.text

@@ -108,3 +108,31 @@ def test_the_closer_uses_its_tactics_and_the_scout_extracts_varied_ones():
     snippets = {extract_moment(llm, CallContext.for_cap(Decimal(1), time.monotonic() + 10), "gpt-4o-mini",
                                {"transcript": battle(f"scout-{n}", CATALOG[n]).transcript})[1] for n in range(10)}
     assert len(snippets) >= 4 and snippets <= set(TACTIC_LINES)
+
+
+def test_good_tactics_have_diminishing_returns_and_cannot_push_every_call_to_100():
+    import itertools
+
+    from lib.simulator import SKILL_CEILING, SKILL_KNEE, skill_of
+
+    good = sorted((f"Tactic {n}: ask one more question." for n in range(400)), key=tactic_effect)[-30:]
+    assert skill_of(good[-1:]) == tactic_effect(good[-1]) <= SKILL_KNEE, "one tactic moves the score by its effect"
+    sums = [skill_of(good[:k]) for k in range(1, 31)]
+    assert all(b >= a for a, b in itertools.pairwise(sums)) and sums[-1] <= SKILL_CEILING
+    assert sum(tactic_effect(t) for t in good) > 100 > SKILL_CEILING
+    assert sums[-1] - sums[-2] < 0.1 < tactic_effect(good[-2]), "each further good tactic adds less"
+    scores = [float(battle(f"ceiling-{n}", CATALOG[n % 14], tuple(good)).verdict.total) for n in range(60)]
+    assert sum(s >= 100 for s in scores) < len(scores) / 2, "the hardest sellers stay hard"
+
+
+def test_the_simulated_proposer_draws_good_and_bad_tactics_equally_often():
+    import random as stdlib_random
+
+    from lib.simulator import proposer_answer
+
+    rng = stdlib_random.Random(5)
+    tactics = [proposer_answer(rng)["tactic"] for _ in range(2000)]
+    assert len(set(tactics)) == len(tactics)
+    good = sum(tactic_effect(t) > 0 for t in tactics) / len(tactics)
+    assert 0.46 < good < 0.54, good
+    assert sum(tactic_effect(t) <= -2 for t in tactics) / len(tactics) > 0.25

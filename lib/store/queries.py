@@ -137,7 +137,8 @@ class BudgetGrant(BudgetState, total=False):
 class RunStart(TypedDict, total=False):
     """`status` is `started` (with `run`, `personas`, `recovered`, `expectedBattleMs`, `budget`, and
     the plan: `battles`, `versions` by id as a string, `canaryPairs`) or a refusal: `paused`
-    (`reason`, `pausedBy`, `since`), `busy` (`runId`), `no_personas`, `no_free_personas`, or
+    (`reason`, `pausedBy`, `since`), `busy` (`runId`, `process`, `closesAt`), `no_personas`,
+    `no_free_personas`, or
     `budget` (`error`, `reason`, `period`, `retryAfterS`, `alert`, `day`, `month`)."""
 
     status: str
@@ -152,6 +153,8 @@ class RunStart(TypedDict, total=False):
     reason: str | None
     since: str
     runId: str
+    process: str | None  # busy: the running run's process ("host pid start-time")
+    closesAt: str  # busy: when a later run closes it if its process is gone
     error: str
     period: str
     retryAfterS: int
@@ -271,6 +274,15 @@ class ScoutLease(TypedDict):
 
     items: list[ScoutWork]
     due: int
+
+
+class RunningRun(TypedDict):
+    """A run in progress, for `python -m lib recover`: `process` is "host pid start-time" (null for a
+    run from before the column)."""
+
+    id: str
+    process: str | None
+    deadline_at: str
 
 
 class Triage(TypedDict):
@@ -397,6 +409,19 @@ class Queries:
     def active_tactics(self, *, deadline: float | None = None) -> list[Tactic]:
         """The active version's tactics, in its order."""
         return self._rows(Tactic, "training_active_tactics", deadline=deadline)
+
+    def set_run_process(self, run_id: str, process: str, *, deadline: float | None = None) -> None:
+        """Records the process running the run ("host pid start-time", lib.processes)."""
+        self.store.call_void("training_set_run_process", deadline=deadline, p_run_id=run_id, p_process=process)
+
+    def running_runs(self) -> list[RunningRun]:
+        """The runs in progress, oldest first."""
+        return self._rows(RunningRun, "training_running_runs")
+
+    def close_orphaned_runs(self, gone: list[str]) -> int:
+        """Closes the runs in `gone` (their process is known to be gone) and any run past its
+        deadline; returns how many were closed."""
+        return int(self.store.call_one("training_close_orphaned_runs", p_gone=list(gone)))
 
     def start_battle(self, run_id: str, persona_id: str, version_id: int | None = None,
                      pair_order: int | None = None, *, deadline: float | None = None) -> str:
@@ -581,9 +606,10 @@ class Queries:
         return self._one(VersionChange, "training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
                          p_direct=direct)
 
-    def rollback(self, version_id: int) -> VersionChange:
-        """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate."""
-        return self._one(VersionChange, "training_rollback_version", p_version_id=version_id)
+    def rollback(self, version_id: int, force: bool = False) -> VersionChange:
+        """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate. A
+        version that was never active is refused unless `force`."""
+        return self._one(VersionChange, "training_rollback_version", p_version_id=version_id, p_force=force)
 
     def canary_pairs(self, *, deadline: float | None = None) -> CanaryPairs | None:
         return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline)

@@ -68,6 +68,9 @@ class FakeOpenAI:
         self.accept_after_turns: int | None = None
         self.hang_all = False
         self.generated_personas: list[dict] = []
+        # The proposer's answer (lib/proposer.py's schema).
+        self.proposal = {"kind": "add", "tactic": "Name the seller's worry back before answering it.",
+                         "remove_tactic_id": "", "reasoning": "The worst calls deflected the main objection."}
         self.moment = {"defining_moment": "We put it in writing and you choose the date.",
                        "tactical_snippet": "Offer a written guarantee, then let the seller pick the date."}
         self._script: deque = deque()
@@ -245,6 +248,8 @@ class FakeOpenAI:
             text = json.dumps(self.moment)
         elif schema == "head_to_head":
             text = json.dumps(self._head_to_head(messages))
+        elif schema == "closer_proposal":
+            text = json.dumps(self.proposal)
         elif schema == "persona_batch":
             text = json.dumps({"personas": self.generated_personas})
         elif entry["referee"]:

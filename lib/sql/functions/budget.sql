@@ -124,7 +124,8 @@ language sql stable as $$
         'personas', (select jsonb_build_object('active', count(*) filter (where is_active), 'total', count(*))
                      from sandbox_personas),
         'runsInProgress', (select count(*) from training_runs where status = 'running'),
-        'lastRun', (select to_jsonb(r) - 'errors' from training_runs r order by started_at desc limit 1),
+        -- The run in the HTTP response's `batch` shape (camelCase), without its errors.
+        'lastRun', (select training_run_summary(r) - 'errors' from training_runs r order by started_at desc limit 1),
         'battles', (select coalesce(jsonb_object_agg(status, n), '{}')
                     from (select status, count(*) as n from sandbox_battles group by status) s),
         'pendingBreakthroughs', (select count(*) from sandbox_battles

@@ -124,24 +124,30 @@ $$;
 
 -- Closes runs whose process died: still `running` well past their deadline. Their battles end
 -- `failed` with whatever transcript they had, and their personas are released.
-create or replace function training_close_orphaned_runs(p_grace_ms integer default 5000)
+-- p_gone: a JSON array of the ids of runs whose process is known to be gone (`python -m lib recover` checks the processes of
+-- its own host), closed now whatever their deadline.
+drop function if exists training_close_orphaned_runs(integer);
+create or replace function training_close_orphaned_runs(p_grace_ms integer default 5000, p_gone jsonb default '[]')
 returns integer
 language plpgsql as $$
 declare
     orphan training_runs%rowtype;
     closed integer := 0;
+    closer text;
 begin
     for orphan in
         select * from training_runs
-        where status = 'running' and deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now()
+        where status = 'running'
+          and (deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now() or p_gone ? id::text)
         for update skip locked
     loop
+        closer := case when p_gone ? orphan.id::text then 'python -m lib recover' else 'a later run' end;
         update sandbox_battles set status = 'failed', ended_at = now(), updated_at = now(),
-            error = 'the run''s process died before this battle finished; closed by a later run'
+            error = format('the run''s process died before this battle finished; closed by %s', closer)
         where run_id = orphan.id and status = 'running';
         perform training_tally_run(orphan.id);
         update training_runs set status = 'failed', finished_at = now(),
-            error = 'the process died before the run finished; closed by a later run',
+            error = format('the process died before the run finished; closed by %s', closer),
             duration_ms = (extract(epoch from now() - started_at) * 1000)::integer
         where id = orphan.id;
         update sandbox_personas set lease_run_id = null where lease_run_id = orphan.id;
@@ -149,6 +155,20 @@ begin
     end loop;
     return closed;
 end;
+$$;
+
+-- Records the process running a run ("host pid start-time"), so a refusal can tell it is gone.
+create or replace function training_set_run_process(p_run_id uuid, p_process text)
+returns void
+language sql as $$
+    update training_runs set process = p_process where id = p_run_id;
+$$;
+
+-- The runs in progress with their process, for `python -m lib recover`.
+create or replace function training_running_runs()
+returns table (id uuid, process text, deadline_at timestamptz)
+language sql stable as $$
+    select id, process, deadline_at from training_runs where status = 'running' order by started_at;
 $$;
 
 -- Recomputes a run's figures from its battle rows: the rows are the truth.
@@ -179,17 +199,19 @@ returns jsonb
 language plpgsql stable as $$
 declare
     control training_control%rowtype;
-    busy uuid;
+    busy training_runs%rowtype;
 begin
     select * into control from training_control where id;
     if control.paused then
         return jsonb_build_object('status', 'paused', 'reason', control.reason, 'pausedBy', control.paused_by,
                                   'since', control.updated_at);
     end if;
-    select id into busy from training_runs where status = 'running' order by started_at
+    select * into busy from training_runs where status = 'running' order by started_at
         offset greatest(p_max_concurrent_runs - 1, 0) limit 1;
-    if busy is not null then
-        return jsonb_build_object('status', 'busy', 'runId', busy);
+    if busy.id is not null then
+        -- closesAt: when a later run closes it if its process is gone (training_close_orphaned_runs).
+        return jsonb_build_object('status', 'busy', 'runId', busy.id, 'process', busy.process,
+                                  'closesAt', busy.deadline_at + interval '5 seconds');
     end if;
     if not exists (select 1 from sandbox_personas where is_active) then
         return jsonb_build_object('status', 'no_personas');

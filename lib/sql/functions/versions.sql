@@ -165,7 +165,9 @@ begin
         insert into training_versions (parent_id, status, base_prompt, base_prompt_sha256, tactic_ids, change,
                                        decision)
         values (fresh.id, 'candidate', p_base_prompt, sha, candidate.tactic_ids,
-                format('%s (restarted on the new base prompt; was v%s)', candidate.change, candidate.id), 'pending');
+                format('%s (restarted on the new base prompt; was v%s)', candidate.change, candidate.id), 'pending')
+        returning * into fresh;
+        update training_proposals set version_id = fresh.id where version_id = candidate.id and status = 'canary';
     end if;
 end;
 $$;
@@ -339,7 +341,10 @@ declare
 begin
     perform pg_advisory_xact_lock(hashtext('training_versions'));
     select * into battle from sandbox_battles where id = p_battle_id for update;
-    if not found or battle.breakthrough_status is null then
+    if not found then
+        raise exception 'no such battle %', p_battle_id using errcode = 'P0001';
+    end if;
+    if battle.breakthrough_status is null then
         raise exception 'battle % is not a breakthrough', p_battle_id using errcode = 'P0001';
     end if;
     if battle.breakthrough_status = 'promoted' then
@@ -421,8 +426,11 @@ $$;
 -- A person's roll back, immediate (no canary): a new active version with the tactics of
 -- p_version_id (the base prompt stays the current one: it follows CLOSER_PROMPT_PATH); the version
 -- it replaces is rolled_back, a candidate under canary is withdrawn. Rolling back to the active
--- version itself withdraws the candidate.
-create or replace function training_rollback_version(p_version_id integer)
+-- version itself withdraws the candidate. Only to a version that was once active (the baseline,
+-- or adopted or made active directly): any other would be adopted with no canary, so it takes
+-- p_force (a person's explicit choice).
+drop function if exists training_rollback_version(integer);
+create or replace function training_rollback_version(p_version_id integer, p_force boolean default false)
 returns jsonb
 language plpgsql as $$
 declare
@@ -441,14 +449,24 @@ begin
         raise exception 'v% is the candidate under canary: it becomes active only by its canary (or withdraw it '
                         'with: python -m lib rollback %)', target.id, active.id using errcode = 'P0001';
     end if;
+    if not p_force and target.decision is not null and target.decision not in ('adopted', 'direct') then
+        raise exception 'v% was never active (%): rolling back to it would adopt it without a canary; promote its '
+                        'change as a candidate instead, or force it (python -m lib rollback % --force, or the '
+                        'dashboard action with "force": true)',
+                        target.id, case target.decision when 'withdrawn' then 'a withdrawn candidate'
+                                                          when 'rolled_back' then 'its canary rolled it back'
+                                                          else 'its canary was inconclusive' end,
+                        target.id using errcode = 'P0001';
+    end if;
     select * into pending from training_versions where status = 'candidate';
     if target.id = active.id and pending.id is null then
         raise exception 'v% is already the active version', active.id using errcode = 'P0001';
     end if;
     if pending.id is not null then
-        update training_versions set status = 'rolled_back', decision = 'rolled_back', decided_at = now(),
+        update training_versions set status = 'withdrawn', decision = 'withdrawn', decided_at = now(),
             note = format('withdrawn by a person (rollback to v%s) after %s pairs', target.id, pending.pairs)
         where id = pending.id;
+        perform training_close_proposal(pending.id, 'withdrawn', format('withdrawn by a person (rollback to v%s)', target.id));
     end if;
     if target.id = active.id then
         return jsonb_build_object('message', format('candidate v%s withdrawn; v%s stays active', pending.id, active.id),
@@ -459,7 +477,9 @@ begin
     insert into training_versions (parent_id, status, base_prompt, base_prompt_sha256, tactic_ids, change, decision,
                                    decided_at)
     values (active.id, 'active', active.base_prompt, active.base_prompt_sha256, target.tactic_ids,
-            format('Rolled back to v%s', target.id), 'direct', now())
+            format('Rolled back to v%s', target.id)
+                || case when target.decision not in ('adopted', 'direct') then ' (forced: it was never active)' else '' end,
+            'direct', now())
     returning * into fresh;
     perform training_sync_tactics();
     return jsonb_build_object('message', format('rolled back to v%s: v%s is active', target.id, fresh.id),
@@ -537,6 +557,7 @@ begin
                         p_max_pairs, parent.id) end
     where id = candidate.id
     returning * into candidate;
+    perform training_close_proposal(candidate.id, p_decision, candidate.note);
     perform training_sync_tactics();
     return jsonb_build_object(
         'recorded', true, 'decided', true,

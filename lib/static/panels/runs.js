@@ -23,21 +23,33 @@ const Runs = (() => {
     return `$${value.toFixed(digits)}`;
   }
 
+  // Where the time axis starts: the range's start, or, with less history than the range (a fresh
+  // database), a little before the first run, so the runs spread over the plot instead of
+  // crowding its right edge.
+  function axisStart(since, now, runs) {
+    if (!runs.length) return since;
+    const first = Math.min(...runs.map((run) => Date.parse(run.startedAt)));
+    const margin = Math.max((now - first) * 0.05, 5 * 60000);
+    return new Date(Math.max(since.getTime(), first - margin));
+  }
+
   function timeTicks(since, now) {
     const hours = (now - since) / 3600000;
     const ticks = [];
     const start = new Date(since);
-    start.setMinutes(0, 0, 0);
+    start.setMinutes(Math.floor(start.getMinutes() / 5) * 5, 0, 0);
     if (hours <= 48) {
-      const every = hours <= 24 ? 3 : 6;
-      for (let t = new Date(start); t <= now; t.setHours(t.getHours() + 1)) {
-        if (t >= since && t.getHours() % every === 0) {
-          ticks.push([new Date(t), t.getHours() === 0
+      // Every 5 minutes to 6 hours: the smallest step that keeps about 8 ticks at most.
+      const every = [5, 10, 15, 30, 60, 120, 180, 360].find((minutes) => hours * 60 / minutes <= 8) || 360;
+      for (let t = new Date(start); t <= now; t.setMinutes(t.getMinutes() + 5)) {
+        if (t >= since && (t.getHours() * 60 + t.getMinutes()) % every === 0) {
+          ticks.push([new Date(t), t.getHours() === 0 && t.getMinutes() === 0
             ? t.toLocaleDateString([], { month: "short", day: "numeric" })
-            : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })]);
+            : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })]);
         }
       }
     } else {
+      start.setMinutes(0);
       const every = hours <= 24 * 8 ? 1 : 5;
       start.setHours(0);
       for (let t = new Date(start), i = 0; t <= now; t.setDate(t.getDate() + 1), i++) {
@@ -51,8 +63,8 @@ const Runs = (() => {
   }
 
   function chart() {
-    const since = new Date(data.since), now = new Date(data.now);
     const runs = data.runs;
+    const now = new Date(data.now), since = axisStart(new Date(data.since), now, runs);
     const x = (iso) => M.left + ((Date.parse(iso) - since) / (now - since)) * PLOT_W;
     const maxCost = Math.max(0, ...runs.map((run) => Number(run.cost)));
     const caps = [...new Set(runs.map((run) => Number(run.costCap)))];
