@@ -31,8 +31,8 @@ the look and post a decision to Slack; this module only decides (no settings, st
 * **The interval shown** (`ci95`) is the same bets turned around: every μ for which neither bet on
   "the mean is μ" (stakes c/(BOUND ± μ), so the wealth stays nonnegative) reaches 2/alpha. It is a
   95% confidence sequence at every n for the mean difference whenever each pair's difference has
-  mean μ given the pairs before it (any shape, bounded), and it excludes 0 exactly when the test
-  decides.
+  mean μ given the pairs before it (any shape, bounded), and from MIN_PAIRS on it excludes 0
+  exactly when the test decides.
 
 `python -m bench.canary` proves the error rates by simulation (and prints them);
 `tests/test_canary.py` runs a smaller version.
