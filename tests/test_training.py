@@ -99,7 +99,7 @@ def test_append_run_errors_appends_and_returns_the_new_list(store, db):
 
 def test_a_failed_canary_decision_alert_is_kept_in_the_row_and_the_response_beside_other_failures(
         make_settings, psycopg_store, db, fake_openai, slack):
-    seed_canary(db, psycopg_store, won_pairs=10)
+    seed_canary(db, psycopg_store, won_pairs=12)  # 40-point wins: the betting rule adopts from 12
     fake_openai.referee_score = 97  # a breakthrough, so the batch summary goes to Slack too
     slack.status = 500
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1,
@@ -114,7 +114,7 @@ def test_a_failed_canary_decision_alert_is_kept_in_the_row_and_the_response_besi
 
 def test_a_failed_canary_decision_alert_alone_is_saved_on_the_row(make_settings, psycopg_store, db, fake_openai,
                                                                  slack):
-    seed_canary(db, psycopg_store, won_pairs=10)
+    seed_canary(db, psycopg_store, won_pairs=12)  # 40-point wins: the betting rule adopts from 12
     slack.status = 500
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1,
                              SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x")
