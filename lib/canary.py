@@ -22,8 +22,8 @@ the look and post a decision to Slack; this module only decides (no settings, st
 * **The price of that guarantee**: c ≤ 1 caps the bet, so the evidence per pair is at most
   about ln(1 + effect/BOUND): even a candidate 5 points better on every single pair needs 76 pairs
   (a mean-zero difference can be +5 on 95.2% of pairs and −100 on the rest, and 75 such pairs in
-  a row happen 2.5% of the time). On totals spread 9.5 points, +5 is adopted about 3 times in 4
-  within 100 pairs, not 9 in 10; no rule valid for every bounded difference does much better
+  a row happen 2.6% of the time). On totals spread 9.5 points, +5 is adopted about 3 times in 4
+  within 100 pairs, not 9 in 10; the largest bet allowed, alone, reaches only about 4 in 5
   (docs/versions.md). A verdict with a tight bound (the head-to-head, [−1, 1]) bets far harder.
 * No decision before `MIN_PAIRS` pairs; **adopt** when the adopting bet reaches 2/alpha; **roll
   back** when the mirror bet does; **inconclusive** once `max_pairs` (CANARY_MAX_PAIRS) pairs are
