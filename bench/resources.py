@@ -55,8 +55,9 @@ def count_round_trips(url: str, fake: str) -> list[list]:
     for transport, calls in rows:
         per_battle = sum(calls[fn] for fn in ("training_start_battle", "training_record_battle_progress", "training_finish_battle"))
         polls = calls["training_pause_state"]
-        fixed = sum(calls.values()) - per_battle - polls
-        table_rows.append([transport, sum(calls.values()), f"{per_battle / BATTLES:.1f}", fixed, polls])
+        commits = calls["training_commit_cost"]  # worst-case pre-commits, and the exact figure at the end
+        fixed = sum(calls.values()) - per_battle - polls - commits
+        table_rows.append([transport, sum(calls.values()), f"{per_battle / BATTLES:.1f}", fixed, commits, polls])
     return table_rows
 
 
@@ -80,10 +81,13 @@ def main() -> None:
     with bench_database() as (url, _), fake_openai(0.05) as fake:
         rows = count_round_trips(url, fake)
         print(f"Database round trips: {BATTLES} battles of {TURNS} turns, 3 workers, fake OpenAI at 50 ms")
-        print(table(["transport", "total calls", "per battle", "per run (fixed)", "pause polls"], rows))
+        print(table(["transport", "total calls", "per battle", "per run (fixed)", "cost commits", "pause polls"],
+                    rows))
         print("\nPer battle: start_battle + record_battle_progress per turn + finish_battle; per run: start, "
-              "finish, the canary's look (one more call while a candidate is under canary); the pause poll "
-              "runs every 0.5 s whatever the batch size.")
+              "finish, the canary's look (one more call while a candidate is under canary); cost commits: the "
+              "run's worst-case pre-commits (written before an attempt is sent, each covering four more "
+              "attempts or a twentieth of the cap) and its exact figure at the end; the pause poll runs every "
+              "0.5 s whatever the batch size.")
         memory = peak_memory(url, fake)
         print("\nPeak memory of a run")
         print(table(["battles", "workers", "traced peak MiB (Python allocations)", "process max RSS MiB"], [memory]))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from lib.budget import Budget
+from lib.budget import CostCap
 from lib.deadline import Deadline
 from lib.pacing import Pacer
 from lib.pause_watch import PAUSE_POLL_S
@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class Admission:
-    def __init__(self, deadline: Deadline, budget: Budget, stop: threading.Event, pacer: Pacer,
+    def __init__(self, deadline: Deadline, budget: CostCap, stop: threading.Event, pacer: Pacer,
                  expected_battle_s: float, delay_s: float, errors: list[str], lock: threading.Lock):
         self.deadline = deadline
         self.budget = budget

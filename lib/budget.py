@@ -4,12 +4,14 @@ Prices are USD per 1M tokens (`BUILTIN_PRICES`, extended or overridden by MODEL_
 worst case is bounded before it is made (`prompt_token_bound`, `worst_case_cost`, rounded up to
 the micro-dollar: the reservation stays conservative) and its real cost is computed from the usage
 the provider reports (`usage_cost`), exactly: what is recorded is what the provider bills.
-`Budget` holds one batch's spend against its cost cap (KILL_SWITCH_THRESHOLD_USD).
+`CostCap` holds one holder's spend (a run, a scan…) against its cap, attempt by attempt, and writes
+a worst-case pre-commit durably before an attempt is sent.
 """
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -78,6 +80,14 @@ def worst_case_cost(prompt_tokens: int, max_tokens: int, price: Price) -> Decima
     return _micro_ceiling((prompt_tokens * price["input"] + max_tokens * price["output"]) / PER_MILLION)
 
 
+def billing_note(recorded: object, billed_up_to: object) -> str | None:
+    """What reported spend adds when the provider may have billed more than was recorded."""
+    recorded, billed = Decimal(str(recorded)), Decimal(str(billed_up_to))
+    if billed <= recorded:
+        return None
+    return f"up to ${_micro_ceiling(billed)} may have been billed (calls that timed out or were cut off)"
+
+
 def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, price: Price) -> Decimal:
     """The real cost of one call, cached input at the cached price: usage × price, not rounded up."""
     uncached = prompt_tokens - cached_tokens
@@ -86,27 +96,56 @@ def usage_cost(prompt_tokens: int, cached_tokens: int, completion_tokens: int, p
     return exact.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
-class Budget:
-    """A batch's spend against its cost cap, shared by the battle threads.
+# A durable pre-commit covers the attempt being sent plus this many more of the same worst case (or
+# a twentieth of the cap, if larger): a run writes its committed figure a few times, not per call.
+PRECOMMIT_ATTEMPTS = 4
+PRECOMMIT_SHARE_OF_CAP = Decimal(20)
 
-    A call reserves its worst case before it is made and settles at its real cost after. A call
-    whose worst case does not fit is refused and the cost cap is reached (`tripped`). A call that
-    fails after its request left (a timeout may still be billed) keeps its reservation, so real
-    spend stays bounded too; one that never left releases it.
+
+class CostCapClosed(Exception):
+    """The holder's spend was settled: no attempt may be reserved after that."""
+
+
+class CostCap:
+    """One holder's spend (a run, a scan, a persona generation, a referee check) against its cap.
+
+    Reserved per attempt: an attempt reserves its worst case before it is sent. When the answer is
+    read it settles at its real cost; when it was never sent (refused before the request was
+    written) its reservation is released; when it may have been billed without an answer (a
+    timeout, a connection dropped after sending, a 5xx) it stays spent at its worst case
+    (`committed`). An attempt whose worst case does not fit is refused and the cap is reached
+    (`tripped`).
+
+    `durable(amount)` (optional) writes a worst-case pre-commit where a later process can read it
+    (training_runs.committed_cost, training_spends.committed): before an attempt is sent, what is
+    committed and reserved is covered by what was written, so a process that dies mid-call has
+    already said what it may have been billed.
     """
 
-    def __init__(self, cap: Decimal, reached: str | None = None):
+    def __init__(self, cap: Decimal, reached: str | None = None, durable: Callable[[Decimal], None] | None = None,
+                 parent: CostCap | None = None):
         self.cap = Decimal(cap)
-        # When the cap is the run's block of a daily or monthly budget: the message for reaching it.
+        # An inner limit (a scan's re-score cap) inside its holder's block: an attempt fits both.
+        self.parent = parent
+        # When the cap is a block of a daily or monthly budget: the message for reaching it.
         self.reached = reached
-        self.committed = Decimal(0)
-        self.reserved = Decimal(0)
+        self.committed = Decimal(0)  # may have been billed: real costs, plus the worst case of unanswered attempts
+        self.recorded = Decimal(0)  # what answers reported (the provider's usage)
+        self.reserved = Decimal(0)  # attempts in flight, at their worst case
         self.tripped = False
         self.trip_reason: str | None = None
+        self._durable = durable
+        self._written = Decimal(0)
+        self._closed = False
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     def reserve(self, amount: Decimal) -> bool:
+        """Reserves one attempt's worst case; False (and tripped) when it does not fit. Returns
+        only once the pre-commit covering it is durable (a failed write releases it and raises)."""
         with self._lock:
+            if self._closed:
+                raise CostCapClosed("the spend was already settled")
             if self.tripped:
                 return False
             if self.committed + self.reserved + amount > self.cap:
@@ -117,14 +156,60 @@ class Budget:
                 )
                 return False
             self.reserved += amount
+            need = self.committed + self.reserved
+            target = min(self.cap, need + max(amount * PRECOMMIT_ATTEMPTS, self.cap / PRECOMMIT_SHARE_OF_CAP))
+        if self.parent is not None:
+            try:
+                fits = self.parent.reserve(amount)
+            except BaseException:
+                self._end(amount, Decimal(0), Decimal(0), inner_only=True)
+                raise
+            if not fits:
+                with self._lock:
+                    self.reserved -= amount
+                    self.tripped, self.trip_reason = True, self.parent.trip_reason
+                return False
+        if self._durable is None:
             return True
+        try:
+            with self._write_lock:
+                if self._written < need:  # another thread may have covered this attempt meanwhile
+                    self._durable(target)
+                    self._written = max(self._written, target)
+        except BaseException:
+            self.release(amount)
+            raise
+        return True
+
+    def release(self, reserved: Decimal) -> None:
+        """An attempt that was never sent: nothing was billed."""
+        self._end(reserved, Decimal(0), Decimal(0))
 
     def settle(self, reserved: Decimal, actual: Decimal) -> None:
+        """An attempt answered: its real cost, from the usage the provider reported."""
+        self._end(reserved, actual, actual)
+
+    def keep(self, reserved: Decimal) -> None:
+        """An attempt sent and never answered (timeout, dropped connection, 5xx): the provider may
+        have billed it, so it stays spent at its worst case."""
+        self._end(reserved, reserved, Decimal(0))
+
+    def _end(self, reserved: Decimal, committed: Decimal, recorded: Decimal, inner_only: bool = False) -> None:
         # A provider reporting more than the bound allows is recorded as reported, and trips.
+        if self.parent is not None and not inner_only:
+            self.parent._end(reserved, committed, recorded)
         with self._lock:
             self.reserved -= reserved
-            self.committed += actual
+            self.committed += committed
+            self.recorded += recorded
             if self.committed > self.cap and not self.tripped:
                 self.tripped = True
                 self.trip_reason = self.reached or (
                     f"{COST_CAP_REACHED}: the provider billed ${self.committed}, past the ${self.cap} cap")
+
+    def close(self) -> Decimal:
+        """Refuses any further attempt; returns what may have been billed (attempts still in flight
+        at their worst case), the figure the holder's spend is settled at."""
+        with self._lock:
+            self._closed = True
+            return self.committed + self.reserved

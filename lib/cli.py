@@ -26,10 +26,12 @@ from lib.referee import CalibrationError
 from lib.runner import RunRefused
 from lib.scout import MAX_ATTEMPTS, scan
 from lib.serve import IDLE_TIMEOUT_S, ServeError, serve
+from lib.spending import spend
 from lib.store import Store, StoreError, migrations
 from lib.store.embedded import EmbeddedPostgresError
 from lib.store.proposal_queries import ProposalQueries
-from lib.store.queries import Queries
+from lib.store.queries import MAX_VERSION_ID, Queries
+from lib.text import unstorable
 from lib.training import train_once
 
 
@@ -60,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                         description="Show the pause, persona counts, the last run and battle counts.")
     pause = commands.add_parser("pause", help="pause training (persisted until resume)",
                                 description="Pause training: cron and manual runs answer 503 until resume.")
-    pause.add_argument("--reason", required=True, help="why training is paused (shown everywhere)")
+    pause.add_argument("--reason", required=True, type=_storable, help="why training is paused (shown everywhere)")
     commands.add_parser("resume", help="resume paused training",
                         description="Resume training after a pause (by a person, or by a batch that reached its "
                                     "cost cap).")
@@ -105,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Make a candidate version = the active version + the breakthrough's tactic; the canary "
                     "then adopts or rolls it back. Refused for an empty, too long or repeated tactic.")
     promote.add_argument("battle_id", metavar="BATTLE_ID", type=_uuid, help="the breakthrough battle's id")
-    promote.add_argument("--tactic", metavar="TEXT", help="the tactic to promote (default: the scout's snippet)")
+    promote.add_argument("--tactic", metavar="TEXT", type=_storable,
+                         help="the tactic to promote (default: the scout's snippet)")
     promote.add_argument("--direct", action="store_true",
                          help="adopt at once, without a canary (recorded as a direct adoption)")
     proposals = commands.add_parser(
@@ -136,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         "rollback", help="make an earlier version's tactics active at once (no canary)",
         description="Roll back to VERSION_ID: a new active version with its tactics, recorded; a candidate "
                     "under canary is withdrawn. With the active version's id, withdraws the candidate.")
-    rollback.add_argument("version_id", metavar="VERSION_ID", type=_positive_int, help="the version to roll back to")
+    rollback.add_argument("version_id", metavar="VERSION_ID", type=_version_id, help="the version to roll back to")
     rollback.add_argument("--force", action="store_true",
                           help="also to a version that was never active (a withdrawn, rolled back or inconclusive "
                                "candidate): adopted at once, with no canary")
@@ -167,6 +170,21 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _version_id(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_VERSION_ID:
+        raise argparse.ArgumentTypeError(f"{value} is past the largest version number ({MAX_VERSION_ID}): no such "
+                                         "version")
+    return value
+
+
+def _storable(text: str) -> str:
+    problem = unstorable(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _positive_seconds(text: str) -> float:
@@ -380,7 +398,10 @@ def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
                           "raise it to run the check")
     llm = make_llm(settings)
     with _store(settings) as store:  # opened first: a result that cannot be stored is not paid for
-        result = referee.run_calibration(llm, items, model, cap, Deadline.after(CHECK_DEADLINE_S).at)
+        deadline = Deadline.after(CHECK_DEADLINE_S).at
+        # Its block of the daily and monthly budget is what the check may cost at most.
+        with spend(settings, store, "referee_check", bound, deadline, llm.simulated) as block:
+            result = referee.run_calibration(llm, items, model, block, deadline)
         saved = Queries(store).record_calibration(
             model=model, simulated=llm.simulated, spearman=result["spearman"], in_band=result["inBand"],
             items=result["scored"], cost_usd=result["cost"], result=result)

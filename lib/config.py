@@ -118,8 +118,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONCURRENT_RUNS", "1", "runs allowed at once across all invocations"),
     Setting("KILL_SWITCH_THRESHOLD_USD", "5.00",
             "the most one batch may spend, in USD; the call that would pass it pauses training"),
-    Setting("DAILY_BUDGET_USD", None, "the most all runs started in one UTC day may spend, in USD, across parallel "
-                                      "runs; once reached, runs are refused until 00:00 UTC", shown="no daily limit"),
+    Setting("DAILY_BUDGET_USD", None, "the most the provider may bill, in USD, for every model call started in one "
+                                      "UTC day (runs, scout scans, persona generation, referee checks, the proposer), "
+                                      "across parallel processes; once reached, they are refused until 00:00 UTC",
+            shown="no daily limit"),
     Setting("MONTHLY_BUDGET_USD", None, "the same for a UTC calendar month", shown="no monthly limit"),
     Setting("CRON_FAN_OUT", "1", "runs each Vercel Cron call starts: it runs one and dispatches the others to "
                                  "`NEXT_PUBLIC_APP_URL`; at most `MAX_CONCURRENT_RUNS`"),

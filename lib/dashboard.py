@@ -30,8 +30,9 @@ from lib.config import VERCEL_JSON, Database, Settings, admin_password
 from lib.cron import cron_matches
 from lib.http import Answer, ApiError, Body, Page, Request
 from lib.store import Rejected, Store
-from lib.store.queries import PauseState, Queries, ReviewStatus, VersionChange, VersionList
+from lib.store.queries import MAX_VERSION_ID, PauseState, Queries, ReviewStatus, VersionChange, VersionList
 from lib.store.views import FeedPage, RefereeReport
+from lib.text import unstorable
 
 STATIC = Path(__file__).resolve().parent / "static"
 REALM = 'Basic realm="Training monitor", charset="UTF-8"'
@@ -44,6 +45,8 @@ _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?
 SCRIPTS = ("core.js", "panels/banner.js", "panels/health.js", "panels/feed.js", "panels/review.js", "panels/runs.js",
            "panels/personas.js", "panels/versions.js", "panels/tactics.js", "panels/autonomy.js", "panels/referee.js",
            "main.js")
+# PostgreSQL refuses a time zone offset of 16 hours or more ("time zone displacement out of range").
+MAX_UTC_OFFSET = timedelta(hours=16)
 # A request's query string, one value per name.
 type Query = Mapping[str, str]
 RANGES = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
@@ -101,7 +104,17 @@ def _uuid_arg(value: object, name: str, what: str = "a battle id") -> str:
 def _version_arg(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ApiError(400, {"error": f"{name} must be a version number (a positive integer)"})
+    if value > MAX_VERSION_ID:
+        raise ApiError(400, {"error": f"{name} {value} is past the largest version number ({MAX_VERSION_ID}): "
+                                      "no such version"})
     return int(value)
+
+
+def _storable_arg(value: str, name: str) -> str:
+    problem = unstorable(value)
+    if problem:
+        raise ApiError(400, {"error": f"{name} {problem}"})
+    return value
 
 
 def _flag(body: Body, name: str) -> bool:
@@ -118,7 +131,9 @@ def _timestamp_arg(value: str | None, name: str) -> str | None:
     try:
         if not _TIMESTAMP.fullmatch(value):
             raise ValueError(value)
-        datetime.fromisoformat(value)  # the ranges: no month 13
+        offset = datetime.fromisoformat(value).utcoffset()  # the ranges: no month 13
+        if offset is not None and abs(offset) >= MAX_UTC_OFFSET:
+            raise ValueError(value)
     except ValueError:
         raise ApiError(400, {"error": f"{name} must be an ISO 8601 timestamp (the cursor the feed returned), "
                                       f"got {value[:40]!r}"}) from None
@@ -131,6 +146,7 @@ def _tactic_arg(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise ApiError(400, {"error": "tacticText must be a string"})
+    _storable_arg(value, "tacticText")
     if not value.strip():
         raise ApiError(400, {"error": "tacticText is empty: write the tactic, or leave it out to use the snippet"})
     if len(value) > MAX_TACTIC_CHARS:
@@ -180,6 +196,9 @@ def _health(queries: Queries, query: Query, settings: Settings) -> Body:
     budget = {period: {"limit": float(limit)} for period, limit in
               (("day", getattr(settings, "daily_budget_usd", None)),
                ("month", getattr(settings, "monthly_budget_usd", None))) if limit is not None}
+    # The day as the budget counts it: recorded, and what the provider may have billed beyond it.
+    day = queries.budget_state()["day"]
+    health["today"].update(billedUpTo=day["billedUpTo"], billingNote=day.get("note"))
     return {**health, "costCap": float(settings.cost_cap_usd), "budget": budget or None,
             "nextRun": next_scheduled_run(datetime.now(UTC))}
 
@@ -241,7 +260,7 @@ def _edit(queries: Queries, body: Body) -> VersionChange:
 
 
 def _pause(queries: Queries, body: Body) -> PauseState:
-    reason = str(body.get("reason") or "").strip()[:500]
+    reason = _storable_arg(str(body.get("reason") or ""), "reason").strip()[:500]
     if not reason:
         raise ApiError(400, {"error": "A pause needs a reason"})
     return queries.set_paused(True, f"{reason} (dashboard)")

@@ -8,13 +8,15 @@ and the Tactical Scout (the scout-scan webhook when serving HTTP, a scan in this
 CLI). None of them fails the batch: each failure becomes an error, and all of
 them (with any the caller met, such as a fan-out refusal) are appended to the run's row in ONE
 `append_run_errors`, whose answer becomes the batch's `errors`. The HTTP response, the CLI summary
-and the row therefore list the same errors.
+and the row therefore list the same errors (unless the store stays down for that write: then the
+batch carries them, and the log).
 """
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urljoin, urlsplit
 
 from lib import canary, proposals, slack
@@ -28,6 +30,9 @@ from lib.runner import RunRefused
 from lib.scout import scan
 from lib.store import JSONObject, Store, StoreError
 from lib.store.queries import BatchSummary, Queries
+
+if TYPE_CHECKING:
+    import requests  # imported where a request is made: a cold start needs none
 
 # The follow-ups share what is left before the response leaves, at most this long each, and are
 # skipped when less than FOLLOW_UP_MIN_S is left.
@@ -79,12 +84,30 @@ def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *
         notified, result = _scan_here(settings, store, llm, batch, errors)
     else:
         notified = False
-    queries = Queries(store)
-    if errors:
-        batch["errors"] = queries.append_run_errors(batch["runId"], errors, deadline=respond_by.bounded)
     batch["scoutNotified"] = notified
-    queries.set_scout_notified(batch["runId"], notified, deadline=respond_by.bounded)
+    _save_follow_ups(store, batch, errors, notified, respond_by)
     return Trained(batch, result)
+
+
+def _save_follow_ups(store: Store, batch: BatchSummary, errors: list[str], notified: bool,
+                     respond_by: Deadline) -> None:
+    """Appends the errors to the run's row and records whether the scout heard. `respond_by` is
+    usually past by now: the writes get WRITE_GRACE_S to retry a brief outage. The run itself is
+    recorded already, so a store that stays down costs only these two writes: logged, and the batch
+    still carries every error."""
+    writes_by = None if respond_by.bounded is None else respond_by.for_writes()
+    queries = Queries(store)
+    try:
+        if errors:
+            batch["errors"] = queries.append_run_errors(batch["runId"], errors, deadline=writes_by)
+            errors = []
+        queries.set_scout_notified(batch["runId"], notified, deadline=writes_by)
+    except StoreError as exc:
+        log("follow_ups_not_saved", level=logging.WARNING, runId=batch["runId"], error=type(exc).__name__,
+            detail=str(exc), unsaved=errors)
+        unsaved = "; the errors above are in this answer and the log only" if errors else ""
+        failure = f"Saving the follow-ups to the run failed: {type(exc).__name__}: {redact(str(exc))}{unsaved}"
+        batch["errors"] = [*batch["errors"], *errors, failure]
 
 
 def look_at_canary(settings: Settings, store: Store, batch: BatchSummary, run_deadline: Deadline, planned_pairs: int,
@@ -117,7 +140,7 @@ def _review(settings: Settings, store: Store, run_deadline: Deadline, *, simulat
     rounded = None if look.diff is None else round(look.diff, 2)
     ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
     outcome = queries.record_canary(pairs["candidateId"], look.decision, look.pairs, rounded, ci95,
-                                    settings.canary_max_pairs, deadline=writes_by)
+                                    settings.canary_max_pairs, look_id=str(uuid.uuid4()), deadline=writes_by)
     summary: JSONObject = {"candidateId": pairs["candidateId"], "activeId": pairs["activeId"], "pairs": look.pairs,
                "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
                "decision": look.decision if outcome["recorded"] else "superseded"}
@@ -156,13 +179,19 @@ def _alert_cost_cap(settings: Settings, batch: BatchSummary, run_deadline: Deadl
         errors.append(f"Cost cap Slack alert failed: {failure}")
 
 
-def alert_budget_refused(settings: Settings, refused: RunRefused) -> None:
-    """The first budget refusal of a UTC day reaches Slack (the database says which one is first)."""
+def alert_budget_refused(settings: Settings, store: Store, refused: RunRefused) -> None:
+    """The first budget refusal of a UTC day reaches Slack (the database says which one is first,
+    and is told to forget it when Slack did not take the message, so a later refusal tries again)."""
     message = f"{refused.error}: {refused.outcome['reason']}"
     log("budget_reached", level=logging.WARNING, reason=message)
-    slack.send(settings, {"text": f":money_with_wings: {slack.escape(message)}. Training runs are refused until "
-                                  "then; raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD to allow more."},
-               timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
+    failure = slack.send(settings, {"text": f":money_with_wings: {slack.escape(message)}. Training runs are refused "
+                                            "until then; raise DAILY_BUDGET_USD / MONTHLY_BUDGET_USD to allow more."},
+                         timeout=FOLLOW_UP_MAX_S, alert="budget_reached")
+    if failure:
+        try:
+            Queries(store).forget_budget_alert()
+        except StoreError as exc:
+            log("budget_alert_not_reset", level=logging.WARNING, error=type(exc).__name__, detail=str(exc))
 
 
 def _tell_slack(settings: Settings, batch: BatchSummary, payload: slack.Payload, respond_by: Deadline, what: str,
@@ -199,13 +228,17 @@ def notify_scout(settings: Settings, batch: BatchSummary, respond_by: Deadline, 
     except requests.RequestException as exc:
         return _scout_failed(batch, type(exc).__name__, errors)
     if 300 <= response.status_code < 400:
-        target = urlsplit(urljoin(url, response.headers.get("Location", "")))
-        return _scout_failed(batch, f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}"
-                                    f"{target.path} (redirects are not followed: set NEXT_PUBLIC_APP_URL to this "
-                                    "deployment's final URL)", errors)
+        return _scout_failed(batch, redirect_refused(url, response), errors)
     if response.status_code >= 400:
         return _scout_failed(batch, f"HTTP {response.status_code}", errors)
     return True
+
+
+def redirect_refused(url: str, response: requests.Response) -> str:
+    """Why a 3xx answer is a failure (we never follow one), naming where it pointed: the URL to set."""
+    target = urlsplit(urljoin(url, response.headers.get("Location", "")))
+    return (f"HTTP {response.status_code} redirect to {target.scheme}://{target.netloc}{target.path} (redirects are "
+            "not followed: set NEXT_PUBLIC_APP_URL to this deployment's final URL)")
 
 
 def _scout_failed(batch: BatchSummary, cause: str, errors: list[str]) -> bool:

@@ -286,10 +286,12 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def error_response(exc: Exception, request_id: str) -> tuple[int, Body]:
     """Maps a failure to a status and a body that names the problem, never a secret or a trace."""
-    from lib.store import StoreError, Unavailable  # not at the top: a 401 needs no store
+    from lib.store import Rejected, StoreError, Unavailable  # not at the top: a 401 needs no store
 
     if isinstance(exc, ConfigError):
         return 500, {"error": "Configuration error", "message": redact(exc)}
+    if isinstance(exc, Rejected):  # the data sent, not the database: the caller's to fix
+        return 400, {"error": "Refused", "message": redact(exc)}
     if isinstance(exc, StoreError):
         return (503 if isinstance(exc, Unavailable) else 500), {"error": "Database error", "message": redact(exc)}
     # The type and where it was raised, not the message: an exception's text can carry a URL or key.

@@ -1,10 +1,12 @@
 """The chat client: the cost cap, deadline-bounded timeouts and retries, over a transport.
 
-Every call goes through `LLM.chat`, which (1) refuses a model with no price, (2) reserves the
-call's worst-case cost in the run's `Budget` and refuses the call if it does not fit under the
-cost cap, (3) waits out a shared rate-limit cooldown, (4) gives the request the time left to the
-deadline as its timeout, and retries only while a retry still fits, and (5) settles the
-reservation at the real cost, computed here from the token counts the transport reports.
+Every call goes through `LLM.chat`, which (1) refuses a model with no price, (2) waits out a
+shared rate-limit cooldown, (3) reserves each attempt's worst-case cost in the holder's `CostCap`
+(durably, before it is sent) and refuses the attempt if it does not fit under the cap, (4) gives
+the request the time left to the deadline as its timeout, and retries only while a retry still
+fits, and (5) settles each attempt: at its real cost, computed here from the token counts the
+transport reports; released when the request was never sent; kept at its worst case when it may
+have been billed without an answer (a timeout, a dropped connection, a 5xx).
 
 A transport sends one request and answers with the raw text and token counts, or raises: an
 `LLMError` for good, `Retryable` for a failure worth another attempt. `OpenAITransport` is the
@@ -22,8 +24,18 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from lib.budget import Budget, Price, estimated_tokens, price_for, prompt_token_bound, usage_cost, worst_case_cost
+from lib.budget import (
+    CostCap,
+    CostCapClosed,
+    Price,
+    estimated_tokens,
+    price_for,
+    prompt_token_bound,
+    usage_cost,
+    worst_case_cost,
+)
 from lib.redact import redact
+from lib.text import clean_model_text
 
 if TYPE_CHECKING:
     import openai
@@ -55,11 +67,13 @@ class Role(StrEnum):
 
 class LLMError(RuntimeError):
     """A chat call failed for good (after the retries that fit). The message is redacted: a
-    provider's error text may echo a key or a URL."""
+    provider's error text may echo a key or a URL. Raised by a transport, `billed` says whether
+    the provider may have billed the attempt (False only when its answer proves it did not)."""
 
-    def __init__(self, message: str = "", usage: Usage | None = None):
+    def __init__(self, message: str = "", usage: Usage | None = None, billed: bool = True):
         super().__init__(redact(message))
         self.usage = usage  # what the failed call was billed, when the provider answered
+        self.billed = billed
 
 
 class ProviderRefused(LLMError):
@@ -82,11 +96,14 @@ class Stopped(LLMError):
 class Retryable(Exception):
     """A transport's failure worth another attempt; `retry_after` (seconds) cools every thread down."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, headers: dict[str, str] | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, headers: dict[str, str] | None = None,
+                 billed: bool = True):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.headers = headers  # the answer's rate-limit headers, for the run's pacer
+        # False only when the request provably did no work: a 429, a connection never made.
+        self.billed = billed
 
 
 class RateGate:
@@ -160,10 +177,11 @@ class RatePacer[Ticket](Protocol):
 
 @dataclass
 class CallContext:
-    """What every call of one run shares: its budget, deadline, cooldown and stop signal, and the
-    pacer (`lib.pacing.Pacer`) that keeps its calls under the provider's rate limits, if any."""
+    """What every call of one holder (a run, a scan…) shares: its cost cap, deadline, cooldown and
+    stop signal, and the pacer (`lib.pacing.Pacer`) that keeps its calls under the provider's rate
+    limits, if any."""
 
-    budget: Budget
+    cap: CostCap
     deadline: float
     gate: RateGate
     stop: threading.Event
@@ -171,9 +189,11 @@ class CallContext:
     halted: str | None = None  # why the provider stopped the run (`ProviderRefused`), if it did
 
     @classmethod
-    def for_cap(cls, cap: Decimal, deadline: float, stop: threading.Event | None = None) -> CallContext:
-        """A fresh context: a `Budget` with this cost cap, its own cooldown, and `stop` (or a new event)."""
-        return cls(Budget(cap), deadline, RateGate(), threading.Event() if stop is None else stop)
+    def for_cap(cls, cap: CostCap | Decimal, deadline: float, stop: threading.Event | None = None) -> CallContext:
+        """A fresh context: this cost cap (or a new one of this amount), its own cooldown, and `stop`
+        (or a new event)."""
+        cap = cap if isinstance(cap, CostCap) else CostCap(cap)
+        return cls(cap, deadline, RateGate(), threading.Event() if stop is None else stop)
 
     def halt(self, reason: str) -> None:
         """Stops every call of the run for good; the first reason is kept."""
@@ -238,33 +258,15 @@ class LLM:
         worst = worst_case_cost(prompt_token_bound(messages, response_format), max_tokens, price)
         if ctx.stop.is_set():
             raise Stopped("run stopped")
-        if not ctx.budget.reserve(worst):
-            ctx.stop.set()
-            raise BudgetExceeded(str(ctx.budget.trip_reason))  # set when reserve refuses
-        # Until a request leaves, nothing can be billed; after, a failure may still be (a timeout).
-        sent: list[int] = []
-        actual = worst
-        try:
-            reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, sent,
-                                            nonce, seed)
-            actual = reply.usage.cost
-            if not reply.text.strip():
-                # Billed, but no line: never a line of the conversation, nor a verdict.
-                raise LLMError(f"{model} returned an empty reply{_why_empty(reply.finish_reason)}", usage=reply.usage)
-            return reply
-        except ProviderRefused as exc:
-            ctx.halt(str(exc))
-            actual = Decimal(0)  # refused before any work: nothing billed
-            raise
-        except LLMError:
-            if not sent:
-                actual = Decimal(0)
-            raise
-        finally:
-            ctx.budget.settle(worst, actual)
+        reply = self._call_with_retries(ctx, role, model, messages, max_tokens, response_format, price, worst,
+                                        nonce, seed)
+        if not reply.text.strip():
+            # Billed, but no line: never a line of the conversation, nor a verdict.
+            raise LLMError(f"{model} returned an empty reply{_why_empty(reply.finish_reason)}", usage=reply.usage)
+        return reply
 
     def _call_with_retries(self, ctx: CallContext, role: Role, model: str, messages: list[Message], max_tokens: int,
-                           response_format: ResponseFormat | None, price: Price, sent: list[int], nonce: int,
+                           response_format: ResponseFormat | None, price: Price, worst: Decimal, nonce: int,
                            seed: str | None) -> Reply:
         last_error = "no attempt made"
         for attempt in range(MAX_ATTEMPTS):
@@ -279,11 +281,19 @@ class LLM:
                 ticket = ctx.pacer.acquire(model, estimated_tokens(messages, response_format, max_tokens),
                                            ctx.deadline, ctx.stop)
                 remaining = ctx.deadline - time.monotonic()
-            sent.append(attempt)
+            # Each attempt is reserved on its own: a retry may be billed as much as the first try.
+            try:
+                fits = ctx.cap.reserve(worst)
+            except CostCapClosed:
+                raise Stopped("the spend was already settled") from None
+            if not fits:
+                ctx.stop.set()
+                raise BudgetExceeded(str(ctx.cap.trip_reason))  # set when reserve refuses
             try:
                 done = self.transport.complete(role, model, messages, max_tokens, response_format, remaining,
                                                nonce=nonce, seed=seed)
             except Retryable as exc:
+                _end_unanswered(ctx.cap, worst, exc.billed)
                 if ticket is not None and ctx.pacer is not None:
                     ctx.pacer.observe(ticket, exc.headers)
                 last_error = exc.reason
@@ -292,12 +302,34 @@ class LLM:
                 elif attempt + 1 < MAX_ATTEMPTS and ctx.stop.wait(min(2.0, 0.25 * 2 ** attempt)):
                     raise Stopped("run stopped") from None
                 continue
+            except ProviderRefused as exc:
+                ctx.cap.release(worst)  # refused before any work: nothing billed
+                ctx.halt(str(exc))
+                raise
+            except LLMError as exc:
+                _end_unanswered(ctx.cap, worst, exc.billed)
+                raise
+            except BaseException:
+                ctx.cap.keep(worst)  # sent or not, unknown: counted as billed
+                raise
             if ticket is not None and ctx.pacer is not None:
                 ctx.pacer.observe(ticket, done.headers)
             cost = usage_cost(done.prompt_tokens, done.cached_tokens, done.completion_tokens, price)
-            return Reply(done.text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
+            ctx.cap.settle(worst, cost)
+            # Every model's text enters here: cleaned of what PostgreSQL cannot store (U+0000, lone
+            # surrogates), in a JSON answer's escapes too, so no later write of it can fail.
+            text = clean_model_text(done.text, json_escapes=response_format is not None)
+            return Reply(text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
                          done.finish_reason)
         raise LLMError(f"{model}: {last_error} after {MAX_ATTEMPTS} attempts")
+
+
+def _end_unanswered(cap: CostCap, worst: Decimal, billed: bool) -> None:
+    """An attempt with no usage to read: kept at its worst case if it may have been billed."""
+    if billed:
+        cap.keep(worst)
+    else:
+        cap.release(worst)
 
 
 def _why_empty(finish_reason: str | None) -> str:
@@ -350,18 +382,22 @@ class OpenAITransport:
                 model=model, messages=cast("list[ChatCompletionMessageParam]", messages),
                 max_completion_tokens=max_tokens, timeout=timeout, **kwargs)
             completion = raw.parse()
-        except openai.APITimeoutError:
-            raise DeadlineExceeded(f"{model} did not answer within {timeout:.1f}s") from None
-        except openai.APIConnectionError:
-            raise Retryable("connection error") from None
+        except openai.APITimeoutError as exc:
+            raise DeadlineExceeded(f"{model} did not answer within {timeout:.1f}s",
+                                   billed=not _never_connected(exc)) from None
+        except openai.APIConnectionError as exc:
+            raise Retryable("connection error", billed=not _never_connected(exc)) from None
         except openai.APIStatusError as exc:
             refusal = _refusal(model, exc)
             if refusal:
-                raise ProviderRefused(refusal) from None
+                raise ProviderRefused(refusal, billed=False) from None
+            # A 4xx answer refused the request (nothing generated); a 5xx may come after the work.
+            billed = exc.status_code >= 500 or exc.status_code in (408, 409)
             if exc.status_code in RETRYABLE_STATUS:
                 raise Retryable(f"HTTP {exc.status_code}", _retry_after(exc.response.headers)
-                                if exc.status_code == 429 else None, _rate_limits(exc.response.headers)) from None
-            raise LLMError(f"{model}: HTTP {exc.status_code} {_error_message(exc)}") from None
+                                if exc.status_code == 429 else None, _rate_limits(exc.response.headers),
+                                billed=billed) from None
+            raise LLMError(f"{model}: HTTP {exc.status_code} {_error_message(exc)}", billed=billed) from None
         if not completion.choices:
             raise LLMError(f"{model}: the answer had no choices")
         usage = completion.usage
@@ -371,6 +407,12 @@ class OpenAITransport:
         cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
         return Completion(completion.choices[0].message.content or "", usage.prompt_tokens, cached,
                           usage.completion_tokens, completion.choices[0].finish_reason, _rate_limits(raw.headers))
+
+
+def _never_connected(exc: Exception) -> bool:
+    """True when the request never reached the provider (connection refused or not made in time):
+    the SDK chains the HTTP library's error, whose class says so."""
+    return type(exc.__cause__).__name__ in ("ConnectError", "ConnectTimeout")
 
 
 def _rate_limits(headers: Mapping[str, str]) -> dict[str, str]:

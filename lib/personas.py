@@ -11,6 +11,7 @@ import json
 from lib.config import Settings
 from lib.deadline import Deadline
 from lib.llm import LLM, CallContext, Role
+from lib.spending import spend
 from lib.store import JSONObject, Store
 from lib.store.queries import Queries, UpsertResult
 
@@ -279,18 +280,21 @@ def generate_with_llm(settings: Settings, store: Store, llm: LLM, count: int) ->
     """Asks PERSONA_MODEL for `count` new personas, validates and upserts them.
 
     Returns the upsert results and the reasons any generated persona was refused. The call is
-    bounded by KILL_SWITCH_THRESHOLD_USD like any batch.
+    bounded by KILL_SWITCH_THRESHOLD_USD like any batch, and takes its block of the daily and monthly
+    budget (`lib.spending`; `BudgetReached` when it is spent).
     """
     taken = {p["name"].lower() for p in CATALOG} | {name.lower() for name in Queries(store).persona_names()}
-    ctx = CallContext.for_cap(settings.cost_cap_usd, Deadline.after(GENERATION_TIMEOUT_S).at)
+    deadline = Deadline.after(GENERATION_TIMEOUT_S).at
     prompt = (f"Invent {count} distinct homeowners who might sell their house to a cash home-buying company, "
               "each a hard but realistic sales conversation for the buyer's agent. Avoid these existing "
               f"personas: {', '.join(sorted(taken))}. For each give a memorable two-word name, a snake_case "
               "persona_type, a one-sentence description, the situation in the second person ('You …'), "
               "characteristics (difficulty 1 to 5) and 3 to 5 attack patterns: the objections and tactics "
               "they use on the phone.")
-    reply = llm.chat(ctx, Role.PERSONA_WRITER, settings.persona_model, [{"role": "user", "content": prompt}],
-                     GENERATION_MAX_TOKENS_PER_PERSONA * count, GENERATION_FORMAT)
+    with spend(settings, store, "personas", settings.cost_cap_usd, deadline, llm.simulated) as block:
+        reply = llm.chat(CallContext.for_cap(block, deadline), Role.PERSONA_WRITER, settings.persona_model,
+                         [{"role": "user", "content": prompt}], GENERATION_MAX_TOKENS_PER_PERSONA * count,
+                         GENERATION_FORMAT)
     try:
         generated = json.loads(reply.text)["personas"]
     except (ValueError, KeyError, TypeError):

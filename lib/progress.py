@@ -62,7 +62,7 @@ def print_summary(batch: BatchSummary, stream: TextIO, billed: float | None = No
                     f"{batch['battlesKilled']} killed"),
         ("average score", "-" if batch["averageScore"] is None else f"{batch['averageScore']:.1f}"),
         ("breakthroughs", str(batch["breakthroughs"])),
-        ("spend", _spend(batch, billed)),
+        ("spend", _spend(batch, billed) + (f"; {batch['billingNote']}" if batch.get("billingNote") else "")),
         ("duration", f"{(batch['durationMs'] or 0) / 1000:.1f}s"),
     ]
     error = batch.get("error")

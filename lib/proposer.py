@@ -19,6 +19,7 @@ from lib.config import Settings
 from lib.llm import LLM, CallContext, LLMError, Role
 from lib.log import log
 from lib.referee import render_transcript
+from lib.spending import spend
 from lib.store.proposal_queries import Proposal, ProposalQueries, ProposerTurn
 
 PROPOSER_COST_CAP_USD = Decimal("0.25")
@@ -84,11 +85,13 @@ def take_turn(settings: Settings, queries: ProposalQueries, llm: LLM, *, deadlin
     turn = queries.proposer_turn(settings.proposer_every, WORST_BATTLES, deadline=deadline)
     if turn is None:
         return None
-    ctx = CallContext.for_cap(PROPOSER_COST_CAP_USD, deadline)
     try:
         messages = [{"role": "system", "content": PROPOSER_PROMPT}, {"role": "user", "content": context_text(turn)}]
         model = settings.proposer_model
-        reply = llm.chat(ctx, Role.PROPOSER, model, messages, PROPOSER_MAX_TOKENS, PROPOSAL_FORMAT)
+        # The turn takes its block of the daily and monthly budget, like a run (BudgetReached when spent).
+        with spend(settings, queries.store, "proposer", PROPOSER_COST_CAP_USD, deadline, llm.simulated) as block:
+            reply = llm.chat(CallContext.for_cap(block, deadline), Role.PROPOSER, model, messages,
+                             PROPOSER_MAX_TOKENS, PROPOSAL_FORMAT)
         answer = parse(reply.text)
     except LLMError as exc:
         errors.append(f"Proposer failed: {exc}")

@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from lib.budget import Price, price_for, prompt_token_bound, worst_case_cost
+from lib.budget import CostCap, Price, price_for, prompt_token_bound, worst_case_cost
 from lib.llm import LLM, CallContext, LLMError, Message, Role, Usage
 
 # Referee criteria and their weights (summing to 1): the one place the total is defined.
@@ -105,8 +105,10 @@ def total_score(scores: dict[str, int]) -> Decimal:
 def parse_verdict(text: str) -> Verdict:
     try:
         data = json.loads(text)
-    except (TypeError, json.JSONDecodeError):
-        raise MalformedVerdict("referee answer is not JSON") from None
+    except (TypeError, ValueError):  # ValueError: not JSON, or an integer past Python's 4,300 digits
+        raise MalformedVerdict("referee answer is not JSON (or has an integer too long to read)") from None
+    except RecursionError:
+        raise MalformedVerdict("referee answer is nested too deep") from None
     if not isinstance(data, dict) or not isinstance(data.get("scores"), dict):
         raise MalformedVerdict("referee answer has no scores object")
     scores = data["scores"]
@@ -255,9 +257,10 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
     return None if spread == 0 else round(covariance / spread, 4)
 
 
-def run_calibration(llm: LLM, items: list[dict[str, Any]], model: str, cap: Decimal, deadline: float,
+def run_calibration(llm: LLM, items: list[dict[str, Any]], model: str, cap: CostCap, deadline: float,
                     workers: int = 4) -> dict[str, Any]:
-    """Scores every item with `model` under the cost `cap`; returns the agreement figures.
+    """Scores every item with `model` under the cost `cap` (the check's block of the budget); returns
+    the agreement figures.
 
     `{"model", "simulated", "items", "scored", "spearman", "inBand", "cost", "outliers": [{"id",
     "band", "score", "reason"}], "failed": [{"id", "error"}], "results": [{"id", "band", "score",
@@ -286,7 +289,7 @@ def run_calibration(llm: LLM, items: list[dict[str, Any]], model: str, cap: Deci
         "scored": len(scored),
         "spearman": spearman([band_centre(item) for item, _ in scored], [result["score"] for _, result in scored]),
         "inBand": round(in_band / len(scored), 4) if scored else None,
-        "cost": float(ctx.budget.committed),
+        "cost": float(ctx.cap.committed),
         "outliers": [{"id": item["id"], "band": item["band"], "score": result["score"], "reason": item["reason"]}
                      for item, result in scored if not result["inBand"]],
         "failed": [{"id": result["id"], "error": result["error"]} for result in results if result["score"] is None],

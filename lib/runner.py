@@ -24,13 +24,14 @@ from typing import Any, ClassVar
 from lib import processes
 from lib.admission import Admission
 from lib.battle import BattleSetup, BattleState, Line, closer_system_prompt, count_turns, fight
-from lib.budget import Budget, price_for
+from lib.budget import CostCap, billing_note, price_for
 from lib.config import Settings
 from lib.deadline import Deadline
 from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, RateGate, Stopped, Usage
 from lib.log import log
 from lib.pacing import Pacer
 from lib.pause_watch import Interrupt, PauseWatch
+from lib.redact import redact
 from lib.store import Store, StoreError
 from lib.store.queries import (
     BatchSummary,
@@ -158,15 +159,19 @@ class Run:
         grant = outcome["budget"]
         self.limited_by = grant["limitedBy"]
         self.pacer = Pacer()
-        self.ctx = CallContext(Budget(Decimal(str(grant["block"])), grant.get("exhausted")), deadline.at, RateGate(),
-                               threading.Event(), pacer=self.pacer)
-        self.budget, self.stop = self.ctx.budget, self.ctx.stop
+        # Before an attempt is sent, what the run may have been billed is written on its row
+        # (committed_cost): a run that dies mid-call is counted for it.
+        cap = CostCap(Decimal(str(grant["block"])), grant.get("exhausted"),
+                      durable=lambda amount: self.queries.commit_cost(self.id, amount,
+                                                                      deadline=self.deadline.for_writes()))
+        self.ctx = CallContext(cap, deadline.at, RateGate(), threading.Event(), pacer=self.pacer)
+        self.cap, self.stop = self.ctx.cap, self.ctx.stop
         self.setup = BattleSetup(settings.closer_model, settings.persona_model, settings.referee_model,
                                  settings.battle_max_turns, settings.max_tokens_per_turn)
         self.battles: list[BattleState] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        self.admission = Admission(deadline, self.budget, self.stop, self.pacer, outcome["expectedBattleMs"] / 1000,
+        self.admission = Admission(deadline, self.cap, self.stop, self.pacer, outcome["expectedBattleMs"] / 1000,
                                    settings.delay_between_battles_ms / 1000, self.errors, self._lock)
         self.pause_watch = PauseWatch(self.queries, self.id, deadline, self.stop, interrupt)
         self._on_progress = on_progress
@@ -197,10 +202,10 @@ class Run:
             self.stop.set()
             log("run_error", runId=self.id, error=error)
         # Battles still running now end as the run does: killed, timed out, or failed with it.
-        cost_cap_reached = self.budget.tripped and self.limited_by == "cap"
+        cost_cap_reached = self.cap.tripped and self.limited_by == "cap"
         status, leftover = run_ending(crashed=error is not None, **self._stop_causes())
-        if self.budget.tripped:
-            self.errors.append(str(self.budget.trip_reason))  # set once tripped
+        if self.cap.tripped:
+            self.errors.append(str(self.cap.trip_reason))  # set once tripped
         elif self.pause_watch.interrupted:
             self.errors.append(f"Interrupted ({self.pause_watch.interrupted}): the run was stopped by its process; "
                                "battles in flight were cut")
@@ -210,18 +215,27 @@ class Run:
             error = error or self.ctx.halted
         for state in list(self.battles):
             if state.status == BattleStatus.RUNNING:
-                self._save(state, leftover, "the run ended before this battle finished")
-        return self.queries.finish_run(
+                try:
+                    self._save(state, leftover, "the run ended before this battle finished")
+                except Exception as exc:  # best effort: the run is closed below whatever this battle's save did
+                    self.errors.append(f"{state.persona['name']}: saving the cut battle failed: "
+                                       f"{type(exc).__name__}: {redact(str(exc))}")
+                    log("battle_save_failed", runId=self.id, battleId=state.id, error=type(exc).__name__)
+        # Attempts still in flight count at their worst case: the provider may finish and bill them.
+        self.queries.commit_cost(self.id, self.cap.close(), final=True, deadline=self.deadline.for_writes())
+        summary = self.queries.finish_run(
             self.id, status=status, leftover_status=leftover, cost_cap_reached=cost_cap_reached,
             timed_out=self.admission.timed_out, errors=self.errors[:50],
             breakthrough_threshold=self.settings.scout_threshold,
             duration_ms=self.deadline.elapsed_ms(), error=error,
-            pause_reason=self.budget.trip_reason if cost_cap_reached else None, deadline=self.deadline.for_writes())
+            pause_reason=self.cap.trip_reason if cost_cap_reached else None, deadline=self.deadline.for_writes())
+        summary["billingNote"] = billing_note(summary["totalCost"], summary["billedUpTo"])
+        return summary
 
     def _stop_causes(self) -> dict[str, bool]:
         # An interrupt ends the run as a pause does: killed, its battles in flight cut.
         paused = self.pause_watch.reason is not None or self.pause_watch.interrupted is not None
-        return {"budget_spent": self.budget.tripped, "paused": paused,
+        return {"budget_spent": self.cap.tripped, "paused": paused,
                 "provider_halted": self.ctx.halted is not None, "timed_out": self.admission.timed_out}
 
     def _battle_all(self) -> None:
@@ -311,7 +325,7 @@ class Run:
         if self._on_progress is None:
             return
         with self._lock:
-            self.progress.spent = float(self.budget.committed)
+            self.progress.spent = float(self.cap.committed)
             self.progress.time_left_s = max(0.0, self.time_left())
             self.progress.last = {"persona": state.persona["name"], "status": state.status,
                                   "score": float(state.verdict.total) if state.verdict else None}

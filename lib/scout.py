@@ -19,23 +19,30 @@ Each task is its own state in SQL and advances once: a confirmation, an audit or
 recorded once; an alert is recorded only after Slack answers 2xx, stays pending on 429/5xx or
 network errors, and fails for good (with Slack's reason) on other 4xx. A model call that fails
 for this battle's sake counts an attempt; after `MAX_ATTEMPTS` its model work is given up (shown
-in `python -m lib status`). The re-scores spend under REFEREE_RESCORE_CAP_USD per scan; the
-extraction under `SCOUT_COST_CAP_USD`; both are reserved call by call like every model call.
+in `python -m lib status`). A scan with model work takes a block of the daily and monthly budget
+(`lib.spending`), like a run; when the budget is spent its model work waits (alerts still go out).
+Inside that block the re-scores spend under REFEREE_RESCORE_CAP_USD per scan and the extraction
+under `SCOUT_COST_CAP_USD`; both are reserved attempt by attempt like every model call.
 """
 from __future__ import annotations
 
 import json
+import logging
 import time
+from contextlib import ExitStack
 from decimal import Decimal
 
 from lib import referee, slack
-from lib.budget import price_for
+from lib.budget import COST_CAP_REACHED, CostCap, price_for
 from lib.config import Settings
 from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, Role, Stopped, Usage
 from lib.log import log
+from lib.redact import redact
 from lib.referee import render_transcript
-from lib.store import JSONObject, Store
+from lib.spending import BudgetReached, spend
+from lib.store import JSONObject, Store, Unavailable
 from lib.store.queries import Queries, Rescore, ScoutWork
+from lib.text import clean_model_text
 
 SCAN_LIMIT = 20
 LEASE_SECONDS = 120
@@ -89,12 +96,19 @@ def scan(settings: Settings, store: Store, llm: LLM, deadline: float) -> JSONObj
                                      max_attempts=MAX_ATTEMPTS, deadline=deadline)
     work = Scan(settings, queries, llm, deadline)
     try:
-        for index, battle in enumerate(lease["items"]):
-            if deadline - time.monotonic() < MIN_TIME_S:
-                work.errors.append(f"no time left: {len(lease['items']) - index} leased battle(s) left for the "
-                                   "next scan")
-                break
-            work.handle(battle)
+        with ExitStack() as money:
+            if any(work.needs_model(battle) for battle in lease["items"]):
+                try:
+                    work.hold(money.enter_context(spend(settings, store, "scout", work.block_cap, deadline,
+                                                        llm.simulated)))
+                except BudgetReached as exc:
+                    work.errors.append(f"{exc}: model work waits for the next scan (alerts still go out)")
+            for index, battle in enumerate(lease["items"]):
+                if deadline - time.monotonic() < MIN_TIME_S:
+                    work.errors.append(f"no time left: {len(lease['items']) - index} leased battle(s) left for "
+                                       "the next scan")
+                    break
+                work.handle_or_count(battle)
     finally:  # whatever happened, the leases go back (a lease left behind lapses in LEASE_SECONDS)
         for battle in lease["items"]:
             queries.release_scout_lease(battle["id"], deadline=deadline + 1)
@@ -113,8 +127,10 @@ class Scan:
         self.queries = queries
         self.llm = llm
         self.deadline = deadline
-        self.rescore_ctx = CallContext.for_cap(settings.referee_rescore_cap_usd, deadline)
-        self.extract_ctx = CallContext.for_cap(SCOUT_COST_CAP_USD, deadline)
+        self.block_cap = settings.referee_rescore_cap_usd + SCOUT_COST_CAP_USD
+        # Set by `hold` once the scan has its block of the budget; without one, no model call.
+        self.rescore_ctx: CallContext | None = None
+        self.extract_ctx: CallContext | None = None
         self.processed = 0
         self.confirmed: list[JSONObject] = []
         self.unconfirmed: list[JSONObject] = []
@@ -125,6 +141,18 @@ class Scan:
         self.drift_alerted = False
         self.errors: list[str] = []
         self._budget_reported: set[int] = set()
+
+    def hold(self, block: CostCap) -> None:
+        """The scan's block of the budget; the per-scan caps are inner limits inside it."""
+        self.rescore_ctx = CallContext.for_cap(CostCap(self.settings.referee_rescore_cap_usd, parent=block),
+                                               self.deadline)
+        self.extract_ctx = CallContext.for_cap(CostCap(SCOUT_COST_CAP_USD, parent=block), self.deadline)
+
+    def needs_model(self, battle: ScoutWork) -> bool:
+        return battle["attempts"] < MAX_ATTEMPTS and (battle["confirmStatus"] == "pending"
+                                                      or battle["auditStatus"] == "pending"
+                                                      or (bool(battle["breakthrough"])
+                                                          and not battle["definingMoment"]))
 
     def handle(self, battle: ScoutWork) -> None:
         self.processed += 1
@@ -137,16 +165,34 @@ class Scan:
         if battle["breakthrough"] and battle["slackStatus"] == "pending" and self.settings.slack_webhook_url:
             self._alert(battle)
 
+    def handle_or_count(self, battle: ScoutWork) -> None:
+        """`handle`, where an unexpected error is this battle's failed attempt, not the scan's end: a
+        battle that always fails (the oldest, leased first) must not block every later one, nor be
+        paid for again forever. The database out of reach ends the scan (the leases go back)."""
+        try:
+            self.handle(battle)
+        except Unavailable:
+            raise
+        except Exception as exc:
+            log("scout_battle_failed", level=logging.WARNING, battleId=battle["id"], error=type(exc).__name__)
+            cause = f"unexpected {type(exc).__name__}: {clean_model_text(redact(str(exc)))[:200]}"
+            attempts = self.queries.record_scout_error(battle["id"], cause, deadline=self.deadline + 1)
+            retry = "retried next scan" if attempts < MAX_ATTEMPTS else "given up"
+            self.errors.append(f"battle {battle['id']}: {cause} (attempt {attempts} of {MAX_ATTEMPTS}, {retry})")
+
     def _may_call(self, battle: ScoutWork) -> bool:
-        return battle["attempts"] < MAX_ATTEMPTS
+        return battle["attempts"] < MAX_ATTEMPTS and self.rescore_ctx is not None
 
     def _rescore(self, battle: ScoutWork, model: str, nonce: int, what: str) -> Rescore | None:
         usage = Usage()
+        ctx = self.rescore_ctx
+        if ctx is None:  # no block of the budget: `_may_call` let nothing through
+            return None
         try:
-            verdict = referee.score(self.llm, self.rescore_ctx, model, battle["transcript"], usage, nonce=nonce,
+            verdict = referee.score(self.llm, ctx, model, battle["transcript"], usage, nonce=nonce,
                                     seed=battle["id"])
         except LLMError as exc:
-            self._failed(battle, what, exc, self.rescore_ctx, "REFEREE_RESCORE_CAP_USD")
+            self._failed(battle, what, exc, ctx, "REFEREE_RESCORE_CAP_USD")
             return None
         return Rescore(model, verdict.total, verdict.scores, usage.cost)
 
@@ -182,10 +228,13 @@ class Scan:
             self.audited += 1
 
     def _extract(self, battle: ScoutWork) -> None:
+        ctx = self.extract_ctx
+        if ctx is None:  # no block of the budget: `_may_call` let nothing through
+            return
         try:
-            moment, snippet = extract_moment(self.llm, self.extract_ctx, self.settings.scout_model, battle)
+            moment, snippet = extract_moment(self.llm, ctx, self.settings.scout_model, battle)
         except LLMError as exc:
-            self._failed(battle, "defining moment", exc, self.extract_ctx, None)
+            self._failed(battle, "defining moment", exc, ctx, None)
             return
         self.queries.record_defining_moment(battle["id"], moment, snippet, deadline=self.deadline + 1)
         battle.update({"definingMoment": moment, "tacticalSnippet": snippet})
@@ -196,7 +245,9 @@ class Scan:
         if isinstance(exc, BudgetExceeded):
             if id(ctx) not in self._budget_reported:  # once per cap, not once per battle
                 self._budget_reported.add(id(ctx))
-                hint = f" (raise {cap_setting})" if cap_setting else ""
+                # The day's or month's budget speaks for itself; only the scan's own cap takes a hint.
+                own_cap = str(exc).startswith(COST_CAP_REACHED)
+                hint = f" (raise {cap_setting})" if cap_setting and own_cap else ""
                 self.errors.append(f"{what} for battle {battle['id']}: {exc}{hint}; the rest waits for the next scan")
             return
         if isinstance(exc, (DeadlineExceeded, Stopped)):
@@ -257,7 +308,7 @@ class Scan:
         delivered; `slackFailed`: alerts Slack refused for good; `driftAlerted`; `backlog`:
         battles with work left that it did not reach; `cost`: USD it spent on model calls.
         """
-        cost = self.rescore_ctx.budget.committed + self.extract_ctx.budget.committed
+        cost = sum((ctx.cap.committed for ctx in (self.rescore_ctx, self.extract_ctx) if ctx is not None), Decimal(0))
         return {"processed": self.processed, "breakthroughs": self.confirmed, "unconfirmed": self.unconfirmed,
                 "audited": self.audited, "moments": self.moments, "alerted": self.alerted,
                 "slackFailed": self.slack_failed, "driftAlerted": self.drift_alerted, "backlog": max(0, backlog),

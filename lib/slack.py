@@ -247,8 +247,9 @@ def batch_summary_message(batch: BatchSummary, app_url: str | None) -> Payload:
     average = "-" if batch.get("averageScore") is None else f"{batch['averageScore']:.1f}"
     return _message(text, [
         _section(f"*{escape(text)}*"),
-        _section(f"Average score {average} · spend {_usd(batch['totalCost'])} of {_usd(batch['costCap'])} · "
-                 f"{(batch['durationMs'] or 0) / 1000:.1f}s · run `{escape(batch['runId'])}`"),
+        _section(f"Average score {average} · spend {_usd(batch['totalCost'])} of {_usd(batch['costCap'])}"
+                 + (f" ({escape(batch['billingNote'])})" if batch.get("billingNote") else "")
+                 + f" · {(batch['durationMs'] or 0) / 1000:.1f}s · run `{escape(batch['runId'])}`"),
         *_dashboard_button(app_url),
     ])
 

@@ -11,7 +11,7 @@ import threading
 
 from lib.config import Settings
 from lib.deadline import Deadline
-from lib.followups import Scout, Trained, alert_budget_refused, follow_up
+from lib.followups import Scout, Trained, alert_budget_refused, follow_up, redirect_refused
 from lib.llm import LLM
 from lib.log import log
 from lib.pause_watch import Interrupt
@@ -48,11 +48,17 @@ def train_once(settings: Settings, store: Store, llm: LLM, *, trigger: str, scou
         batch = run.execute()
     except RunRefused as refused:
         if refused.reason == "budget" and refused.outcome.get("alert"):
-            alert_budget_refused(settings, refused)
+            alert_budget_refused(settings, store, refused)
         raise
     finally:
-        for thread in dispatching:  # long done: a dispatch takes a second at most
-            thread.join()
+        # Usually long done (a dispatch takes a second or so); a target trickling its answer must
+        # not hold this one past the run's deadline.
+        for thread in dispatching:
+            thread.join(max(0.0, deadline.left()))
+        for thread in dispatching:
+            if thread.is_alive():
+                errors.append(f"Fan-out run {thread.name.rsplit('-', 1)[1]} of {fan_out}: no complete answer by the "
+                              "run's deadline (NEXT_PUBLIC_APP_URL held the request open); it may not have started")
     return follow_up(settings, store, llm, batch, run_deadline=deadline, planned_pairs=run.planned_pairs,
                      scout=scout, errors=errors, scan=interrupt is None or not interrupt.is_set())
 
@@ -83,9 +89,12 @@ def dispatch_runs(settings: Settings, count: int, requested_batch_size: int | No
                                     **({"batchSize": requested_batch_size} if requested_batch_size else {})}
     lock = threading.Lock()
 
+    url = f"{settings.app_url}/api/cron/train"
+
     def dispatch(index: int) -> None:
         try:
-            response = requests.get(f"{settings.app_url}/api/cron/train", params=params, headers=headers,
+            # Never follow a redirect: it would carry the bearer and the bypass secret to another host.
+            response = requests.get(url, params=params, headers=headers, allow_redirects=False,
                                     timeout=(DISPATCH_CONNECT_S, DISPATCH_ANSWER_S))
         except requests.ReadTimeout:
             log("fan_out_dispatched", run=index)
@@ -96,10 +105,13 @@ def dispatch_runs(settings: Settings, count: int, requested_batch_size: int | No
             cause = f"HTTP {response.status_code}"
             if response.status_code < 300:
                 return  # it ran (a very short batch)
-            try:
-                cause += f" {response.json().get('error', '')}".rstrip()
-            except ValueError:
-                pass
+            if response.status_code < 400:
+                cause = redirect_refused(url, response)
+            else:
+                try:
+                    cause += f" {response.json().get('error', '')}".rstrip()
+                except ValueError:
+                    pass
         log("fan_out_failed", level=logging.WARNING, run=index, cause=cause)
         with lock:
             errors.append(f"Fan-out run {index} of {count + 1} did not start: {cause}")

@@ -34,7 +34,7 @@ def child_env(**settings) -> dict:
     env.update({k: str(v) for k, v in settings.items() if v is not None})
     return env
 TABLES = ("training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, training_rescores, "
-          "training_referee_calibrations, training_referee_drift_alerts, training_versions, training_proposals")
+          "training_referee_calibrations, training_referee_drift_alerts, training_versions, training_proposals, training_spends")
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,8 @@ def test_weights_sum_to_one_and_the_total_is_ours():
 
 @pytest.mark.parametrize("text, problem", [
     ("{not json", "not JSON"),
+    ('{"scores": {"opening": 1' + "0" * 4400 + "}}", "integer too long"),
+    ("[" * 3000 + "]" * 3000, "nested too deep"),
     ("[1, 2]", "no scores object"),
     (verdict(scores={name: 80 for name in list(CRITERIA)[1:]}), "is not an integer from 0 to 100"),
     (verdict(scores={name: 101 for name in CRITERIA}), "is not an integer from 0 to 100"),

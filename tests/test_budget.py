@@ -59,7 +59,7 @@ def test_while_a_run_is_in_progress_its_whole_block_counts(make_settings, psycop
     runner, _ = batch_in_background(settings, psycopg_store)
     wait_until(lambda: db.execute("select count(*) from sandbox_battles").fetchone()[0], 10, "the battle")
     day = Queries(psycopg_store).budget_state(Decimal("2.00"))["day"]
-    assert Decimal(str(day["spent"])) + Decimal(str(day["reserved"])) == Decimal("1.50")
+    assert Decimal(str(day["billedUpTo"])) + Decimal(str(day["reserved"])) == Decimal("1.50")
     second = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
     runner.join(30)
     assert Decimal(str(second["costCap"])) == Decimal("1.50")
@@ -152,7 +152,10 @@ def test_a_run_killed_with_sigkill_holds_its_block_until_it_is_settled(database_
     after = run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     assert db.execute("select status from training_runs where id = %s", (orphan,)).fetchone()[0] == "failed"
     block = db.execute("select budget_block from training_runs where id = %s", (after["batchId"],)).fetchone()[0]
-    assert block == min(Decimal("0.06"), Decimal("0.10") - day_spend(db) + Decimal(str(after["totalCost"])))
+    # The orphan counts what it had committed before its calls were sent, not only what it recorded.
+    others = db.execute(f"select sum(greatest(total_cost, coalesce(committed_cost, 0))) from training_runs "
+                        f"where {TODAY} and id <> %s", (after["batchId"],)).fetchone()[0]
+    assert block == min(Decimal("0.06"), Decimal("0.10") - others)
     assert day_spend(db) <= Decimal("0.10")
     assert_every_battle_ended(db)
 
@@ -175,6 +178,23 @@ def test_a_budget_refusal_is_429_with_retry_after_and_reaches_slack_once_a_day(s
     [alert] = slack.bodies()
     assert "Daily budget reached: $1.00 of $1.00" in alert["text"]
     assert db.execute("select count(*) from training_runs").fetchone()[0] == 1
+
+
+def test_a_budget_alert_slack_refused_is_sent_by_the_next_refusal(start_server, psycopg_store, db, slack):
+    seed_personas(psycopg_store, 2)
+    spent_today(db, "1.00")
+    db.execute("update training_control set budget_alerted_on = null")  # no alert yet today
+    server = start_server(DAILY_BUDGET_USD="1.00")
+    slack.answer_next(500)
+    for _ in range(3):
+        answer = requests.get(f"{server.url}/api/cron/train", headers={"Authorization": f"Bearer {SECRET}"},
+                              timeout=30)
+        assert answer.status_code == 429
+    assert [entry["status"] for entry in slack.received] == [500, 200], "refused, sent by the next, then once a day"
+    [alert] = slack.bodies()
+    assert "Daily budget reached: $1.00 of $1.00" in alert["text"]
+    alerted_on = "select budget_alerted_on = (now() at time zone 'UTC')::date from training_control"
+    assert db.execute(alerted_on).fetchone()[0] is True
 
 
 def test_status_shows_the_days_and_months_spend_against_the_budgets(database_url, psycopg_store, db):

@@ -1,6 +1,8 @@
 """The canary's data in PostgreSQL: what a look may read and record (faults), and which personas
 a run pairs."""
 
+from decimal import Decimal
+
 import psycopg
 import pytest
 
@@ -62,6 +64,20 @@ def test_an_unscored_pair_from_before_the_rule_is_skipped_with_its_reason(candid
     assert (look.pairs, look.diff) == (1, 4.5)
 
 
+def test_triage_leaves_an_unscored_row_alone_and_sees_the_rest(candidate, db):
+    """Only a database from before the score rule could hold one; updating it would fail the check."""
+    run_pairs(candidate, db, {1: 80, 2: 84.5})
+    db.execute("alter table sandbox_battles drop constraint sandbox_battles_completed_has_score")
+    db.execute("update sandbox_battles set referee_score = null where id = (select id from sandbox_battles "
+               "where version_id = 2 order by id limit 1)")
+    db.execute("alter table sandbox_battles add constraint sandbox_battles_completed_has_score "
+               "check (status <> 'completed' or referee_score is not null) not valid")
+    completed = db.execute("select count(*) from sandbox_battles where status = 'completed'").fetchone()[0]
+    assert candidate.triage_battles(95, Decimal("0.1"), 7)["triaged"] == completed - 1
+    assert db.execute("select scout_seen_at from sandbox_battles where referee_score is null "
+                      "and status = 'completed'").fetchone() == (None,)
+
+
 def test_a_difference_that_is_not_a_number_never_reaches_the_decision():
     clear_gain = [30.0, 31.0] * canary.MIN_PAIRS
     look = canary.decide([float("nan"), None, float("inf"), *clear_gain], max_pairs=100)
@@ -76,6 +92,19 @@ def test_a_stale_look_cannot_overwrite_newer_figures(candidate):
     assert stale == {"recorded": False, "decided": False, "stale": True}
     listing = candidate.versions(100)["canary"]
     assert (listing["pairs"], listing["diff"], listing["ci95"]) == (6, 3.5, [-1.0, 8.0])
+
+
+def test_the_look_that_decided_gets_its_decision_again_and_no_other_look_does(candidate):
+    """The store retries a call whose answer was lost: the replay must not read as superseded."""
+    look = "6f1c1f6e-8d52-4f57-9f57-0a1b2c3d4e5f"
+    first = candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100, look_id=look)
+    again = candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100, look_id=look)
+    assert first["decided"] and again["decided"] and again["message"] == first["message"] == "v2 adopted: it beat v1"
+    assert again["version"] == first["version"]
+    other = candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100,
+                                    look_id="00000000-0000-4000-8000-000000000000")
+    assert other == {"recorded": False, "decided": False}
+    assert candidate.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100) == {"recorded": False, "decided": False}
 
 
 def test_pairs_go_to_the_least_paired_personas_whatever_the_rotation(psycopg_store, db):

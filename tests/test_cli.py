@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 
 from lib.cli import COMMANDS
 from lib.config import PROJECT_ROOT
@@ -176,6 +177,27 @@ def test_serve_refuses_a_bad_or_busy_port_in_one_line(tmp_path):
     assert not (tmp_path / "pg").exists(), "nothing was started"
 
 
+def test_a_version_past_the_sql_integer_and_unstorable_text_are_refused_before_the_database(database_url, db):
+    big = run_cli("rollback", "2147483648", db_url=database_url)
+    assert big.returncode == 2 and ("argument VERSION_ID: 2147483648 is past the largest version number "
+                                    "(2147483647): no such version") in big.stderr
+    # An argument with a byte that is not UTF-8 arrives as a lone surrogate (os.fsdecode).
+    for args in (("pause", "--reason", "weekend\udcff"), ("promote", "00000000-0000-0000-0000-000000000001",
+                                                          "--tactic", "Name it\udcff")):
+        refused = run_cli(*args, db_url=database_url)
+        assert refused.returncode == 2 and "contains a lone surrogate" in refused.stderr, refused.stderr
+    assert db.execute("select paused from training_control").fetchone()[0] is False
+
+
+@pytest.mark.parametrize("reason, problem", [("lunch\x00", "NUL"), ("lunch\ud800", "lone surrogate")])
+def test_text_psycopg_refuses_before_sending_is_a_refusal_of_the_data(psycopg_store, db, reason, problem):
+    from lib.store import Rejected
+    from lib.store.queries import Queries
+
+    with pytest.raises(Rejected, match=problem):
+        Queries(psycopg_store).set_paused(True, reason)
+    assert Queries(psycopg_store).pause_state()["paused"] is False, "the connection is still good"
+    assert db.execute("select paused from training_control").fetchone()[0] is False
 def test_train_names_its_provider_and_models_agrees_on_spend_and_says_what_next(db, database_url, fake_openai):
     """An OPENAI_API_KEY in the shell and LLM_PROVIDER unset: real (here, fake) calls, said first."""
     import re

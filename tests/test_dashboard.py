@@ -471,3 +471,16 @@ def test_the_readme_shows_the_screenshots_the_command_makes():
     made = {f"docs/screenshots/{name}" for name in [*screenshots.SHOTS, "dashboard-review.png"]}
     assert shown == made
     assert all((PROJECT_ROOT / path).stat().st_size > 10_000 for path in shown)
+
+
+def test_the_spend_tile_says_what_may_have_been_billed_beyond_the_record(page, dashboard, psycopg_store, db):
+    seed_personas(psycopg_store, 1)
+    insert_battle(db, score=70)
+    run_id = insert_run(db, cost="0.010", cap="5", hours_ago=0.01)
+    loaded(page, dashboard.page_url)
+    page.wait_for_selector("#tile-spend-today .sub:has-text('cap')")
+    assert "may have been billed" not in page.inner_text("#tile-spend-today"), "nothing cut off yet"
+    # Calls that timed out or were cut off: the run may have been billed more than it recorded.
+    db.execute("update training_runs set committed_cost = 0.0425 where id = %s", (run_id,))
+    page.wait_for_selector("#tile-spend-today:has-text('up to $0.042500 may have been billed (calls that timed out "
+                           "or were cut off)')", timeout=8_000)

@@ -175,6 +175,33 @@ def test_a_feed_cursor_that_is_not_a_timestamp_is_400(dashboard, db, cursor):
     assert response.status_code == 400 and response.json()["error"].startswith("afterUpdatedAt must be an ISO 8601")
 
 
+@pytest.mark.parametrize("offset, status", [("+16:00", 400), ("-16:00", 400), ("+15:59", 200), ("-15:59", 200)])
+def test_a_feed_cursor_offset_postgresql_cannot_hold_is_400(dashboard, db, offset, status):
+    response = dashboard.get(dashboard.base, params={"view": "feed", "afterUpdatedAt": f"2026-11-28T14:30:00{offset}",
+                                                     "afterId": str(uuid.uuid4())}, timeout=10)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["error"].startswith("afterUpdatedAt must be an ISO 8601 timestamp")
+
+
+@pytest.mark.parametrize("version_id", [2**31, 2**31 + 5, 10**40])
+def test_a_version_id_past_the_sql_integer_is_400_not_schema_not_applied(dashboard, db, version_id):
+    response = dashboard.post(dashboard.base, params={"action": "rollback"}, data=json.dumps({"versionId": version_id}),
+                              timeout=10)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (f"versionId {version_id} is past the largest version number (2147483647): "
+                                        "no such version")
+
+
+@pytest.mark.parametrize("reason, problem", [("lunch\u0000", "a NUL character (U+0000)"),
+                                             ("\udc00lunch", "a lone surrogate")])
+def test_a_pause_reason_the_database_cannot_store_is_400_and_nothing_is_paused(dashboard, db, reason, problem):
+    response = dashboard.post(dashboard.base, params={"action": "pause"}, data=json.dumps({"reason": reason}),
+                              timeout=10)
+    assert response.status_code == 400 and response.json()["error"].startswith(f"reason contains {problem}")
+    assert db.execute("select paused from training_control").fetchone()[0] is False
+
+
 def test_the_cursor_the_feed_returns_is_accepted(dashboard, db):
     breakthrough(db)
     cursor = dashboard.get(dashboard.base, params={"view": "feed"}, timeout=10).json()["cursor"]
@@ -191,6 +218,8 @@ def test_the_cursor_the_feed_returns_is_accepted(dashboard, db):
     ("  \n ", "tacticText is empty"),
     ("x" * 1001, "tacticText is 1001 characters long: the limit is 1000"),
     ("x" * 61_000, "tacticText is 61000 characters long: the limit is 1000"),
+    ("Name the\u0000 costs.", "tacticText contains a NUL character (U+0000)"),
+    ("Name the costs.\ud800", "tacticText contains a lone surrogate"),
 ])
 def test_a_bad_tactic_is_400_and_nothing_is_promoted(dashboard, db, tactic, message):
     battle_id = breakthrough(db)

@@ -178,11 +178,12 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
 
 
 # Migrations made after the second release, and the columns they add (null on older rows).
-SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_proposal_queue")
-COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("process",),
-                                "training_control": ("proposer_turn_at",)}
+SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_proposal_queue",
+                        "0010_money_held_against_the_bill", "0011_canary_look_id")
+COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("process", "committed_cost"),
+                                "training_control": ("proposer_turn_at",), "training_versions": ("decided_by_look",)}
 # Tables made after the second release: empty after the upgrade.
-TABLES_SINCE_SECOND_RELEASE = ("training_proposals",)
+TABLES_SINCE_SECOND_RELEASE = ("training_proposals", "training_spends")
 
 
 def without_new_columns(tables: dict) -> dict:
@@ -223,6 +224,54 @@ def test_first_release_upgrades_to_the_fresh_shape_and_a_second_migrate_changes_
         assert rows(conn) == after, "a second migrate changed rows"
         assert len(snapshot(conn)["sandbox_battles"]) == len(before["sandbox_battles"])
     assert_same_catalog(catalog(url), fresh_catalog)
+
+
+def test_a_database_from_between_the_releases_upgrades_to_the_fresh_shape(pg_server, fresh_catalog):
+    """A commit between the releases had the second release's tables but not its budget columns
+    (the classification's marker): it is taken for the first release, and 0003-0006 replay over it."""
+    url = fresh_database(pg_server, "migrations_between_releases")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SECOND_RELEASE.read_text())
+        seed_with_second_release(conn)
+        conn.execute("alter table training_runs drop column budget_block")
+        conn.execute("alter table training_control drop column budget_alerted_on")
+        before = rows(conn)
+    result = migrate(url)
+    assert list(result.applied) == ALL_MIGRATIONS[1:]
+    assert_same_catalog(catalog(url), fresh_catalog)
+    with psycopg.connect(url, autocommit=True) as conn:
+        after = without_new_columns(rows(conn))
+        for row in after["training_runs"]:
+            assert row.pop("budget_block") is None
+        for row in after["training_control"]:
+            assert row.pop("budget_alerted_on") is None
+        assert after == before, "the upgrade changed rows"
+
+
+@pytest.mark.parametrize("release", ["first_release", "second_release"])
+def test_an_older_completed_battle_without_a_score_is_marked_failed_and_the_scout_still_triages(pg_server, release):
+    """PostgreSQL checks even a NOT VALID constraint on every update of a row: left completed and
+    unscored, such a battle would fail every scout triage (one update of all unseen battles)."""
+    url = fresh_database(pg_server, f"migrations_unscored_{release}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((FIRST_RELEASE if release == "first_release" else SECOND_RELEASE).read_text())
+        (seed_with_first_release if release == "first_release" else seed_with_second_release)(conn)
+        unscored = conn.execute("update sandbox_battles set referee_score = null where id = (select id from "
+                                "sandbox_battles where status = 'completed' and breakthrough_status is null "
+                                "order by referee_score limit 1) returning id").fetchone()[0]
+        if release == "second_release":  # unseen, as the scout's next scan finds it (the first release had no scout state)
+            conn.execute("update sandbox_battles set scout_seen_at = null")
+    migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        status, error = conn.execute("select status, error from sandbox_battles where id = %s", (unscored,)).fetchone()
+        assert status == "failed" and "completed without a score" in error
+        assert conn.execute("select bool_and(convalidated) from pg_constraint "
+                            "where conname = 'sandbox_battles_completed_has_score'").fetchone()[0] is True
+    store = PsycopgStore(url)
+    try:
+        assert Queries(store).triage_battles(95, Decimal("0.5"), 7)["triaged"] >= 1
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("start", ["empty", "first_release", "second_release"])

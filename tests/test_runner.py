@@ -196,6 +196,24 @@ def test_malformed_referee_is_retried_once_then_fails_keeping_the_transcript(mak
     assert row["cost_usd"] > 0
 
 
+@pytest.mark.parametrize("taint", ["\u0000", "\ud800", " \udc00and\u0000"])
+def test_a_model_reply_with_nul_or_a_lone_surrogate_is_cleaned_and_the_run_completes(make_settings, psycopg_store,
+                                                                                     db, fake_openai, taint):
+    fake_openai.taint = taint  # in every line, and inside the referee's JSON strings
+    seed_personas(psycopg_store, 2)
+    settings = make_settings(TRAINING_BATCH_SIZE=2)
+    batch = run_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert (batch["status"], batch["battlesCompleted"], batch["errors"]) == ("completed", 2, [])
+    rows = battles(db, batch["batchId"])
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    kept = "".join(ch for ch in taint if ch not in "\u0000\ud800\udc00")  # what stays once cleaned
+    for row in rows:
+        assert len(row["transcript"]) == 4 and row["transcript"][0]["text"].endswith("date." + kept)
+        assert row["referee_feedback"] == "Solid." + kept
+    assert db.execute("select status from training_runs").fetchone() == ("completed",)
+    assert_every_battle_ended(db)
+
+
 def test_rotation_covers_every_persona_within_ceil_n_over_batch_runs(make_settings, psycopg_store, db):
     names = seed_personas(psycopg_store, 5)
     settings = make_settings(TRAINING_BATCH_SIZE=2)

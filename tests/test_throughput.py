@@ -4,12 +4,14 @@ import threading
 import time
 from itertools import pairwise
 
+import pytest
 import requests
 
 from lib.app import make_llm
 from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
-from tests.conftest import SECRET, assert_every_battle_ended, seed_personas
+from lib.training import train_once
+from tests.conftest import LOAD_MARGIN_MS, SECRET, assert_every_battle_ended, seed_personas
 
 
 class FarPsycopgStore(PsycopgStore):
@@ -95,3 +97,44 @@ def test_fan_out_without_the_deployments_url_runs_one_and_says_why(start_server,
                          timeout=60).json()["batch"]
     assert batch["errors"] == ["Fan-out skipped: dispatching 1 more run needs NEXT_PUBLIC_APP_URL (this deployment's URL)"]
     assert db.execute("select count(*) from training_runs").fetchone()[0] == 1
+
+
+@pytest.fixture
+def deployment():
+    """Where NEXT_PUBLIC_APP_URL points: a receiver, and another host it may redirect to."""
+    from tests.fakes.receiver import Receiver
+
+    target, elsewhere = Receiver(), Receiver()
+    yield target, elsewhere
+    target.stop()
+    elsewhere.stop()
+
+
+def test_a_redirected_fan_out_is_a_failure_naming_the_url_and_carries_no_secret_away(make_settings, psycopg_store,
+                                                                                      db, deployment):
+    target, elsewhere = deployment
+    target.redirect_to = elsewhere.url
+    seed_personas(psycopg_store, 1)
+    settings = make_settings(NEXT_PUBLIC_APP_URL=target.url, CRON_SECRET=SECRET, TRAINING_BATCH_SIZE=1,
+                             VERCEL_AUTOMATION_BYPASS_SECRET="bypass-not-for-elsewhere")
+    batch = train_once(settings, psycopg_store, make_llm(settings), trigger="cron", scout="webhook", fan_out=2).batch
+    assert elsewhere.received == [], "neither the fan-out nor the scout webhook followed the redirect"
+    assert [entry["method"] for entry in target.received] == ["GET", "POST"]
+    assert (f"Fan-out run 2 of 2 did not start: HTTP 307 redirect to {elsewhere.url}/api/cron/train (redirects are "
+            "not followed: set NEXT_PUBLIC_APP_URL to this deployment's final URL)") in batch["errors"]
+
+
+def test_a_fan_out_target_trickling_its_answer_does_not_hold_the_run_past_its_deadline(make_settings, psycopg_store,
+                                                                                        db, deployment):
+    target, _ = deployment
+    target.trickle_s = 0.2  # a header byte every 0.2 s: each read is quick, the answer never ends
+    seed_personas(psycopg_store, 1)
+    settings = make_settings(NEXT_PUBLIC_APP_URL=target.url, CRON_SECRET=SECRET, TRAINING_BATCH_SIZE=1,
+                             MAX_TRAINING_EXECUTION_TIME_MS=3000)
+    started = time.monotonic()
+    batch = train_once(settings, psycopg_store, make_llm(settings), trigger="cron", scout="webhook", fan_out=2,
+                       started=started).batch
+    elapsed_ms = (time.monotonic() - started) * 1000
+    assert elapsed_ms <= 3000 + LOAD_MARGIN_MS, elapsed_ms
+    assert batch["status"] == "completed" and any(
+        error.startswith("Fan-out run 2 of 2: no complete answer by the run's deadline") for error in batch["errors"])

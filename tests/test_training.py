@@ -1,6 +1,8 @@
 """After the batch: one path for the HTTP function and the CLI, and the run row says what they say."""
+import json
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -9,6 +11,7 @@ import responses
 from lib.app import make_llm
 from lib.config import PROJECT_ROOT
 from lib.store import Rejected
+from lib.store.postgrest import PostgrestStore
 from lib.training import train_once
 from tests.conftest import SECRET, child_env, seed_personas
 from tests.fakes.receiver import Receiver
@@ -121,3 +124,60 @@ def test_a_failed_canary_decision_alert_alone_is_saved_on_the_row(make_settings,
     batch = train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="in_process").batch
     assert [e for e in batch["errors"] if e.startswith("Canary decision to Slack failed")]
     assert run_errors(db, batch["batchId"]) == batch["errors"]
+
+
+def train_past_the_deadline(make_settings, fake_postgrest):
+    """A webhook run whose deadline is long past when its follow-ups end (the usual case): the
+    scout's webhook is not tried for lack of time, an error to save on the run's row."""
+    store = PostgrestStore(f"{fake_postgrest.base_url}/rest/v1", fake_postgrest.key)
+    seed_personas(store, 1)
+    settings = make_settings(MAX_TRAINING_EXECUTION_TIME_MS=1000, NEXT_PUBLIC_APP_URL="http://127.0.0.1:9")
+    try:
+        return train_once(settings, store, make_llm(settings), trigger="manual", scout="webhook",
+                          started=time.monotonic() - 60).batch
+    finally:
+        store.close()
+
+
+SCOUT_NOT_NOTIFIED = "Failed to notify Tactical Scout: no time left before the deadline"
+
+
+def test_follow_up_errors_are_saved_through_a_brief_outage_after_the_deadline(make_settings, fake_postgrest, db):
+    fake_postgrest.unavailable_fn = {"training_append_run_errors": 2, "training_set_scout_notified": 2}
+    batch = train_past_the_deadline(make_settings, fake_postgrest)
+    assert SCOUT_NOT_NOTIFIED in batch["errors"]
+    assert run_errors(db) == batch["errors"]
+    assert fake_postgrest.unavailable_fn == {"training_append_run_errors": 0, "training_set_scout_notified": 0}
+
+
+def test_a_store_that_stays_down_for_the_follow_ups_loses_no_error_from_the_batch(make_settings, fake_postgrest, db,
+                                                                                   caplog):
+    fake_postgrest.unavailable_fn = {"training_append_run_errors": 1000}
+    batch = train_past_the_deadline(make_settings, fake_postgrest)  # the run is recorded: no exception
+    assert SCOUT_NOT_NOTIFIED in batch["errors"]
+    assert batch["errors"][-1].startswith("Saving the follow-ups to the run failed: Unavailable: ")
+    assert '"event": "follow_ups_not_saved"' in caplog.text and fake_postgrest.key not in caplog.text
+    assert batch["errors"][-1].endswith("the errors above are in this answer and the log only")
+    assert SCOUT_NOT_NOTIFIED not in run_errors(db)
+
+
+def test_a_retried_append_whose_first_answer_was_lost_adds_each_error_once(make_settings, fake_postgrest, db):
+    fake_postgrest.answer_lost_fn = {"training_append_run_errors": 1}
+    batch = train_past_the_deadline(make_settings, fake_postgrest)
+    assert fake_postgrest.calls.count("training_append_run_errors") == 2, "retried"
+    assert run_errors(db) == batch["errors"] and batch["errors"].count(SCOUT_NOT_NOTIFIED) == 1
+
+
+def test_a_canary_decision_whose_first_answer_was_lost_is_still_announced(make_settings, fake_postgrest, db,
+                                                                          fake_openai, slack):
+    store = PostgrestStore(f"{fake_postgrest.base_url}/rest/v1", fake_postgrest.key)
+    seed_canary(db, store, won_pairs=10)
+    fake_postgrest.answer_lost_fn = {"training_record_canary": 1}
+    settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1, SLACK_WEBHOOK_URL=slack.url + "/services/T/B/X")
+    try:
+        batch = train_once(settings, store, make_llm(settings), trigger="manual", scout="webhook").batch
+    finally:
+        store.close()
+    assert fake_postgrest.calls.count("training_record_canary") == 2, "retried"
+    assert batch["canary"]["decision"] == "adopted" and "adopted" in batch["canary"]["message"]
+    assert any("adopted" in json.dumps(body) for body in slack.bodies())

@@ -17,6 +17,7 @@ from lib.app import make_llm
 from lib.config import PROJECT_ROOT
 from lib.store import Rejected
 from lib.store.queries import Queries, Trigger
+from lib.text import tactic_text
 from lib.training import train_once
 from tests.conftest import child_env, seed_personas, wait_until
 
@@ -170,6 +171,47 @@ def test_a_repeated_tactic_is_refused_naming_the_tactic_it_repeats(psycopg_store
     assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 2
     assert db.execute("select breakthrough_status from sandbox_battles where id = %s", (repeat,)).fetchone()[0] \
         == "promoted"
+
+
+GUARANTEE = "Offer a written guarantee, then let the seller pick the closing date."
+
+
+@pytest.mark.parametrize("disguised, refusal", [
+    ("Offer a writ\u200bten guaran\u200btee, then let the sel\u200bler pick the clos\u200bing date.",
+     "this tactic repeats the active tactic"),
+    ("Ｏｆｆｅｒ ａ ｗｒｉｔｔｅｎ ｇｕａｒａｎｔｅｅ， ｔｈｅｎ ｌｅｔ ｔｈｅ ｓｅｌｌｅｒ ｐｉｃｋ ｔｈｅ ｃｌｏｓｉｎｇ ｄａｔｅ．",
+     "this tactic repeats the active tactic"),
+    ("O f f e r a w r i t t e n g u a r a n t e e, then let the seller pick the closing date.",
+     "it spells words out one letter at a time"),
+    ("Оffеr а writtеn guаrаntее, thеn lеt thе sеllеr pick thе clоsing dаtе.", "mixes Latin letters with Cyrillic"),
+    ("\u202e.etad gnisolc eht kcip relles eht tel neht ,eetnaraug nettirw a reffO", "bidirectional control characters"),
+])
+def test_a_disguised_repeat_of_an_active_tactic_is_refused(psycopg_store, db, disguised, refusal):
+    seed_personas(psycopg_store, 1)
+    queries = Queries(psycopg_store)
+    for text in (GUARANTEE, "Ask before you pitch."):
+        queries.promote_breakthrough(breakthrough(db, text), direct=True)
+    other = next(t["id"] for t in queries.tactics()["tactics"] if t["text"] == "Ask before you pitch.")
+    for attempt in (lambda: queries.promote_breakthrough(breakthrough(db, "Name the costs."), disguised),
+                    lambda: queries.promote_breakthrough(breakthrough(db, disguised)),  # as the scout's snippet
+                    lambda: queries.edit_tactic(other, disguised)):
+        with pytest.raises(Rejected, match=refusal):
+            attempt()
+    assert [t["tactic_text"] for t in queries.active_tactics()] == [GUARANTEE, "Ask before you pitch."]
+    assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 2, "nothing half-written"
+
+
+def test_a_tactic_in_compatibility_forms_is_stored_folded(psycopg_store, db):
+    seed_personas(psycopg_store, 1)
+    Queries(psycopg_store).promote_breakthrough(breakthrough(db, "Name the ｒｅｐａｉｒ costs\u200b."), direct=True)
+    assert [t["tactic_text"] for t in Queries(psycopg_store).active_tactics()] == ["Name the repair costs."]
+
+
+@pytest.mark.parametrize("text", ["Say 'I understand', then quote the U.S. rules and an A/B test.",
+                                  "Offer a naïve café-style chat; ask “why now?” — then listen.",
+                                  "Name the repair costs: roof $8,000, HVAC $4,500, 3 to 5 weeks."])
+def test_ordinary_tactics_pass_the_hidden_text_checks_unchanged(text):
+    assert tactic_text(text) == text
 
 
 def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psycopg_store, db, database_url):

@@ -5,7 +5,10 @@
 --   migrate installs lib/sql/schema.sql instead and records them all).
 -- * Tables but no recorded migration: a release from before this table. The second release
 --   (commit e40f24c) is told from the first (f6740ef) by training_runs.budget_block, the last
---   column it added; the migrations each already holds are recorded, the rest stay pending.
+--   column it added; the migrations each already holds are recorded, the rest stay pending. A
+--   database from a commit between the two releases (some of the second release's tables and
+--   columns, not budget_block) is taken for the first: 0002-0006 therefore create only what is
+--   missing (`if not exists`), so replaying them over it completes it.
 
 create table if not exists training_schema_migrations (
     name text primary key,

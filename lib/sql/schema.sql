@@ -66,6 +66,9 @@ create table training_runs (
     budget_block numeric(20, 12) check (budget_block >= 0),
     -- "host pid start-time" of the process running the run (set by the runner as the run starts).
     process text,
+    -- What the run may have been billed: a worst-case pre-commit while it runs (written before each
+    -- attempt is sent), the exact figure once it finished. Null: a run from before this column.
+    committed_cost numeric(20, 12) check (committed_cost >= 0),
     check ((status = 'running') = (finished_at is null))
 );
 create index training_runs_running_idx on training_runs (started_at) where status = 'running';
@@ -107,6 +110,8 @@ create table training_versions (
     note text,
     created_at timestamptz not null default now(),
     decided_at timestamptz,
+    -- The canary look that recorded the decision: a retry of that call gets the same answer.
+    decided_by_look uuid,
     check ((status = 'candidate') = (decision is not distinct from 'pending')),
     check ((base_prompt is null) = (base_prompt_sha256 is null)),
     check ((ci_low is null) = (ci_high is null) and ci_low <= ci_high)
@@ -155,8 +160,8 @@ create table sandbox_battles (
     scout_attempts integer not null default 0 check (scout_attempts >= 0),
     scout_error text,
     version_id integer references training_versions (id),
-    -- A canary pair's battles: which started first (1) and second (2), by a fair coin
-    -- (training_plan_battles); null for a battle outside a pair.
+    -- A canary pair's battles: their planned order (1, 2), by a fair coin (training_plan_battles;
+    -- with free slots both may start together); null for a battle outside a pair.
     pair_order smallint check (pair_order in (1, 2)),
     check ((status = 'running') = (ended_at is null)),
     check (status = 'completed' or referee_score is null),
@@ -229,6 +234,20 @@ create table training_referee_drift_alerts (
     sent_at timestamptz not null default now()
 );
 
+-- Holders of model calls other than runs: each scout scan, persona generation and referee check
+-- takes a block of the daily and monthly budget (lib/sql/functions/budget.sql).
+create table training_spends (
+    id uuid primary key default gen_random_uuid(),
+    purpose text not null check (purpose in ('scout', 'personas', 'referee_check', 'proposer')),
+    block numeric(20, 12) not null check (block >= 0),
+    committed numeric(20, 12) not null default 0 check (committed >= 0),
+    recorded numeric(20, 12) not null default 0 check (recorded >= 0),
+    deadline_at timestamptz not null,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz
+);
+create index training_spends_started_idx on training_spends (started_at);
+
 -- The canary's pairs: completed battles of a version, matched by run and persona.
 create index sandbox_battles_version_idx on sandbox_battles (version_id, run_id, persona_id)
     where status = 'completed';
@@ -280,6 +299,7 @@ alter table training_referee_calibrations enable row level security;
 alter table training_referee_drift_alerts enable row level security;
 alter table training_versions enable row level security;
 alter table training_proposals enable row level security;
+alter table training_spends enable row level security;
 
 comment on table training_control is 'The persisted pause: one row; a paused switch refuses every new run.';
 comment on table training_runs is 'One row per batch: its trigger, outcome, spend against its cost cap, and figures tallied from its battles.';
@@ -291,3 +311,4 @@ comment on table training_referee_calibrations is 'Results of python -m lib refe
 comment on table training_referee_drift_alerts is 'Referee drift alerts sent to Slack (at most one a day).';
 comment on table training_versions is 'Closer versions: a base prompt and an ordered tactic list; one active, at most one candidate under canary, with each decision and its figures.';
 comment on table training_proposals is 'The proposal queue: changes to the closer (add, remove or edit a tactic) waiting for their canary, with source, author and outcome.';
+comment on table training_spends is 'Blocks of the daily and monthly budget taken by model calls outside a run (scout scans, persona generation, referee checks): what each may have been billed and recorded.';

@@ -8,6 +8,7 @@ from typing import Any, TypedDict
 
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
 from lib.store.queries import shaped
+from lib.text import checked_tactic
 
 RECENT_DECIDED = 20
 
@@ -103,16 +104,17 @@ class ProposalQueries:
                 deadline: float | None = None) -> ProposalChange:
         """A refusal raises `Rejected`, or with `keep_refused` is recorded (status `refused`, the
         reason as its outcome) and returned."""
-        return self._one(ProposalChange, "training_propose", deadline=deadline, p_kind=kind, p_text=text,
-                         p_tactic_id=tactic_id, p_source=source, p_proposed_by=proposed_by, p_reasoning=reasoning,
-                         p_battle_id=battle_id, p_confirm_score=None, p_fast_track=fast_track, p_cost_usd=cost_usd,
-                         p_keep_refused=keep_refused)
+        # The tactic's text as every tactic reaches SQL's repeat check (lib.text): folded, or refused.
+        return self._one(ProposalChange, "training_propose", deadline=deadline, p_kind=kind,
+                         p_text=checked_tactic(text), p_tactic_id=tactic_id, p_source=source,
+                         p_proposed_by=proposed_by, p_reasoning=reasoning, p_battle_id=battle_id, p_confirm_score=None,
+                         p_fast_track=fast_track, p_cost_usd=cost_usd, p_keep_refused=keep_refused)
 
     def move(self, proposal_id: int, position: int) -> ProposalChange:
         return self._one(ProposalChange, "training_move_proposal", p_id=proposal_id, p_position=position)
 
     def edit(self, proposal_id: int, text: str) -> ProposalChange:
-        return self._one(ProposalChange, "training_edit_proposal", p_id=proposal_id, p_text=text)
+        return self._one(ProposalChange, "training_edit_proposal", p_id=proposal_id, p_text=checked_tactic(text))
 
     def fast_track(self, proposal_id: int) -> ProposalChange:
         return self._one(ProposalChange, "training_fast_track_proposal", p_id=proposal_id)

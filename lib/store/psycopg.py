@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from lib.store import Store, StoreError, Unavailable, error_for, migrations
+from lib.store import Rejected, Store, StoreError, Unavailable, error_for, migrations
 from lib.store.migrations import MigrateResult, MigrationError
 
 CONNECT_TIMEOUT_S = 5
@@ -113,6 +113,10 @@ class PsycopgStore(Store):
             if conn is not None:
                 self._give_back(conn)  # the statement failed, the connection is fine
             raise _typed(exc) from None
+        except UnicodeEncodeError:  # a lone surrogate: refused while encoding, before anything was sent
+            if conn is not None:
+                self._give_back(conn)
+            raise Rejected("a text value holds a lone surrogate (not valid Unicode); it cannot be stored") from None
         self._give_back(conn)
         return rows
 
@@ -153,6 +157,9 @@ def _adapt(value: Any) -> Any:
 
 
 def _typed(exc: psycopg.Error) -> StoreError:
+    if exc.sqlstate is None and isinstance(exc, psycopg.DataError):
+        # Refused before it reached the server (a NUL in a text value): the data, not the database.
+        return Rejected(_first_line(exc))
     diag = exc.diag
     return error_for(exc.sqlstate, diag.message_primary or _first_line(exc), diag.message_detail,
                      diag.message_hint)

@@ -19,10 +19,15 @@ from typing import Any, NotRequired, TypedDict, cast
 
 from lib.canary import outlook
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
+from lib.store.money import BudgetGrant, BudgetPeriod, BudgetState, MoneyQueries, note_billing
 from lib.store.views import ActiveTactics, Breakthroughs, FeedPage, RefereeConsistency, RefereeReport, RunHistory
+from lib.text import checked_tactic
 
 # `training_runs.requested_batch_size` is an `integer`: a larger request is recorded as this.
 MAX_RECORDED_BATCH_SIZE = 2**31 - 1
+# `training_versions.id` is an `integer`: no version has a larger id (a larger argument would not
+# even match the SQL function's signature).
+MAX_VERSION_ID = 2**31 - 1
 
 
 class RunStatus(StrEnum):
@@ -82,6 +87,8 @@ class BatchSummary(TypedDict, total=False):
     battlesKilled: int
     totalCost: float
     costCap: float
+    billedUpTo: float  # what the provider may have billed the run (committed_cost, at least totalCost)
+    billingNote: str | None  # "up to $X may have been billed (…)" where billedUpTo passes totalCost
     averageScore: float | None
     breakthroughs: int
     costCapReached: bool
@@ -108,30 +115,6 @@ class PlannedBattle(TypedDict):
     persona: Persona
     versionId: int
     pairOrder: int | None  # a canary pair's battle: 1 starts first, 2 second (a fair coin); else None
-
-
-class BudgetPeriod(TypedDict):
-    """One UTC day or month: recorded spend, the unspent blocks of runs in progress, the limit."""
-
-    spent: float
-    reserved: float
-    limit: float | None  # null: no budget for this period
-    resetsAt: str
-
-
-class BudgetState(TypedDict):
-    day: BudgetPeriod
-    month: BudgetPeriod
-
-
-class BudgetGrant(BudgetState, total=False):
-    """The block a run took: `block` (its cost cap for this run), `limitedBy` (`cap`, `day` or
-    `month`) and `exhausted` (the message for when a day- or month-limited block is spent)."""
-
-    status: str
-    block: float
-    limitedBy: str
-    exhausted: str | None
 
 
 class RunStart(TypedDict, total=False):
@@ -346,7 +329,7 @@ def shaped[T](shape: type[T], value: Any, fn: str) -> T:
     return cast(T, value)
 
 
-class Queries:
+class Queries(MoneyQueries):
     def __init__(self, store: Store):
         self.store = store
 
@@ -380,12 +363,20 @@ class Queries:
     def status(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None) -> JSONObject:
         """Pause, persona counts, runs in progress, the last run, battle counts, pending reviews, spend,
         and `budget`: the day's and the month's spend against these limits (see `budget_state`)."""
-        return self._one(JSONObject, "training_status", p_daily_budget=daily_budget, p_monthly_budget=monthly_budget)
+        status = self._one(JSONObject, "training_status", p_daily_budget=daily_budget,
+                           p_monthly_budget=monthly_budget)
+        note_billing(status["budget"])
+        return status
+
+    def forget_budget_alert(self, *, deadline: float | None = None) -> None:
+        self.store.call_void("training_forget_budget_alert", deadline=deadline)
 
     def budget_state(self, daily_budget: Decimal | None = None, monthly_budget: Decimal | None = None,
                      *, deadline: float | None = None) -> BudgetState:
-        return self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
-                         p_monthly_budget=monthly_budget)
+        state = self._one(BudgetState, "training_budget_state", deadline=deadline, p_daily_budget=daily_budget,
+                          p_monthly_budget=monthly_budget)
+        note_billing(state)
+        return state
 
     # ---- runs and battles ----
 
@@ -576,9 +567,12 @@ class Queries:
                              direct: bool = False) -> VersionChange:
         """A candidate = the active version + the breakthrough's tactic (or, `direct`, the new active
         version). `Rejected` names the reason: empty, too long, a repeat (and of which tactic), or a
-        candidate already under canary."""
+        candidate already under canary; or text that hides what it says (see `lib.text`)."""
+        if tactic_text is None:  # the scout's snippet: a model's text, checked as a person's is
+            snippet = (self.battle(battle_id) or {}).get("tacticalSnippet")
+            tactic_text = snippet if isinstance(snippet, str) and snippet else None
         return self._one(VersionChange, "training_promote_breakthrough", p_battle_id=battle_id,
-                         p_tactic_text=tactic_text, p_direct=direct)
+                         p_tactic_text=checked_tactic(tactic_text), p_direct=direct)
 
     def set_review_status(self, battle_id: str, status: ReviewStatus) -> None:
         self.store.call_void("training_set_breakthrough_status", p_battle_id=battle_id, p_status=str(status))
@@ -603,8 +597,8 @@ class Queries:
         return self._one(VersionChange, "training_deactivate_tactic", p_tactic_id=tactic_id, p_direct=direct)
 
     def edit_tactic(self, tactic_id: str, text: str, direct: bool = False) -> VersionChange:
-        return self._one(VersionChange, "training_edit_tactic", p_tactic_id=tactic_id, p_tactic_text=text,
-                         p_direct=direct)
+        return self._one(VersionChange, "training_edit_tactic", p_tactic_id=tactic_id,
+                         p_tactic_text=checked_tactic(text), p_direct=direct)
 
     def rollback(self, version_id: int, force: bool = False) -> VersionChange:
         """Makes `version_id`'s tactics active at once (a new version); withdraws a candidate. A
@@ -615,8 +609,9 @@ class Queries:
         return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline)
 
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
-                      ci95: list[float] | None, max_pairs: int, *, deadline: float | None = None) -> CanaryRecord:
+                      ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None,
+                      deadline: float | None = None) -> CanaryRecord:
         low, high = ci95 if ci95 else (None, None)
         return self._one(CanaryRecord, "training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
                          p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
-                         p_ci_high=high, p_max_pairs=max_pairs)
+                         p_ci_high=high, p_max_pairs=max_pairs, p_look_id=look_id)

@@ -7,10 +7,12 @@ timing and cost (`GET /v1/_log?since=N` serves the record, without the messages,
 running the fake in another process).
 
 With `rpm` and/or `tpm`, it enforces OpenAI's rate limits: per model, a bucket of `rpm` requests
-and one of `tpm` tokens, each refilling continuously over a minute. A request takes one request
-and its estimated tokens (its prompt's bytes / 4, plus max_completion_tokens) when it arrives,
-or is answered 429 at once when a bucket lacks them, with `retry-after-ms`. Every answer carries
-`x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` for both.
+and one of `tpm` tokens, each refilling continuously over `window` seconds (a minute, as
+OpenAI's; `window=1` makes them per second, as some compatible providers'). A request takes one
+request and its estimated tokens (its prompt's bytes / 4, plus max_completion_tokens) when it
+arrives, or is answered 429 at once when a bucket lacks them, with `retry-after-ms`. Every answer
+carries `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` (rounded down) and `x-ratelimit-reset-*`
+(the time until the bucket is full, in OpenAI's format: "20ms", "1.5s", "6m0s") for both.
 
 The referee's answers are under the test's control, call by call: `queue_referee(96, 80)` makes
 the next referee calls score 96 then 80 (a number sets every criterion, so it is the total; a
@@ -26,6 +28,14 @@ drawn from a seeded sequence in request order, so a run with one battle at a tim
 A head-to-head request (schema `head_to_head`: CALL A and CALL B in one message) is answered by
 the two calls' effects: the larger wins, equal effects tie, unless `head_to_head_lean` is "A" or
 "B": then equal effects go to that position (a judge with a position bias).
+
+Billing, as a provider bills: every request the fake processed is in `ledger` with its usage and
+cost (at the built-in prices), whether or not the client read the answer, even after the client
+gave up or died (`billed()` sums it; `GET /v1/_ledger` serves it to another process). Modes that
+bill without a usable answer: `latency` past the client's timeout (the client gives up, the fake
+finishes and bills); `drop_every = N` (every Nth request is processed and billed, then the
+connection is closed without an answer); `gateway_error_every = N` (processed and billed, then
+answered 502, as a gateway in front of the model may).
 """
 from __future__ import annotations
 
@@ -38,9 +48,11 @@ import socket
 import threading
 import time
 from collections import deque
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from lib.budget import price_for, usage_cost
 from lib.referee import CRITERIA
 
 EFFECT_MARKER = re.compile(r"\[fake-effect:([+-]\d+)\]")
@@ -50,11 +62,12 @@ SAID_EFFECT = re.compile(r"^CLOSER: .*\(effect ([+-]\d+)\)$", re.MULTILINE)
 class FakeOpenAI:
     def __init__(self, latency: float = 0.0, jitter: float = 0.0, usage: str = "realistic",
                  referee_score: int = 80, rpm: int | None = None, tpm: int | None = None,
-                 start_level: float = 1.0):
+                 start_level: float = 1.0, window: float = 60.0):
         self.latency = latency
         self.jitter = jitter
-        self.rpm = rpm
-        self.tpm = tpm
+        self.rpm = rpm  # requests per window (the name says minute: OpenAI's window)
+        self.tpm = tpm  # tokens per window
+        self.window = window  # seconds over which a bucket refills from empty to full
         self._buckets: dict[str, dict] = {}  # model -> {"requests": [level, stamp], "tokens": [...]}
         self.start_level = start_level  # each bucket's share full at the first request (1: a fresh minute)
         self.usage = usage  # "realistic" or "max": the most tokens an honest API could bill
@@ -66,6 +79,7 @@ class FakeOpenAI:
         self.head_to_head_lean: str | None = None
         self._noise = random.Random(20240611)
         self.accept_after_turns: int | None = None
+        self.taint = ""  # added to every answer's text (inside the verdict's strings): "\u0000" and the like
         self.hang_all = False
         self.generated_personas: list[dict] = []
         # The proposer's answer (lib/proposer.py's schema).
@@ -79,6 +93,10 @@ class FakeOpenAI:
         self.in_flight = 0
         self.max_in_flight = 0
         self.log: list[dict] = []
+        self.ledger: list[dict] = []  # every request processed: {"model", "usage", "cost", "answered"}
+        self.drop_every = 0
+        self.gateway_error_every = 0
+        self._processed = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -97,15 +115,16 @@ class FakeOpenAI:
         self.server.server_close()
 
     def fail_next(self, kind: str, count: int = 1, retry_after: float | None = None,
-                  referee_only: bool = False) -> None:
+                  referee_only: bool = False, text: str = "") -> None:
         """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
         insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
         cut by the token limit, as a reasoning model's can be), "no_usage" (an answer without its token
-        usage, as some compatible providers send); "pass" answers normally, to script a
-        failure after some good answers."""
+        usage, as some compatible providers send), "text" (answers `text` verbatim); "pass" answers
+        normally, to script a failure after some good answers."""
         with self._lock:
             for _ in range(count):
-                self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only})
+                self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only,
+                                     "text": text})
 
     def queue_referee(self, *scores) -> None:
         """The next referee calls answer these scores, in order (an int for every criterion, or a dict)."""
@@ -114,6 +133,11 @@ class FakeOpenAI:
 
     def referee_calls(self) -> list[dict]:
         return [entry for entry in self.log if entry["referee"] and entry.get("status") == 200]
+
+    def billed(self) -> Decimal:
+        """What the provider would bill: every request it processed, read by the client or not."""
+        with self._lock:
+            return sum((entry["cost"] for entry in self.ledger), Decimal(0))
 
     def answered(self, status: int = 200) -> list[dict]:
         return [entry for entry in self.log if entry.get("status") == status]
@@ -159,6 +183,10 @@ class FakeOpenAI:
 
             def do_GET(self):
                 parts = urlsplit(self.path)
+                if parts.path == "/v1/_ledger":
+                    with fake._lock:
+                        entries = [{**e, "cost": str(e["cost"])} for e in fake.ledger]
+                    return fake._send(self, 200, {"entries": entries, "billed": str(fake.billed())}, {})
                 if parts.path != "/v1/_log":
                     return fake._send(self, 404, {"error": {"message": "not found"}}, {})
                 since = int(parse_qs(parts.query).get("since", ["0"])[0])
@@ -179,8 +207,8 @@ class FakeOpenAI:
                                                        for kind, limit in limits.items() if limit})
             levels = {}
             for kind, (level, stamp) in buckets.items():
-                levels[kind] = min(limits[kind], level + limits[kind] / 60 * (now - stamp))
-            short = {kind: (wanted[kind] - levels[kind]) / (limits[kind] / 60) for kind in levels
+                levels[kind] = min(limits[kind], level + limits[kind] / self.window * (now - stamp))
+            short = {kind: (wanted[kind] - levels[kind]) / (limits[kind] / self.window) for kind in levels
                      if levels[kind] < wanted[kind]}
             if not short:
                 for kind in levels:
@@ -191,8 +219,8 @@ class FakeOpenAI:
         for kind, level in levels.items():
             headers[f"x-ratelimit-limit-{kind}"] = str(limits[kind])
             headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(level)))
-            reset = (limits[kind] - level) / (limits[kind] / 60)
-            headers[f"x-ratelimit-reset-{kind}"] = f"{reset:.3f}s" if reset >= 1 else f"{int(reset * 1000)}ms"
+            reset = (limits[kind] - level) / (limits[kind] / self.window)
+            headers[f"x-ratelimit-reset-{kind}"] = duration_text(reset)
         return headers, (max(short.values()) if short else None)
 
     def _answer(self, handler, body: dict, entry: dict) -> None:
@@ -255,7 +283,9 @@ class FakeOpenAI:
         elif entry["referee"]:
             text = json.dumps(self._verdict(messages))
         else:
-            text = self._line(messages)
+            text = self._line(messages) + self.taint
+        if failure and failure["kind"] == "text":
+            text = failure["text"]
         if failure and failure["kind"] == "empty":
             text, finish_reason = "", "length"
         prompt_bytes = sum(len(m["content"].encode()) for m in messages)
@@ -267,19 +297,45 @@ class FakeOpenAI:
         else:
             prompt_tokens = max(1, prompt_bytes // 4)
             cached = (prompt_tokens // 128) * 64
-            completion = min(max_tokens, max(1, len(text.encode()) // 4))
+            completion = min(max_tokens, max(1, len(text.encode("utf-8", "surrogatepass")) // 4))
         if finish_reason == "length":
             completion = max_tokens  # the reasoning spent the whole limit
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
                  "total_tokens": prompt_tokens + completion,
                  "prompt_tokens_details": {"cached_tokens": cached}}
         entry["usage"] = usage
+        outcome = self._bill(entry, str(body.get("model")), usage)
+        if outcome == "drop":  # processed and billed; the connection closes with no answer
+            entry["status"] = "dropped"
+            handler.close_connection = True
+            try:
+                handler.request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if outcome == "502":
+            return self._send(handler, 502, {"error": {"message": "Bad gateway", "type": "server"}}, entry,
+                              limit_headers)
         self._send(handler, 200, {
             "id": f"chatcmpl-{len(self.log)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": finish_reason,
                          "message": {"role": "assistant", "content": text}}],
             "usage": None if failure and failure["kind"] == "no_usage" else usage}, entry, limit_headers)
+
+    def _bill(self, entry: dict, model: str, usage: dict) -> str:
+        """Records the processed request in the ledger; says how it ends: "answer", "drop" or "502"."""
+        cost = usage_cost(usage["prompt_tokens"], usage["prompt_tokens_details"]["cached_tokens"],
+                          usage["completion_tokens"], price_for(model, {}))
+        with self._lock:
+            self._processed += 1
+            number = self._processed
+            outcome = ("drop" if self.drop_every and number % self.drop_every == 0
+                       else "502" if self.gateway_error_every and number % self.gateway_error_every == 0
+                       else "answer")
+            self.ledger.append({"model": model, "usage": usage, "cost": cost, "outcome": outcome,
+                                "at": time.monotonic()})
+        return outcome
 
     def _line(self, messages: list[dict]) -> str:
         system = messages[0]["content"] if messages else ""
@@ -314,7 +370,7 @@ class FakeOpenAI:
                     score += round(self._noise.gauss(0, self.referee_noise))
             score = max(0, min(100, score))
         scores = score if isinstance(score, dict) else {name: score for name in CRITERIA}
-        return {"scores": scores, "feedback": "Solid.", "winning_rebuttal": "Our offer is in writing.",
+        return {"scores": scores, "feedback": "Solid." + self.taint, "winning_rebuttal": "Our offer is in writing.",
                 "seller_agreed": False}
 
     @staticmethod
@@ -333,6 +389,20 @@ class FakeOpenAI:
             entry["status"] = "client_gone"
 
 
+def duration_text(seconds: float) -> str:
+    """OpenAI's (Go's) format for a duration: "20ms" below a second, else "1.5s", "6m0s", "1h0m0s";
+    milliseconds are cut, not rounded, as a header can only say less than the time left."""
+    millis = int(seconds * 1000)
+    if millis < 1000:
+        return f"{millis}ms"
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    text = f"{millis / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours or minutes:
+        text = f"{minutes}m{text}"
+    return f"{hours}h{text}" if hours else text
+
+
 def main() -> None:
     """Runs the fake on its own (benchmarks use a separate process, as a real server would be)."""
     import argparse
@@ -341,14 +411,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per call")
     parser.add_argument("--jitter", type=float, default=0.0, help="± seconds, uniform")
-    parser.add_argument("--rpm", type=int, default=None, help="requests per minute per model (429 beyond)")
-    parser.add_argument("--tpm", type=int, default=None, help="tokens per minute per model (429 beyond)")
+    parser.add_argument("--rpm", type=int, default=None, help="requests per window per model (429 beyond)")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per window per model (429 beyond)")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds a bucket takes to refill (60: per minute)")
     parser.add_argument("--usage", choices=("realistic", "max"), default="realistic")
     parser.add_argument("--start-level", type=float, default=1.0,
                         help="each bucket's share full at first (1: a fresh minute; 0.05: nearly used up)")
     args = parser.parse_args()
     fake = FakeOpenAI(latency=args.latency, jitter=args.jitter, rpm=args.rpm, tpm=args.tpm, usage=args.usage,
-                      start_level=args.start_level)
+                      start_level=args.start_level, window=args.window)
     if args.port:
         fake.server.server_close()
         fake.server = ThreadingHTTPServer(("127.0.0.1", args.port), fake._handler())

@@ -27,6 +27,10 @@ class FakePostgrest:
         # The service key runs as the connecting user, which owns everything.
         self.roles = roles or {}
         self.unavailable_for = 0  # answer the next N calls with 503 as if the database were down
+        self.unavailable_fn: dict[str, int] = {}  # the same for the next N calls of one function
+        # Run (and commit) the next N calls of a function, then answer 504 as a gateway whose
+        # connection dropped: the answer is lost, the write is not.
+        self.answer_lost_fn: dict[str, int] = {}
         self.scripted: list[tuple[int, object]] = []  # (status, JSON body, or None for a gateway's HTML page)
         self.calls: list[str] = []
         self.headers: list[dict] = []
@@ -48,8 +52,11 @@ class FakePostgrest:
             if body is None:
                 return (status, {"Content-Type": "text/html"}, f"<html><body><h1>{status}</h1>gateway</body></html>")
             return _reply(status, body)
-        if self.unavailable_for > 0:
-            self.unavailable_for -= 1
+        if self.unavailable_for > 0 or self.unavailable_fn.get(fn, 0) > 0:
+            if self.unavailable_fn.get(fn, 0) > 0:
+                self.unavailable_fn[fn] -= 1
+            else:
+                self.unavailable_for -= 1
             return _reply(503, {"code": "PGRST001", "message": "Database client error. Retrying the connection.",
                                 "details": None, "hint": None})
         args = json.loads(request.body or "{}")
@@ -57,7 +64,11 @@ class FakePostgrest:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 if role:
                     conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
-                return self._call(conn, fn, args, role)
+                answer = self._call(conn, fn, args, role)
+            if self.answer_lost_fn.get(fn, 0) > 0:
+                self.answer_lost_fn[fn] -= 1
+                return (504, {"Content-Type": "text/html"}, "<html><body><h1>504</h1>gateway timeout</body></html>")
+            return answer
         except psycopg.OperationalError as exc:
             if exc.sqlstate is None:
                 return _reply(503, {"code": "PGRST000", "message": "Could not connect with the database",

@@ -1,6 +1,7 @@
 """A local HTTP receiver (127.0.0.1) that records what it is sent: a Slack incoming webhook, or
 the scout endpoint as seen by the train function. Its answer can be changed at will: a status
-(with Slack-like bodies and headers), a script of answers to give first, or a redirect."""
+(with Slack-like bodies and headers), a script of answers to give first, a redirect, or (on GET)
+headers trickled a byte at a time, as a server holding its client would."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,8 @@ class Receiver:
         self.headers: dict[str, str] = {}  # extra headers on every answer
         self.script: deque = deque()  # (status, body, headers) answered first, one per request
         self.redirect_to: str | None = None  # answer 307 to this URL + the request's path
+        self.trickle_s: float | None = None  # on GET: the answer's headers, one byte every this many seconds
+        self._stopped = threading.Event()
         self.received: list[dict] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -36,6 +39,7 @@ class Receiver:
             self.script.append((status, body, headers or {}))
 
     def stop(self) -> None:
+        self._stopped.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -73,6 +77,18 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST  # Vercel Cron's call, as `serve --cron` makes it
+            def do_GET(self):  # Vercel Cron's call, as `serve --cron` makes it
+                if receiver.trickle_s is None:
+                    return self.do_POST()
+                with receiver._lock:
+                    receiver.received.append({"method": self.command, "path": self.path,
+                                              "headers": dict(self.headers), "json": None, "status": 200,
+                                              "arrived": time.monotonic()})
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for byte in b"X-Slow: " + b"x" * 1000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    if receiver._stopped.wait(receiver.trickle_s):
+                        return
 
         return Handler

@@ -6,32 +6,90 @@
 -- ---------------------------------------------------------------------------------------------
 -- The daily and monthly budget (DAILY_BUDGET_USD, MONTHLY_BUDGET_USD), held across parallel runs
 --
--- A run's spend counts against the UTC day and month it started in. When it starts it takes a
--- block: at most its cost cap, at most what the day and the month have left, and its in-process
--- cost cap becomes that block. While it runs the whole block counts as spent; once it is
--- finished (or closed as an orphan) only its recorded spend does. Blocks are taken under
--- training_start_run's advisory lock, so the recorded spend of a day never passes its budget,
--- however many runs start at once and whichever of them die.
+-- Every holder of model calls takes a block of it: a run (training_runs.budget_block), and a scout
+-- scan, a persona generation or a referee check (training_spends). A holder's spend counts against
+-- the UTC day and month it started in. Its block is at most its own cap, at most what the day and
+-- the month have left, and its in-process cost cap becomes that block. While it runs the whole
+-- block counts; once it is finished (or closed as an orphan) what it may have been billed does:
+-- greatest(recorded, committed), where committed is the worst case of every attempt sent and not
+-- answered plus the real cost of those answered, written before each attempt is sent. Blocks are
+-- taken under training_start_run's advisory lock, so what the provider may bill for a day's holders
+-- never passes the day's budget, however many start at once and whichever of them die.
 -- ---------------------------------------------------------------------------------------------
 
--- One period's figures: `spent` (recorded by the battles of the runs started in it), `reserved`
--- (the unspent part of the blocks of runs still running) and `limit` (null: no budget).
+-- Raises what a holder (a run or a spend, by id) may have been billed; `p_final` sets the exact
+-- figure, once, as the holder finishes. Only a holder still open changes.
+create or replace function training_commit_cost(p_holder_id uuid, p_committed numeric, p_final boolean default false)
+returns void
+language sql as $$
+    update training_runs set committed_cost = case when p_final then p_committed
+                                                   else greatest(coalesce(committed_cost, 0), p_committed) end
+    where id = p_holder_id and status = 'running';
+    update training_spends set committed = case when p_final then p_committed else greatest(committed, p_committed) end
+    where id = p_holder_id and finished_at is null;
+$$;
+
+-- Takes a block for a holder other than a run (`p_purpose`: scout, personas, referee_check, proposer), under
+-- the runs' lock, as training_start_run does. Returns the grant with the spend's `id`, or the
+-- refusal (see training_budget_grant).
+create or replace function training_take_budget(p_purpose text, p_cap numeric, p_daily_budget numeric,
+                                                p_monthly_budget numeric, p_deadline_ms integer,
+                                                p_simulated boolean)
+returns jsonb
+language plpgsql as $$
+declare
+    grant_ jsonb;
+    spend_id uuid;
+begin
+    perform pg_advisory_xact_lock(hashtext('training_run_start'));
+    perform training_close_orphaned_runs();
+    grant_ := training_budget_grant(p_cap, p_daily_budget, p_monthly_budget, p_simulated);
+    if grant_ ->> 'status' <> 'granted' then
+        return grant_;
+    end if;
+    insert into training_spends (purpose, block, deadline_at)
+    values (p_purpose, (grant_ ->> 'block')::numeric, now() + make_interval(secs => p_deadline_ms / 1000.0))
+    returning id into spend_id;
+    return grant_ || jsonb_build_object('id', spend_id);
+end;
+$$;
+
+-- Ends a spend: what it may have been billed (in-flight attempts at their worst case) and recorded.
+create or replace function training_close_spend(p_spend_id uuid, p_committed numeric, p_recorded numeric)
+returns void
+language sql as $$
+    update training_spends set committed = p_committed, recorded = p_recorded, finished_at = now()
+    where id = p_spend_id and finished_at is null;
+$$;
+
+-- One period's figures: `spent` (recorded: what the answers reported), `billedUpTo` (what the
+-- provider may have billed: greatest(recorded, committed) per holder), `reserved` (the rest of the
+-- blocks of holders still open) and `limit` (null: no budget).
 create or replace function training_budget_period(p_from timestamptz, p_to timestamptz, p_limit numeric)
 returns jsonb
 language sql stable as $$
+    with holders as (
+        select case when r.status = 'running' then coalesce(b.cost, 0) else r.total_cost end as recorded,
+               greatest(case when r.status = 'running' then coalesce(b.cost, 0) else r.total_cost end,
+                        coalesce(r.committed_cost, 0)) as billed,
+               case when r.status = 'running' then coalesce(r.budget_block, r.cost_cap) end as block
+        from training_runs r
+        left join lateral (select sum(cost_usd) as cost from sandbox_battles
+                           where run_id = r.id and r.status = 'running') b on true
+        where r.started_at >= p_from and r.started_at < p_to
+        union all
+        select s.recorded, greatest(s.recorded, s.committed), case when s.finished_at is null then s.block end
+        from training_spends s
+        where s.started_at >= p_from and s.started_at < p_to
+    )
     select jsonb_build_object(
-        'spent', coalesce(sum(case when r.status = 'running' then coalesce(b.cost, 0) else r.total_cost end), 0),
-        'reserved', coalesce(sum(case when r.status = 'running'
-                                      then greatest(coalesce(r.budget_block, r.cost_cap) - coalesce(b.cost, 0), 0)
-                                      else 0 end), 0),
+        'spent', coalesce(sum(recorded), 0), 'billedUpTo', coalesce(sum(billed), 0),
+        'reserved', coalesce(sum(greatest(block - billed, 0)), 0),
         'limit', p_limit, 'from', p_from, 'resetsAt', p_to)
-    from training_runs r
-    left join lateral (select sum(cost_usd) as cost from sandbox_battles
-                       where run_id = r.id and r.status = 'running') b on true
-    where r.started_at >= p_from and r.started_at < p_to;
+    from holders;
 $$;
 
--- `{"day": {spent, reserved, limit, from, resetsAt}, "month": {…}}` for the current UTC day and month.
+-- `{"day": {spent, billedUpTo, reserved, limit, from, resetsAt}, "month": {…}}` for the current UTC day and month.
 create or replace function training_budget_state(p_daily_budget numeric default null,
                                                  p_monthly_budget numeric default null)
 returns jsonb
@@ -81,7 +139,8 @@ begin
     foreach period in array array['day', 'month'] loop
         figures := state -> period;
         continue when figures ->> 'limit' is null;
-        left_ := (figures ->> 'limit')::numeric - (figures ->> 'spent')::numeric - (figures ->> 'reserved')::numeric;
+        left_ := (figures ->> 'limit')::numeric - (figures ->> 'billedUpTo')::numeric
+                 - (figures ->> 'reserved')::numeric;
         if left_ < block then
             block := greatest(left_, 0);
             limited_by := period;
@@ -134,4 +193,13 @@ language sql stable as $$
         'budget', training_budget_state(p_daily_budget, p_monthly_budget)
     )
     from training_control c where c.id;
+$$;
+
+-- Today's budget alert did not reach Slack: the mark training_budget_grant set goes, so the next
+-- refusal today alerts again (a mark from another day is left alone).
+create or replace function training_forget_budget_alert()
+returns void
+language sql as $$
+    update training_control set budget_alerted_on = null
+    where id and budget_alerted_on = (now() at time zone 'UTC')::date;
 $$;

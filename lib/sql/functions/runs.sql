@@ -115,6 +115,7 @@ language sql stable as $$
         'battlesStarted', p_run.battles_started, 'battlesCompleted', p_run.battles_completed,
         'battlesFailed', p_run.battles_failed, 'battlesTimedOut', p_run.battles_timed_out,
         'battlesKilled', p_run.battles_killed, 'totalCost', p_run.total_cost, 'costCap', p_run.cost_cap,
+        'billedUpTo', greatest(p_run.total_cost, coalesce(p_run.committed_cost, 0)),
         'averageScore', p_run.average_score, 'breakthroughs', p_run.breakthroughs,
         'costCapReached', p_run.kill_switch_triggered, 'killSwitchTriggered', p_run.kill_switch_triggered,
         'timedOut', p_run.timed_out,
@@ -123,7 +124,10 @@ language sql stable as $$
 $$;
 
 -- Closes runs whose process died: still `running` well past their deadline. Their battles end
--- `failed` with whatever transcript they had, and their personas are released.
+-- `failed` with whatever transcript they had, and their personas are released. The run counts
+-- what it had committed (written before each call was sent), or its whole block when nothing finer
+-- is known (a run started before committed_cost existed). Budget holders other than runs
+-- (training_spends) past their deadline are closed the same way.
 -- p_gone: a JSON array of the ids of runs whose process is known to be gone (`python -m lib recover` checks the processes of
 -- its own host), closed now whatever their deadline.
 drop function if exists training_close_orphaned_runs(integer);
@@ -147,12 +151,15 @@ begin
         where run_id = orphan.id and status = 'running';
         perform training_tally_run(orphan.id);
         update training_runs set status = 'failed', finished_at = now(),
+            committed_cost = coalesce(committed_cost, budget_block, cost_cap),
             error = format('the process died before the run finished; closed by %s', closer),
             duration_ms = (extract(epoch from now() - started_at) * 1000)::integer
         where id = orphan.id;
         update sandbox_personas set lease_run_id = null where lease_run_id = orphan.id;
         closed := closed + 1;
     end loop;
+    update training_spends set finished_at = now()
+    where finished_at is null and deadline_at + make_interval(secs => p_grace_ms / 1000.0) < now();
     return closed;
 end;
 $$;
@@ -294,9 +301,9 @@ begin
     end if;
 
     insert into training_runs (trigger, requested_batch_size, batch_size, cost_cap, simulated, deadline_at,
-                               budget_block)
+                               budget_block, committed_cost)
     values (p_trigger, p_requested_batch_size, p_batch_size, p_cost_cap, p_simulated,
-            now() + make_interval(secs => p_deadline_ms / 1000.0), (grant_ ->> 'block')::numeric)
+            now() + make_interval(secs => p_deadline_ms / 1000.0), (grant_ ->> 'block')::numeric, 0)
     returning * into run;
 
     if p_base_prompt is not null then
@@ -442,6 +449,16 @@ $$;
 -- After the batch
 -- ---------------------------------------------------------------------------------------------
 
+-- Whether the JSON array p_list ends with the elements of p_tail, in order.
+create or replace function training_ends_with(p_list jsonb, p_tail jsonb)
+returns boolean
+language sql immutable as $$
+    select jsonb_array_length(p_list) >= jsonb_array_length(p_tail)
+       and p_tail = coalesce((select jsonb_agg(item order by position) from jsonb_array_elements(p_list)
+                              with ordinality as element(item, position)
+                              where position > jsonb_array_length(p_list) - jsonb_array_length(p_tail)), '[]');
+$$;
+
 -- Appends what went wrong after a run was finished (a Slack alert, the scout webhook) to its
 -- errors, so the row says what the HTTP response and the CLI summary say. Returns the new array.
 create or replace function training_append_run_errors(p_run_id uuid, p_errors jsonb)
@@ -453,7 +470,12 @@ begin
     if jsonb_typeof(p_errors) is distinct from 'array' then
         raise exception 'errors must be a JSON array' using errcode = 'P0001';
     end if;
-    update training_runs set errors = errors || p_errors where id = p_run_id
+    -- The follow-ups append once per run, so errors that already end the list are this call's
+    -- own, committed by an attempt whose answer was lost: a retry appends nothing.
+    update training_runs set errors = case when jsonb_array_length(p_errors) > 0
+                                            and training_ends_with(errors, p_errors)
+                                           then errors else errors || p_errors end
+    where id = p_run_id
     returning errors into appended;
     if not found then
         raise exception 'run % does not exist', p_run_id using errcode = 'P0001';

@@ -83,6 +83,8 @@ language sql as $$
     with fresh as (
         select id from sandbox_battles
         where status = 'completed' and scout_seen_at is null
+          -- an unscored row (possible only before the score rule) could not be updated: left alone
+          and referee_score is not null
         for update skip locked
     ), marked as (
         update sandbox_battles b set scout_seen_at = now(),

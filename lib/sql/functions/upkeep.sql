@@ -16,8 +16,8 @@ begin
 end;
 $$;
 
--- The score rule (0007_canary_pairs) was added NOT VALID so an upgrade never fails on a completed
--- battle without a score written before it; it is validated once none is left.
+-- The score rule: a database that applied the first draft of 0007_canary_pairs (on main before
+-- it was released) holds it NOT VALID; it is validated once no completed battle lacks a score.
 do $$
 begin
     if exists (select 1 from pg_constraint where conrelid = 'sandbox_battles'::regclass

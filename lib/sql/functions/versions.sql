@@ -514,10 +514,13 @@ $$;
 -- pending changes the versions: adopted (the candidate becomes active, its parent retired),
 -- rolled_back, or inconclusive (the candidate retired, the active version stays). Returns
 -- {"recorded": false} if it is no longer the candidate (another look or a person got there first),
--- and also ("stale": true) if an earlier look recorded more pairs than this one counted.
+-- and also ("stale": true) if an earlier look recorded more pairs than this one counted. The look
+-- that decided, called again with its p_look_id (a retry whose first answer was lost), gets the
+-- same answer, so its Slack message still goes out.
+drop function if exists training_record_canary(integer, text, integer, numeric, numeric, numeric, integer);
 create or replace function training_record_canary(p_candidate_id integer, p_decision text, p_pairs integer,
                                                   p_diff numeric, p_ci_low numeric, p_ci_high numeric,
-                                                  p_max_pairs integer)
+                                                  p_max_pairs integer, p_look_id uuid default null)
 returns jsonb
 language plpgsql as $$
 declare
@@ -530,35 +533,43 @@ begin
     end if;
     perform pg_advisory_xact_lock(hashtext('training_versions'));
     select * into candidate from training_versions where id = p_candidate_id for update;
-    if not found or candidate.status <> 'candidate' then
+    if not found then
         return jsonb_build_object('recorded', false, 'decided', false);
     end if;
-    -- Pairs only accumulate: a look that counted fewer than the recorded figures is stale (a slower
-    -- run's look finishing after a newer one) and changes nothing.
-    if p_pairs < candidate.pairs then
-        return jsonb_build_object('recorded', false, 'decided', false, 'stale', true);
-    end if;
     select * into parent from training_versions where id = candidate.parent_id;
-    update training_versions set pairs = p_pairs, diff = p_diff, ci_low = p_ci_low, ci_high = p_ci_high
-    where id = candidate.id;
-    if p_decision = 'pending' then
-        return jsonb_build_object('recorded', true, 'decided', false);
+    if candidate.status <> 'candidate' then
+        if p_look_id is null or candidate.decided_by_look is distinct from p_look_id then
+            return jsonb_build_object('recorded', false, 'decided', false);
+        end if;
+        p_decision := candidate.decision;  -- this look decided: the same answer again
+    else
+        -- Pairs only accumulate: a look that counted fewer than the recorded figures is stale (a
+        -- slower run's look finishing after a newer one) and changes nothing.
+        if p_pairs < candidate.pairs then
+            return jsonb_build_object('recorded', false, 'decided', false, 'stale', true);
+        end if;
+        update training_versions set pairs = p_pairs, diff = p_diff, ci_low = p_ci_low, ci_high = p_ci_high
+        where id = candidate.id;
+        if p_decision = 'pending' then
+            return jsonb_build_object('recorded', true, 'decided', false);
+        end if;
+        if p_decision = 'adopted' then
+            update training_versions set status = 'retired' where id = parent.id and status = 'active';
+        end if;
+        update training_versions set
+            status = case p_decision when 'adopted' then 'active' when 'rolled_back' then 'rolled_back'
+                                     else 'retired' end,
+            decision = p_decision, decided_at = now(), decided_by_look = p_look_id,
+            note = case p_decision
+                when 'adopted' then format('adopted by the canary after %s pairs', p_pairs)
+                when 'rolled_back' then format('rolled back by the canary after %s pairs', p_pairs)
+                else format('no clear difference after %s pairs (CANARY_MAX_PAIRS %s); v%s stays active',
+                            p_pairs, p_max_pairs, parent.id) end
+        where id = candidate.id
+        returning * into candidate;
+        perform training_close_proposal(candidate.id, p_decision, candidate.note);
+        perform training_sync_tactics();
     end if;
-    if p_decision = 'adopted' then
-        update training_versions set status = 'retired' where id = parent.id and status = 'active';
-    end if;
-    update training_versions set
-        status = case p_decision when 'adopted' then 'active' when 'rolled_back' then 'rolled_back' else 'retired' end,
-        decision = p_decision, decided_at = now(),
-        note = case p_decision
-            when 'adopted' then format('adopted by the canary after %s pairs', p_pairs)
-            when 'rolled_back' then format('rolled back by the canary after %s pairs', p_pairs)
-            else format('no clear difference after %s pairs (CANARY_MAX_PAIRS %s); v%s stays active', p_pairs,
-                        p_max_pairs, parent.id) end
-    where id = candidate.id
-    returning * into candidate;
-    perform training_close_proposal(candidate.id, p_decision, candidate.note);
-    perform training_sync_tactics();
     return jsonb_build_object(
         'recorded', true, 'decided', true,
         'message', case p_decision

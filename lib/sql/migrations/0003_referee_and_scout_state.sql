@@ -1,7 +1,7 @@
 -- The second release, part 1: who paused, table comments, and the scout's and referee's state.
 
 -- Who paused: a person (CLI, dashboard) or a batch that reached its cost cap.
-alter table training_control add column paused_by text check (paused_by in ('person', 'cost_cap'));
+alter table training_control add column if not exists paused_by text check (paused_by in ('person', 'cost_cap'));
 -- A pause from before the column: the first release wrote the cost cap's reason as "Kill-switch …".
 update training_control set paused_by = case when reason like 'Kill-switch activated%' then 'cost_cap'
                                              else 'person' end
@@ -15,22 +15,22 @@ comment on table sandbox_tactics is 'Tactics promoted from breakthroughs; the ac
 
 -- The scout's state per battle, one column per task: triaged once; a candidate's confirmation;
 -- an audit re-score; Slack delivery; LLM failures.
-alter table sandbox_battles add column scout_seen_at timestamptz;
-alter table sandbox_battles add column confirm_status text
+alter table sandbox_battles add column if not exists scout_seen_at timestamptz;
+alter table sandbox_battles add column if not exists confirm_status text
     check (confirm_status in ('pending', 'confirmed', 'unconfirmed', 'legacy'));
-alter table sandbox_battles add column confirm_score numeric(5, 2)
+alter table sandbox_battles add column if not exists confirm_score numeric(5, 2)
     check (confirm_score between 0 and 100);
-alter table sandbox_battles add column confirm_reason text;
-alter table sandbox_battles add column audit_status text check (audit_status in ('pending', 'done'));
-alter table sandbox_battles add column slack_status text
+alter table sandbox_battles add column if not exists confirm_reason text;
+alter table sandbox_battles add column if not exists audit_status text check (audit_status in ('pending', 'done'));
+alter table sandbox_battles add column if not exists slack_status text
     check (slack_status in ('pending', 'sent', 'failed'));
-alter table sandbox_battles add column slack_error text;
-alter table sandbox_battles add column scout_attempts integer not null default 0
+alter table sandbox_battles add column if not exists slack_error text;
+alter table sandbox_battles add column if not exists scout_attempts integer not null default 0
     check (scout_attempts >= 0);
-alter table sandbox_battles add column scout_error text;
+alter table sandbox_battles add column if not exists scout_error text;
 
 -- One row per re-score: the confirmation of a candidate, or an audit of the referee's consistency.
-create table training_rescores (
+create table if not exists training_rescores (
     battle_id uuid not null references sandbox_battles (id) on delete cascade,
     purpose text not null check (purpose in ('confirm', 'audit')),
     model text not null check (length(btrim(model)) > 0),
@@ -40,10 +40,10 @@ create table training_rescores (
     created_at timestamptz not null default now(),
     primary key (battle_id, purpose)
 );
-create index training_rescores_recent_idx on training_rescores (purpose, created_at desc);
+create index if not exists training_rescores_recent_idx on training_rescores (purpose, created_at desc);
 
 -- The results of python -m lib referee-check; the dashboard shows the latest.
-create table training_referee_calibrations (
+create table if not exists training_referee_calibrations (
     id uuid primary key default gen_random_uuid(),
     model text not null check (length(btrim(model)) > 0),
     simulated boolean not null default false,
@@ -54,18 +54,18 @@ create table training_referee_calibrations (
     result jsonb not null default '{}' check (jsonb_typeof(result) = 'object'),
     created_at timestamptz not null default now()
 );
-create index training_referee_calibrations_recent_idx
+create index if not exists training_referee_calibrations_recent_idx
     on training_referee_calibrations (created_at desc);
 
 -- Drift alerts posted to Slack: at most one a day.
-create table training_referee_drift_alerts (
+create table if not exists training_referee_drift_alerts (
     id uuid primary key default gen_random_uuid(),
     mean_abs_diff numeric(6, 2) not null,
     pairs integer not null check (pairs > 0),
     sent_at timestamptz not null default now()
 );
 
-create index sandbox_battles_untriaged_idx on sandbox_battles (ended_at)
+create index if not exists sandbox_battles_untriaged_idx on sandbox_battles (ended_at)
     where status = 'completed' and scout_seen_at is null;
 
 alter table training_rescores enable row level security;

@@ -88,10 +88,12 @@ const Health = (() => {
     const sub = [`cap ${dollars(data.costCap)} per run`];
     let extra = null;
     if (budget) {
-      const share = Number(today.spend) / budget.limit;
+      const share = Math.max(Number(today.spend), Number(today.billedUpTo || 0)) / budget.limit;
       sub.push(` · budget ${dollars(budget.limit)}/day (${Math.round(share * 100)}%)`);
       extra = setMeter(meter(share), share);
     }
+    // Calls that timed out or were cut off may have been billed without an answer to record.
+    if (today.billingNote) sub.push(` · ${today.billingNote}`);
     tile("tile-spend-today", dollars(today.spend), sub.join(""), { extra });
     const month = data.budget && data.budget.month;
     tile("tile-spend-week", dollars(week.spend),

@@ -1,0 +1,47 @@
+"""Model calls outside a run (a scout scan, a persona generation, a referee check, the proposer's
+turn) take a block of the daily and monthly budget, as a run does: under the same lock, refused with
+the same message.
+
+`spend(...)` takes the block (a `training_spends` row), yields the holder's `CostCap` (the block;
+inner limits such as a scan's re-score cap are `CostCap(…, parent=holder)`), writes its worst-case
+pre-commits before attempts are sent, and settles what may have been billed when the work ends.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from lib.budget import CostCap
+from lib.config import Settings
+from lib.llm import LLMError
+from lib.store import Store
+from lib.store.money import BudgetGrant
+from lib.store.queries import Queries
+
+
+class BudgetReached(LLMError):
+    """The daily or monthly budget has no block left for these calls (the run refusal's words)."""
+
+    def __init__(self, refusal: BudgetGrant):
+        super().__init__(f"{refusal['error']}: {refusal['reason']}", billed=False)
+        self.refusal = refusal
+
+
+@contextmanager
+def spend(settings: Settings, store: Store, purpose: str, cap: Decimal, deadline: float,
+          simulated: bool) -> Iterator[CostCap]:
+    """The block for `purpose`'s calls, at most `cap`; raises `BudgetReached` when the budget is spent."""
+    queries = Queries(store)
+    grant = queries.take_budget(purpose, Decimal(cap), settings.daily_budget_usd, settings.monthly_budget_usd,
+                                max(1, int((deadline - time.monotonic()) * 1000)), simulated, deadline=deadline)
+    if grant["status"] != "granted":
+        raise BudgetReached(grant)
+    holder = CostCap(Decimal(str(grant["block"])), grant.get("exhausted"),
+                     durable=lambda amount: queries.commit_cost(grant["id"], amount, deadline=deadline + 1))
+    try:
+        yield holder
+    finally:
+        # Attempts still in flight count at their worst case: the provider may finish and bill them.
+        queries.close_spend(grant["id"], holder.close(), holder.recorded, deadline=max(deadline, time.monotonic()) + 1)
