@@ -1,6 +1,6 @@
 """The canary's error rates and power under the looks the system really takes, by simulation.
 
-    python -m bench.canary              # about 2 minutes of CPU on each of 2 cores
+    python -m bench.canary              # about 11 minutes on 2 busy cores
     python -m bench.canary --quick      # fewer canaries, well under a minute
 
 1. **Score shapes.** Paired differences d = candidate − active with no effect, nine ways: the
@@ -12,7 +12,7 @@
 2. **The canaries.** For each shape, canaries add pairs one at a time; `lib.canary`'s rule is
    applied at every look (after each run of 1, 2 or 5 pairs) until a decision or
    CANARY_MAX_PAIRS (100, 1,000, 10,000: one path serves every limit). A sample of canaries is
-   replayed through `lib.canary.decide_from_sums` itself and must decide identically.
+   replayed through `lib.canary.decide_from_wealth` itself and must decide identically.
 3. **Pairing through the real SQL.** An embedded PostgreSQL with 12, 14 or 15 active personas and a
    candidate: batches of 3 and 5 started by `training_start_run` (which personas are paired, and
    each pair's order, are the database's) and their battles by `training_start_battle`. Printed:
@@ -20,8 +20,10 @@
    starter's weaker calls (10% and 30% of them): with the recorded fair-coin order against the
    old fixed order (candidate second). And real runs (`lib.runner.run_batch`, simulated LLM) cut
    by a 1-second deadline: which side of the half-done pairs finished.
-4. **Power.** Pairs to a decision, and the bounded-means betting rule (Waudby-Smith & Ramdas) for
-   comparison.
+4. **Power.** Pairs to a decision, the first pass's self-normalised rule (valid only for
+   symmetric differences) for comparison, and the head-to-head verdict (`lib.head_to_head`, through
+   the simulator's LLM and as the simulator's judge draws it) against the score difference: power,
+   pairs and cost per decision.
 
 Goals (issue 19): no-effect adoption ≤ 2.5% and both-sided error ≤ 5% in every row at every max
 pairs; +5 adopted ≥ 90% within 100 pairs at spreads ≤ 12; the bimodal row's pairs to decision.
@@ -76,16 +78,15 @@ def run_canaries(null_diffs: list[float], effect: float, pairs_per_run: int, max
     counts = {canary.ADOPTED: 0, canary.ROLLED_BACK: 0, canary.INCONCLUSIVE: 0}
     used = []
     for _ in range(canaries):
-        n, total, squares = 0, 0.0, 0.0
+        wealth = canary.Wealth()
         while True:
             for _ in range(pairs_per_run):
-                d = rng.choice(null_diffs) + effect
-                n, total, squares = n + 1, total + d, squares + d * d
-            look = canary.decide_from_sums(n, total, squares, max_pairs)
+                wealth = wealth.add(max(-canary.BOUND, min(canary.BOUND, rng.choice(null_diffs) + effect)))
+            look = canary.decide_from_wealth(wealth, max_pairs)
             if look.decision != canary.PENDING:
                 break
         counts[look.decision] += 1
-        used.append(n)
+        used.append(wealth.n)
     return {"adopted": counts[canary.ADOPTED] / canaries, "rolled_back": counts[canary.ROLLED_BACK] / canaries,
             "inconclusive": counts[canary.INCONCLUSIVE] / canaries, "adopted_count": counts[canary.ADOPTED],
             "mean_pairs": statistics.mean(used)}
@@ -179,22 +180,40 @@ def shape_streams(simulator: list[float]) -> dict:
 def first_decisions(stream, limit: int) -> dict[int, tuple[int, int] | None]:
     """Along one canary's pairs: for each run size k, the first look (n a multiple of k, from
     MIN_PAIRS) where the rule decides, as (n, +1 adopt / −1 roll back), or None by `limit`. Does
-    exactly what `canary.decide_from_sums` does, inlined for speed (checked by `replay`)."""
-    rho, alpha2 = canary.MIXTURE_VARIANCE, canary.ALPHA ** 2
-    floor = math.log(1 / alpha2)  # ln((V + ρ)/(ρα²)) ≥ this: a cheap test before the exact one
+    exactly what `canary.Wealth` and `canary.decide_from_wealth` do, inlined for speed (checked by
+    `replay`)."""
+    (c0, w0), (c1, w1), (c2, w2) = canary.BETS
+    bound, threshold = canary.BOUND, canary.THRESHOLD
+    # mixed() ≤ the largest ln w_j + L_j plus ln 3: a cheap test before the exact one
+    cheap = threshold - math.log(3)
+    l0, l1, l2 = math.log(w0), math.log(w1), math.log(w2)
+    log1p = math.log1p
     found: dict[int, tuple[int, int] | None] = {k: None for k in PAIRS_PER_RUN}
     open_ = set(PAIRS_PER_RUN)
-    total = squares = 0.0
+    cache: dict[float, tuple[float, ...]] = {}
+    u0 = u1 = u2 = v0 = v1 = v2 = 0.0
     for n in range(1, limit + 1):
         d = next(stream)
-        total += d
-        squares += d * d
-        if n < canary.MIN_PAIRS or total * total < (squares + rho) * floor:
+        terms = cache.get(d)
+        if terms is None:
+            terms = (log1p(c0 * d / bound), log1p(c1 * d / bound), log1p(c2 * d / bound),
+                     log1p(-c0 * d / bound), log1p(-c1 * d / bound), log1p(-c2 * d / bound))
+            if len(cache) < 4096:
+                cache[d] = terms
+        u0 += terms[0]
+        u1 += terms[1]
+        u2 += terms[2]
+        v0 += terms[3]
+        v1 += terms[4]
+        v2 += terms[5]
+        if n < canary.MIN_PAIRS or max(u0 + l0, u1 + l1, u2 + l2, v0 + l0, v1 + l1, v2 + l2) < cheap:
             continue
-        if total * total >= (squares + rho) * math.log((squares + rho) / (rho * alpha2)):
+        up, down = canary.mixed((u0, u1, u2)), canary.mixed((v0, v1, v2))
+        side = 1 if up >= threshold and up >= down else -1 if down >= threshold else 0
+        if side:
             for k in list(open_):
                 if n % k == 0:
-                    found[k] = (n, 1 if total > 0 else -1)
+                    found[k] = (n, side)
                     open_.discard(k)
             if not open_:
                 break
@@ -203,14 +222,14 @@ def first_decisions(stream, limit: int) -> dict[int, tuple[int, int] | None]:
 
 def replay(diffs: list[float], k: int, max_pairs: int) -> tuple[str, int]:
     """The same canary through lib.canary itself: its decision and pairs."""
-    n = total = squares = 0.0
+    wealth = canary.Wealth()
     for i in range(0, len(diffs), k):
         for d in diffs[i:i + k]:
-            n, total, squares = n + 1, total + d, squares + d * d
-        look = canary.decide_from_sums(int(n), total, squares, max_pairs)
+            wealth = wealth.add(d)
+        look = canary.decide_from_wealth(wealth, max_pairs)
         if look.decision != canary.PENDING:
             return look.decision, look.pairs
-    return canary.PENDING, int(n)
+    return canary.PENDING, wealth.n
 
 
 def shape_rows(job: tuple) -> dict:
@@ -255,64 +274,41 @@ def rates(results: list, k: int, max_pairs: int) -> dict:
             "pairs": statistics.mean(n for _, n in decided)}
 
 
-def betting_power(simulator: list[float], effect: float, max_pairs: int, canaries: int, seed: int) -> float:
-    """Adoption by the bounded-means betting rule (hedged capital, predictable plug-in bets, c = 3/4,
-    d rescaled from [−100, 100] to [0, 1]): adopt when the capital betting on "mean above 0" reaches
-    2/alpha, looked at after every pair."""
-    rng = random.Random(seed)
-    adopted = 0
-    for _ in range(canaries):
-        up = down = 0.0
-        total, mean, variance_sum = 0.0, 0.5, 0.25
-        for t in range(1, max_pairs + 1):
-            bet = min(math.sqrt(2 * math.log(2 / canary.ALPHA) / (variance_sum / t * t * math.log(1 + t))), 1.5)
-            x = (rng.choice(simulator) + effect + 100) / 200
-            up += math.log1p(bet * (x - 0.5))
-            down += math.log1p(-bet * (x - 0.5))
-            total += x
-            mean = (0.5 + total) / (t + 1)
-            variance_sum += (x - mean) ** 2
-            if up >= math.log(2 / canary.ALPHA):
-                adopted += 1
-                break
-            if down >= math.log(2 / canary.ALPHA):
-                break
-    return adopted / canaries
+def self_normalised_first(stream, limit: int) -> tuple[int, int] | None:
+    """The first pass's rule, for comparison: |Σd| ≥ sqrt((Σd² + 1500)·ln((Σd² + 1500)/(1500·0.05²))),
+    valid only when no-effect differences are symmetric; a look after every pair from MIN_PAIRS."""
+    rho, total, squares = 1500.0, 0.0, 0.0
+    for n in range(1, limit + 1):
+        d = next(stream)
+        total, squares = total + d, squares + d * d
+        if n >= canary.MIN_PAIRS and total * total >= (squares + rho) * math.log((squares + rho) / (rho * 0.0025)):
+            return n, 1 if total > 0 else -1
+    return None
 
 
-def bimodal_by_close_rate(rng, effect):
-    """Bimodal scores where the effect is on the close rate: +10 points of close rate ≈ +5 points."""
-    def score(close_rate):
-        return clip((85.0 if rng.random() < close_rate else 35.0) + rng.gauss(0, 4))
-    while True:
-        active = score(0.45)
-        yield score(0.45 + effect / 50) - active
-
-
-def power_options(simulator: list[float], canaries: int, seed: int) -> None:
-    """Ways to decide sooner on bimodal scores, by pairs to a decision (a pair costs two ordinary
-    battles, so pairs are the cost). Clipping each difference at ±c is an odd function of d: under
-    no effect it stays symmetric, so the test keeps its guarantee; only its power changes."""
-    streams = {"bimodal, effect a shift": shape_streams(simulator)["bimodal"],
-               "bimodal, effect on the close rate": bimodal_by_close_rate}
-    print("\n| bimodal scores | differences | no effect adopted / both (max 10,000) | +5 adopted ≤100 pairs | "
-          "+5 pairs to decision (battles) |")
-    print("|---|---|---:|---:|---:|")
-    for name, stream_of in streams.items():
-        for clip_at in (None, 30.0, 15.0):
-            def transformed(rng, effect, stream_of=stream_of, clip_at=clip_at):
-                for d in stream_of(rng, effect):
-                    yield d if clip_at is None else max(-clip_at, min(clip_at, d))
-            cells = {}
-            for effect in (0.0, 5.0):
-                rng = random.Random(f"{seed}-{name}-{clip_at}-{effect}")
-                cells[effect] = [first_decisions(transformed(rng, effect), MAX_PAIRS[-1]) for _ in range(canaries)]
-            null = rates(cells[0.0], 2, MAX_PAIRS[-1])
-            power = rates(cells[5.0], 2, 100)
-            pairs = rates(cells[5.0], 2, MAX_PAIRS[-1])["pairs"]
-            label = "as scored" if clip_at is None else f"clipped at ±{clip_at:g}"
-            print(f"| {name} | {label} | {null['adopted']:.1%} / {null['adopted'] + null['rolled_back']:.1%} | "
-                  f"{power['adopted']:.1%} | {pairs:.0f} ({2 * pairs:.0f}) |")
+def compare_first_pass(simulator: list[float], canaries: int, seed: int) -> None:
+    """Both rules on the same shapes: what validity for every bounded difference costs and gains."""
+    print("\n| rule | simulator +5 adopted ≤100 pairs | spread by persona +5 ≤100 | skewed mean 0: adopted / both by "
+          "10,000 | bimodal +5: pairs to decision |")
+    print("|---|---:|---:|---:|---:|")
+    shapes = shape_streams(simulator)
+    first_pass = lambda stream, limit: {1: self_normalised_first(stream, limit)}  # noqa: E731
+    ours = lambda stream, limit: {1: first_decisions(stream, limit)[1]}  # noqa: E731
+    for label, rule in (("self-normalised (first pass; symmetric differences only)", first_pass),
+                        ("betting (lib.canary; any bounded differences)", ours)):
+        cells = []
+        for name, effect, limit in (("simulator", 5.0, 100), ("spread by persona", 5.0, 100),
+                                    ("skewed, mean 0", 0.0, MAX_PAIRS[-1]), ("bimodal", 5.0, MAX_PAIRS[-1])):
+            rng = random.Random(f"{seed}-compare-{name}")
+            found = [rule(shapes[name](rng, effect), limit) for _ in range(canaries)]
+            got = rates(found, 1, limit)
+            if name == "skewed, mean 0":
+                cells.append(f"{got['adopted']:.1%} / {got['adopted'] + got['rolled_back']:.1%}")
+            elif name == "bimodal":
+                cells.append(f"{got['pairs']:.0f}")
+            else:
+                cells.append(f"{got['adopted']:.1%}")
+        print(f"| {label} | {' | '.join(cells)} |")
 
 
 def outlook_check(canaries: int, seed: int) -> None:
@@ -325,7 +321,7 @@ def outlook_check(canaries: int, seed: int) -> None:
 
         def normal(rng=rng, spread=spread):
             while True:
-                yield rng.gauss(5.0, spread)
+                yield max(-canary.BOUND, min(canary.BOUND, rng.gauss(5.0, spread)))
         pairs = sorted((first_decisions(normal(), 20_000)[1] or (20_001, 0))[0] for _ in range(canaries))
         print(f"| {spread:g} | {canary.pairs_for_effect(spread)} | {pairs[len(pairs) // 2]} | "
               f"{pairs[int(len(pairs) * 0.9)]} |")
@@ -419,9 +415,9 @@ def cut_adoption(plan: list[tuple[int, bool]], personas: int, cut: float, fixed_
     adopted = 0
     for _ in range(canaries):
         start = rng.randrange(len(plan))
-        n = total = squares = 0
+        wealth = canary.Wealth()
         step = 0
-        while n < max_pairs:
+        while wealth.n < max_pairs:
             persona, candidate_first = plan[(start + step) % len(plan)]
             step += 1
             active = rng.gauss(levels[persona], spreads[persona])
@@ -429,9 +425,8 @@ def cut_adoption(plan: list[tuple[int, bool]], personas: int, cut: float, fixed_
             late = active if (candidate_first and not fixed_order) else candidate
             if late < levels[persona] and rng.random() < cut:
                 continue
-            d = round(clip(candidate)) - round(clip(active))
-            n, total, squares = n + 1, total + d, squares + d * d
-            look = canary.decide_from_sums(n, total, squares, max_pairs)
+            wealth = wealth.add(round(clip(candidate)) - round(clip(active)))
+            look = canary.decide_from_wealth(wealth, max_pairs)
             if look.decision != canary.PENDING:
                 adopted += look.decision == canary.ADOPTED
                 break
@@ -456,14 +451,14 @@ def main(argv: list[str] | None = None) -> None:
           f"effect {tactic_effect(plus_five):+.2f} moves the score by {statistics.mean(checked):+.2f} ± "
           f"{statistics.stdev(checked) / len(checked) ** 0.5:.2f} (s.e.)")
     margin = 2 * math.sqrt(0.025 * 0.975 / canaries)
-    print(f"rule: lib.canary (self-normalised test, rho={canary.MIXTURE_VARIANCE:g}, from {canary.MIN_PAIRS} pairs); "
+    print(f"rule: lib.canary (betting, bets {canary.BETS}, from {canary.MIN_PAIRS} pairs); "
           f"{canaries} canaries per shape and effect, one path to 10,000 pairs serving every max; Monte-Carlo "
           f"margin (2 s.e.) at 2.5%: ±{margin:.1%}\n")
     names = list(shape_streams(simulator))
     checks = min(20, canaries)
     with multiprocessing.Pool(2) as pool:
         shapes = pool.map(shape_rows, [(name, simulator, canaries, checks, args.seed) for name in names])
-    print(f"checked: {checks} canaries per shape and effect replayed through lib.canary.decide_from_sums at "
+    print(f"checked: {checks} canaries per shape and effect replayed through lib.canary.decide_from_wealth at "
           f"max 100 and 1,000, every run size: identical decisions")
     header = ("| shape | spread | pairs/run | no effect: adopted / both, max 100 | max 1,000 | max 10,000 | "
               "+5 adopted ≤100 pairs | +5 pairs to decision |")
@@ -485,12 +480,12 @@ def main(argv: list[str] | None = None) -> None:
                 failures.append((shape["name"], k, "+5"))
             print(f"| {shape['name']} | {shape['spread']:.1f} | {k} | {' | '.join(cells)} | {power['adopted']:.1%} | "
                   f"{to_decision['pairs']:.0f} |")
-    bet = betting_power(simulator, 5.0, 100, min(canaries, 500), args.seed)
-    print(f"\nfor comparison, the bounded-means betting rule adopts +5 within 100 pairs in {bet:.1%} of canaries at "
-          f"the simulator's spread (pairs looked at one by one)")
+    compare_first_pass(simulator, min(canaries, 500), args.seed)
     if not args.quick:
         outlook_check(min(canaries, 1000), args.seed)
-        power_options(simulator, min(canaries, 500), args.seed)
+        from bench.canary_head_to_head import head_to_head_power
+
+        head_to_head_power(simulator, min(canaries, 500), args.seed, args.spread_pairs)
         pairing(canaries)
     print(f"\n{'every goal held' if not failures else f'goals missed: {failures}'} "
           f"({time.monotonic() - started:.0f}s)")

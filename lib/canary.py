@@ -9,30 +9,30 @@ a number in [−100, 100].
 After every run the follow-ups (`lib.followups`) read all the pairs so far, ask `decide`, record
 the look and post a decision to Slack; this module only decides (no settings, store or Slack):
 
-* **The decision is a test of "no effect"** that holds at every number of pairs, in finite
-  samples. "No effect" means the two versions are interchangeable: swapping which one a pair's
-  two battles ran changes nothing about the pair's outcomes (cuts included). Because the order
-  within a pair is a fair coin, each difference is then symmetric about 0 given everything before
-  it, and for symmetric differences `exp(λS − λ²V/2)` is a supermartingale for every λ
-  (de la Peña 1999), with S = Σd and V = Σd². Its normal mixture over λ (Howard, Ramdas,
-  McAuliffe and Sekhon 2021, the self-normalised boundary) crosses 1/alpha with probability at
-  most alpha by Ville's inequality, however many looks:
-
-      |S| ≥ sqrt((V + ρ) · ln((V + ρ) / (ρ · alpha²))),   ρ = MIXTURE_VARIANCE
-
-  By the symmetry, a useless candidate is adopted with probability at most alpha/2 (2.5%) and
-  rolled back with at most alpha/2. No boundedness, no variance estimate, no large-n argument.
-* No decision before `MIN_PAIRS` pairs; **adopt** when S is at or above the boundary; **roll
-  back** when at or below minus it; **inconclusive** once `max_pairs` (CANARY_MAX_PAIRS) pairs are
+* **The decision is two bets against the candidate's mean difference**, valid at every number of
+  pairs in finite samples for ANY differences bounded in [−BOUND, BOUND] (no symmetry, no variance,
+  no large-n argument). To adopt, a bettor starts with 1 and stakes, on each pair, the fraction
+  c/BOUND of its wealth per point of d: wealth Π(1 + c·d/BOUND), nonnegative because d ≥ −BOUND.
+  If the differences' mean given the pairs before is ≤ 0 (the candidate is no better), each
+  factor has expectation ≤ 1, so the wealth is a nonnegative supermartingale, and so is an average
+  over several c (`BETS`); by Ville's inequality it ever reaches 2/alpha with probability at most
+  alpha/2 (2.5%), however many looks (Waudby-Smith and Ramdas 2023, betting with constant bets
+  mixed). Rolling back is the mirror bet Π(1 − c·d/BOUND), at most alpha/2 when the candidate is
+  no worse. So a useless candidate is adopted at most 2.5% and decided either way at most 5%.
+* **The price of that guarantee**: c ≤ 1 caps the bet, so the evidence per pair is at most
+  about ln(1 + effect/BOUND): even a candidate 5 points better on every single pair needs 76 pairs
+  (a mean-zero difference can be +5 on 95.2% of pairs and −100 on the rest, and 75 such pairs in
+  a row happen 2.6% of the time). On totals spread 9.5 points, +5 is adopted about 3 times in 4
+  within 100 pairs, not 9 in 10; the largest bet allowed, alone, reaches only about 4 in 5
+  (docs/versions.md). A verdict with a tight bound (the head-to-head, [−1, 1]) bets far harder.
+* No decision before `MIN_PAIRS` pairs; **adopt** when the adopting bet reaches 2/alpha; **roll
+  back** when the mirror bet does; **inconclusive** once `max_pairs` (CANARY_MAX_PAIRS) pairs are
   in without either; else pending.
-* **The interval shown** (`ci95`) is the same boundary turned around: every μ for which the
-  differences minus μ do not cross it, within [−100, 100]. It excludes 0 exactly when the test
-  decides. As a confidence sequence for the mean difference it is valid at every n under one more
-  assumption: the candidate shifts a pair's difference by a constant μ and leaves it symmetric
-  about μ. Without that assumption the test above still holds; the interval is then a measure
-  of how far from 0 the pairs are, not a guarantee about the mean. (The bounded-means betting
-  interval of Waudby-Smith and Ramdas, 2023, needs no such assumption but pays for the 200-point
-  range: bench.canary measures it, adopting +5 within 100 pairs far less often.)
+* **The interval shown** (`ci95`) is the same bets turned around: every μ for which neither bet on
+  "the mean is μ" (stakes c/(BOUND ± μ), so the wealth stays nonnegative) reaches 2/alpha. It is a
+  95% confidence sequence at every n for the mean difference whenever each pair's difference has
+  mean μ given the pairs before it (any shape, bounded), and from MIN_PAIRS on it excludes 0
+  exactly when the test decides.
 
 `python -m bench.canary` proves the error rates by simulation (and prints them);
 `tests/unit/test_canary.py` runs a smaller version.
@@ -40,18 +40,20 @@ the look and post a decision to Slack; this module only decides (no settings, st
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeGuard
 
-ALPHA = 0.05
+ALPHA = 0.05  # both sides together: each bet alpha/2
 MIN_PAIRS = 10
-# The mixture's scale, in squared points: the boundary is tightest when Σd² is a few times this,
-# about 20–60 pairs at the 9–12-point spreads where a 5-point difference becomes visible.
-MIXTURE_VARIANCE = 1500.0
-# The differences' bounds (scores are 0–100): the interval never reaches past them.
-LOW, HIGH = -100.0, 100.0
-INTERVAL_STEP = 0.5  # points: the scan for the interval's ends, refined by bisection to 0.005
+# The differences' bound: scores are 0–100. Also what the interval never reaches past.
+BOUND = 100.0
+# The bets mixed, (c, weight): c is the stake as a fraction of the largest one the bound allows.
+# On score differences the largest bet finds +5 soonest (the bound, not the spread, limits it);
+# the smaller ones keep power on wide, bimodal spreads (bench.canary measured the mix).
+Bets = tuple[tuple[float, float], ...]
+BETS: Bets = ((0.99, 0.9), (0.6, 0.05), (0.3, 0.05))
+THRESHOLD = math.log(2 / ALPHA)  # ln 40: the log-wealth at which a bet decides
 
 PENDING, ADOPTED, ROLLED_BACK, INCONCLUSIVE = "pending", "adopted", "rolled_back", "inconclusive"
 
@@ -67,89 +69,124 @@ class Look:
     skipped: int = 0  # differences left out: not a finite number (never part of a decision)
 
 
-def boundary(squares: float, alpha: float = ALPHA, rho: float = MIXTURE_VARIANCE) -> float:
-    """How far from 0 the sum of the differences must be, given the sum of their squares."""
-    return math.sqrt((squares + rho) * math.log((squares + rho) / (rho * alpha ** 2)))
+@dataclass(frozen=True)
+class Wealth:
+    """The running sums a look needs: n, Σd and, per bet, Σ ln(1 ± c·d/bound)."""
+
+    bets: Bets = BETS
+    bound: float = BOUND
+    n: int = 0
+    total: float = 0.0
+    up: tuple[float, ...] = ()
+    down: tuple[float, ...] = ()
+
+    def add(self, d: float) -> Wealth:
+        bound = self.bound
+        if not (math.isfinite(d) and -bound <= d <= bound):
+            raise ValueError(f"a canary difference must be a finite number in [{-bound:g}, {bound:g}], got {d}")
+        up, down = self.up or (0.0,) * len(self.bets), self.down or (0.0,) * len(self.bets)
+        return replace(self, n=self.n + 1, total=self.total + d,
+                       up=tuple(u + math.log1p(c * d / bound) for u, (c, _) in zip(up, self.bets, strict=True)),
+                       down=tuple(v + math.log1p(-c * d / bound) for v, (c, _) in zip(down, self.bets, strict=True)))
 
 
-def decide_from_sums(n: int, total: float, total_squares: float, max_pairs: int) -> Look:
-    """The decision from running sums (n pairs, Σd, Σd²): what the bench calls after every
-    simulated run (without the interval, which `decide` adds)."""
-    if not (math.isfinite(total) and math.isfinite(total_squares)):
-        raise ValueError(f"canary sums must be finite numbers, got total={total} and squares={total_squares}")
+def mixed(log_wealths: Iterable[float], bets: Bets = BETS) -> float:
+    """ln Σ_j w_j·exp(L_j): the log-wealth of the bets together."""
+    terms = [math.log(w) + L for L, (_, w) in zip(log_wealths, bets, strict=True)]
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms))
+
+
+def decide_from_wealth(wealth: Wealth, max_pairs: int) -> Look:
+    """The decision from the running sums: what the bench calls after every simulated run
+    (without the interval, which `decide` adds)."""
     decision = PENDING
-    if n >= MIN_PAIRS:
-        edge = boundary(total_squares)
-        if total >= edge:
+    if wealth.n >= MIN_PAIRS:
+        up, down = mixed(wealth.up, wealth.bets), mixed(wealth.down, wealth.bets)
+        if up >= THRESHOLD and up >= down:
             decision = ADOPTED
-        elif total <= -edge:
+        elif down >= THRESHOLD:
             decision = ROLLED_BACK
-        elif n >= max_pairs:
+        elif wealth.n >= max_pairs:
             decision = INCONCLUSIVE
-    return Look(decision, n, total / n if n else None, None)
+    return Look(decision, wealth.n, wealth.total / wealth.n if wealth.n else None, None)
 
 
-def decide(diffs: Sequence[float | None], max_pairs: int) -> Look:
+def decide(diffs: Sequence[float | None], max_pairs: int, bound: float = BOUND, bets: Bets = BETS) -> Look:
     """The decision after a look at these paired differences (candidate − active), with its
     interval. A difference that is not a finite number (None, NaN, ±inf) is skipped and counted in
-    `skipped`."""
+    `skipped`; one outside [−bound, bound] is refused (ValueError: the guarantee rests on it)."""
     values = [float(d) for d in diffs if _finite(d)]
-    n, total, squares = len(values), sum(values), sum(v * v for v in values)
-    look = decide_from_sums(n, total, squares, max_pairs)
-    return replace(look, ci95=interval(n, total, squares), skipped=len(diffs) - len(values))
+    wealth = Wealth(bets, bound)
+    for d in values:
+        wealth = wealth.add(d)
+    look = decide_from_wealth(wealth, max_pairs)
+    return replace(look, ci95=interval(values, bound, bets), skipped=len(diffs) - len(values))
 
 
 def _finite(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def interval(n: int, total: float, total_squares: float, alpha: float = ALPHA) -> tuple[float, float] | None:
-    """The boundary turned around (None without pairs): the smallest and largest μ in [−100, 100]
-    for which the differences minus μ stay inside it. From the running sums alone."""
-    if n == 0:
+def _log_wealth(values: list[float], mu: float, side: int, bound: float, bets: Bets) -> float:
+    """The bet that the mean is above μ (side +1) or below it (−1): stakes c/(bound ± μ), the
+    largest that keep every factor positive for differences in [−bound, bound]."""
+    room = bound + side * mu
+    if room <= 0:
+        return math.inf
+    logs = []
+    for c, _ in bets:
+        total = 0.0
+        for d in values:
+            total += math.log1p(side * c * (d - mu) / room)
+        logs.append(total)
+    return mixed(logs, bets)
+
+
+def interval(values: list[float], bound: float = BOUND, bets: Bets = BETS) -> tuple[float, float] | None:
+    """Every μ in [−bound, bound] that neither bet rules out (None without pairs), by bisection:
+    the bet on "above μ" loses wealth as μ grows, the bet on "below μ" gains it."""
+    if not values:
         return None
 
-    def inside(mu: float) -> bool:
-        shifted_squares = max(total_squares - 2 * mu * total + n * mu * mu, 0.0)
-        return abs(total - n * mu) < boundary(shifted_squares, alpha)
+    def end(side: int) -> float:
+        inside, outside = sum(values) / len(values), -side * bound
+        if _log_wealth(values, inside, side, bound, bets) >= THRESHOLD:
+            return inside  # only possible for a handful of identical values: the interval is a point
+        while abs(inside - outside) > 0.005 * bound / BOUND:
+            middle = (inside + outside) / 2
+            inside, outside = (middle, outside) if _log_wealth(values, middle, side, bound, bets) < THRESHOLD \
+                else (inside, middle)
+        return inside
 
-    steps = int((HIGH - LOW) / INTERVAL_STEP)
-    grid = [LOW + INTERVAL_STEP * i for i in range(steps + 1)]
-    hits = [i for i, mu in enumerate(grid) if inside(mu)]
-    centre = total / n
-    if not hits:  # narrower than the scan's step: only the mean's neighbourhood is inside
-        first = last = min(range(len(grid)), key=lambda i: abs(grid[i] - centre))
-        grid_inside = [centre]
-    else:
-        first, last = hits[0], hits[-1]
-        grid_inside = [grid[first], grid[last]]
-
-    def refine(inner: float, outer: float) -> float:
-        while abs(inner - outer) > 0.005:
-            middle = (inner + outer) / 2
-            inner, outer = (middle, outer) if inside(middle) else (inner, middle)
-        return inner
-
-    low = grid_inside[0] if first == 0 else refine(grid_inside[0], grid[first - 1])
-    high = grid_inside[-1] if last == steps else refine(grid_inside[-1], grid[last + 1])
-    return low, high
+    return end(+1), end(-1)
 
 
 # The outlook: how many pairs a 5-point difference needs at the spread observed so far.
 OUTLOOK_EFFECT = 5.0
-# Calibrated, not 1.28: the formula below ignores crossings before n, and with 0.9 it matches the
-# simulated 90th percentile of pairs to a decision within 7% at spreads 5–33 (bench.canary prints it).
+# Calibrated against bench.canary's simulated 90th percentile of pairs to a decision (it prints the check).
 OUTLOOK_POWER_Z = 0.9
+_NORMAL_GRID = [i / 20 for i in range(-120, 121)]  # ±6 standard deviations, for the expectations below
+
+
+def _growth(effect: float, spread: float, c: float) -> tuple[float, float]:
+    """Mean and standard deviation of ln(1 + c·d/BOUND) for d normal(effect, spread), d within the bound."""
+    weights = [math.exp(-z * z / 2) for z in _NORMAL_GRID]
+    logs = [math.log1p(c * min(BOUND, max(-BOUND, effect + spread * z)) / BOUND) for z in _NORMAL_GRID]
+    mean = sum(w * x for w, x in zip(weights, logs, strict=True)) / sum(weights)
+    variance = sum(w * (x - mean) ** 2 for w, x in zip(weights, logs, strict=True)) / sum(weights)
+    return mean, math.sqrt(variance)
 
 
 def pairs_for_effect(spread: float, effect: float = OUTLOOK_EFFECT, limit: int = 100_000) -> int | None:
     """About how many pairs a true difference of `effect` points needs to be adopted nine times in
     ten when the differences spread `spread` points (their standard deviation): the first n where
-    the expected sum, less OUTLOOK_POWER_Z standard deviations, reaches the boundary. None beyond
-    `limit`."""
+    one of the bets' expected log-wealth, less OUTLOOK_POWER_Z standard deviations, reaches the
+    threshold. None beyond `limit`."""
+    bets = [(math.log(w), *_growth(effect, spread, c)) for c, w in BETS]
     n = MIN_PAIRS
     while n <= limit:
-        if effect * n - OUTLOOK_POWER_Z * spread * math.sqrt(n) >= boundary(n * (spread ** 2 + effect ** 2)):
+        if any(log_w + n * mean - OUTLOOK_POWER_Z * sd * math.sqrt(n) >= THRESHOLD for log_w, mean, sd in bets):
             return n
         n = n + 1 if n < 1000 else int(n * 1.01) + 1
     return None

@@ -61,6 +61,10 @@ CLICK_CHANCE, CLICK_BONUS = 0.2, 9.0
 CRITERION_SPREAD = 2.5
 # A re-score (a fresh call on the same transcript) judges the same call with noise of its own.
 RESCORE_SPREAD = 2.0
+# The head-to-head judge compares the two calls' qualities with noise of its own, leans towards the
+# call it reads first by this many points (a position bias, as real models have), and calls a tie
+# when the two look within TIE_MARGIN points.
+HEAD_TO_HEAD_SPREAD, POSITION_BIAS, TIE_MARGIN = 3.0, 2.0, 1.0
 REMEMBERED_BATTLES = 4096
 
 
@@ -159,7 +163,10 @@ class SimulatedTransport:
             time.sleep(timeout)
             raise DeadlineExceeded(f"{model} (simulated) did not answer within {timeout:.1f}s")
         time.sleep(latency)
-        if role == Role.REFEREE:
+        if role == Role.REFEREE and (response_format or {}).get("json_schema", {}).get("name") == "head_to_head":
+            text = json.dumps(head_to_head_answer(rng, *(self.battles.note(s) | {"seed": s}
+                                                          for s in seed.split("|", 1))))
+        elif role == Role.REFEREE:
             rescore = random.Random(f"{seed}|rescore|{nonce}") if nonce else None
             text = json.dumps(referee_verdict(rng, seed, messages, self.battles.note(seed), rescore))
         elif role == Role.SCOUT:
@@ -210,6 +217,17 @@ def referee_verdict(rng: random.Random, seed: str, messages: list[Message], fact
     return {"scores": scores, "feedback": feedback,
             "winning_rebuttal": max(closer_lines[1:] or closer_lines or [""], key=len),
             "seller_agreed": agreed}
+
+
+def head_to_head_answer(rng: random.Random, first: dict[str, Any], second: dict[str, Any]) -> dict[str, str]:
+    """The simulated head-to-head: which call, shown first or second, had the higher quality, as a
+    judge with noise and a lean towards the first call sees it. Its signal is the hidden tactic
+    effects (each call's quality, form included), not the deal's outcome."""
+    gap = (quality(first["seed"], first["difficulty"], first["skill"])
+           - quality(second["seed"], second["difficulty"], second["skill"])
+           + POSITION_BIAS + rng.gauss(0, HEAD_TO_HEAD_SPREAD))
+    better = "tie" if abs(gap) < TIE_MARGIN else "A" if gap > 0 else "B"
+    return {"better": better, "reason": "The better call answered the real objection with specifics."}
 
 
 # ---- the call itself ----

@@ -25,6 +25,10 @@ line ends with `(effect +12)`, the sum of its markers; and the referee, reading 
 scores that much higher or lower. `referee_noise` adds battle-to-battle spread (normal, points),
 drawn from a seeded sequence in request order, so a run with one battle at a time is reproducible.
 
+A head-to-head request (schema `head_to_head`: CALL A and CALL B in one message) is answered by
+the two calls' effects: the larger wins, equal effects tie, unless `head_to_head_lean` is "A" or
+"B": then equal effects go to that position (a judge with a position bias).
+
 Billing, as a provider bills: every request the fake processed is in `ledger` with its usage and
 cost (at the built-in prices), whether or not the client read the answer, even after the client
 gave up or died (`billed()` sums it; `GET /v1/_ledger` serves it to another process). Modes that
@@ -72,6 +76,7 @@ class FakeOpenAI:
         self.referee_random: random.Random | None = None
         self._referee_queue: deque = deque()
         self.referee_noise = 0.0
+        self.head_to_head_lean: str | None = None
         self._noise = random.Random(20240611)
         self.accept_after_turns: int | None = None
         self.taint = ""  # added to every answer's text (inside the verdict's strings): "\u0000" and the like
@@ -269,6 +274,8 @@ class FakeOpenAI:
             text = "{not json"
         elif schema == "defining_moment":
             text = json.dumps(self.moment)
+        elif schema == "head_to_head":
+            text = json.dumps(self._head_to_head(messages))
         elif schema == "closer_proposal":
             text = json.dumps(self.proposal)
         elif schema == "persona_batch":
@@ -340,6 +347,12 @@ class FakeOpenAI:
         line = "I understand. Our offer is in writing, we pay closing costs, and you choose the date."
         effects = [int(value) for value in EFFECT_MARKER.findall(system)]
         return f"{line} (effect {sum(effects):+d})" if effects else line
+
+    def _head_to_head(self, messages: list[dict]) -> dict:
+        calls = (messages[-1]["content"] if messages else "").split("\n\nCALL B:\n", 1)
+        first, second = (sum(int(v) for v in SAID_EFFECT.findall(call)) for call in (calls + [""])[:2])
+        better = "A" if first > second else "B" if second > first else (self.head_to_head_lean or "tie")
+        return {"better": better, "reason": "fake: compared the calls' effects"}
 
     def _verdict(self, messages: list[dict]) -> dict:
         transcript = messages[-1]["content"] if messages else ""

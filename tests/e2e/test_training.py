@@ -102,7 +102,7 @@ def test_append_run_errors_appends_and_returns_the_new_list(store, db):
 
 def test_a_failed_canary_decision_alert_is_kept_in_the_row_and_the_response_beside_other_failures(
         make_settings, psycopg_store, db, fake_openai, slack):
-    seed_canary(db, psycopg_store, won_pairs=10)
+    seed_canary(db, psycopg_store, won_pairs=12)  # 40-point wins: the betting rule adopts from 12
     fake_openai.referee_score = 97  # a breakthrough, so the batch summary goes to Slack too
     slack.status = 500
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1,
@@ -117,7 +117,7 @@ def test_a_failed_canary_decision_alert_is_kept_in_the_row_and_the_response_besi
 
 def test_a_failed_canary_decision_alert_alone_is_saved_on_the_row(make_settings, psycopg_store, db, fake_openai,
                                                                  slack):
-    seed_canary(db, psycopg_store, won_pairs=10)
+    seed_canary(db, psycopg_store, won_pairs=12)  # 40-point wins: the betting rule adopts from 12
     slack.status = 500
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1,
                              SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x")
@@ -171,7 +171,7 @@ def test_a_retried_append_whose_first_answer_was_lost_adds_each_error_once(make_
 def test_a_canary_decision_whose_first_answer_was_lost_is_still_announced(make_settings, fake_postgrest, db,
                                                                           fake_openai, slack):
     store = PostgrestStore(f"{fake_postgrest.base_url}/rest/v1", fake_postgrest.key)
-    seed_canary(db, store, won_pairs=10)
+    seed_canary(db, store, won_pairs=12)  # 40-point wins: the betting rule adopts from 12
     fake_postgrest.answer_lost_fn = {"training_record_canary": 1}
     settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1, SLACK_WEBHOOK_URL=slack.url + "/services/T/B/X")
     try:

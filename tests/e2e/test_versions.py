@@ -92,7 +92,7 @@ def test_a_tactic_that_raises_the_score_is_adopted_by_the_canary(canary_settings
     assert promoted.returncode == 0, promoted.stderr
     assert promoted.stdout.strip() == "candidate v2 created, canary started against v1"
 
-    looks = canary_until_decided(canary_settings(CANARY_MAX_PAIRS=60), psycopg_store, runs=12)
+    looks = canary_until_decided(canary_settings(CANARY_MAX_PAIRS=90), psycopg_store, runs=30)
     assert [look["decision"] for look in looks[:-1]] == ["pending"] * (len(looks) - 1)
     assert looks[-1]["decision"] == "adopted" and looks[-1]["message"] == "v2 adopted: it beat v1"
     assert all(look["plannedPairs"] == 3 for look in looks)
@@ -123,7 +123,7 @@ def test_a_tactic_that_lowers_the_score_is_rolled_back_without_a_person(canary_s
                                                                         database_url, slack):
     tactic = "Tell the seller the offer expires tonight. [fake-effect:-12]"
     assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
-    looks = canary_until_decided(canary_settings(CANARY_MAX_PAIRS=60), psycopg_store, runs=12)
+    looks = canary_until_decided(canary_settings(CANARY_MAX_PAIRS=90), psycopg_store, runs=30)
     assert looks[-1]["decision"] == "rolled_back"
     listing = versions_json(database_url)
     candidate, baseline = listing["versions"]

@@ -82,8 +82,8 @@ def test_a_difference_that_is_not_a_number_never_reaches_the_decision():
     clear_gain = [30.0, 31.0] * canary.MIN_PAIRS
     look = canary.decide([float("nan"), None, float("inf"), *clear_gain], max_pairs=100)
     assert (look.decision, look.pairs, look.skipped) == ("adopted", len(clear_gain), 3)
-    with pytest.raises(ValueError, match="must be finite"):
-        canary.decide_from_sums(20, float("nan"), 1.0, 100)
+    with pytest.raises(ValueError, match="must be a finite number"):
+        canary.Wealth().add(float("nan"))
 
 
 def test_a_stale_look_cannot_overwrite_newer_figures(candidate):

@@ -37,7 +37,7 @@ def loop_settings(make_settings, slack, fake_openai, psycopg_store):
 
     def make(**env):
         return make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=1, BATTLE_MAX_TURNS=1,
-                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x", CANARY_MAX_PAIRS=60, **env)
+                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x", CANARY_MAX_PAIRS=90, **env)
 
     return make
 
@@ -53,7 +53,7 @@ def test_a_confirmed_breakthrough_is_queued_run_and_adopted_without_a_person(loo
     assert listing["queue"] == [] and listing["canary"]["text"] == tactic
     assert (listing["canary"]["source"], listing["canary"]["battleId"], listing["canary"]["versionId"]) == \
         ("breakthrough", battle_id, 2)
-    for _ in range(12):
+    for _ in range(30):  # +12 at a spread of 8.5 takes the betting rule about 40 pairs
         batch = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
         if batch["canary"] and batch["canary"]["decision"] != "pending":
             break

@@ -70,6 +70,21 @@ def test_relative_links_resolve(document):
         assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
 
 
+def heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as dashes."""
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("document", sorted(p.name for p in DOCS.glob("*.md")) + ["../README.md"])
+def test_links_to_a_heading_find_it(document):
+    path = (DOCS / document).resolve()
+    text = path.read_text()
+    for target, anchor in re.findall(r"\]\(([^)#:]*)#([^)]+)\)", text):
+        linked = (path.parent / target).read_text() if target else text
+        assert anchor in heading_anchors(linked), f"{path.name} links to {target}#{anchor}: no such heading"
+
+
 def documented_names(cell: str) -> set[str]:
     """The names a table's first cell documents: `a`, `b` or `battle&id=<uuid>` (the part before `&`)."""
     return {name.split("&")[0] for name in re.findall(r"`([^`]+)`", cell)}
