@@ -1,12 +1,12 @@
 # The README's commands. `make train` runs a batch on the embedded defaults (embedded PostgreSQL,
 # simulated LLM, no keys); `make test` runs the linter and the type checker, then the test suite
-# (any finding fails it before a test runs); `make lint` runs only the first two. All set up .venv
-# on first use.
+# (any finding fails it before a test runs); `make lint` runs only the first two; `make test-unit`
+# runs only tests/unit (no PostgreSQL, no processes: seconds). All set up .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: train test lint screenshots clean
+.PHONY: train test test-unit lint screenshots clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest -q
+
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit
 
 # The dashboard screenshots, from simulated data (needs Debian's chromium), in artifacts/screenshots/;
 # `make screenshots DOCS=1` replaces the README's in docs/screenshots/.

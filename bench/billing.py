@@ -20,13 +20,13 @@ from decimal import Decimal
 import psycopg
 
 from bench.common import bench_database, table
+from devtools.fakes.openai_server import FakeOpenAI
+from devtools.harness import child_env, wait_until
 from lib import scout
 from lib.app import make_llm
 from lib.config import PROJECT_ROOT, Settings
 from lib.runner import RunRefused, run_batch
 from lib.store.queries import Queries
-from tests.conftest import child_env, wait_until
-from tests.fakes.openai_server import FakeOpenAI
 
 
 def settings_for(fake: FakeOpenAI, **env) -> Settings:

@@ -36,9 +36,9 @@ def bench_database(personas: int = 60):
 def fake_openai(latency: float, jitter: float = 0.0, **limits):
     """The fake in its own process, as a real server would be: it does not compete for our GIL.
 
-    `limits`: rpm, tpm, start_level (see tests/fakes/openai_server.py)."""
+    `limits`: rpm, tpm, start_level (see devtools/fakes/openai_server.py)."""
     options = [f"--{name.replace('_', '-')}={value}" for name, value in limits.items() if value is not None]
-    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.openai_server", "--latency", str(latency),
+    process = subprocess.Popen([sys.executable, "-m", "devtools.fakes.openai_server", "--latency", str(latency),
                                 "--jitter", str(jitter), *options], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                                text=True)
     try:

@@ -22,7 +22,7 @@ import requests
 
 from bench.common import table
 from bench.dashboard_data import dashboard_database, serve
-from tests.seeding import seed_battles
+from devtools.seeding import seed_battles
 
 # The first release's feed (c8e0f07), kept here only to measure against: a CTE read twice is
 # materialised, with every battle and its transcript, on every poll.

@@ -3,7 +3,7 @@
     python -m bench.resources
 
 Both transports run the same batch against the same real SQL: psycopg directly, PostgREST
-through the `responses` stand-in that hands each RPC to PostgreSQL (tests/fakes/postgrest.py).
+through the `responses` stand-in that hands each RPC to PostgreSQL (devtools/fakes/postgrest.py).
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from collections import Counter
 import responses
 
 from bench.common import bench_database, fake_openai, reset, settings_for, table
+from devtools.fakes.postgrest import FakePostgrest
 from lib.app import make_llm
 from lib.runner import run_batch
 from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
-from tests.fakes.postgrest import FakePostgrest
 
 BATTLES, TURNS = 5, 3
 

@@ -35,7 +35,7 @@ the look and post a decision to Slack; this module only decides (no settings, st
   exactly when the test decides.
 
 `python -m bench.canary` proves the error rates by simulation (and prints them);
-`tests/test_canary.py` runs a smaller version.
+`tests/unit/test_canary.py` runs a smaller version.
 """
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ from lib.redact import redact
 from lib.referee import render_transcript
 from lib.spending import BudgetReached, spend
 from lib.store import JSONObject, Store, Unavailable
-from lib.store.queries import Queries, Rescore, ScoutWork
+from lib.store.queries import Queries
+from lib.store.scout_queries import Rescore, ScoutWork
 from lib.text import clean_model_text
 
 SCAN_LIMIT = 20

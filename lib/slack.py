@@ -19,7 +19,8 @@ from lib.config import Settings
 from lib.log import log
 from lib.redact import redact
 from lib.store.proposal_queries import Proposal
-from lib.store.queries import BatchSummary, CanaryRecord, ScoutWork
+from lib.store.queries import BatchSummary, CanaryRecord
+from lib.store.scout_queries import ScoutWork
 from lib.store.views import RefereeConsistency
 
 if TYPE_CHECKING:

@@ -6,33 +6,24 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 import responses
 
+from devtools.fakes.postgrest import FakePostgrest
+from devtools.harness import child_env as child_env
+from devtools.harness import wait_until as wait_until
 from lib.config import PROJECT_ROOT
 from lib.store.embedded import EmbeddedPostgres
 from lib.store.postgrest import PostgrestStore
 from lib.store.psycopg import PsycopgStore
-from tests.fakes.postgrest import FakePostgrest
 
 # The dashboard's browser fixtures (Chromium, the served dashboard, a page), for the dashboard tests.
 pytest_plugins = ["tests.dashboard_page"]
 
 TEST_DATABASE = "training_test"
-# Settings a developer's shell may hold; a child process of a test starts without them.
-PROJECT_VARIABLES = ("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI", "CRON", "SLACK", "VERCEL", "USE_LOCAL_DB",
-                     "LOCAL_DB_URL", "LLM_PROVIDER", "ADMIN_PASSWORD")
-
-
-def child_env(**settings) -> dict:
-    """The environment for a CLI or server process: this one's, minus project settings, plus these."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_VARIABLES)}
-    env.update({k: str(v) for k, v in settings.items() if v is not None})
-    return env
 TABLES = ("training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, training_rescores, "
           "training_referee_calibrations, training_referee_drift_alerts, training_versions, training_proposals, training_spends")
 
@@ -92,7 +83,7 @@ def store(request, db, database_url):
 
 @pytest.fixture
 def fake_openai():
-    from tests.fakes.openai_server import FakeOpenAI
+    from devtools.fakes.openai_server import FakeOpenAI
 
     fake = FakeOpenAI(latency=0.02).start()
     yield fake
@@ -132,25 +123,6 @@ def seed_personas(store, count: int) -> list[str]:
 # this much added for a loaded 2-core machine, where a ready thread may wait for a core. How fast
 # things are is measured in bench/, not asserted here.
 LOAD_MARGIN_MS = 1500
-
-
-def wait_until(predicate, timeout: float, message: str = "", pause=None):
-    """Polls `predicate` until it returns something truthy (returned), or fails after `timeout` s.
-
-    The one way a test waits for something to happen: never a bare sleep standing in for it.
-    `pause` is how to wait between checks (a page's own wait, say); by default 20 ms.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message or 'the condition'}")
-        if pause is None:
-            time.sleep(0.02)
-        else:
-            pause()
 
 
 class Background:
@@ -225,7 +197,7 @@ class Server:
 
 @pytest.fixture
 def slack():
-    from tests.fakes.receiver import Receiver
+    from devtools.fakes.receiver import Receiver
 
     receiver = Receiver()
     yield receiver

@@ -1,6 +1,6 @@
 """What the dashboard's browser tests share: headless Chromium (Debian's, driven by playwright), the
 dashboard under `python -m lib serve`, a page that must stay offline and error-free, and rows to
-show (tests/test_dashboard.py, tests/test_dashboard_charts.py)."""
+show (tests/e2e/test_dashboard.py, tests/e2e/test_dashboard_charts.py)."""
 import json
 import os
 import re

@@ -16,9 +16,9 @@
 -- * A function change is an edit of its file in lib/sql/functions/ (`drop function if exists` of
 --   the old signature there when its arguments change). Every function is named training_… :
 --   Supabase's public schema is shared with the host app.
--- * tests/test_migrations.py proves a database built by the migrations equals one built by this
+-- * tests/migrations/test_migrations.py proves a database built by the migrations equals one built by this
 --   file (tables, columns, constraints, indexes, functions, grants, comments), and
---   tests/test_schema_upgrade.py upgrades each release's frozen schema (tests/upgrade/) holding
+--   tests/migrations/test_schema_upgrade.py upgrades each release's frozen schema (tests/migrations/upgrade/) holding
 --   rows.
 -- ---------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 from lib import canary
 from lib.store.queries import Queries
 from tests.conftest import seed_personas
-from tests.test_versions import breakthrough
+from tests.e2e.test_versions import breakthrough
 
 
 def start_canary_run(queries, batch_size: int = 4) -> dict:

@@ -3,7 +3,7 @@ built by lib/sql/schema.sql, each release's database upgrades to the same shape 
 kept, two migrates at once apply each step once, and `migrate --print` / `--supabase` build the
 same database as `python -m lib migrate`.
 
-When a release ships, save its lib/sql/schema.sql and functions beside tests/upgrade/schema-*.sql
+When a release ships, save its lib/sql/schema.sql and functions beside tests/migrations/upgrade/schema-*.sql
 and upgrade from it here too.
 """
 import subprocess
@@ -22,7 +22,7 @@ from lib.store.migrations import LOCK_KEY, migrations, print_sql, supabase_files
 from lib.store.psycopg import PsycopgStore
 from lib.store.queries import Queries, Trigger
 from tests.conftest import child_env, fresh_database, wait_until
-from tests.test_schema_upgrade import FIRST_RELEASE, seed_with_first_release, snapshot
+from tests.migrations.test_schema_upgrade import FIRST_RELEASE, seed_with_first_release, snapshot
 
 UPGRADE = Path(__file__).parent / "upgrade"
 SECOND_RELEASE = UPGRADE / "schema-e40f24c.sql"

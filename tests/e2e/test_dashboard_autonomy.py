@@ -7,7 +7,7 @@ from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from tests.conftest import seed_personas, wait_until
 from tests.dashboard_page import PASSWORD, insert_battle, loaded, new_page
-from tests.test_proposals import taken_version
+from tests.integration.test_proposals import taken_version
 
 
 @pytest.fixture

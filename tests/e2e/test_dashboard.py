@@ -1,6 +1,6 @@
 """The training monitor in a real headless Chromium (Debian's, driven by playwright), as a reviewer
 uses it: against `python -m lib serve` and the real database, with the keyboard, axe-core, the
-server stopped, and at phone width. The charts: tests/test_dashboard_charts.py."""
+server stopped, and at phone width. The charts: tests/e2e/test_dashboard_charts.py."""
 import json
 import re
 import uuid
@@ -14,7 +14,7 @@ from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
 from tests.conftest import seed_personas, wait_until
 from tests.dashboard_page import ARTIFACTS, PASSWORD, SERIOUS, insert_battle, insert_run, loaded, new_page
-from tests.test_cli import run_cli
+from tests.e2e.test_cli import run_cli
 
 # ---- what worked before, and still must ------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from lib.app import make_llm
 from lib.budget import price_for, usage_cost
 from lib.config import PROJECT_ROOT, Settings
 from lib.llm import CallContext, Usage
-from lib.store.queries import Queries, Rescore
+from lib.store.queries import Queries
+from lib.store.scout_queries import Rescore
 from tests.conftest import SECRET, child_env, seed_personas
 
 AUTH = {"Authorization": f"Bearer {SECRET}"}

@@ -6,9 +6,9 @@ import time
 import pytest
 import requests
 
+from devtools.fakes.receiver import Receiver
 from lib import slack as slack_api
 from tests.conftest import BYPASS, SECRET, free_port, seed_personas
-from tests.fakes.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 

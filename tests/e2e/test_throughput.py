@@ -102,7 +102,7 @@ def test_fan_out_without_the_deployments_url_runs_one_and_says_why(start_server,
 @pytest.fixture
 def deployment():
     """Where NEXT_PUBLIC_APP_URL points: a receiver, and another host it may redirect to."""
-    from tests.fakes.receiver import Receiver
+    from devtools.fakes.receiver import Receiver
 
     target, elsewhere = Receiver(), Receiver()
     yield target, elsewhere

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import requests
 
+from devtools.fakes.receiver import Receiver
 from lib.config import PROJECT_ROOT
 from tests.conftest import SECRET, child_env, free_port, seed_personas, wait_until
-from tests.fakes.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 

@@ -162,11 +162,11 @@ def test_a_unique_violation_is_a_conflict_on_both_transports(store, db):
 def test_an_anon_or_publishable_key_is_named_as_the_rejected_service_role_key(pg_server, make_settings, public_key):
     """On Supabase the anon role may execute none of our functions: the run is refused as a key problem,
     not answered "No active personas found"."""
+    from devtools.fakes.postgrest import FakePostgrest
     from lib.app import make_llm
     from lib.runner import run_batch
     from tests.conftest import fresh_database, seed_personas
-    from tests.fakes.postgrest import FakePostgrest
-    from tests.test_schema import SUPABASE_ROLES
+    from tests.migrations.test_schema import SUPABASE_ROLES
 
     url = fresh_database(pg_server, "supabase_anon_key_test")
     with psycopg.connect(url, autocommit=True) as conn:

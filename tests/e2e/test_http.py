@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from devtools.fakes.receiver import Receiver
 from lib.config import PROJECT_ROOT
 from lib.store.queries import Queries
 from tests.conftest import (
@@ -20,7 +21,6 @@ from tests.conftest import (
     free_port,
     seed_personas,
 )
-from tests.fakes.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 

@@ -2,8 +2,7 @@
 import ast
 from pathlib import Path
 
-LIB = Path(__file__).resolve().parent.parent / "lib"
-
+LIB = Path(__file__).resolve().parents[2] / "lib"
 
 
 def module_name(path: Path) -> str:
@@ -87,15 +86,15 @@ def test_the_llm_client_knows_neither_the_battle_nor_the_simulator():
     assert not graph["lib.budget"] & {"lib.llm", "lib.battle", "lib.simulator", "lib.app"}
 
 
-if __name__ == "__main__":  # python -m tests.test_imports: the graph, and the first cycle if any
+if __name__ == "__main__":  # python -m tests.unit.test_imports: the graph, and the first cycle if any
     graph = import_graph()
     for name in sorted(graph):
         print(f"{name} -> {', '.join(sorted(graph[name])) or '-'}")
     print("cycle:", " -> ".join(find_cycle(graph) or ["none"]))
 
 
-# The query layer: lib/store/queries.py, and the proposal queue's (split off by concern).
-QUERY_LAYER = ("queries.py", "proposal_queries.py", "money.py")
+# The query layer: lib/store/queries.py, and the parts split off it by concern.
+QUERY_LAYER = ("queries.py", "proposal_queries.py", "money.py", "scout_queries.py")
 
 
 def test_no_module_outside_the_query_layer_names_a_sql_function():
@@ -114,13 +113,3 @@ def test_no_module_outside_the_query_layer_names_a_sql_function():
 def test_the_canary_only_decides():
     """The canary's rule knows no settings, store or Slack: lib.followups gathers, records and alerts."""
     assert not {t for t in import_graph()["lib.canary"] if t.startswith("lib")}
-
-
-def test_the_production_dashboard_loads_neither_the_local_server_nor_the_embedded_postgresql():
-    import subprocess
-    import sys
-
-    loaded = subprocess.run([sys.executable, "-c", "import sys, lib.dashboard; print(' '.join(sys.modules))"],
-                            cwd=LIB.parent, capture_output=True, text=True, timeout=60, check=True).stdout.split()
-    assert "lib.dashboard" in loaded
-    assert not {"lib.serve", "lib.store.embedded"} & set(loaded)

@@ -6,9 +6,9 @@ import time
 import psycopg
 import requests
 
+from devtools.seeding import seed_battles
 from lib.store.queries import Queries
 from tests.conftest import seed_personas
-from tests.seeding import seed_battles
 
 PASSWORD = "dash-sql-pw-71"
 

@@ -3,10 +3,10 @@ from decimal import Decimal
 
 import pytest
 
+from devtools.fakes.receiver import Receiver
 from lib.app import make_llm
 from lib.training import train_once
 from tests.conftest import assert_every_battle_ended, seed_personas
-from tests.fakes.receiver import Receiver
 
 BILLING_URL = "https://platform.openai.com/settings/organization/billing"
 

@@ -1,8 +1,8 @@
 """Upgrading in place: a database of the first release, holding data, takes today's schema.
 
-`tests/upgrade/schema-f6740ef.sql` is `lib/sql/schema.sql` as released at commit f6740ef (the
-release before the `training_` prefix); these are its row checks. tests/test_migrations.py
-upgrades from every release (the second: tests/upgrade/schema-e40f24c.sql) and compares the
+`tests/migrations/upgrade/schema-f6740ef.sql` is `lib/sql/schema.sql` as released at commit f6740ef (the
+release before the `training_` prefix); these are its row checks. tests/migrations/test_migrations.py
+upgrades from every release (the second: tests/migrations/upgrade/schema-e40f24c.sql) and compares the
 result with a fresh install.
 """
 from decimal import Decimal

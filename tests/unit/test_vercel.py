@@ -70,5 +70,5 @@ def test_no_function_config_key_that_the_python_builder_ignores():
 def test_a_cli_deploy_uploads_no_local_data():
     ignored = {line.strip() for line in (PROJECT_ROOT / ".vercelignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
-    assert {".data/", "artifacts/", "tests/", "bench/", ".ci/", ".venv/"} <= ignored
+    assert {".data/", "artifacts/", "tests/", "devtools/", "bench/", ".ci/", ".venv/"} <= ignored
     assert not ignored & {"api/", "lib/", "requirements.txt", "vercel.json"}, "the functions need these"

@@ -10,7 +10,7 @@ from lib.store import Rejected
 from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
 from tests.conftest import seed_personas
-from tests.test_versions import breakthrough, cli, decisions_in_slack, trained_batch
+from tests.e2e.test_versions import breakthrough, cli, decisions_in_slack, trained_batch
 
 
 def confirmed_breakthrough(db, snippet: str, confirm_score: float = 97) -> str:

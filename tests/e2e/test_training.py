@@ -8,14 +8,14 @@ import pytest
 import requests
 import responses
 
+from devtools.fakes.receiver import Receiver
+from devtools.seeding import seed_canary
 from lib.app import make_llm
 from lib.config import PROJECT_ROOT
 from lib.store import Rejected
 from lib.store.postgrest import PostgrestStore
 from lib.training import train_once
 from tests.conftest import SECRET, child_env, seed_personas
-from tests.fakes.receiver import Receiver
-from tests.seeding import seed_canary
 
 SUMMARY_FAILED = "Batch summary to Slack failed: Slack answered HTTP 500"
 

@@ -1,0 +1,38 @@
+"""What tests and benchmarks share to drive processes: their environment, and waiting on a condition."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+# Settings a developer's shell may hold; a child process of a test starts without them.
+PROJECT_VARIABLES = ("SUPABASE", "SANDBOX", "NEXT_PUBLIC", "OPENAI", "CRON", "SLACK", "VERCEL", "USE_LOCAL_DB",
+                     "LOCAL_DB_URL", "LLM_PROVIDER", "ADMIN_PASSWORD")
+
+
+def child_env(**settings: Any) -> dict[str, str]:
+    """The environment for a CLI or server process: this one's, minus project settings, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_VARIABLES)}
+    env.update({k: str(v) for k, v in settings.items() if v is not None})
+    return env
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, message: str = "",
+               pause: Callable[[], Any] | None = None) -> Any:
+    """Polls `predicate` until it returns something truthy (returned), or fails after `timeout` s.
+
+    The one way a test waits for something to happen: never a bare sleep standing in for it.
+    `pause` is how to wait between checks (a page's own wait, say); by default 20 ms.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message or 'the condition'}")
+        if pause is None:
+            time.sleep(0.02)
+        else:
+            pause()
