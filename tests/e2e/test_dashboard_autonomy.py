@@ -62,6 +62,17 @@ def test_the_versions_panel_fits_its_width_at_1440px(browser, dashboard, psycopg
     assert buttons >= 3
 
 
+def test_an_empty_queue_with_nothing_decided_shows_no_stray_text(browser, dashboard, psycopg_store, db):
+    seed_personas(psycopg_store, 3)
+    context, page = new_page(browser, dashboard, {"width": 1440, "height": 900})
+    loaded(page, dashboard.page_url)
+    page.wait_for_selector("#autonomy form.propose")
+    text = page.locator("#autonomy").inner_text()
+    context.close()
+    assert "The queue is empty." in text
+    assert "null" not in text and "undefined" not in text
+
+
 def test_quality_over_time_and_the_proposal_queue_with_its_actions(browser, dashboard, psycopg_store, db):
     seed_personas(psycopg_store, 3)
     decided_versions(psycopg_store, db, 2)

@@ -6,7 +6,6 @@ const Autonomy = (() => {
   const box = $("#autonomy");
   const PALETTE = ["#1f77b4", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22"];
   const W = 640, H = 220, M = { left: 34, right: 10, top: 12, bottom: 22 };
-  let available = true;
 
   function chart(data) {
     const points = data.points || [];
@@ -112,16 +111,14 @@ const Autonomy = (() => {
       proposeForm(),
       decided.length ? el("details", {}, el("summary", { text: "Recently decided" }),
         el("ul", { class: "plain" }, ...decided.map((p) => el("li", { text: `#${p.id} ${p.status.replace("_", " ")}: ${describe(p)}` +
-          (p.outcome ? ` (${p.outcome})` : "") })))) : null);
+          (p.outcome ? ` (${p.outcome})` : "") })))) : "");
   }
 
   async function load() {
-    if (!available) return;
     try {
       const [quality, proposals] = await Promise.all([get("quality"), get("proposals")]);
       render(quality, proposals);
     } catch (error) {
-      if (error.unknownView) { available = false; unavailable(box, "autonomous training"); return; }
       panelError(box, error);
       throw error;
     }
