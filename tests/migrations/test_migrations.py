@@ -336,7 +336,7 @@ def test_the_cli_says_what_it_did_and_prints_the_script(pg_server, tmp_path):
 
     assert cli().startswith(f"installed lib/sql/schema.sql (fresh database; {len(ALL_MIGRATIONS)} migrations")
     assert cli().splitlines() == ["up to date: no migration pending", "functions re-applied (runs, scout, referee, "
-                                  "versions, proposals, dashboard, budget, upkeep, grants)"]
+                                  "canary, versions, proposals, dashboard, budget, upkeep, grants)"]
     assert cli("--print") == print_sql()
     out = cli("--supabase", str(tmp_path / "supabase" / "migrations"))
     assert out.splitlines()[-1] == f"{len(ALL_MIGRATIONS) + 1} files written"
