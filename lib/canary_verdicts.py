@@ -4,7 +4,7 @@ Before the canary's look, each complete pair without a verdict gets one `lib.hea
 (the calls' order a fair coin), paid from a block of the budget like the scout's
 (`lib.spending.spend`), and its verdict (+1, 0, −1 from the candidate's side) is stored on the
 candidate's battle. A pair whose call fails stays unjudged and is judged at the next look; the
-look decides on the verdicts judged so far (`training_canary_pairs('head_to_head')`).
+look decides on the verdicts judged so far.
 """
 from __future__ import annotations
 
