@@ -428,7 +428,7 @@ def cmd_referee_check(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
     with _store(settings) as store:
-        listing = Queries(store).versions(settings.canary_max_pairs)
+        listing = Queries(store).versions(settings.canary_max_pairs, settings.canary_verdict)
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
@@ -442,9 +442,10 @@ def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
               f"{v['pairs']:>5} {diff:>6}  {interval:<15} {v['change']}")
     canary = listing["canary"]
     if canary:
+        unit = "head-to-head verdicts" if canary["unit"] == "head_to_head" else "points"
         print(f"canary: v{canary['candidateId']} against v{canary['activeId']}, {canary['pairs']} of at most "
-              f"{canary['maxPairs']} pairs")
-        if canary["spread"] is not None:
+              f"{canary['maxPairs']} pairs, measured in {unit}")
+        if canary["spread"] is not None and canary["unit"] == "score":
             needed = canary["pairsFor5"]
             print(f"at this spread ({canary['spread']:.1f} points), a 5-point difference takes about "
                   + (f"{needed} pairs in all ({canary['morePairsFor5']} more)" if needed else "more than 100,000 pairs")

@@ -34,6 +34,7 @@ OPENAI_KEY_VARS = ("SANDBOX_OPENAI_API_KEY", "OPENAI_API_KEY")
 LLM_PROVIDERS = ("openai", "simulated")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 AUTO_PROPOSE_CHOICES = ("off", "breakthroughs", "all")
+CANARY_VERDICT_CHOICES = ("score", "head_to_head")
 # KILL_SWITCH_THRESHOLD_USD lands in training_runs.cost_cap, numeric(12, 6). Below a cent not one
 # call fits; above $10,000 a batch it is a typo, not a budget.
 COST_CAP_MIN, COST_CAP_MAX, COST_CAP_DECIMALS = Decimal("0.01"), Decimal("10000"), 6
@@ -145,6 +146,9 @@ SETTINGS: tuple[Setting, ...] = (
                                    "personas first (above 0, at most 0.5)"),
     Setting("CANARY_MAX_PAIRS", "100", "pairs after which an undecided canary is inconclusive (the active version "
                                        "stays)"),
+    Setting("CANARY_VERDICT", "score", "what a canary pair's difference is: `score` (candidate score − active score, "
+                                       "in points) or `head_to_head` (one referee call judges both calls of each "
+                                       "pair: a verdict of +1, 0 or −1, docs/versions.md)"),
     Setting("AUTO_PROPOSE", "off", "`breakthroughs`: confirmed breakthroughs' tactics enter the proposal queue by "
                                    "themselves; `all`: the proposer's proposals too (docs/versions.md)"),
     Setting("MAX_ACTIVE_TACTICS", "12", "the most tactics a version holds; an addition beyond it first proposes "
@@ -238,6 +242,7 @@ class Settings:
     # active battle on the same persona, and the pairs after which an undecided canary is inconclusive.
     canary_share: float
     canary_max_pairs: int
+    canary_verdict: str  # CANARY_VERDICT_CHOICES
     # The autonomous loop (lib/proposals.py): what enters the proposal queue by itself, the most
     # tactics a version holds, and the proposer (off without a model).
     auto_propose: str
@@ -307,6 +312,7 @@ class Settings:
                                       meaning="the candidate's share of a run's battles, each paired with an "
                                               "active battle on the same persona"),
             canary_max_pairs=env.integer("CANARY_MAX_PAIRS", minimum=10, maximum=100_000),
+            canary_verdict=env.choice("CANARY_VERDICT", CANARY_VERDICT_CHOICES),
             auto_propose=env.choice("AUTO_PROPOSE", AUTO_PROPOSE_CHOICES),
             max_active_tactics=env.integer("MAX_ACTIVE_TACTICS", minimum=1, maximum=100),
             proposer_model=env.text("PROPOSER_MODEL"),

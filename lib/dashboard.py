@@ -217,7 +217,7 @@ def _referee(queries: Queries, query: Query, settings: Settings) -> RefereeRepor
 
 
 def _versions(queries: Queries, query: Query, settings: Settings) -> VersionList:
-    return queries.versions(settings.canary_max_pairs)
+    return queries.versions(settings.canary_max_pairs, settings.canary_verdict)
 
 
 def _tactics(queries: Queries, query: Query, settings: Settings) -> Body:

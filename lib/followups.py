@@ -14,6 +14,7 @@ batch carries them, and the log).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -21,8 +22,10 @@ from urllib.parse import urljoin, urlsplit
 
 from lib import canary, proposals, slack
 from lib.budget import COST_CAP_REACHED
+from lib.canary_verdicts import judge_new_pairs
 from lib.config import ConfigError, Settings
 from lib.deadline import Deadline
+from lib.head_to_head import HEAD_TO_HEAD_BETS
 from lib.llm import LLM
 from lib.log import log
 from lib.redact import redact
@@ -65,7 +68,7 @@ def follow_up(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, *
     the next scan picks its battles up).
     """
     respond_by = run_deadline.extended(RESPONSE_MARGIN_S) if scout == "webhook" else Deadline.none()
-    batch["canary"] = look_at_canary(settings, store, batch, run_deadline, planned_pairs, errors)
+    batch["canary"] = look_at_canary(settings, store, llm, batch, run_deadline, planned_pairs, errors)
     # The autonomous loop's step (the proposer, the queue, the next candidate), after the look.
     proposals.after_run(settings, store, llm, run_deadline=run_deadline, respond_by=respond_by,
                         simulated=batch["simulated"], errors=errors)
@@ -110,13 +113,13 @@ def _save_follow_ups(store: Store, batch: BatchSummary, errors: list[str], notif
         batch["errors"] = [*batch["errors"], *errors, failure]
 
 
-def look_at_canary(settings: Settings, store: Store, batch: BatchSummary, run_deadline: Deadline, planned_pairs: int,
-                   errors: list[str]) -> JSONObject | None:
+def look_at_canary(settings: Settings, store: Store, llm: LLM, batch: BatchSummary, run_deadline: Deadline,
+                   planned_pairs: int, errors: list[str]) -> JSONObject | None:
     """The canary's look after the run (pairs, figures, maybe a decision): what the batch's `canary`
     shows, None without a candidate. Never fails the run: the pairs stay in the battle rows, and
     the next run's look counts them."""
     try:
-        look = _review(settings, store, run_deadline, simulated=batch["simulated"], errors=errors)
+        look = _review(settings, store, llm, run_deadline, simulated=batch["simulated"], errors=errors)
     except Exception as exc:
         errors.append(f"Canary look failed: {type(exc).__name__}: {exc}")
         log("canary_failed", level=logging.WARNING, runId=batch["runId"], error=str(exc))
@@ -129,20 +132,26 @@ def look_at_canary(settings: Settings, store: Store, batch: BatchSummary, run_de
     return look
 
 
-def _review(settings: Settings, store: Store, run_deadline: Deadline, *, simulated: bool,
+def _review(settings: Settings, store: Store, llm: LLM, run_deadline: Deadline, *, simulated: bool,
             errors: list[str]) -> JSONObject | None:
     queries = Queries(store)
+    unit = settings.canary_verdict
+    if unit == "head_to_head":  # what is left of the run's time, and at least as long as a decision's alert
+        judge_new_pairs(settings, store, llm, judge_by=max(run_deadline.at, time.monotonic() + ALERT_MAX_S),
+                        simulated=simulated, errors=errors)
     writes_by = run_deadline.for_writes()
-    pairs = queries.canary_pairs(deadline=writes_by)
+    pairs = queries.canary_pairs(unit, deadline=writes_by)
     if pairs is None:
         return None
-    look = canary.decide(pairs["diffs"], settings.canary_max_pairs)
+    # A verdict reads as ±100 (0 a tie): the same rule and bound as points, with the verdicts' stakes.
+    look = canary.decide(pairs["diffs"], settings.canary_max_pairs,
+                         bets=HEAD_TO_HEAD_BETS if unit == "head_to_head" else canary.BETS)
     rounded = None if look.diff is None else round(look.diff, 2)
     ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
     outcome = queries.record_canary(pairs["candidateId"], look.decision, look.pairs, rounded, ci95,
                                     settings.canary_max_pairs, look_id=str(uuid.uuid4()), deadline=writes_by)
     summary: JSONObject = {"candidateId": pairs["candidateId"], "activeId": pairs["activeId"], "pairs": look.pairs,
-               "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95,
+               "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95, "unit": unit,
                "decision": look.decision if outcome["recorded"] else "superseded"}
     skipped = pairs.get("skipped", 0) + look.skipped
     if skipped:  # unscored or non-finite pairs never reach the decision: say how many and why
@@ -154,7 +163,7 @@ def _review(settings: Settings, store: Store, run_deadline: Deadline, *, simulat
         log("canary_decided", candidateId=pairs["candidateId"], decision=look.decision, pairs=look.pairs,
             diff=rounded)
         summary["message"] = outcome["message"]
-        failure = slack.send(settings, slack.canary_decision_message(outcome, settings.app_url, simulated),
+        failure = slack.send(settings, slack.canary_decision_message(outcome, settings.app_url, simulated, unit),
                              timeout=run_deadline.for_alert(ALERT_MAX_S), candidateId=pairs["candidateId"])
         if failure:
             errors.append(f"Canary decision to Slack failed: {failure} ({outcome['message']})")

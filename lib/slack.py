@@ -259,8 +259,10 @@ CANARY_ICONS = {"adopted": ":white_check_mark:", "rolled_back": ":leftwards_arro
                 "inconclusive": ":grey_question:"}
 
 
-def canary_decision_message(outcome: CanaryRecord, app_url: str | None, simulated: bool = False) -> Payload:
-    """A canary's decision: what changed, the difference with its interval, the number of pairs."""
+def canary_decision_message(outcome: CanaryRecord, app_url: str | None, simulated: bool = False,
+                            unit: str = "score") -> Payload:
+    """A canary's decision: what changed, the difference with its interval (in points, or in
+    head-to-head verdicts with CANARY_VERDICT=head_to_head), the number of pairs."""
     version, parent = outcome["version"], outcome["parent"]
     label = " (simulated LLM)" if simulated else ""
     title = f"{CANARY_ICONS.get(version['decision'] or '', '')} Closer {outcome['message']}{label}".strip()
@@ -270,7 +272,10 @@ def canary_decision_message(outcome: CanaryRecord, app_url: str | None, simulate
     return _message(title, [
         _section(f"*{escape(title)}*"),
         _section(f"*What changed in v{version['id']}*\n{escape(version['change'])}"),
-        _section(f"Score difference against v{parent['id']}: *{diff} points*{interval} over "
+        _section(f"Head-to-head verdicts against v{parent['id']}: *{diff}* (wins − losses per 100 pairs, the "
+                 f"judge seeing both calls){interval} over {version['pairs']} paired battles (same persona, same run)."
+                 if unit == "head_to_head" else
+                 f"Score difference against v{parent['id']}: *{diff} points*{interval} over "
                  f"{version['pairs']} paired battles (same persona, same run)."),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(version.get("note") or "")
                                           or "recorded"}]},

@@ -163,6 +163,9 @@ create table sandbox_battles (
     -- A canary pair's battles: their planned order (1, 2), by a fair coin (training_plan_battles;
     -- with free slots both may start together); null for a battle outside a pair.
     pair_order smallint check (pair_order in (1, 2)),
+    -- On the candidate's battle of a complete pair, the head-to-head verdict (CANARY_VERDICT=
+    -- head_to_head): +1 the candidate's call judged better, −1 worse, 0 a tie; null until judged.
+    pair_verdict smallint check (pair_verdict between -1 and 1),
     check ((status = 'running') = (ended_at is null)),
     check (status = 'completed' or referee_score is null),
     -- A completed battle has a score: the canary and every average read it.
@@ -238,7 +241,7 @@ create table training_referee_drift_alerts (
 -- takes a block of the daily and monthly budget (lib/sql/functions/budget.sql).
 create table training_spends (
     id uuid primary key default gen_random_uuid(),
-    purpose text not null check (purpose in ('scout', 'personas', 'referee_check', 'proposer')),
+    purpose text not null check (purpose in ('scout', 'personas', 'referee_check', 'proposer', 'canary_verdicts')),
     block numeric(20, 12) not null check (block >= 0),
     committed numeric(20, 12) not null default 0 check (committed >= 0),
     recorded numeric(20, 12) not null default 0 check (recorded >= 0),

@@ -26,7 +26,8 @@ MIGRATIONS_DIR = SQL_DIR / "migrations"
 FUNCTIONS_DIR = SQL_DIR / "functions"
 # The order they are applied in: the upkeep after the functions, the grants last (they cover
 # every function defined before them).
-FUNCTION_FILES = ("runs", "scout", "referee", "versions", "proposals", "dashboard", "budget", "upkeep", "grants")
+FUNCTION_FILES = ("runs", "scout", "referee", "canary", "versions", "proposals", "dashboard", "budget", "upkeep",
+                  "grants")
 LOCK_KEY = "autonomous_training_schema"
 _MIGRATION_NAME = re.compile(r"^\d{4}_[a-z0-9_]+$")
 _STEP_QUOTE = "$migration_step$"

@@ -173,8 +173,18 @@ class Canary(TypedDict):
     diff: float | None
     ci95: list[float] | None
     spread: float | None
+    unit: str  # CANARY_VERDICT: "score" (points) or "head_to_head" (verdicts × 100)
     pairsFor5: NotRequired[int | None]  # lib.canary.outlook, added by Queries.versions
     morePairsFor5: NotRequired[int | None]
+
+
+class UnjudgedPair(TypedDict):
+    """A complete canary pair without its head-to-head verdict yet (lib/canary_verdicts.py)."""
+
+    candidateBattleId: str
+    activeBattleId: str
+    candidateTranscript: list[dict[str, str]]
+    activeTranscript: list[dict[str, str]]
 
 
 class VersionList(TypedDict):
@@ -191,10 +201,11 @@ class VersionChange(TypedDict, total=False):
 
 
 class CanaryPairs(TypedDict):
-    """The canary's scored pairs; `skipped` pairs lack a score (`skippedReason` says why)."""
+    """The canary's pairs in `unit`'s terms; `skipped` pairs lack a score or a verdict (`skippedReason`)."""
 
     candidateId: int
     activeId: int
+    unit: str
     diffs: list[float]
     skipped: int
     skippedReason: str | None
@@ -452,13 +463,15 @@ class Queries(MoneyQueries, ScoutQueries):
 
     # ---- closer versions and the canary ----
 
-    def versions(self, max_pairs: int) -> VersionList:
-        """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`) with
-        its outlook (`pairsFor5`, `morePairsFor5`)."""
-        listing = self._one(VersionList, "training_version_list", p_max_pairs=max_pairs)
+    def versions(self, max_pairs: int, unit: str = "score") -> VersionList:
+        """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`, its
+        `unit` CANARY_VERDICT's) with its outlook (`pairsFor5`, `morePairsFor5`; on score points
+        only, where lib.canary.outlook is calibrated, else None)."""
+        listing = self._one(VersionList, "training_version_list", p_max_pairs=max_pairs, p_unit=unit)
         progress = listing["canary"]
         if progress is not None:
-            progress["pairsFor5"], progress["morePairsFor5"] = outlook(progress["pairs"], progress["spread"])
+            progress["pairsFor5"], progress["morePairsFor5"] = (
+                outlook(progress["pairs"], progress["spread"]) if unit == "score" else (None, None))
         return listing
 
     def tactics(self) -> ActiveTactics:
@@ -478,8 +491,17 @@ class Queries(MoneyQueries, ScoutQueries):
         version that was never active is refused unless `force`."""
         return self._one(VersionChange, "training_rollback_version", p_version_id=version_id, p_force=force)
 
-    def canary_pairs(self, *, deadline: float | None = None) -> CanaryPairs | None:
-        return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline)
+    def canary_pairs(self, unit: str = "score", *, deadline: float | None = None) -> CanaryPairs | None:
+        return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline, p_unit=unit)
+
+    def canary_unjudged(self, limit: int, *, deadline: float | None = None) -> list[UnjudgedPair]:
+        items = self.store.call_one("training_canary_unjudged", deadline=deadline, p_limit=limit)
+        return [shaped(UnjudgedPair, item, "training_canary_unjudged") for item in items or []]
+
+    def record_pair_verdict(self, candidate_battle_id: str, verdict: int, *, deadline: float | None = None) -> bool:
+        """Stores a pair's head-to-head verdict (−1, 0, 1); False if the pair already had one."""
+        return bool(self.store.call_one("training_record_pair_verdict", deadline=deadline,
+                                        p_battle_id=candidate_battle_id, p_verdict=verdict))
 
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
                       ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None,

@@ -23,7 +23,8 @@ from tests.conftest import child_env, seed_personas, wait_until
 
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
                   "pairs", "diff", "decidedAt"}
-CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "pairsFor5", "morePairsFor5"}
+CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "unit", "pairsFor5",
+                 "morePairsFor5"}
 
 
 def cli(*args, db_url, **env):
@@ -380,7 +381,8 @@ def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server,
     listing = get("versions")
     assert [v["status"] for v in listing["versions"]] == ["candidate", "active", "retired"]
     assert listing["canary"] == {"candidateId": 3, "activeId": 2, "pairs": 0, "maxPairs": 100, "diff": None,
-                                 "ci95": None, "spread": None, "pairsFor5": None, "morePairsFor5": None}
+                                 "ci95": None, "spread": None, "unit": "score", "pairsFor5": None,
+                                 "morePairsFor5": None}
     rolled = post("rollback", {"versionId": 1})
     assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"
     assert get("tactics")["tactics"] == []
@@ -411,8 +413,8 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
     db.execute("update sandbox_battles set status = 'completed', ended_at = now(), "
                "referee_score = case when version_id = 2 then 84.5 else 80 end where run_id = %s",
                (started["run"]["batchId"],))
-    assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "diffs": [4.5, 4.5], "skipped": 0,
-                                      "skippedReason": None}
+    assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "unit": "score", "diffs": [4.5, 4.5],
+                                      "skipped": 0, "skippedReason": None}
     assert queries.record_canary(2, "pending", 2, 4.5, [1.25, 7.75], 100) == {"recorded": True, "decided": False}
     assert queries.versions(100)["canary"]["ci95"] == [1.25, 7.75]
     adopted = queries.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100)

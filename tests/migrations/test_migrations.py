@@ -179,8 +179,9 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
 
 # Migrations made after the second release, and the columns they add (null on older rows).
 SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_proposal_queue",
-                        "0010_money_held_against_the_bill", "0011_canary_look_id")
-COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order",), "training_runs": ("process", "committed_cost"),
+                        "0010_money_held_against_the_bill", "0011_canary_look_id",
+                        "0012_canary_pair_verdict")
+COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order", "pair_verdict"), "training_runs": ("process", "committed_cost"),
                                 "training_control": ("proposer_turn_at",), "training_versions": ("decided_by_look",)}
 # Tables made after the second release: empty after the upgrade.
 TABLES_SINCE_SECOND_RELEASE = ("training_proposals", "training_spends")
@@ -335,7 +336,7 @@ def test_the_cli_says_what_it_did_and_prints_the_script(pg_server, tmp_path):
 
     assert cli().startswith(f"installed lib/sql/schema.sql (fresh database; {len(ALL_MIGRATIONS)} migrations")
     assert cli().splitlines() == ["up to date: no migration pending", "functions re-applied (runs, scout, referee, "
-                                  "versions, proposals, dashboard, budget, upkeep, grants)"]
+                                  "canary, versions, proposals, dashboard, budget, upkeep, grants)"]
     assert cli("--print") == print_sql()
     out = cli("--supabase", str(tmp_path / "supabase" / "migrations"))
     assert out.splitlines()[-1] == f"{len(ALL_MIGRATIONS) + 1} files written"

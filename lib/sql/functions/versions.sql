@@ -267,8 +267,10 @@ language sql stable as $$
 $$;
 
 -- Every version, newest first (the baseline made first if need be), and the canary in progress
--- (null without a candidate) with the spread (standard deviation) of its scored pairs' differences.
-create or replace function training_version_list(p_max_pairs integer)
+-- (null without a candidate) with the spread (standard deviation) of its pairs' differences in
+-- p_unit's terms (CANARY_VERDICT: score points, or head-to-head verdicts × 100), and that unit.
+drop function if exists training_version_list(integer);
+create or replace function training_version_list(p_max_pairs integer, p_unit text default 'score')
 returns jsonb
 language plpgsql as $$
 begin
@@ -278,10 +280,10 @@ begin
                               from training_versions v), '[]'),
         'canary', (select jsonb_build_object(
                        'candidateId', c.id, 'activeId', c.parent_id, 'pairs', c.pairs, 'maxPairs', p_max_pairs,
-                       'diff', c.diff,
+                       'diff', c.diff, 'unit', p_unit,
                        'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end,
                        'spread', (select round(stddev_samp(d::numeric), 2)
-                                  from jsonb_array_elements_text(training_canary_pairs() -> 'diffs') as d))
+                                  from jsonb_array_elements_text(training_canary_pairs(p_unit) -> 'diffs') as d))
                    from training_versions c where c.status = 'candidate'));
 end;
 $$;
@@ -485,29 +487,6 @@ begin
     return jsonb_build_object('message', format('rolled back to v%s: v%s is active', target.id, fresh.id),
                               'version', training_version_json(fresh));
 end;
-$$;
-
--- The canary's paired differences so far, oldest first: for each run and persona that battled both
--- the candidate and its parent to completion, candidate score − parent score. Null without one.
--- A pair with a side that has no score (a row from before sandbox_battles_completed_has_score) is
--- skipped, and counted in `skipped` with the reason.
-create or replace function training_canary_pairs()
-returns jsonb
-language sql stable as $$
-    with pairs as (
-        select cb.referee_score - ab.referee_score as diff, greatest(cb.ended_at, ab.ended_at) as ended_at, cb.id
-        from training_versions c
-        join sandbox_battles cb on cb.version_id = c.id and cb.status = 'completed'
-        join sandbox_battles ab on ab.run_id = cb.run_id and ab.persona_id = cb.persona_id
-                               and ab.version_id = c.parent_id and ab.status = 'completed'
-        where c.status = 'candidate'
-    )
-    select jsonb_build_object('candidateId', c.id, 'activeId', c.parent_id,
-        'diffs', coalesce((select jsonb_agg(diff order by ended_at, id) from pairs where diff is not null), '[]'),
-        'skipped', (select count(*) from pairs where diff is null),
-        'skippedReason', case when exists (select 1 from pairs where diff is null)
-                              then 'a completed battle without a score (written before scores were required)' end)
-    from training_versions c where c.status = 'candidate';
 $$;
 
 -- Records a look at the canary (lib/canary.py decides): the figures, and a decision other than

@@ -19,12 +19,18 @@ const Versions = (() => {
     bar.firstChild.style.width = `${Math.min(1, share) * 100}%`;
     return el("div", { class: "canary" },
       el("p", {}, el("b", { text: `Canary: v${c.candidateId} against v${c.activeId}` })),
-      el("p", { text: `${c.pairs} of ${c.maxPairs} persona pairs · score difference ${signed(c.diff)} ` +
+      el("p", { text: `${c.pairs} of ${c.maxPairs} persona pairs · ${measure(c)} ${signed(c.diff)} ` +
                       `(95% CI ${ci(c.ci95)})` }), bar, outlook(c));
+  }
+
+  // What the canary measures (CANARY_VERDICT): score points, or head-to-head verdicts (±100 a pair).
+  function measure(c) {
+    return c.unit === "head_to_head" ? "head-to-head verdicts (wins − losses per 100 pairs)" : "score difference in points";
   }
 
   // How many pairs a 5-point difference needs at the spread seen so far (lib/canary.py outlook).
   function outlook(c) {
+    if (c.unit === "head_to_head") return el("p", { class: "muted", text: "Pairs needed: estimated for score points only." });
     if (c.spread == null) return el("p", { class: "muted", text: "Pairs needed: shown from 2 scored pairs." });
     const needed = c.pairsFor5 == null ? "more than 100,000 pairs"
       : `about ${c.pairsFor5} pairs in all (${c.morePairsFor5} more)`;

@@ -1,0 +1,110 @@
+"""CANARY_VERDICT=head_to_head from outside: runs against the fake OpenAI server (whose head-to-head
+judge prefers the call with the larger `[fake-effect:±N]`), the verdicts stored on the pairs, the
+canary deciding on them, and a failed verdict call leaving its pair for the next look."""
+import json
+import time
+
+import pytest
+
+from lib.app import make_llm
+from lib.canary_verdicts import judge_new_pairs
+from lib.store.queries import Queries
+from tests.conftest import seed_personas
+from tests.e2e.test_versions import (
+    breakthrough,
+    canary_until_decided,
+    cli,
+    decisions_in_slack,
+    trained_batch,
+    versions_json,
+)
+
+PAIR_VERDICTS = ("select b.pair_verdict from sandbox_battles b where b.version_id = 2 and b.status = 'completed' "
+                 "and exists (select 1 from sandbox_battles a where a.run_id = b.run_id and a.persona_id = b.persona_id "
+                 "and a.version_id = 1 and a.status = 'completed')")
+
+
+@pytest.fixture
+def canary_settings(make_settings, slack, fake_openai, psycopg_store):
+    """tests/e2e/test_versions.py's runs: 6 battles (3 persona pairs), one at a time, and Slack."""
+    fake_openai.referee_noise = 6
+    seed_personas(psycopg_store, 6)
+
+    def make(**env):
+        return make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=1, BATTLE_MAX_TURNS=1,
+                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x", **env)
+
+    return make
+
+
+def head_to_head_calls(fake_openai) -> list[dict]:
+    return [e for e in fake_openai.log if e["schema"] == "head_to_head"]
+
+
+def test_a_candidate_with_a_real_effect_is_adopted_through_head_to_head_verdicts(canary_settings, psycopg_store, db,
+                                                                                 database_url, fake_openai, slack):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    settings = canary_settings(CANARY_MAX_PAIRS=90, CANARY_VERDICT="head_to_head")
+
+    looks = canary_until_decided(settings, psycopg_store, runs=30)
+    assert [look["decision"] for look in looks[:-1]] == ["pending"] * (len(looks) - 1)
+    assert looks[-1]["decision"] == "adopted" and all(look["unit"] == "head_to_head" for look in looks)
+    verdicts = [row[0] for row in db.execute(PAIR_VERDICTS)]
+    # Every complete pair judged once, one call each, the candidate's call preferred each time.
+    assert verdicts and verdicts == [1] * len(verdicts) and looks[-1]["pairs"] == len(verdicts)
+    assert len(head_to_head_calls(fake_openai)) == len(verdicts)
+    # The order is a fair coin: both orders were shown.
+    firsts = {"(effect +12)" in call["messages"][-1]["content"].split("CALL B:")[0]
+              for call in head_to_head_calls(fake_openai)}
+    assert firsts == {True, False}
+    newest = versions_json(database_url)["versions"][0]
+    assert (newest["status"], newest["decision"], newest["diff"]) == ("active", "adopted", 100)
+    # The verdicts' calls were paid from a block of the budget, settled.
+    spends = db.execute("select count(*), bool_and(finished_at is not null), sum(recorded) from training_spends "
+                        "where purpose = 'canary_verdicts'").fetchone()
+    assert spends[0] >= 1 and spends[1] and spends[2] > 0
+    [message] = decisions_in_slack(slack)
+    assert "Head-to-head verdicts against v1" in json.dumps(message)
+
+
+def test_with_the_setting_off_no_verdict_is_asked_and_the_canary_reads_points(canary_settings, psycopg_store, db,
+                                                                              database_url, fake_openai):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    settings = canary_settings()
+    looks = [trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")["canary"] for _ in range(2)]
+    assert [look["unit"] for look in looks] == ["score", "score"] and looks[-1]["pairs"] == 6
+    assert 6 < looks[-1]["diff"] < 18, "score points, not verdicts"
+    assert head_to_head_calls(fake_openai) == []
+    assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [None] * 6
+    canary = versions_json(database_url)["canary"]
+    assert canary["unit"] == "score" and canary["pairsFor5"] is not None
+    shown = cli("versions", db_url=database_url)
+    assert "measured in points" in shown.stdout and "at this spread" in shown.stdout
+
+
+def test_a_failed_verdict_call_leaves_the_pair_unjudged_and_the_next_look_judges_it(canary_settings, psycopg_store,
+                                                                                    db, database_url, fake_openai):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    settings = canary_settings(CANARY_VERDICT="head_to_head")
+    plain = canary_settings()  # a run in score mode leaves three pairs to judge
+    trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
+    assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [None] * 3
+    # The judge answers malformed twice: the pairs stay unjudged, and the errors say why.
+    fake_openai.fail_next("malformed", count=2)
+    errors: list[str] = []
+    assert judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
+                           simulated=False, errors=errors) == 0
+    assert len(errors) == 1 and "malformed head-to-head answer twice" in errors[0] and "3 pair(s) left" in errors[0]
+    assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [None] * 3
+    pairs = Queries(psycopg_store).canary_pairs("head_to_head")
+    assert pairs["diffs"] == [] and pairs["skipped"] == 3 and "not judged yet" in pairs["skippedReason"]
+
+    # The next run's look judges them, with its own.
+    batch = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert batch["canary"]["pairs"] == 6 and batch["canary"]["diff"] == 100
+    assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [1] * 6
+    assert db.execute("select count(*) from training_spends where finished_at is null").fetchone()[0] == 0
+
