@@ -15,17 +15,19 @@ from lib.store.psycopg import PsycopgStore
 
 
 @contextmanager
-def bench_database(personas: int = 60):
-    server = EmbeddedPostgres(PROJECT_ROOT / ".data" / "pg-bench").start()
+def bench_database(personas: int | None = 60, name: str = "bench"):
+    """A fresh database `name` on the embedded server under .data/pg-`name`, migrated, with
+    `personas` personas cycled from the catalog (None: the catalog itself)."""
+    server = EmbeddedPostgres(PROJECT_ROOT / ".data" / f"pg-{name}").start()
     with psycopg.connect(server.admin_url(), autocommit=True) as conn:
-        conn.execute('drop database if exists "bench" with (force)')
-        conn.execute('create database "bench"')
-    url = server.admin_url("bench")
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        conn.execute(f'create database "{name}"')
+    url = server.admin_url(name)
     store = PsycopgStore(url)
-    store.migrate()
-    upsert_catalog(store, [{**CATALOG[i % len(CATALOG)], "name": f"Bench persona {i:03d}"}
-                           for i in range(personas)])
     try:
+        store.migrate()
+        upsert_catalog(store, None if personas is None else
+                       [{**CATALOG[i % len(CATALOG)], "name": f"Bench persona {i:03d}"} for i in range(personas)])
         yield url, store
     finally:
         store.close()

@@ -19,39 +19,19 @@ import argparse
 import math
 import statistics
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
+from bench.common import bench_database
 from bench.png import Series, line_chart
 from lib.app import make_llm
 from lib.config import PROJECT_ROOT, Settings
-from lib.personas import upsert_catalog
 from lib.simulator import SKILL_CEILING, expected_score, skill_of
-from lib.store.embedded import EmbeddedPostgres
-from lib.store.psycopg import PsycopgStore
 from lib.training import train_once
 
 PNG_PATH = PROJECT_ROOT / "docs" / "learning-curve.png"
 HARMFUL = -2.0
-
-
-@contextmanager
-def learning_database():
-    server = EmbeddedPostgres(PROJECT_ROOT / ".data" / "pg-learning").start()
-    with psycopg.connect(server.admin_url(), autocommit=True) as conn:
-        conn.execute('drop database if exists "learning" with (force)')
-        conn.execute('create database "learning"')
-    url = server.admin_url("learning")
-    store = PsycopgStore(url)
-    try:
-        store.migrate()
-        upsert_catalog(store)
-        yield url, store
-    finally:
-        store.close()
-        server.stop()
 
 
 class TrueQuality:
@@ -89,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--png", type=Path, default=PNG_PATH, help=f"the curve (default {PNG_PATH})")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    with learning_database() as (url, store), psycopg.connect(url, autocommit=True) as conn:
+    with bench_database(personas=None, name="learning") as (url, store), psycopg.connect(url, autocommit=True) as conn:
         settings = Settings.from_env({
             "USE_LOCAL_DB": "true", "LOCAL_DB_URL": url, "LLM_PROVIDER": "simulated", "AUTO_PROPOSE": "all",
             "PROPOSER_MODEL": "gpt-4o-mini", "DELAY_BETWEEN_BATTLES_MS": "0",
