@@ -450,6 +450,9 @@ def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
             print(f"at this spread ({canary['spread']:.1f} points), a 5-point difference takes about "
                   + (f"{needed} pairs in all ({canary['morePairsFor5']} more)" if needed else "more than 100,000 pairs")
                   + ("; raise CANARY_MAX_PAIRS to reach it" if needed and needed > canary["maxPairs"] else ""))
+        lean = canary["positionBias"]
+        if lean is not None and "note" in lean:
+            print(f"head-to-head: {lean['note']}")
     return 0
 
 

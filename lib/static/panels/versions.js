@@ -20,7 +20,13 @@ const Versions = (() => {
     return el("div", { class: "canary" },
       el("p", {}, el("b", { text: `Canary: v${c.candidateId} against v${c.activeId}` })),
       el("p", { text: `${c.pairs} of ${c.maxPairs} persona pairs · ${measure(c)} ${signed(c.diff)} ` +
-                      `(95% CI ${ci(c.ci95)})` }), bar, outlook(c));
+                      `(95% CI ${ci(c.ci95)})` }), bar, outlook(c), lean(c));
+  }
+
+  // The head-to-head judge's lean to the call it reads first (lib/canary.py lean_note).
+  function lean(c) {
+    const note = c.positionBias && c.positionBias.note;
+    return note ? el("p", { class: "lean muted", text: `Head-to-head: ${note}.` }) : null;
   }
 
   // What the canary measures (CANARY_VERDICT): score points, or head-to-head verdicts (±100 a pair).
