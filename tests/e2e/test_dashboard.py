@@ -450,7 +450,8 @@ def test_versions_tactics_and_referee_panels_render_their_json_and_send_their_ac
     assert "Canary: v7 against v6" in versions and "6 of 40 persona pairs" in versions and "+2.5" in versions
     assert "Promoted: put the offer in writing" in versions and "81.5 (78.1 to 84.9)" in versions
     assert ("At this spread (11.0 points), a 5-point difference takes about 106 pairs in all (100 more); raise "
-            "CANARY_MAX_PAIRS to reach it.") in versions
+            "CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts (CANARY_VERDICT=head_to_head), "
+            "which need far fewer pairs on wide spreads.") in versions
     assert "Head-to-head: the judge chose the call it read first in 16 of 20 decisive verdicts (80%" in versions
     assert "but it is strong" in versions
     assert page.locator("#versions button").all_inner_texts() == ["Roll back to v5"], "only earlier versions"

@@ -249,6 +249,10 @@ def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psyc
     assert canary_now["morePairsFor5"] == canary_now["pairsFor5"] - 3
     assert (f"at this spread ({canary_now['spread']:.1f} points), a 5-point difference takes about "
             f"{canary_now['pairsFor5']} pairs in all ({canary_now['morePairsFor5']} more)") in table.stdout
+    assert "raise CANARY_MAX_PAIRS" not in table.stdout
+    short = cli("versions", db_url=database_url, CANARY_MAX_PAIRS="10").stdout
+    assert ("more); raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts "
+            "(CANARY_VERDICT=head_to_head)") in short, short
 
 
 def test_rollback_to_an_earlier_version_is_immediate_and_recorded(psycopg_store, db, database_url):

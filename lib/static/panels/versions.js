@@ -40,7 +40,9 @@ const Versions = (() => {
     if (c.spread == null) return el("p", { class: "muted", text: "Pairs needed: shown from 2 scored pairs." });
     const needed = c.pairsFor5 == null ? "more than 100,000 pairs"
       : `about ${c.pairsFor5} pairs in all (${c.morePairsFor5} more)`;
-    const short = c.pairsFor5 != null && c.pairsFor5 > c.maxPairs ? "; raise CANARY_MAX_PAIRS to reach it" : "";
+    const short = c.pairsFor5 == null || c.pairsFor5 > c.maxPairs
+      ? "; raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts (CANARY_VERDICT=head_to_head), " +
+        "which need far fewer pairs on wide spreads" : "";
     return el("p", { class: "outlook", text: `At this spread (${Number(c.spread).toFixed(1)} points), a 5-point ` +
                                              `difference takes ${needed}${short}.` });
   }
