@@ -3,8 +3,12 @@
 Before the canary's look, each complete pair without a verdict gets one `lib.head_to_head` call
 (the calls' order a fair coin), paid from a block of the budget like the scout's
 (`lib.spending.spend`), and its verdict (+1, 0, −1 from the candidate's side) is stored on the
-candidate's battle. A pair whose call fails stays unjudged and is judged at the next look; the
-look decides on the verdicts judged so far.
+candidate's battle with the order the calls were shown in. A call that fails ends the judging
+for this look (the pairs left are judged at the next); a failure that is the pair's own (the
+judge's answer, or the provider refusing that request) is also counted on the pair, which then
+waits behind the pairs the judge has not failed on, and after three failures is left out
+(`training_verdict_failures_max`), so one pair the judge cannot judge never blocks the others.
+The look decides on the verdicts judged so far.
 """
 from __future__ import annotations
 
@@ -14,9 +18,9 @@ from decimal import Decimal
 
 from lib import head_to_head
 from lib.config import Settings
-from lib.llm import LLM, CallContext, LLMError, Usage
+from lib.llm import LLM, CallContext, DeadlineExceeded, LLMError, ProviderRefused, Stopped, Usage
 from lib.log import log
-from lib.spending import spend
+from lib.spending import BudgetReached, spend
 from lib.store import Store
 from lib.store.queries import Queries
 
@@ -24,6 +28,8 @@ from lib.store.queries import Queries
 VERDICT_CAP_USD = Decimal("0.50")
 VERDICTS_PER_LOOK = 50
 PURPOSE = "canary_verdicts"
+# Failures that are the run's or the account's, not the pair's: they do not count against the pair.
+NOT_THE_PAIRS = (BudgetReached, DeadlineExceeded, Stopped, ProviderRefused)
 
 
 def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: float, simulated: bool,
@@ -36,6 +42,7 @@ def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: flo
     if not pending:
         return 0
     judged = 0
+    pair = pending[0]
     try:
         with spend(settings, store, PURPOSE, VERDICT_CAP_USD, judge_by, simulated) as block:
             ctx = CallContext.for_cap(block, judge_by)
@@ -50,7 +57,11 @@ def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: flo
                 judged += 1
     except LLMError as exc:  # BudgetReached included: the spend's refusal in the run's words
         left = len(pending) - judged
-        errors.append(f"Canary verdicts: {exc} ({left} pair(s) left unjudged, judged at the next look)")
+        counted = ""
+        if not isinstance(exc, NOT_THE_PAIRS) and judged < len(pending):
+            failures = queries.record_pair_verdict_failure(pair["candidateBattleId"], deadline=judge_by + 1)
+            counted = f"; the judge has failed on this pair {failures} time(s)"
+        errors.append(f"Canary verdicts: {exc} ({left} pair(s) left unjudged, judged at the next look{counted})")
         log("canary_verdicts_failed", level=logging.WARNING, judged=judged, left=left, error=type(exc).__name__)
     if judged:
         log("canary_verdicts", judged=judged)

@@ -14,6 +14,7 @@ batch carries them, and the log).
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -135,21 +136,29 @@ def look_at_canary(settings: Settings, store: Store, llm: LLM, batch: BatchSumma
 def _review(settings: Settings, store: Store, llm: LLM, run_deadline: Deadline, *, simulated: bool,
             errors: list[str]) -> JSONObject | None:
     queries = Queries(store)
-    unit = settings.canary_verdict
-    if unit == "head_to_head":  # what is left of the run's time, and at least as long as a decision's alert
-        judge_new_pairs(settings, store, llm, judge_by=max(run_deadline.at, time.monotonic() + ALERT_MAX_S),
-                        simulated=simulated, errors=errors)
-    writes_by = run_deadline.for_writes()
-    pairs = queries.canary_pairs(unit, deadline=writes_by)
+    pairs = queries.canary_pairs(settings.canary_verdict, deadline=run_deadline.for_writes())
     if pairs is None:
         return None
+    # The canary's own unit: CANARY_VERDICT at its first look, kept for the rest of it (a unit
+    # chosen again after seeing the pairs would be a second test on the same pairs).
+    unit = pairs["unit"]
+    if unit == "head_to_head":  # what is left of the run's time, and at least as long as a decision's alert
+        judged = judge_new_pairs(settings, store, llm, judge_by=max(run_deadline.at, time.monotonic() + ALERT_MAX_S),
+                                 simulated=simulated, errors=errors)
+        if judged:
+            pairs = queries.canary_pairs(unit, deadline=run_deadline.for_writes())
+            if pairs is None:  # decided or withdrawn meanwhile
+                return None
+    writes_by = run_deadline.for_writes()
     # A verdict reads as ±100 (0 a tie): the same rule and bound as points, with the verdicts' stakes.
     look = canary.decide(pairs["diffs"], settings.canary_max_pairs,
                          bets=HEAD_TO_HEAD_BETS if unit == "head_to_head" else canary.BETS)
     rounded = None if look.diff is None else round(look.diff, 2)
-    ci95 = None if look.ci95 is None else [round(look.ci95[0], 2), round(look.ci95[1], 2)]
+    # Rounded outward: a wider interval is still a valid one.
+    ci95 = None if look.ci95 is None else [math.floor(look.ci95[0] * 100) / 100, math.ceil(look.ci95[1] * 100) / 100]
     outcome = queries.record_canary(pairs["candidateId"], look.decision, look.pairs, rounded, ci95,
-                                    settings.canary_max_pairs, look_id=str(uuid.uuid4()), deadline=writes_by)
+                                    settings.canary_max_pairs, look_id=str(uuid.uuid4()), unit=unit,
+                                    deadline=writes_by)
     summary: JSONObject = {"candidateId": pairs["candidateId"], "activeId": pairs["activeId"], "pairs": look.pairs,
                "maxPairs": settings.canary_max_pairs, "diff": rounded, "ci95": ci95, "unit": unit,
                "decision": look.decision if outcome["recorded"] else "superseded"}

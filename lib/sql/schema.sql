@@ -112,6 +112,8 @@ create table training_versions (
     decided_at timestamptz,
     -- The canary look that recorded the decision: a retry of that call gets the same answer.
     decided_by_look uuid,
+    -- What its canary measures (CANARY_VERDICT at its first look), for the rest of the canary.
+    canary_unit text check (canary_unit in ('score', 'head_to_head')),
     check ((status = 'candidate') = (decision is not distinct from 'pending')),
     check ((base_prompt is null) = (base_prompt_sha256 is null)),
     check ((ci_low is null) = (ci_high is null) and ci_low <= ci_high)
@@ -169,6 +171,8 @@ create table sandbox_battles (
     -- With the verdict: whether the judge read the candidate's call first (a fair coin per pair).
     pair_verdict_candidate_first boolean constraint sandbox_battles_verdict_order_needs_verdict
         check (pair_verdict_candidate_first is null or pair_verdict is not null),
+    -- How many times the head-to-head judge failed on the pair: after 3 it is left out of the canary.
+    pair_verdict_failures smallint check (pair_verdict_failures > 0),
     check ((status = 'running') = (ended_at is null)),
     check (status = 'completed' or referee_score is null),
     -- A completed battle has a score: the canary and every average read it.

@@ -161,6 +161,7 @@ class Version(TypedDict):
     decision: str | None
     pairs: int
     diff: float | None
+    unit: str | None  # what `diff` and `ci95` are in: "score" or "head_to_head" (null before a canary look)
     decidedAt: str | None
     note: str | None
 
@@ -222,12 +223,13 @@ class CanaryPairs(TypedDict):
 
 
 class CanaryRecord(TypedDict, total=False):
-    """`recorded` false: no longer the candidate, or `stale` (an earlier look counted more pairs).
-    With `decided`: `message`, `version`, `parent`."""
+    """`recorded` false: no longer the candidate, `stale` (an earlier look counted more pairs), or
+    `unit` (the canary measures in another unit). With `decided`: `message`, `version`, `parent`."""
 
     recorded: bool
     decided: bool
     stale: bool
+    unit: str
     message: str
     version: Version
     parent: Version
@@ -474,14 +476,15 @@ class Queries(MoneyQueries, ScoutQueries):
     # ---- closer versions and the canary ----
 
     def versions(self, max_pairs: int, unit: str = "score") -> VersionList:
-        """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`, its
-        `unit` CANARY_VERDICT's) with its outlook (`pairsFor5`, `morePairsFor5`; on score points
-        only, where lib.canary.outlook is calibrated, else None)."""
+        """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`; its
+        `unit` fixed at its first look, before it `unit`, CANARY_VERDICT's) with its outlook
+        (`pairsFor5`, `morePairsFor5`; on score points only, where lib.canary.outlook is
+        calibrated, else None)."""
         listing = self._one(VersionList, "training_version_list", p_max_pairs=max_pairs, p_unit=unit)
         progress = listing["canary"]
         if progress is not None:
             progress["pairsFor5"], progress["morePairsFor5"] = (
-                outlook(progress["pairs"], progress["spread"]) if unit == "score" else (None, None))
+                outlook(progress["pairs"], progress["spread"]) if progress["unit"] == "score" else (None, None))
             lean = progress["positionBias"]
             if lean is not None:
                 lean["note"] = lean_note(lean["firstShownWon"], lean["decisive"])
@@ -505,6 +508,7 @@ class Queries(MoneyQueries, ScoutQueries):
         return self._one(VersionChange, "training_rollback_version", p_version_id=version_id, p_force=force)
 
     def canary_pairs(self, unit: str = "score", *, deadline: float | None = None) -> CanaryPairs | None:
+        """The canary's pairs in its own unit (fixed at its first look; before it, `unit`)."""
         return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline, p_unit=unit)
 
     def canary_unjudged(self, limit: int, *, deadline: float | None = None) -> list[UnjudgedPair]:
@@ -519,10 +523,15 @@ class Queries(MoneyQueries, ScoutQueries):
                                         p_battle_id=candidate_battle_id, p_verdict=verdict,
                                         p_candidate_first=candidate_first))
 
+    def record_pair_verdict_failure(self, candidate_battle_id: str, *, deadline: float | None = None) -> int:
+        """Counts a failed head-to-head call on the pair; returns its failures so far."""
+        return int(self.store.call_one("training_record_pair_verdict_failure", deadline=deadline,
+                                       p_battle_id=candidate_battle_id) or 0)
+
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
-                      ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None,
+                      ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None, unit: str = "score",
                       deadline: float | None = None) -> CanaryRecord:
         low, high = ci95 if ci95 else (None, None)
         return self._one(CanaryRecord, "training_record_canary", deadline=deadline, p_candidate_id=candidate_id,
                          p_decision=str(decision), p_pairs=pairs, p_diff=diff, p_ci_low=low,
-                         p_ci_high=high, p_max_pairs=max_pairs, p_look_id=look_id)
+                         p_ci_high=high, p_max_pairs=max_pairs, p_look_id=look_id, p_unit=unit)

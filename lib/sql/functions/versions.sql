@@ -261,14 +261,15 @@ language sql stable as $$
         'ci95', case when p_version.ci_low is null then null
                      else jsonb_build_array(p_version.ci_low, p_version.ci_high) end,
         'decision', p_version.decision, 'pairs', p_version.pairs, 'diff', p_version.diff,
-        'decidedAt', p_version.decided_at, 'note', p_version.note)
+        'unit', p_version.canary_unit, 'decidedAt', p_version.decided_at, 'note', p_version.note)
     from (select count(*) as battles, round(avg(referee_score), 2) as mean_score
           from sandbox_battles where version_id = p_version.id and status = 'completed') s;
 $$;
 
 -- Every version, newest first (the baseline made first if need be), and the canary in progress
 -- (null without a candidate) with the spread (standard deviation) of its pairs' differences in
--- p_unit's terms (CANARY_VERDICT: score points, or head-to-head verdicts × 100), and that unit.
+-- its unit (fixed at its first look, else p_unit, CANARY_VERDICT: score points, or head-to-head
+-- verdicts × 100), and that unit.
 drop function if exists training_version_list(integer);
 create or replace function training_version_list(p_max_pairs integer, p_unit text default 'score')
 returns jsonb
@@ -283,7 +284,7 @@ begin
                               from training_versions v), '[]'),
         'canary', (select jsonb_build_object(
                        'candidateId', c.id, 'activeId', c.parent_id, 'pairs', c.pairs, 'maxPairs', p_max_pairs,
-                       'diff', c.diff, 'unit', p_unit,
+                       'diff', c.diff, 'unit', coalesce(so_far ->> 'unit', p_unit),
                        'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end,
                        'spread', (select round(stddev_samp(d::numeric), 2)
                                   from jsonb_array_elements_text(so_far -> 'diffs') as d),
@@ -499,11 +500,15 @@ $$;
 -- {"recorded": false} if it is no longer the candidate (another look or a person got there first),
 -- and also ("stale": true) if an earlier look recorded more pairs than this one counted. The look
 -- that decided, called again with its p_look_id (a retry whose first answer was lost), gets the
--- same answer, so its Slack message still goes out.
+-- same answer, so its Slack message still goes out. p_unit (the look's unit, 'score' or
+-- 'head_to_head') is fixed on the candidate at its first look: a look in another unit (the
+-- setting changed mid-canary) records nothing ("unit": the canary's).
 drop function if exists training_record_canary(integer, text, integer, numeric, numeric, numeric, integer);
+drop function if exists training_record_canary(integer, text, integer, numeric, numeric, numeric, integer, uuid);
 create or replace function training_record_canary(p_candidate_id integer, p_decision text, p_pairs integer,
                                                   p_diff numeric, p_ci_low numeric, p_ci_high numeric,
-                                                  p_max_pairs integer, p_look_id uuid default null)
+                                                  p_max_pairs integer, p_look_id uuid default null,
+                                                  p_unit text default 'score')
 returns jsonb
 language plpgsql as $$
 declare
@@ -526,12 +531,20 @@ begin
         end if;
         p_decision := candidate.decision;  -- this look decided: the same answer again
     else
+        if p_unit is null or p_unit not in ('score', 'head_to_head') then
+            raise exception 'a canary unit is score or head_to_head, not %', coalesce(p_unit, 'null')
+                using errcode = '22023';
+        end if;
+        if candidate.canary_unit <> p_unit then  -- null (before its first look): any unit
+            return jsonb_build_object('recorded', false, 'decided', false, 'unit', candidate.canary_unit);
+        end if;
         -- Pairs only accumulate: a look that counted fewer than the recorded figures is stale (a
         -- slower run's look finishing after a newer one) and changes nothing.
         if p_pairs < candidate.pairs then
             return jsonb_build_object('recorded', false, 'decided', false, 'stale', true);
         end if;
-        update training_versions set pairs = p_pairs, diff = p_diff, ci_low = p_ci_low, ci_high = p_ci_high
+        update training_versions set pairs = p_pairs, diff = p_diff, ci_low = p_ci_low, ci_high = p_ci_high,
+                                     canary_unit = p_unit
         where id = candidate.id;
         if p_decision = 'pending' then
             return jsonb_build_object('recorded', true, 'decided', false);
