@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
         from bench.canary_head_to_head import head_to_head_power, subscores, verdict_shapes
 
         pair_cost, judge_cost = head_to_head_power(simulator, min(canaries, 500), args.seed, args.spread_pairs)
-        verdict_shapes(simulator, min(canaries, 1000), min(canaries, 500), args.seed, pair_cost, judge_cost)
+        verdict_shapes(simulator, min(canaries, 1000), min(canaries, 1000), args.seed, pair_cost, judge_cost)
         subscores(min(canaries, 1000), args.seed, pair_cost)
         pairing(canaries)
     print(f"\n{'every goal held' if not failures else f'goals missed: {failures}'} "

@@ -229,7 +229,7 @@ def verdict_shape_row(job: tuple) -> dict:
         sample_rng = random.Random(f"{seed}-verdict-mean-{name}-{effect}")
         sample = list(itertools.islice(judged(stream_of(sample_rng, effect), sample_rng), sample_size))
         out[f"mean {effect}"] = statistics.mean(sample)
-    spread_rng = random.Random(f"{seed}-verdicts-{name}-spread")
+    spread_rng = random.Random(f"{seed}-{name}-spread")  # bench.canary's: the same spread as its table
     out["spread"] = statistics.stdev(itertools.islice(stream_of(spread_rng, 0.0), sample_size))
     score_rng = random.Random(f"{seed}-verdicts-{name}-scores")
     out["scores"] = [first_decisions(stream_of(score_rng, 5.0), MAX_PAIRS[-1]) for _ in range(canaries)]
@@ -241,10 +241,11 @@ def verdict_shapes(simulator: list[float], canaries: int, long: int, seed: int, 
     """Verdict mode on every shape of bench.canary, against the score rule on the same shape
     (`sample_size` pairs per shape measure the spread and the mean verdicts)."""
     margin, long_margin = (2 * math.sqrt(0.025 * 0.975 / count) for count in (canaries, long))
+    followed = ("each followed to 10,000 pairs" if long >= canaries else
+                f"no effect: each followed to 1,000 pairs, {long} of them to 10,000 (±{long_margin:.1%} there)")
     print(f"\nverdict mode on every shape: a judge that sees each pair's score difference d (and nothing more), "
-          f"the order a fair coin; {canaries} canaries per shape and effect, a look after every pair (no effect: "
-          f"followed to 1,000 pairs, {long} of them to 10,000); Monte-Carlo margin (2 s.e.) at 2.5%: ±{margin:.1%} "
-          f"(±{long_margin:.1%} at max 10,000); {min(VERDICT_CHECKS, canaries)} canaries per row "
+          f"the order a fair coin; {canaries} canaries per shape and effect, a look after every pair, {followed}; "
+          f"Monte-Carlo margin (2 s.e.) at 2.5%: ±{margin:.1%}; {min(VERDICT_CHECKS, canaries)} canaries per row "
           f"replayed through lib.canary as the product decides: identical decisions. Cost per decision = mean "
           f"pairs × (${pair_cost:.4f} a pair + ${judge_cost:.4f} its verdict; on scores the pair alone)")
     print("\n| shape | spread | mean verdict: no effect / +5 | no effect adopted / both, max 100 | max 1,000 | "
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Verdict mode on every score shape, and sub-scores instead of the total "
                                                  "(python -m bench.canary prints these too, after its own tables).")
     parser.add_argument("--canaries", type=int, default=1000, help="canaries per shape and effect (default 1000)")
-    parser.add_argument("--long", type=int, default=500, help="of them, no-effect canaries followed to 10,000 pairs")
+    parser.add_argument("--long", type=int, help="of them, no-effect canaries followed to 10,000 pairs (default all)")
     parser.add_argument("--spread-pairs", type=int, default=600, help="simulated pairs: the simulator's shape, prices")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -435,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     measured = simulated_pairs(args.spread_pairs, seed=args.seed)
     centre = statistics.mean(measured)
     priced = simulated_head_to_head(args.spread_pairs, args.seed)
-    verdict_shapes([d - centre for d in measured], args.canaries, min(args.long, args.canaries), args.seed,
+    verdict_shapes([d - centre for d in measured], args.canaries, min(args.long or args.canaries, args.canaries), args.seed,
                    priced["pair_cost"], priced["judge_cost"])
     subscores(args.canaries, args.seed, priced["pair_cost"])
     print(f"\n({time.monotonic() - started:.0f}s)")
