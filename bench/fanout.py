@@ -112,8 +112,8 @@ def one(url: str, runs: int) -> list:
         statuses = [row[0] for row in db.execute("select status from training_runs").fetchall()]
         spend = db.execute("select coalesce(sum(cost_usd), 0) from sandbox_battles").fetchone()[0]
     window = [e for e in entries if first <= e["arrived"] < paused_at]
-    answered = sum(1 for e in window if e["status"] == 200) / ((paused_at - first) / 60)
-    limited = sum(1 for e in entries if e["status"] == 429)
+    answered = sum(1 for e in window if e.get("status") == 200) / ((paused_at - first) / 60)
+    limited = sum(1 for e in entries if e.get("status") == 429)  # no status yet: still being answered
     late = sum(1 for e in entries if e["arrived"] > paused_at + PAUSE_POLL_S + MAX_CALL_S)
     accounted = "ok" if overlapping == 0 and untallied == 0 and running == 0 else \
         f"{overlapping} overlaps, {untallied} untallied, {running} running"

@@ -197,3 +197,18 @@ def outlook(pairs: int, spread: float | None) -> tuple[int | None, int | None]:
     in all a 5-point difference needs (`pairsFor5`), and how many more (`morePairsFor5`)."""
     needed = None if spread is None else pairs_for_effect(float(spread))
     return needed, None if needed is None else max(0, needed - pairs)
+
+
+# A lean worth a warning: this share of decisive verdicts to one position, over at least this many.
+STRONG_LEAN, STRONG_LEAN_VERDICTS = 0.7, 20
+
+
+def lean_note(first_shown_won: int, decisive: int) -> str:
+    """A head-to-head judge's lean to the call it reads first, as `versions` and the dashboard say it."""
+    share = first_shown_won / decisive
+    note = (f"the judge chose the call it read first in {first_shown_won} of {decisive} decisive verdicts "
+            f"({share:.0%}; 50% is no lean). The order is a fair coin per pair, so the lean favours neither version")
+    if decisive >= STRONG_LEAN_VERDICTS and max(share, 1 - share) >= STRONG_LEAN:
+        note += ("; but it is strong: the verdicts follow the order more than the calls, so the canary needs more "
+                 "pairs (a stronger REFEREE_MODEL, or CANARY_VERDICT=score, may decide sooner)")
+    return note

@@ -45,7 +45,8 @@ def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: flo
                 shown = ids if candidate_first else ids[::-1]
                 result = head_to_head.judge(llm, ctx, settings.referee_model, pair["candidateTranscript"],
                                             pair["activeTranscript"], candidate_first, Usage(), seed="|".join(shown))
-                queries.record_pair_verdict(pair["candidateBattleId"], result.verdict, deadline=judge_by + 1)
+                queries.record_pair_verdict(pair["candidateBattleId"], result.verdict, candidate_first,
+                                            deadline=judge_by + 1)
                 judged += 1
     except LLMError as exc:  # BudgetReached included: the spend's refusal in the run's words
         left = len(pending) - judged

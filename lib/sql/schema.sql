@@ -166,6 +166,9 @@ create table sandbox_battles (
     -- On the candidate's battle of a complete pair, the head-to-head verdict (CANARY_VERDICT=
     -- head_to_head): +1 the candidate's call judged better, −1 worse, 0 a tie; null until judged.
     pair_verdict smallint check (pair_verdict between -1 and 1),
+    -- With the verdict: whether the judge read the candidate's call first (a fair coin per pair).
+    pair_verdict_candidate_first boolean constraint sandbox_battles_verdict_order_needs_verdict
+        check (pair_verdict_candidate_first is null or pair_verdict is not null),
     check ((status = 'running') = (ended_at is null)),
     check (status = 'completed' or referee_score is null),
     -- A completed battle has a score: the canary and every average read it.

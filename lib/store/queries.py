@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict, cast
 
-from lib.canary import outlook
+from lib.canary import lean_note, outlook
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
 from lib.store.money import BudgetGrant, BudgetPeriod, BudgetState, MoneyQueries, note_billing
 from lib.store.scout_queries import ScoutQueries
@@ -165,6 +165,14 @@ class Version(TypedDict):
     note: str | None
 
 
+class PositionBias(TypedDict):
+    """Of the candidate's decisive head-to-head verdicts, how many went to the call read first."""
+
+    firstShownWon: int
+    decisive: int
+    note: NotRequired[str]  # lib.head_to_head.lean_note, added by Queries.versions
+
+
 class Canary(TypedDict):
     candidateId: int
     activeId: int
@@ -174,6 +182,7 @@ class Canary(TypedDict):
     ci95: list[float] | None
     spread: float | None
     unit: str  # CANARY_VERDICT: "score" (points) or "head_to_head" (verdicts × 100)
+    positionBias: PositionBias | None
     pairsFor5: NotRequired[int | None]  # lib.canary.outlook, added by Queries.versions
     morePairsFor5: NotRequired[int | None]
 
@@ -209,6 +218,7 @@ class CanaryPairs(TypedDict):
     diffs: list[float]
     skipped: int
     skippedReason: str | None
+    positionBias: PositionBias | None
 
 
 class CanaryRecord(TypedDict, total=False):
@@ -472,6 +482,9 @@ class Queries(MoneyQueries, ScoutQueries):
         if progress is not None:
             progress["pairsFor5"], progress["morePairsFor5"] = (
                 outlook(progress["pairs"], progress["spread"]) if unit == "score" else (None, None))
+            lean = progress["positionBias"]
+            if lean is not None:
+                lean["note"] = lean_note(lean["firstShownWon"], lean["decisive"])
         return listing
 
     def tactics(self) -> ActiveTactics:
@@ -498,10 +511,13 @@ class Queries(MoneyQueries, ScoutQueries):
         items = self.store.call_one("training_canary_unjudged", deadline=deadline, p_limit=limit)
         return [shaped(UnjudgedPair, item, "training_canary_unjudged") for item in items or []]
 
-    def record_pair_verdict(self, candidate_battle_id: str, verdict: int, *, deadline: float | None = None) -> bool:
-        """Stores a pair's head-to-head verdict (−1, 0, 1); False if the pair already had one."""
+    def record_pair_verdict(self, candidate_battle_id: str, verdict: int, candidate_first: bool, *,
+                            deadline: float | None = None) -> bool:
+        """Stores a pair's head-to-head verdict (−1, 0, 1) and whether the judge read the candidate's
+        call first; False if the pair already had a verdict."""
         return bool(self.store.call_one("training_record_pair_verdict", deadline=deadline,
-                                        p_battle_id=candidate_battle_id, p_verdict=verdict))
+                                        p_battle_id=candidate_battle_id, p_verdict=verdict,
+                                        p_candidate_first=candidate_first))
 
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
                       ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None,

@@ -108,3 +108,23 @@ def test_a_failed_verdict_call_leaves_the_pair_unjudged_and_the_next_look_judges
     assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [1] * 6
     assert db.execute("select count(*) from training_spends where finished_at is null").fetchone()[0] == 0
 
+
+
+def test_each_verdict_keeps_the_order_it_was_judged_in_and_versions_shows_the_judges_lean(canary_settings, psycopg_store,
+                                                                                          db, database_url, fake_openai):
+    # A candidate no better than the active version, and a judge that always prefers CALL A.
+    tactic = "Repeat the seller's last sentence back before answering. [fake-effect:+0]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    fake_openai.head_to_head_lean = "A"
+    settings = canary_settings(CANARY_VERDICT="head_to_head")
+    for _ in range(3):  # 9 pairs: below the 10 a decision needs, so the canary stays
+        trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    judged = db.execute("select pair_verdict, pair_verdict_candidate_first from sandbox_battles "
+                        "where pair_verdict is not null").fetchall()
+    assert len(judged) == 9
+    # The first call always won: the verdict is the candidate's exactly when it was shown first.
+    assert all((verdict == 1) == candidate_first for verdict, candidate_first in judged), judged
+    canary = versions_json(database_url)["canary"]
+    assert canary["positionBias"]["firstShownWon"] == canary["positionBias"]["decisive"] == 9
+    shown = cli("versions", db_url=database_url).stdout
+    assert "the judge chose the call it read first in 9 of 9 decisive verdicts (100%" in shown, shown

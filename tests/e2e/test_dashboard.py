@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from lib.app import make_llm
+from lib.canary import lean_note
 from lib.config import PROJECT_ROOT
 from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
@@ -411,7 +412,8 @@ VERSIONS = {"versions": [
      "battles": 300, "meanScore": 75.9, "ci95": None, "decision": "direct", "pairs": 0, "diff": None,
      "decidedAt": None}],
     "canary": {"candidateId": 7, "activeId": 6, "pairs": 6, "maxPairs": 40, "diff": 2.5, "ci95": [-1.2, 6.2],
-               "spread": 11.04, "pairsFor5": 106, "morePairsFor5": 100}}
+               "spread": 11.04, "pairsFor5": 106, "morePairsFor5": 100,
+               "positionBias": {"firstShownWon": 16, "decisive": 20, "note": lean_note(16, 20)}}}
 TACTICS = {"tactics": [{"id": "4f7e2d1c-0000-4000-8000-000000000001", "text": "Put the offer in writing <b>now</b>.",
                         "battleId": None, "promotedAt": "2026-11-28T09:00:00+00:00"}],
            "promptPreview": "You are the closer.\n\nActive tactics:\n- Put the offer in writing <b>now</b>."}
@@ -448,7 +450,10 @@ def test_versions_tactics_and_referee_panels_render_their_json_and_send_their_ac
     assert "Canary: v7 against v6" in versions and "6 of 40 persona pairs" in versions and "+2.5" in versions
     assert "Promoted: put the offer in writing" in versions and "81.5 (78.1 to 84.9)" in versions
     assert ("At this spread (11.0 points), a 5-point difference takes about 106 pairs in all (100 more); raise "
-            "CANARY_MAX_PAIRS to reach it.") in versions
+            "CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts (CANARY_VERDICT=head_to_head), "
+            "which need far fewer pairs on wide spreads.") in versions
+    assert "Head-to-head: the judge chose the call it read first in 16 of 20 decisive verdicts (80%" in versions
+    assert "but it is strong" in versions
     assert page.locator("#versions button").all_inner_texts() == ["Roll back to v5"], "only earlier versions"
     tactics = page.inner_text("#tactics")
     assert "Put the offer in writing <b>now</b>." in tactics and page.locator("#tactics b").count() == 0

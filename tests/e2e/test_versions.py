@@ -24,7 +24,7 @@ from tests.conftest import child_env, seed_personas, wait_until
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
                   "pairs", "diff", "decidedAt"}
 CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "unit", "pairsFor5",
-                 "morePairsFor5"}
+                 "morePairsFor5", "positionBias"}
 
 
 def cli(*args, db_url, **env):
@@ -249,6 +249,10 @@ def test_versions_json_has_every_field_and_the_table_reads(canary_settings, psyc
     assert canary_now["morePairsFor5"] == canary_now["pairsFor5"] - 3
     assert (f"at this spread ({canary_now['spread']:.1f} points), a 5-point difference takes about "
             f"{canary_now['pairsFor5']} pairs in all ({canary_now['morePairsFor5']} more)") in table.stdout
+    assert "raise CANARY_MAX_PAIRS" not in table.stdout
+    short = cli("versions", db_url=database_url, CANARY_MAX_PAIRS="10").stdout
+    assert ("more); raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts "
+            "(CANARY_VERDICT=head_to_head)") in short, short
 
 
 def test_rollback_to_an_earlier_version_is_immediate_and_recorded(psycopg_store, db, database_url):
@@ -382,7 +386,7 @@ def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server,
     assert [v["status"] for v in listing["versions"]] == ["candidate", "active", "retired"]
     assert listing["canary"] == {"candidateId": 3, "activeId": 2, "pairs": 0, "maxPairs": 100, "diff": None,
                                  "ci95": None, "spread": None, "unit": "score", "pairsFor5": None,
-                                 "morePairsFor5": None}
+                                 "morePairsFor5": None, "positionBias": None}
     rolled = post("rollback", {"versionId": 1})
     assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"
     assert get("tactics")["tactics"] == []
@@ -414,7 +418,15 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
                "referee_score = case when version_id = 2 then 84.5 else 80 end where run_id = %s",
                (started["run"]["batchId"],))
     assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "unit": "score", "diffs": [4.5, 4.5],
-                                      "skipped": 0, "skippedReason": None}
+                                      "skipped": 0, "skippedReason": None, "positionBias": None}
+    first, second = (row[0] for row in db.execute("select id from sandbox_battles where version_id = 2 order by id"))
+    assert queries.record_pair_verdict(str(first), 1, True) is True
+    assert queries.record_pair_verdict(str(first), -1, False) is False, "a verdict is final"
+    with pytest.raises(Rejected, match="needs the order the judge read the calls in"):
+        queries.record_pair_verdict(str(second), 0, None)  # type: ignore[arg-type]
+    assert queries.record_pair_verdict(str(second), 0, False) is True
+    judged = queries.canary_pairs("head_to_head")
+    assert sorted(judged["diffs"]) == [0, 100] and judged["positionBias"] == {"firstShownWon": 1, "decisive": 1}
     assert queries.record_canary(2, "pending", 2, 4.5, [1.25, 7.75], 100) == {"recorded": True, "decided": False}
     assert queries.versions(100)["canary"]["ci95"] == [1.25, 7.75]
     adopted = queries.record_canary(2, "adopted", 12, 4.5, [1.25, 7.75], 100)

@@ -180,8 +180,8 @@ def test_second_release_upgrades_in_place_with_every_row_and_function(pg_server,
 # Migrations made after the second release, and the columns they add (null on older rows).
 SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_process", "0009_proposal_queue",
                         "0010_money_held_against_the_bill", "0011_canary_look_id",
-                        "0012_canary_pair_verdict")
-COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order", "pair_verdict"), "training_runs": ("process", "committed_cost"),
+                        "0012_canary_pair_verdict", "0013_pair_verdict_order")
+COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order", "pair_verdict", "pair_verdict_candidate_first"), "training_runs": ("process", "committed_cost"),
                                 "training_control": ("proposer_turn_at",), "training_versions": ("decided_by_look",)}
 # Tables made after the second release: empty after the upgrade.
 TABLES_SINCE_SECOND_RELEASE = ("training_proposals", "training_spends")

@@ -112,3 +112,10 @@ def test_the_slack_message_says_what_changed_the_difference_its_interval_and_the
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text
     assert "*-4.2 points* (95% interval -7.5 to -1.0) over 42 paired battles" in text
     assert "https://app.example/admin/training-monitor" in text
+
+
+def test_the_judges_lean_is_said_and_a_strong_one_over_enough_verdicts_is_flagged():
+    assert canary.lean_note(11, 20).startswith("the judge chose the call it read first in 11 of 20 decisive verdicts (55%")
+    assert "strong" not in canary.lean_note(11, 20)
+    assert "strong" in canary.lean_note(14, 20) and "strong" in canary.lean_note(6, 20), "either position"
+    assert "strong" not in canary.lean_note(9, 10), "ten verdicts are too few to call it"

@@ -9,7 +9,9 @@
 -- 'head_to_head', the pair's verdict (sandbox_battles.pair_verdict) × 100, so that it sits in
 -- the same [−100, 100] the rule bets on (lib/canary.py). Null without a candidate. A pair without
 -- its number (a side without a score, written before sandbox_battles_completed_has_score; a pair
--- not judged yet) is left out, and counted in `skipped` with the reason.
+-- not judged yet) is left out, and counted in `skipped` with the reason. `positionBias` (null
+-- before a decisive verdict whose order was kept): of the candidate's decisive verdicts, how many
+-- went to the call the judge read first; the fair-coin order cancels that lean from the decision.
 drop function if exists training_canary_pairs();
 create or replace function training_canary_pairs(p_unit text default 'score')
 returns jsonb
@@ -34,7 +36,12 @@ begin
             'skipped', (select count(*) from pairs where diff is null),
             'skippedReason', case when not exists (select 1 from pairs where diff is null) then null
                                   when p_unit = 'head_to_head' then 'not judged yet (judged at the next look)'
-                                  else 'a completed battle without a score (written before scores were required)' end)
+                                  else 'a completed battle without a score (written before scores were required)' end,
+            'positionBias', (select case when count(*) > 0 then jsonb_build_object(
+                                 'firstShownWon', count(*) filter (where (b.pair_verdict = 1) = b.pair_verdict_candidate_first),
+                                 'decisive', count(*)) end
+                             from sandbox_battles b
+                             where b.version_id = c.id and b.pair_verdict <> 0 and b.pair_verdict_candidate_first is not null))
         from training_versions c where c.status = 'candidate');
 end;
 $$;
@@ -59,15 +66,22 @@ language sql stable as $$
 $$;
 
 -- Stores a pair's verdict on the candidate's battle (+1 the candidate's call judged better, −1
--- worse, 0 a tie). A verdict is final: true when stored, false when the pair already had one.
-create or replace function training_record_pair_verdict(p_battle_id uuid, p_verdict integer)
+-- worse, 0 a tie) and whether the judge read the candidate's call first. A verdict is final: true
+-- when stored, false when the pair already had one.
+drop function if exists training_record_pair_verdict(uuid, integer);
+create or replace function training_record_pair_verdict(p_battle_id uuid, p_verdict integer, p_candidate_first boolean)
 returns boolean
 language plpgsql as $$
 begin
     if p_verdict is null or p_verdict not in (-1, 0, 1) then
         raise exception 'a pair verdict is -1, 0 or 1, not %', coalesce(p_verdict::text, 'null') using errcode = '22023';
     end if;
-    update sandbox_battles set pair_verdict = p_verdict, updated_at = now()
+    if p_candidate_first is null then
+        raise exception 'a pair verdict needs the order the judge read the calls in (p_candidate_first)'
+            using errcode = '22023';
+    end if;
+    update sandbox_battles set pair_verdict = p_verdict, pair_verdict_candidate_first = p_candidate_first,
+                               updated_at = now()
     where id = p_battle_id and status = 'completed' and pair_verdict is null;
     return found;
 end;

@@ -273,8 +273,11 @@ drop function if exists training_version_list(integer);
 create or replace function training_version_list(p_max_pairs integer, p_unit text default 'score')
 returns jsonb
 language plpgsql as $$
+declare
+    so_far jsonb;  -- the canary's pairs (training_canary_pairs)
 begin
     perform training_ensure_active_version();
+    so_far := training_canary_pairs(p_unit);
     return jsonb_build_object(
         'versions', coalesce((select jsonb_agg(training_version_json(v) order by v.id desc)
                               from training_versions v), '[]'),
@@ -283,7 +286,8 @@ begin
                        'diff', c.diff, 'unit', p_unit,
                        'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end,
                        'spread', (select round(stddev_samp(d::numeric), 2)
-                                  from jsonb_array_elements_text(training_canary_pairs(p_unit) -> 'diffs') as d))
+                                  from jsonb_array_elements_text(so_far -> 'diffs') as d),
+                       'positionBias', so_far -> 'positionBias')
                    from training_versions c where c.status = 'candidate'));
 end;
 $$;

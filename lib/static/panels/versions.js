@@ -20,7 +20,13 @@ const Versions = (() => {
     return el("div", { class: "canary" },
       el("p", {}, el("b", { text: `Canary: v${c.candidateId} against v${c.activeId}` })),
       el("p", { text: `${c.pairs} of ${c.maxPairs} persona pairs · ${measure(c)} ${signed(c.diff)} ` +
-                      `(95% CI ${ci(c.ci95)})` }), bar, outlook(c));
+                      `(95% CI ${ci(c.ci95)})` }), bar, outlook(c), lean(c));
+  }
+
+  // The head-to-head judge's lean to the call it reads first (lib/canary.py lean_note).
+  function lean(c) {
+    const note = c.positionBias && c.positionBias.note;
+    return note ? el("p", { class: "lean muted", text: `Head-to-head: ${note}.` }) : null;
   }
 
   // What the canary measures (CANARY_VERDICT): score points, or head-to-head verdicts (±100 a pair).
@@ -34,7 +40,9 @@ const Versions = (() => {
     if (c.spread == null) return el("p", { class: "muted", text: "Pairs needed: shown from 2 scored pairs." });
     const needed = c.pairsFor5 == null ? "more than 100,000 pairs"
       : `about ${c.pairsFor5} pairs in all (${c.morePairsFor5} more)`;
-    const short = c.pairsFor5 != null && c.pairsFor5 > c.maxPairs ? "; raise CANARY_MAX_PAIRS to reach it" : "";
+    const short = c.pairsFor5 == null || c.pairsFor5 > c.maxPairs
+      ? "; raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts (CANARY_VERDICT=head_to_head), " +
+        "which need far fewer pairs on wide spreads" : "";
     return el("p", { class: "outlook", text: `At this spread (${Number(c.spread).toFixed(1)} points), a 5-point ` +
                                              `difference takes ${needed}${short}.` });
   }
