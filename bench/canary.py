@@ -1,6 +1,6 @@
 """The canary's error rates and power under the looks the system really takes, by simulation.
 
-    python -m bench.canary              # about 11 minutes on 2 busy cores
+    python -m bench.canary              # about 15 minutes on 2 busy cores
     python -m bench.canary --quick      # fewer canaries, well under a minute
 
 1. **Score shapes.** Paired differences d = candidate − active with no effect, nine ways: the

@@ -1,6 +1,18 @@
-"""The head-to-head verdict against the score difference, for `python -m bench.canary`: power,
-pairs to a decision and cost per decision (`lib.head_to_head`, through the simulator's LLM, and as
-the simulator's judge draws it for the bimodal row)."""
+"""Ways to decide sooner than on score differences, for `python -m bench.canary` (which prints all
+three after its own tables) and on their own:
+
+    python -m bench.canary_head_to_head                 # 2 and 3: about 4 minutes on 2 busy cores
+    python -m bench.canary_head_to_head --canaries 200  # the same, smaller: about a minute
+
+1. The head-to-head verdict against the score difference: power, pairs to a decision and cost per
+   decision (`lib.head_to_head`, through the simulator's LLM, and as the simulator's judge draws it
+   for the bimodal row; `head_to_head_power`, run by bench.canary only).
+2. Verdict mode on every shape of bench.canary, no effect and +5, with a judge that sees no more
+   than the scores do (each pair's score difference, a lean to the call shown first, noise, ties),
+   decided as the product decides (`verdict_shapes`).
+3. Sub-scores instead of the total: the betting rule on the total against a rule on the five
+   criteria with the level split five ways, effect spread evenly or on one criterion (`subscores`).
+"""
 from __future__ import annotations
 
 import argparse
