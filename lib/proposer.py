@@ -1,18 +1,19 @@
 """The proposer (`PROPOSER_MODEL`, with `AUTO_PROPOSE=all`): a reflective step that learns from failures.
 
 Every `PROPOSER_EVERY` completed battles (the turn is claimed in the database, so parallel runs
-take one turn), one call reads the lowest-scoring battles since its last turn with the referee's
-feedback and sub-scores, the active tactics with their measured contributions, and the outcomes
-of past proposals, and answers with one change: a new tactic or the removal of one, with its
-reasoning (a strict JSON schema). That is GEPA's reflective mutation (Agrawal et al. 2025, arXiv
-2507.19457): the learning signal is the failures' text, not only their scores; what it proposes
-then faces the canary like any other proposal. Its call goes through the LLM client under its own
-cost cap, like the scout's.
+take one turn; it is given back when it records no proposal, so the next run takes it), one call
+reads the lowest-scoring battles since its last turn with the referee's feedback and sub-scores,
+the active tactics with their measured contributions, and the outcomes of past proposals, and
+answers with one change: a new tactic or the removal of one, with its reasoning (a strict JSON
+schema). That is GEPA's reflective mutation (Agrawal et al. 2025, arXiv 2507.19457): the learning
+signal is the failures' text, not only their scores; what it proposes then faces the canary like
+any other proposal. Its call goes through the LLM client under its own cost cap, like the scout's.
 """
 from __future__ import annotations
 
 import json
 import logging
+import time
 from decimal import Decimal
 
 from lib.config import Settings
@@ -96,11 +97,13 @@ def take_turn(settings: Settings, queries: ProposalQueries, llm: LLM, *, deadlin
     except LLMError as exc:
         errors.append(f"Proposer failed: {exc}")
         log("proposer_failed", level=logging.WARNING, error=str(exc))
+        give_back(queries, turn, deadline)
         return None
     ids = {str(t["id"]) for t in turn["tactics"]}
     if answer["kind"] == "remove" and answer["removeTacticId"] not in ids:
         errors.append(f"Proposer refused: it named {answer['removeTacticId'][:40]!r}, not an active tactic's id "
                       f"(${reply.usage.cost} spent)")
+        give_back(queries, turn, deadline)
         return None
     # A refused proposal is kept too (refused, with the reason): its call was paid for, and the
     # proposer reads it among the past outcomes.
@@ -116,3 +119,12 @@ def take_turn(settings: Settings, queries: ProposalQueries, llm: LLM, *, deadlin
         return None
     log("proposer_proposed", proposalId=proposal["id"], kind=answer["kind"], cost=str(reply.usage.cost))
     return proposal
+
+
+def give_back(queries: ProposalQueries, turn: ProposerTurn, deadline: float) -> None:
+    """A turn that recorded no proposal is given back: the next run takes it, not one PROPOSER_EVERY
+    battles later (what its call cost is in the day's spend either way). A refused proposal is
+    recorded, and spends the turn: the proposer reads it next time."""
+    # Past the deadline too: like a spend's settlement, the claim must not outlive the failure.
+    if queries.give_back_proposer_turn(turn, deadline=max(deadline, time.monotonic()) + 1):
+        log("proposer_turn_given_back")

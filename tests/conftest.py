@@ -56,7 +56,7 @@ def db(database_url):
     """A direct connection to the test database, emptied before the test."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f"truncate {TABLES} restart identity cascade")
-        conn.execute("update training_control set paused = false, reason = null")
+        conn.execute("update training_control set paused = false, reason = null, proposer_turn_at = null")
         yield conn
 
 

@@ -115,16 +115,17 @@ class FakeOpenAI:
         self.server.server_close()
 
     def fail_next(self, kind: str, count: int = 1, retry_after: float | None = None,
-                  referee_only: bool = False, text: str = "") -> None:
+                  referee_only: bool = False, text: str = "", schema: str | None = None) -> None:
         """Scripts the next `count` matching requests: "429", "500", "hang", "malformed", "quota" (429
         insufficient_quota, as OpenAI answers an account out of credit), "401" (a rejected key) or "empty" (a reply with no text,
         cut by the token limit, as a reasoning model's can be), "no_usage" (an answer without its token
         usage, as some compatible providers send), "text" (answers `text` verbatim); "pass" answers
-        normally, to script a failure after some good answers."""
+        normally, to script a failure after some good answers. With `schema`, only requests for that
+        response format (`closer_proposal`, say) match."""
         with self._lock:
             for _ in range(count):
                 self._script.append({"kind": kind, "retry_after": retry_after, "referee_only": referee_only,
-                                     "text": text})
+                                     "text": text, "schema": schema})
 
     def queue_referee(self, *scores) -> None:
         """The next referee calls answer these scores, in order (an int for every criterion, or a dict)."""
@@ -142,10 +143,10 @@ class FakeOpenAI:
     def answered(self, status: int = 200) -> list[dict]:
         return [entry for entry in self.log if entry.get("status") == status]
 
-    def _next_failure(self, is_referee: bool):
+    def _next_failure(self, is_referee: bool, schema: str | None):
         with self._lock:
             for index, item in enumerate(self._script):
-                if not item["referee_only"] or is_referee:
+                if (not item["referee_only"] or is_referee) and item["schema"] in (None, schema):
                     del self._script[index]
                     return item
         return None
@@ -242,7 +243,7 @@ class FakeOpenAI:
                 return self._send(handler, 429, {"error": {"message": "Rate limit reached", "type": "requests",
                                                            "code": "rate_limit_exceeded"}},
                                   entry, {**limit_headers, "retry-after-ms": str(math.ceil(retry * 1000))})
-        failure = self._next_failure(entry["referee"])
+        failure = self._next_failure(entry["referee"], entry["schema"])
         if failure and failure["kind"] == "pass":
             failure = None
         if self.hang_all or (failure and failure["kind"] == "hang"):

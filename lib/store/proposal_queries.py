@@ -65,9 +65,11 @@ class TakenProposal(TypedDict):
 
 
 class ProposerTurn(TypedDict):
-    """What the proposer reads on its turn (lib/proposer.py)."""
+    """What the proposer reads on its turn (lib/proposer.py), and the claim, to give it back."""
 
     battles: int
+    since: str | None
+    claimedAt: str
     worst: list[JSONObject]
     tactics: list[JSONObject]
     past: list[JSONObject]
@@ -147,6 +149,12 @@ class ProposalQueries:
         """What the proposer reads when its turn is due (claimed here), else None."""
         value = self.store.call_one("training_proposer_turn", deadline=deadline, p_every=every, p_worst=worst)
         return None if value is None else shaped(ProposerTurn, value, "training_proposer_turn")
+
+    def give_back_proposer_turn(self, turn: ProposerTurn, *, deadline: float | None = None) -> bool:
+        """Gives back a turn that recorded no proposal: the next run takes it again, unless a newer
+        claim was made meanwhile (never undone). True when given back."""
+        return bool(self.store.call_one("training_give_back_proposer_turn", deadline=deadline,
+                                        p_claimed_at=turn["claimedAt"], p_since=turn["since"]))
 
     def quality(self, hours: int, with_tactics: bool = False) -> QualityView:
         """Each version's mean score per hour over the last `hours`, the canary's adoptions and

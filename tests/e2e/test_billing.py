@@ -234,3 +234,5 @@ def test_the_proposers_turn_is_refused_when_the_day_is_spent(make_settings, psyc
                                   deadline=time.monotonic() + 20, errors=errors)
     assert proposal is None and len(fake_openai.log) == sent, "nothing was sent"
     assert errors == ["Proposer failed: Daily budget reached: $1.00 of $1.00; resets at 00:00 UTC"]
+    assert db.execute("select proposer_turn_at from training_control").fetchone()[0] is None, \
+        "the turn is given back: the next run takes it"

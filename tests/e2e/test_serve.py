@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 
 from devtools.fakes.receiver import Receiver
+from devtools.harness import Output
 from lib.config import PROJECT_ROOT
 from tests.conftest import SECRET, child_env, free_port, seed_personas, wait_until
 
@@ -80,6 +81,8 @@ def test_a_client_that_goes_away_is_one_json_line(base_env, psycopg_store, db, f
     seed_personas(psycopg_store, 2)
     process, url = start({**base_env, "MAX_TRAINING_EXECUTION_TIME_MS": "3000", "NEXT_PUBLIC_APP_URL": None})
     port = int(url.rsplit(":", 1)[1])
+    assert process.stdout is not None
+    output = Output(process.stdout)
     try:
         # A first batch warms the process, so the next one's battles start at once.
         requests.post(f"{url}/api/cron/train", json={"batchSize": 1}, headers=AUTH, timeout=60)
@@ -100,12 +103,18 @@ def test_a_client_that_goes_away_is_one_json_line(base_env, psycopg_store, db, f
         wait_until(lambda: db.execute("select count(*) from training_runs where status <> 'running'"
                                       ).fetchone()[0] == 2, timeout=30, message="the batch was not recorded")
         assert requests.get(f"{url}/api/cron/train", timeout=10).status_code == 401, "still answering"
+        # The batch is recorded before its answer is sent: the third line comes only then.
+        wait_until(lambda: len(output.containing('"client_disconnected"')) >= 3, timeout=30,
+                   message="a client_disconnected line for each client that went away")
     finally:
-        lines = stop(process)
+        process.terminate()
+        process.wait(timeout=30)
+        lines = output.until_closed(timeout=10)
     assert not any("Traceback" in line or not line.startswith(("{", "warning: ")) for line in lines), lines
     gone = [json.loads(line) for line in lines if '"client_disconnected"' in line]
     assert len(gone) == 3, lines
-    assert gone[-1]["during"] == "sending the response" and gone[-1]["path"] == "/api/cron/train"
+    [sending] = [line for line in gone if line["during"] == "sending the response"]
+    assert sending["path"] == "/api/cron/train", gone
     assert db.execute("select status from training_runs order by started_at desc").fetchone()[0] == "timed_out", \
         "the batch is recorded whatever happened to its client"
 

@@ -6,9 +6,11 @@ import json
 import pytest
 
 from lib.app import make_llm
+from lib.llm import MAX_ATTEMPTS
 from lib.store import Rejected
 from lib.store.proposal_queries import ProposalQueries
 from lib.store.queries import Queries
+from lib.training import train_once
 from tests.conftest import seed_personas
 from tests.e2e.test_versions import breakthrough, cli, decisions_in_slack, trained_batch
 
@@ -196,6 +198,62 @@ def test_the_proposer_reads_the_worst_battles_and_queues_its_proposal(loop_setti
     [call] = [e for e in fake_openai.log if e["schema"] == "closer_proposal"]
     assert "repeats proposal #1" in call["messages"][1]["content"], "it reads its refused proposal"
     assert any("not an active tactic's id" in error for error in batch["errors"])
+
+
+def test_a_proposer_turn_that_records_no_proposal_is_given_back_to_the_next_run(loop_settings, psycopg_store, db,
+                                                                               database_url, fake_openai):
+    settings = loop_settings(AUTO_PROPOSE="all", PROPOSER_MODEL="gpt-4o-mini", PROPOSER_EVERY=6,
+                             MAX_TRAINING_EXECUTION_TIME_MS=60000)
+
+    def proposer_calls() -> int:
+        return len([e for e in fake_openai.log if e["schema"] == "closer_proposal"])
+
+    def one_battle_run() -> None:  # far fewer than PROPOSER_EVERY battles
+        train_once(settings, psycopg_store, make_llm(settings), trigger="manual", scout="webhook",
+                   requested_batch_size=1)
+
+    fake_openai.fail_next("500", count=MAX_ATTEMPTS, schema="closer_proposal")  # the provider fails each attempt
+    failed = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert any(e.startswith("Proposer failed: gpt-4o-mini: HTTP 500") for e in failed["errors"]), failed["errors"]
+    assert proposer_calls() == MAX_ATTEMPTS and proposals_json(database_url)["canary"] is None
+    assert db.execute("select proposer_turn_at from training_control").fetchone()[0] is None, "given back"
+    one_battle_run()
+    assert proposer_calls() == MAX_ATTEMPTS + 1
+    assert proposals_json(database_url)["canary"]["source"] == "proposer"
+    one_battle_run()  # a turn that recorded a proposal is spent
+    assert proposer_calls() == MAX_ATTEMPTS + 1
+    # Paid for, but not the requested JSON: given back too (its cost is in the day's spend either way).
+    fake_openai.fail_next("malformed", schema="closer_proposal")
+    fake_openai.proposal = {**fake_openai.proposal, "tactic": "Repeat the seller's deadline back in their words."}
+    spent = trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    assert any("not the requested JSON" in e for e in spent["errors"]), spent["errors"]
+    assert db.execute("select recorded from training_spends where purpose = 'proposer' order by started_at desc "
+                      "limit 1").fetchone()[0] > 0
+    one_battle_run()
+    assert proposer_calls() == MAX_ATTEMPTS + 3
+    assert proposals_json(database_url)["queue"][0]["text"] == fake_openai.proposal["tactic"]
+
+
+def test_a_turn_is_given_back_once_and_never_over_a_newer_claim(store, db):
+    seed_personas(store, 2)
+    queries = ProposalQueries(store)
+    for snippet in ("a", "b"):
+        breakthrough(db, snippet)  # two completed battles
+    first = queries.proposer_turn(2, 5)
+    assert first is not None and first["since"] is None and first["battles"] == 2
+    assert queries.proposer_turn(2, 5) is None, "parallel runs take one turn"
+    assert queries.give_back_proposer_turn(first) is True
+    assert queries.give_back_proposer_turn(first) is False, "given back once"
+    second = queries.proposer_turn(2, 5)
+    assert second is not None and second["battles"] == 2, "the next run takes it, with the same battles"
+    assert queries.give_back_proposer_turn(first) is False, "a stale claim never undoes a newer one"
+    assert queries.proposer_turn(2, 5) is None
+    breakthrough(db, "c")
+    breakthrough(db, "d")
+    third = queries.proposer_turn(2, 5)
+    assert third is not None and third["since"] == second["claimedAt"]
+    assert queries.give_back_proposer_turn(third) is True
+    assert queries.proposer_turn(2, 5)["battles"] == 2, "back to the turn before: only the battles since it"
 
 
 def test_the_queue_works_the_same_over_both_transports(store, db):

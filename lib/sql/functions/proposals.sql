@@ -422,8 +422,8 @@ $$;
 -- The proposer's turn: due once p_every battles completed since its last turn (claimed here, so
 -- two runs finishing together take one turn). When due, what it reads: the p_worst lowest-scoring
 -- battles since then (transcript, feedback, sub-scores), the active tactics with their measured
--- contribution, and the last 20 decided proposals with their outcomes (its own refused ones too).
--- Null when not due.
+-- contribution, and the last 20 decided proposals with their outcomes (its own refused ones too),
+-- with `since` (the turn before) and `claimedAt` (this claim) to give the turn back. Null when not due.
 create or replace function training_proposer_turn(p_every integer, p_worst integer)
 returns jsonb
 language plpgsql as $$
@@ -439,7 +439,7 @@ begin
     end if;
     update training_control set proposer_turn_at = now() where id;
     return jsonb_build_object(
-        'battles', completed,
+        'battles', completed, 'since', since, 'claimedAt', now(),
         'worst', coalesce((select jsonb_agg(jsonb_build_object('id', b.id, 'score', b.referee_score, 'scores', b.scores,
                                                               'feedback', b.referee_feedback,
                                                               'transcript', b.transcript) order by b.referee_score, b.id)
@@ -458,6 +458,18 @@ begin
                                    or status = 'refused' and source = 'proposer'
                                 order by decided_at desc limit 20) p
                           left join sandbox_tactics t on t.id = p.tactic_id), '[]'));
+end;
+$$;
+
+-- A turn that recorded no proposal (its call failed, or its answer could not be used) is given
+-- back: proposer_turn_at returns to p_since, so the next run takes the turn again, but only while
+-- it still holds this claim's p_claimed_at (a newer claim is never undone). True when given back.
+create or replace function training_give_back_proposer_turn(p_claimed_at timestamptz, p_since timestamptz)
+returns boolean
+language plpgsql as $$
+begin
+    update training_control set proposer_turn_at = p_since where id and proposer_turn_at = p_claimed_at;
+    return found;
 end;
 $$;
 
