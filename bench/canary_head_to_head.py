@@ -115,7 +115,9 @@ def head_to_head_power(simulator: list[float], canaries: int, seed: int, spread_
     from lib.head_to_head import HEAD_TO_HEAD_BETS, HEAD_TO_HEAD_BOUND
 
     null = simulated_head_to_head(spread_pairs, seed)
-    better = simulated_head_to_head(max(100, spread_pairs // 2), seed + 1, (tactic_with_effect(5.0),))
+    # Enough judged +5 pairs that their mean verdict is the judge's, not a sample's (300 gave +0.417
+    # against about +0.38 on thousands), since the canaries below resample them.
+    better = simulated_head_to_head(max(2000, spread_pairs), seed + 1, (tactic_with_effect(5.0),))
     pair_cost, judge_cost = null["pair_cost"], null["judge_cost"]
     print(f"\nhead to head through the simulator's LLM: {spread_pairs} no-effect pairs, mean verdict "
           f"{statistics.mean(v.verdict for v in null['verdicts']):+.3f}, the call shown first won "
