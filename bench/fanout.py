@@ -114,7 +114,11 @@ def one(url: str, runs: int) -> list:
     window = [e for e in entries if first <= e["arrived"] < paused_at]
     answered = sum(1 for e in window if e.get("status") == 200) / ((paused_at - first) / 60)
     limited = sum(1 for e in entries if e.get("status") == 429)  # no status yet: still being answered
-    late = sum(1 for e in entries if e["arrived"] > paused_at + PAUSE_POLL_S + MAX_CALL_S)
+    late_entries = [e for e in entries if e["arrived"] > paused_at + PAUSE_POLL_S + MAX_CALL_S]
+    late = len(late_entries)
+    for e in late_entries:  # what came late, and how late: the pause's guarantee is about these
+        print(f"  late call: {e['schema'] or 'text'} {e['arrived'] - paused_at:.2f} s after the pause, "
+              f"status {e.get('status', 'still open')}", flush=True)
     accounted = "ok" if overlapping == 0 and untallied == 0 and running == 0 else \
         f"{overlapping} overlaps, {untallied} untallied, {running} running"
     pause = f"{statuses.count('killed')}/{len(statuses)} killed, {late} late calls"

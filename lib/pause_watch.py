@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 
 from lib.deadline import Deadline
 from lib.log import log
@@ -56,6 +57,7 @@ class PauseWatch:
 
     def _watch(self) -> None:
         while not self.stop.is_set():
+            polled_at = time.monotonic()
             if self.interrupted:
                 self.stop.set()
                 return
@@ -68,4 +70,5 @@ class PauseWatch:
                 self.reason = state["reason"] or "paused"
                 self.stop.set()
                 return
-            self.stop.wait(PAUSE_POLL_S)
+            # Every PAUSE_POLL_S from poll to poll: a slow read (a busy database) does not stretch the wait.
+            self.stop.wait(max(0.0, polled_at + PAUSE_POLL_S - time.monotonic()))
