@@ -1,7 +1,7 @@
 """Ways to decide sooner than on score differences, for `python -m bench.canary` (which prints all
 three after its own tables) and on their own:
 
-    python -m bench.canary_head_to_head                 # 2 and 3: about 4 minutes on 2 busy cores
+    python -m bench.canary_head_to_head                 # 2 and 3: 4–5 minutes on 2 busy cores
     python -m bench.canary_head_to_head --canaries 200  # the same, smaller: about a minute
 
 1. The head-to-head verdict against the score difference: power, pairs to a decision and cost per
