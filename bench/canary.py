@@ -1,6 +1,6 @@
 """The canary's error rates and power under the looks the system really takes, by simulation.
 
-    python -m bench.canary              # about 11 minutes on 2 busy cores
+    python -m bench.canary              # about 15 minutes on 2 busy cores
     python -m bench.canary --quick      # fewer canaries, well under a minute
 
 1. **Score shapes.** Paired differences d = candidate − active with no effect, nine ways: the
@@ -23,7 +23,9 @@
 4. **Power.** Pairs to a decision, the first pass's self-normalised rule (valid only for
    symmetric differences) for comparison, and the head-to-head verdict (`lib.head_to_head`, through
    the simulator's LLM and as the simulator's judge draws it) against the score difference: power,
-   pairs and cost per decision.
+   pairs and cost per decision; then verdict mode on every shape above (a judge that sees each
+   pair's score difference) and sub-scores instead of the total (`bench.canary_head_to_head`, also
+   runnable on its own: `python -m bench.canary_head_to_head`).
 
 Goals (issue 19): no-effect adoption ≤ 2.5% and both-sided error ≤ 5% in every row at every max
 pairs; +5 adopted ≥ 90% within 100 pairs at spreads ≤ 12; the bimodal row's pairs to decision.
@@ -483,9 +485,11 @@ def main(argv: list[str] | None = None) -> None:
     compare_first_pass(simulator, min(canaries, 500), args.seed)
     if not args.quick:
         outlook_check(min(canaries, 1000), args.seed)
-        from bench.canary_head_to_head import head_to_head_power
+        from bench.canary_head_to_head import head_to_head_power, subscores, verdict_shapes
 
-        head_to_head_power(simulator, min(canaries, 500), args.seed, args.spread_pairs)
+        pair_cost, judge_cost = head_to_head_power(simulator, min(canaries, 500), args.seed, args.spread_pairs)
+        verdict_shapes(simulator, min(canaries, 1000), min(canaries, 1000), args.seed, pair_cost, judge_cost)
+        subscores(min(canaries, 1000), args.seed, pair_cost)
         pairing(canaries)
     print(f"\n{'every goal held' if not failures else f'goals missed: {failures}'} "
           f"({time.monotonic() - started:.0f}s)")
