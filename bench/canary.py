@@ -313,6 +313,28 @@ def compare_first_pass(simulator: list[float], canaries: int, seed: int) -> None
         print(f"| {label} | {' | '.join(cells)} |")
 
 
+def largest_bet_alone(canaries: int, seed: int) -> dict[float, float]:
+    """How often +5 (normal differences) is adopted within 100 pairs by the largest constant bet a
+    difference bounded in [−100, 100] allows, alone: what the docs cite as the price of validity."""
+    alone = ((0.99, 1.0),)
+    adopted = {}
+    for spread in (9.5, 12.0):
+        rng = random.Random(f"{seed}-largest-bet-{spread}")
+        hits = 0
+        for _ in range(canaries):
+            wealth = canary.Wealth(alone)
+            for _ in range(100):
+                wealth = wealth.add(max(-canary.BOUND, min(canary.BOUND, rng.gauss(5.0, spread))))
+                look = canary.decide_from_wealth(wealth, 101)
+                if look.decision != canary.PENDING:
+                    hits += look.decision == canary.ADOPTED
+                    break
+        adopted[spread] = hits / canaries
+    print(f"\nthe largest bet alone (c = 0.99), +5 adopted within 100 pairs, {canaries} canaries: "
+          + ", ".join(f"{share:.1%} at spread {spread:g}" for spread, share in adopted.items()))
+    return adopted
+
+
 def outlook_check(canaries: int, seed: int) -> None:
     """`lib.canary.pairs_for_effect` (the outlook shown in `versions`) against the simulated 90th
     percentile of pairs to a decision, +5 with normal differences, a look after every pair."""
@@ -484,6 +506,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{to_decision['pairs']:.0f} |")
     compare_first_pass(simulator, min(canaries, 500), args.seed)
     if not args.quick:
+        largest_bet_alone(max(canaries, 4000), args.seed)
         outlook_check(min(canaries, 1000), args.seed)
         from bench.canary_head_to_head import head_to_head_power, subscores, verdict_shapes
 

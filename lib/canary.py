@@ -24,7 +24,8 @@ the look and post a decision to Slack; this module only decides (no settings, st
   (a mean-zero difference can be +5 on 95.2% of pairs and −100 on the rest, and 75 such pairs in
   a row happen 2.6% of the time). On totals spread 9.5 points, +5 is adopted about 3 times in 4
   within 100 pairs, not 9 in 10; the largest bet allowed, alone, reaches only about 4 in 5
-  (docs/versions.md). A verdict with a tight bound (the head-to-head, [−1, 1]) bets far harder.
+  (docs/versions.md). A verdict (the head-to-head, [−1, 1]) moves far more per pair relative to
+  its bound, so even its smaller stakes grow wealth faster.
 * No decision before `MIN_PAIRS` pairs; **adopt** when the adopting bet reaches 2/alpha; **roll
   back** when the mirror bet does; **inconclusive** once `max_pairs` (CANARY_MAX_PAIRS) pairs are
   in without either; else pending.
@@ -32,7 +33,8 @@ the look and post a decision to Slack; this module only decides (no settings, st
   "the mean is μ" (stakes c/(BOUND ± μ), so the wealth stays nonnegative) reaches 2/alpha. It is a
   95% confidence sequence at every n for the mean difference whenever each pair's difference has
   mean μ given the pairs before it (any shape, bounded), and from MIN_PAIRS on it excludes 0
-  exactly when the test decides.
+  exactly when the test decides (the figures shown are rounded outward to 0.01, so a lower end
+  just above 0 can show as 0.00).
 
 `python -m bench.canary` proves the error rates by simulation (and prints them);
 `tests/unit/test_canary.py` runs a smaller version.
@@ -80,6 +82,12 @@ class Wealth:
     up: tuple[float, ...] = ()
     down: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        # The guarantee needs every factor positive (c < 1) and the mixture to start at most at 1.
+        if not self.bets or not all(0 < c < 1 and w > 0 for c, w in self.bets) \
+                or sum(w for _, w in self.bets) > 1 + 1e-9:
+            raise ValueError(f"canary bets need stakes in (0, 1) and weights summing to at most 1, got {self.bets}")
+
     def add(self, d: float) -> Wealth:
         bound = self.bound
         if not (math.isfinite(d) and -bound <= d <= bound):
@@ -121,7 +129,17 @@ def decide(diffs: Sequence[float | None], max_pairs: int, bound: float = BOUND, 
     for d in values:
         wealth = wealth.add(d)
     look = decide_from_wealth(wealth, max_pairs)
-    return replace(look, ci95=interval(values, bound, bets), skipped=len(diffs) - len(values))
+    ci95 = interval(values, bound, bets)
+    if ci95 is not None:
+        # At μ = 0 the interval's bets are the test's: 0 is inside unless a bet has reached the
+        # threshold. Said exactly here, where the bisection could stop a hair past 0.
+        low, high = ci95
+        if mixed(wealth.up, bets) < THRESHOLD:
+            low = min(low, 0.0)
+        if mixed(wealth.down, bets) < THRESHOLD:
+            high = max(high, 0.0)
+        ci95 = (low, high)
+    return replace(look, ci95=ci95, skipped=len(diffs) - len(values))
 
 
 def _finite(value: object) -> TypeGuard[float]:
@@ -152,7 +170,7 @@ def interval(values: list[float], bound: float = BOUND, bets: Bets = BETS) -> tu
     def end(side: int) -> float:
         inside, outside = sum(values) / len(values), -side * bound
         if _log_wealth(values, inside, side, bound, bets) >= THRESHOLD:
-            return inside  # only possible for a handful of identical values: the interval is a point
+            return inside  # only when every value is at the bound (by Jensen): the interval ends at the mean
         while abs(inside - outside) > 0.005 * bound / BOUND:
             middle = (inside + outside) / 2
             inside, outside = (middle, outside) if _log_wealth(values, middle, side, bound, bets) < THRESHOLD \

@@ -7,7 +7,7 @@ candidate's battle with the order the calls were shown in. A call that fails end
 for this look (the pairs left are judged at the next); a failure that is the pair's own (the
 judge's answer, or the provider refusing that request) is also counted on the pair, which then
 waits behind the pairs the judge has not failed on, and after three failures is left out
-(`training_verdict_failures_max`), so one pair the judge cannot judge never blocks the others.
+(the database's limit), so one pair the judge cannot judge never blocks the others.
 The look decides on the verdicts judged so far.
 """
 from __future__ import annotations

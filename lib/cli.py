@@ -445,11 +445,17 @@ def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
         interval = "-" if v["ci95"] is None else f"[{v['ci95'][0]:+.1f}, {v['ci95'][1]:+.1f}]"
         print(f"{'v' + str(v['id']):>7}  {v['status']:<11} {v['battles']:>7} {mean:>6}  {v['decision'] or '-':<12} "
               f"{v['pairs']:>5} {diff:>6}  {interval:<15} {v['change']}")
+    in_verdicts = [f"v{v['id']}" for v in listing["versions"] if v["unit"] == "head_to_head"]
+    if in_verdicts:
+        print(f"diff and interval in head-to-head verdicts (wins − losses per 100 pairs) for {', '.join(in_verdicts)}; "
+              "in points for the others")
     canary = listing["canary"]
     if canary:
         unit = "head-to-head verdicts" if canary["unit"] == "head_to_head" else "points"
         print(f"canary: v{canary['candidateId']} against v{canary['activeId']}, {canary['pairs']} of at most "
-              f"{canary['maxPairs']} pairs, measured in {unit}")
+              f"{canary['maxPairs']} pairs, measured in {unit}"
+              + (f" (its first look's unit; CANARY_VERDICT={settings.canary_verdict} applies from the next candidate)"
+                 if canary["unit"] != settings.canary_verdict else ""))
         if canary["spread"] is not None and canary["unit"] == "score":
             needed = canary["pairsFor5"]
             print(f"at this spread ({canary['spread']:.1f} points), a 5-point difference takes about "

@@ -8,8 +8,11 @@ decides on it with the same betting rule and `HEAD_TO_HEAD_BETS` (stakes for a [
 
 **Position bias is removed by the order.** Which call is shown first is a fair coin per pair
 (`candidate_first`, drawn by the caller and recorded). A referee that prefers the first call it
-reads (models do) then favours the candidate and the active version equally often, so under no
-effect the verdict's mean is exactly 0 whatever the bias, which is all the rule's guarantee needs.
+reads (models do) then favours the candidate and the active version equally often, so with no
+effect (two versions whose calls are interchangeable) the verdict's mean is exactly 0 whatever a
+lean that depends only on position, which is all the rule's guarantee needs (a lean that
+interacts with content, "the first unless the second is longer", is a preference the coin does
+not remove).
 `position_bias` measures it: the share of decisive verdicts that went to the call shown first.
 
 The call goes through `LLM.chat` like the referee's score (`Role.REFEREE`: the same budget, cost
@@ -118,7 +121,7 @@ def position_bias(verdicts: list[HeadToHead]) -> float | None:
 
 
 # The stakes `lib.canary` mixes for a verdict in [−1, 1], (c, weight): a 5-point effect makes the
-# candidate's call the better one about 7 times in 10 (simulated), a mean verdict near 0.35, for
+# candidate's call the better one about 7 times in 10 (simulated), a mean verdict near 0.37, for
 # which the best constant stake is about 0.4; the smaller ones keep power for smaller effects.
 HEAD_TO_HEAD_BETS = ((0.4, 0.5), (0.2, 0.3), (0.1, 0.2))
 HEAD_TO_HEAD_BOUND = 1.0

@@ -91,6 +91,7 @@ def test_a_failed_verdict_call_leaves_the_pair_unjudged_and_the_next_look_judges
     settings = canary_settings(CANARY_VERDICT="head_to_head")
     plain = canary_settings()  # a run in score mode leaves three pairs to judge
     trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
+    db.execute("update training_versions set canary_unit = null")  # as if that look had not happened
     assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [None] * 3
     # The judge answers malformed twice: the pairs stay unjudged, and the errors say why.
     fake_openai.fail_next("malformed", count=2)
@@ -128,3 +129,66 @@ def test_each_verdict_keeps_the_order_it_was_judged_in_and_versions_shows_the_ju
     assert canary["positionBias"]["firstShownWon"] == canary["positionBias"]["decisive"] == 9
     shown = cli("versions", db_url=database_url).stdout
     assert "the judge chose the call it read first in 9 of 9 decisive verdicts (100%" in shown, shown
+
+
+def failures_by_age(db) -> list:
+    return [row[0] for row in db.execute(
+        "select b.pair_verdict_failures from sandbox_battles b where b.version_id = 2 and b.status = 'completed' "
+        "order by b.ended_at, b.id")]
+
+
+def test_a_pair_the_judge_keeps_failing_on_waits_at_the_back_and_is_left_out_after_three(canary_settings,
+                                                                                         psycopg_store, db,
+                                                                                         database_url, fake_openai):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    settings = canary_settings(CANARY_VERDICT="head_to_head")
+    plain = canary_settings()  # a run in score mode leaves three pairs to judge (no look in head_to_head yet)
+    trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
+    db.execute("update training_versions set canary_unit = null")  # as if that look had not happened
+    queries = Queries(psycopg_store)
+
+    def judge(errors):
+        return judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
+                               simulated=False, errors=errors)
+
+    # The judge fails on the first pair it tries: counted on that pair, which then waits behind the others.
+    fake_openai.fail_next("malformed", count=2)
+    errors: list[str] = []
+    assert judge(errors) == 0 and "the judge has failed on this pair 1 time(s)" in errors[0]
+    assert failures_by_age(db) == [1, None, None]
+    fake_openai.fail_next("malformed", count=2)
+    assert judge([]) == 0
+    assert failures_by_age(db) == [1, 1, None], "the next look tried a pair the judge had not failed on"
+
+    # The next looks judge the pairs before it, then fail on it again: after 3 failures it is left out.
+    for judged_first in (1, 1):
+        fake_openai.fail_next("pass")
+        fake_openai.fail_next("malformed", count=2)
+        assert judge([]) == judged_first
+    assert failures_by_age(db) == [3, 1, None] and len(head_to_head_calls(fake_openai)) == 10
+    assert queries.canary_unjudged(10) == []
+    pairs = queries.canary_pairs("head_to_head")
+    assert pairs["diffs"] == [100, 100] and pairs["skipped"] == 1
+    assert pairs["skippedReason"] == "1 the judge failed on 3 times (left out)"
+
+
+def test_the_canary_keeps_the_unit_of_its_first_look_when_the_setting_changes(canary_settings, psycopg_store, db,
+                                                                              database_url, fake_openai):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    plain = canary_settings()
+    assert trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")["canary"]["unit"] == "score"
+    switched = canary_settings(CANARY_VERDICT="head_to_head")
+    look = trained_batch(switched, psycopg_store, make_llm(switched), trigger="manual")["canary"]
+    assert look["unit"] == "score" and look["pairs"] == 6 and look["decision"] == "pending"
+    assert head_to_head_calls(fake_openai) == [], "no verdicts asked for a canary that measures points"
+    assert versions_json(database_url, CANARY_VERDICT="head_to_head")["canary"]["unit"] == "score"
+    shown = cli("versions", db_url=database_url, CANARY_VERDICT="head_to_head").stdout
+    assert ("measured in points (its first look's unit; CANARY_VERDICT=head_to_head applies from the next "
+            "candidate)") in shown, shown
+    # A look in the other unit (a run that read the setting before the first look was recorded) records nothing.
+    answer = Queries(psycopg_store).record_canary(2, "adopted", 50, 100, [10, 100], 100, unit="head_to_head")
+    assert answer == {"recorded": False, "decided": False, "unit": "score"}
+    assert db.execute("select status, canary_unit from training_versions where id = 2").fetchone() == (
+        "candidate", "score")

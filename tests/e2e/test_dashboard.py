@@ -404,13 +404,13 @@ def test_at_phone_width_what_you_act_on_comes_first_and_the_feed_shows_ten(brows
 VERSIONS = {"versions": [
     {"id": 7, "status": "candidate", "parentId": 6, "change": "Promoted: put the offer in writing",
      "createdAt": "2026-11-28T10:00:00+00:00", "battles": 12, "meanScore": 81.5, "ci95": [78.1, 84.9],
-     "decision": "pending", "pairs": 6, "diff": 2.5, "decidedAt": None},
+     "decision": "pending", "pairs": 6, "diff": 2.5, "unit": "score", "decidedAt": None},
     {"id": 6, "status": "active", "parentId": 5, "change": "Promoted: name the repair costs",
      "createdAt": "2026-11-27T10:00:00+00:00", "battles": 140, "meanScore": 79.0, "ci95": [77.0, 81.0],
-     "decision": "adopted", "pairs": 40, "diff": 3.1, "decidedAt": "2026-11-27T20:00:00+00:00"},
+     "decision": "adopted", "pairs": 40, "diff": 38.0, "unit": "head_to_head", "decidedAt": "2026-11-27T20:00:00+00:00"},
     {"id": 5, "status": "retired", "parentId": None, "change": "Baseline", "createdAt": "2026-11-20T10:00:00+00:00",
      "battles": 300, "meanScore": 75.9, "ci95": None, "decision": "direct", "pairs": 0, "diff": None,
-     "decidedAt": None}],
+     "unit": None, "decidedAt": None}],
     "canary": {"candidateId": 7, "activeId": 6, "pairs": 6, "maxPairs": 40, "diff": 2.5, "ci95": [-1.2, 6.2],
                "spread": 11.04, "pairsFor5": 106, "morePairsFor5": 100,
                "positionBias": {"firstShownWon": 16, "decisive": 20, "note": lean_note(16, 20)}}}
@@ -452,6 +452,7 @@ def test_versions_tactics_and_referee_panels_render_their_json_and_send_their_ac
     assert ("At this spread (11.0 points), a 5-point difference takes about 106 pairs in all (100 more); raise "
             "CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts (CANARY_VERDICT=head_to_head), "
             "which need far fewer pairs on wide spreads.") in versions
+    assert "adopted · 40 pairs · +38.0 head-to-head" in versions and "pending · 6 pairs · +2.5\t" in versions
     assert "Head-to-head: the judge chose the call it read first in 16 of 20 decisive verdicts (80%" in versions
     assert "but it is strong" in versions
     assert page.locator("#versions button").all_inner_texts() == ["Roll back to v5"], "only earlier versions"

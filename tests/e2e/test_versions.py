@@ -22,7 +22,7 @@ from lib.training import train_once
 from tests.conftest import child_env, seed_personas, wait_until
 
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
-                  "pairs", "diff", "decidedAt"}
+                  "pairs", "diff", "unit", "decidedAt"}
 CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "unit", "pairsFor5",
                  "morePairsFor5", "positionBias"}
 

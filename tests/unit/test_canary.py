@@ -119,3 +119,38 @@ def test_the_judges_lean_is_said_and_a_strong_one_over_enough_verdicts_is_flagge
     assert "strong" not in canary.lean_note(11, 20)
     assert "strong" in canary.lean_note(14, 20) and "strong" in canary.lean_note(6, 20), "either position"
     assert "strong" not in canary.lean_note(9, 10), "ten verdicts are too few to call it"
+
+
+def test_the_interval_holds_0_whenever_the_test_has_not_decided_even_a_hair_from_the_threshold():
+    def up(values):
+        wealth = canary.Wealth()
+        for value in values:
+            wealth = wealth.add(value)
+        return canary.mixed(wealth.up)
+
+    values = [3.0]
+    while up([*values, 3.0]) < canary.THRESHOLD:
+        values.append(3.0)
+    low, high = -100.0, 3.0  # the last difference that leaves the adopting bet just short of the threshold
+    for _ in range(200):
+        low, high = ((low + high) / 2, high) if up([*values, (low + high) / 2]) < canary.THRESHOLD \
+            else (low, (low + high) / 2)
+    values.append(low)
+    look = canary.decide(values, 10_000)
+    assert look.decision == canary.PENDING and canary.interval(values)[0] > 0, "the bisection alone stops past 0"
+    assert look.ci95[0] <= 0 < look.ci95[1]
+
+
+def test_bets_that_could_break_the_guarantee_are_refused():
+    for bets in (((1.0, 1.0),), ((0.5, 0.6), (0.3, 0.6)), ((0.5, 0.0),), ()):
+        with pytest.raises(ValueError, match="canary bets"):
+            canary.Wealth(bets)
+    canary.Wealth(canary.BETS)
+
+
+def test_the_largest_bet_alone_is_measured_as_the_docs_cite_it(capsys):
+    from bench.canary import largest_bet_alone
+
+    adopted = largest_bet_alone(200, 3)
+    assert set(adopted) == {9.5, 12.0} and 0.5 < adopted[12.0] < adopted[9.5] < 0.95
+    assert "the largest bet alone (c = 0.99)" in capsys.readouterr().out

@@ -55,7 +55,8 @@ const Versions = (() => {
       el("td", { class: "num", text: String(version.battles) }),
       el("td", { class: "num", text: `${score(version.meanScore)}${version.ci95 ? ` (${ci(version.ci95)})` : ""}` }),
       el("td", { text: version.decision ? `${version.decision.replace("_", " ")}${version.pairs ? ` · ${version.pairs} pairs` : ""}` +
-                                          `${version.diff != null ? ` · ${signed(version.diff)}` : ""}` : "–" }),
+                                          `${version.diff != null ? ` · ${signed(version.diff)}` : ""}` +
+                                          `${version.unit === "head_to_head" ? " head-to-head" : ""}` : "–" }),
       el("td", { text: ago(version.createdAt), title: when(version.createdAt) }),
     ];
     const action = el("td");
