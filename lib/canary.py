@@ -83,7 +83,10 @@ class Wealth:
     down: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        # The guarantee needs every factor positive (c < 1) and the mixture to start at most at 1.
+        # The guarantee needs every factor positive (c < 1) and the mixture to start at most at 1
+        # (checked once, on the empty sums: `add` copies them).
+        if self.n > 0:
+            return
         if not self.bets or not all(0 < c < 1 and w > 0 for c, w in self.bets) \
                 or sum(w for _, w in self.bets) > 1 + 1e-9:
             raise ValueError(f"canary bets need stakes in (0, 1) and weights summing to at most 1, got {self.bets}")

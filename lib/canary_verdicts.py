@@ -14,39 +14,48 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from decimal import Decimal
 
 from lib import head_to_head
 from lib.config import Settings
-from lib.llm import LLM, CallContext, DeadlineExceeded, LLMError, ProviderRefused, Stopped, Usage
+from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, ProviderRefused, Stopped, Usage
 from lib.log import log
 from lib.spending import BudgetReached, spend
-from lib.store import Store
-from lib.store.queries import Queries
+from lib.store import Store, StoreError
+from lib.store.queries import Queries, UnjudgedPair
 
 # The most one look spends on verdicts, and the most pairs it judges (the rest wait for the next).
 VERDICT_CAP_USD = Decimal("0.50")
 VERDICTS_PER_LOOK = 50
 PURPOSE = "canary_verdicts"
 # Failures that are the run's or the account's, not the pair's: they do not count against the pair.
-NOT_THE_PAIRS = (BudgetReached, DeadlineExceeded, Stopped, ProviderRefused)
+NOT_THE_PAIRS = (BudgetReached, BudgetExceeded, DeadlineExceeded, Stopped, ProviderRefused)
+# A claim outlives the look's time by this much: a look that dies mid-call frees its pair after it.
+CLAIM_MARGIN_S = 30.0
 
 
 def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: float, simulated: bool,
                     errors: list[str]) -> int:
-    """Judges the candidate's complete pairs that have no verdict yet, until `judge_by`
-    (time.monotonic()); returns how many verdicts were stored. A failure ends the judging (the
-    pairs left wait for the next look) and is added to `errors`."""
+    """Judges the candidate's complete pairs that have no verdict yet, one claimed pair at a time
+    (runs finishing together never judge the same pair), until `judge_by` (time.monotonic()) or
+    VERDICTS_PER_LOOK; returns how many verdicts were stored. A failure ends the judging (the pairs
+    left wait for the next look) and is added to `errors`."""
     queries = Queries(store)
-    pending = queries.canary_unjudged(VERDICTS_PER_LOOK, deadline=judge_by)
-    if not pending:
+
+    def claim_next() -> UnjudgedPair | None:
+        claimed = queries.canary_unjudged(1, claim_s=max(0.0, judge_by - time.monotonic()) + CLAIM_MARGIN_S,
+                                          deadline=judge_by)
+        return claimed[0] if claimed else None
+
+    pair = claim_next()
+    if pair is None:
         return 0
     judged = 0
-    pair = pending[0]
     try:
         with spend(settings, store, PURPOSE, VERDICT_CAP_USD, judge_by, simulated) as block:
             ctx = CallContext.for_cap(block, judge_by)
-            for pair in pending:
+            while pair is not None:
                 candidate_first = secrets.randbelow(2) == 1
                 ids = (pair["candidateBattleId"], pair["activeBattleId"])
                 shown = ids if candidate_first else ids[::-1]
@@ -55,14 +64,26 @@ def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: flo
                 queries.record_pair_verdict(pair["candidateBattleId"], result.verdict, candidate_first,
                                             deadline=judge_by + 1)
                 judged += 1
+                pair = claim_next() if judged < VERDICTS_PER_LOOK else None
     except LLMError as exc:  # BudgetReached included: the spend's refusal in the run's words
-        left = len(pending) - judged
-        counted = ""
-        if not isinstance(exc, NOT_THE_PAIRS) and judged < len(pending):
-            failures = queries.record_pair_verdict_failure(pair["candidateBattleId"], deadline=judge_by + 1)
-            counted = f"; the judge has failed on this pair {failures} time(s)"
-        errors.append(f"Canary verdicts: {exc} ({left} pair(s) left unjudged, judged at the next look{counted})")
-        log("canary_verdicts_failed", level=logging.WARNING, judged=judged, left=left, error=type(exc).__name__)
+        errors.append(f"Canary verdicts: {exc} ({judged} judged this look; the pairs left are judged at the next "
+                      f"look{_released(queries, pair, exc, judge_by)})")
+        log("canary_verdicts_failed", level=logging.WARNING, judged=judged, error=type(exc).__name__)
     if judged:
         log("canary_verdicts", judged=judged)
     return judged
+
+
+def _released(queries: Queries, pair: UnjudgedPair | None, exc: LLMError, judge_by: float) -> str:
+    """Frees the pair whose call failed for the next look, counting the failure when it is the
+    pair's own; says so for the run's errors. A database failure here only delays the pair."""
+    if pair is None:
+        return ""
+    own = not isinstance(exc, NOT_THE_PAIRS)
+    try:
+        failures = queries.release_pair(pair["candidateBattleId"], failed=own,
+                                        deadline=max(judge_by, time.monotonic()) + 1)
+    except StoreError as store_exc:
+        log("canary_verdict_release_failed", level=logging.WARNING, error=str(store_exc))
+        return "; the pair stays claimed for a while: the database did not answer"
+    return f"; the judge has failed on this pair {failures} time(s)" if own else ""

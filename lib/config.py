@@ -155,8 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
                                         "removing the weakest measured one"),
     Setting("PROPOSER_MODEL", None, "the proposer's model (with `AUTO_PROPOSE=all`): it reads the worst recent "
                                     "battles and proposes one tactic or one removal", shown="no proposer"),
-    Setting("PROPOSER_EVERY", "100", "completed battles between two proposer turns (a turn that records no "
-            "proposal is given back: the next run takes it)"),
+    Setting("PROPOSER_EVERY", "100", "completed battles between two proposer turns (a turn whose call fails is "
+            "given back: the next run takes it)"),
     Setting("NEXT_PUBLIC_APP_URL", None, "this deployment's URL: the scout webhook's target, dashboard links in Slack"),
     Setting("VERCEL_AUTOMATION_BYPASS_SECRET", None, "sent as `x-vercel-protection-bypass` on the scout webhook"),
     Setting("SLACK_WEBHOOK_URL", None, "Slack incoming webhook for alerts; unset, nothing is sent"),

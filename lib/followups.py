@@ -146,8 +146,9 @@ def _review(settings: Settings, store: Store, llm: LLM, run_deadline: Deadline, 
         judged = judge_new_pairs(settings, store, llm, judge_by=max(run_deadline.at, time.monotonic() + ALERT_MAX_S),
                                  simulated=simulated, errors=errors)
         if judged:
+            first = pairs["candidateId"]
             pairs = queries.canary_pairs(unit, deadline=run_deadline.for_writes())
-            if pairs is None:  # decided or withdrawn meanwhile
+            if pairs is None or pairs["candidateId"] != first:  # decided or withdrawn meanwhile
                 return None
     writes_by = run_deadline.for_writes()
     # A verdict reads as ±100 (0 a tie): the same rule and bound as points, with the verdicts' stakes.

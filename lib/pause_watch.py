@@ -70,5 +70,6 @@ class PauseWatch:
                 self.reason = state["reason"] or "paused"
                 self.stop.set()
                 return
-            # Every PAUSE_POLL_S from poll to poll: a slow read (a busy database) does not stretch the wait.
-            self.stop.wait(max(0.0, polled_at + PAUSE_POLL_S - time.monotonic()))
+            # Every PAUSE_POLL_S from poll to poll: a slow read (a busy database) does not stretch the
+            # wait, and a read slower than that still leaves the database a breath between two.
+            self.stop.wait(max(PAUSE_POLL_S / 5, polled_at + PAUSE_POLL_S - time.monotonic()))

@@ -1,7 +1,7 @@
 """The proposer (`PROPOSER_MODEL`, with `AUTO_PROPOSE=all`): a reflective step that learns from failures.
 
 Every `PROPOSER_EVERY` completed battles (the turn is claimed in the database, so parallel runs
-take one turn; it is given back when it records no proposal, so the next run takes it), one call
+take one turn; it is given back when its call brings no answer, so the next run takes it), one call
 reads the lowest-scoring battles since its last turn with the referee's feedback and sub-scores,
 the active tactics with their measured contributions, and the outcomes of past proposals, and
 answers with one change: a new tactic or the removal of one, with its reasoning (a strict JSON
@@ -21,6 +21,7 @@ from lib.llm import LLM, CallContext, LLMError, Role
 from lib.log import log
 from lib.referee import render_transcript
 from lib.spending import spend
+from lib.store import StoreError
 from lib.store.proposal_queries import Proposal, ProposalQueries, ProposerTurn
 
 PROPOSER_COST_CAP_USD = Decimal("0.25")
@@ -93,17 +94,24 @@ def take_turn(settings: Settings, queries: ProposalQueries, llm: LLM, *, deadlin
         with spend(settings, queries.store, "proposer", PROPOSER_COST_CAP_USD, deadline, llm.simulated) as block:
             reply = llm.chat(CallContext.for_cap(block, deadline), Role.PROPOSER, model, messages,
                              PROPOSER_MAX_TOKENS, PROPOSAL_FORMAT)
-        answer = parse(reply.text)
-    except LLMError as exc:
+    except (LLMError, StoreError) as exc:  # no answer: the turn goes back, and the next run takes it
         errors.append(f"Proposer failed: {exc}")
         log("proposer_failed", level=logging.WARNING, error=str(exc))
         give_back(queries, turn, deadline)
+        return None
+    # An answer was paid for: an unusable one spends the turn like a refused proposal, so a model
+    # that keeps answering badly costs one call per PROPOSER_EVERY battles, not one a run.
+    try:
+        answer = parse(reply.text)
+    except LLMError as exc:
+        errors.append(f"Proposer failed: {exc} (${reply.usage.cost} spent; the next turn comes after "
+                      f"PROPOSER_EVERY battles)")
+        log("proposer_failed", level=logging.WARNING, error=str(exc))
         return None
     ids = {str(t["id"]) for t in turn["tactics"]}
     if answer["kind"] == "remove" and answer["removeTacticId"] not in ids:
         errors.append(f"Proposer refused: it named {answer['removeTacticId'][:40]!r}, not an active tactic's id "
                       f"(${reply.usage.cost} spent)")
-        give_back(queries, turn, deadline)
         return None
     # A refused proposal is kept too (refused, with the reason): its call was paid for, and the
     # proposer reads it among the past outcomes.
@@ -122,9 +130,11 @@ def take_turn(settings: Settings, queries: ProposalQueries, llm: LLM, *, deadlin
 
 
 def give_back(queries: ProposalQueries, turn: ProposerTurn, deadline: float) -> None:
-    """A turn that recorded no proposal is given back: the next run takes it, not one PROPOSER_EVERY
-    battles later (what its call cost is in the day's spend either way). A refused proposal is
-    recorded, and spends the turn: the proposer reads it next time."""
-    # Past the deadline too: like a spend's settlement, the claim must not outlive the failure.
-    if queries.give_back_proposer_turn(turn, deadline=max(deadline, time.monotonic()) + 1):
-        log("proposer_turn_given_back")
+    """A turn whose call brought no answer is given back: the next run takes it, not one
+    PROPOSER_EVERY battles later. A failure to give it back only delays the next turn (logged)."""
+    try:
+        # Past the deadline too: like a spend's settlement, the claim must not outlive the failure.
+        if queries.give_back_proposer_turn(turn, deadline=max(deadline, time.monotonic()) + 1):
+            log("proposer_turn_given_back")
+    except StoreError as exc:
+        log("proposer_give_back_failed", level=logging.WARNING, error=str(exc))

@@ -173,6 +173,8 @@ create table sandbox_battles (
         check (pair_verdict_candidate_first is null or pair_verdict is not null),
     -- How many times the head-to-head judge failed on the pair: after 3 it is left out of the canary.
     pair_verdict_failures smallint check (pair_verdict_failures > 0),
+    -- Until when a canary look has claimed the pair for its head-to-head call (one run judges it).
+    pair_verdict_claimed_until timestamptz,
     check ((status = 'running') = (ended_at is null)),
     check (status = 'completed' or referee_score is null),
     -- A completed battle has a score: the canary and every average read it.

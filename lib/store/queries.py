@@ -511,8 +511,11 @@ class Queries(MoneyQueries, ScoutQueries):
         """The canary's pairs in its own unit (fixed at its first look; before it, `unit`)."""
         return self._maybe(CanaryPairs, "training_canary_pairs", deadline=deadline, p_unit=unit)
 
-    def canary_unjudged(self, limit: int, *, deadline: float | None = None) -> list[UnjudgedPair]:
-        items = self.store.call_one("training_canary_unjudged", deadline=deadline, p_limit=limit)
+    def canary_unjudged(self, limit: int, *, claim_s: float, deadline: float | None = None) -> list[UnjudgedPair]:
+        """Up to `limit` complete pairs without a verdict, claimed for `claim_s` seconds (a pair
+        another look holds is skipped until its claim ends)."""
+        items = self.store.call_one("training_canary_unjudged", deadline=deadline, p_limit=limit,
+                                    p_claim_seconds=claim_s)
         return [shaped(UnjudgedPair, item, "training_canary_unjudged") for item in items or []]
 
     def record_pair_verdict(self, candidate_battle_id: str, verdict: int, candidate_first: bool, *,
@@ -523,10 +526,11 @@ class Queries(MoneyQueries, ScoutQueries):
                                         p_battle_id=candidate_battle_id, p_verdict=verdict,
                                         p_candidate_first=candidate_first))
 
-    def record_pair_verdict_failure(self, candidate_battle_id: str, *, deadline: float | None = None) -> int:
-        """Counts a failed head-to-head call on the pair; returns its failures so far."""
-        return int(self.store.call_one("training_record_pair_verdict_failure", deadline=deadline,
-                                       p_battle_id=candidate_battle_id) or 0)
+    def release_pair(self, candidate_battle_id: str, *, failed: bool, deadline: float | None = None) -> int:
+        """Frees a claimed pair whose head-to-head call ended without a verdict, counting the failure
+        when `failed` (the pair's own); returns its failures so far."""
+        return int(self.store.call_one("training_release_pair", deadline=deadline, p_battle_id=candidate_battle_id,
+                                       p_failed=failed) or 0)
 
     def record_canary(self, candidate_id: int, decision: str, pairs: int, diff: float | None,
                       ci95: list[float] | None, max_pairs: int, *, look_id: str | None = None, unit: str = "score",

@@ -98,7 +98,7 @@ def test_a_failed_verdict_call_leaves_the_pair_unjudged_and_the_next_look_judges
     errors: list[str] = []
     assert judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
                            simulated=False, errors=errors) == 0
-    assert len(errors) == 1 and "malformed head-to-head answer twice" in errors[0] and "3 pair(s) left" in errors[0]
+    assert len(errors) == 1 and "malformed head-to-head answer twice" in errors[0] and "(0 judged this look; the pairs left are judged at the next look; the judge has failed on this pair 1 time(s))" in errors[0]
     assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [None] * 3
     pairs = Queries(psycopg_store).canary_pairs("head_to_head")
     assert pairs["diffs"] == [] and pairs["skipped"] == 3 and "not judged yet" in pairs["skippedReason"]
@@ -167,7 +167,7 @@ def test_a_pair_the_judge_keeps_failing_on_waits_at_the_back_and_is_left_out_aft
         fake_openai.fail_next("malformed", count=2)
         assert judge([]) == judged_first
     assert failures_by_age(db) == [3, 1, None] and len(head_to_head_calls(fake_openai)) == 10
-    assert queries.canary_unjudged(10) == []
+    assert queries.canary_unjudged(10, claim_s=0) == []
     pairs = queries.canary_pairs("head_to_head")
     assert pairs["diffs"] == [100, 100] and pairs["skipped"] == 1
     assert pairs["skippedReason"] == "1 the judge failed on 3 times (left out)"
@@ -192,3 +192,30 @@ def test_the_canary_keeps_the_unit_of_its_first_look_when_the_setting_changes(ca
     assert answer == {"recorded": False, "decided": False, "unit": "score"}
     assert db.execute("select status, canary_unit from training_versions where id = 2").fetchone() == (
         "candidate", "score")
+
+
+def test_a_call_over_the_cost_cap_or_a_pair_another_look_holds_never_counts_against_a_pair(canary_settings, psycopg_store, db,
+                                                                                 database_url, fake_openai):
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    plain = canary_settings()
+    trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
+    db.execute("update training_versions set canary_unit = null")  # as if that look had not happened
+    queries = Queries(psycopg_store)
+    # A judge priced so that one call's worst case does not fit the look's block: BudgetExceeded.
+    dear = canary_settings(CANARY_VERDICT="head_to_head", MODEL_PRICES='{"gpt-4o": {"input": 1000, "output": 1000}}')
+    errors: list[str] = []
+    assert judge_new_pairs(dear, psycopg_store, make_llm(dear), judge_by=time.monotonic() + 30, simulated=False,
+                           errors=errors) == 0
+    assert len(errors) == 1 and "Cost cap reached" in errors[0] and "failed on this pair" not in errors[0], errors
+    assert failures_by_age(db) == [None, None, None] and head_to_head_calls(fake_openai) == []
+    assert db.execute("select count(*) from sandbox_battles where pair_verdict_claimed_until is not null"
+                      ).fetchone()[0] == 0, "released for the next look"
+
+    # Pairs another run's look has claimed are not judged again until the claim ends.
+    held = queries.canary_unjudged(2, claim_s=600)
+    settings = canary_settings(CANARY_VERDICT="head_to_head")
+    assert judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
+                           simulated=False, errors=[]) == 1
+    judged = {row[0] for row in db.execute("select id::text from sandbox_battles where pair_verdict is not null")}
+    assert len(judged) == 1 and not judged & {pair["candidateBattleId"] for pair in held}

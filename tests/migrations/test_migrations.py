@@ -182,7 +182,7 @@ SINCE_SECOND_RELEASE = ("0007_canary_pairs", "0008_withdrawn_versions_and_run_pr
                         "0010_money_held_against_the_bill", "0011_canary_look_id",
                         "0012_canary_pair_verdict", "0013_canary_unit_and_verdict_records")
 COLUMNS_SINCE_SECOND_RELEASE = {"sandbox_battles": ("pair_order", "pair_verdict", "pair_verdict_candidate_first",
-                                                    "pair_verdict_failures"), "training_runs": ("process", "committed_cost"),
+                                                    "pair_verdict_failures", "pair_verdict_claimed_until"), "training_runs": ("process", "committed_cost"),
                                 "training_control": ("proposer_turn_at",), "training_versions": ("decided_by_look", "canary_unit")}
 # Tables made after the second release: empty after the upgrade.
 TABLES_SINCE_SECOND_RELEASE = ("training_proposals", "training_spends")

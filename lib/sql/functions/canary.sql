@@ -73,38 +73,60 @@ begin
 end;
 $$;
 
--- The candidate's complete pairs without a verdict yet, at most p_limit: the ones the judge has
--- failed on least first, then oldest first (a pair it keeps failing on waits at the back, and is
--- left out after training_verdict_failures_max() failures); both battles' ids and transcripts,
--- for one head-to-head call each (lib/canary_verdicts.py).
-create or replace function training_canary_unjudged(p_limit integer)
+-- The candidate's complete pairs without a verdict yet, at most p_limit, claimed for
+-- p_claim_seconds (a pair another look has claimed, and not yet judged, is skipped until its claim
+-- ends, so runs finishing together never judge the same pair twice): the ones the judge has failed
+-- on least first, then oldest first (a pair it keeps failing on waits at the back, and is left out
+-- after training_verdict_failures_max() failures); both battles' ids and transcripts, for one
+-- head-to-head call each (lib/canary_verdicts.py).
+drop function if exists training_canary_unjudged(integer);
+create or replace function training_canary_unjudged(p_limit integer, p_claim_seconds double precision)
 returns jsonb
-language sql stable as $$
+language plpgsql as $$
+declare
+    claimed jsonb;
+begin
+    with picked as (
+        select cb.id as cid, ab.id as aid, cb.transcript as ct, ab.transcript as at,
+               coalesce(cb.pair_verdict_failures, 0) as failures, greatest(cb.ended_at, ab.ended_at) as ended_at
+        from training_versions c
+        join sandbox_battles cb on cb.version_id = c.id and cb.status = 'completed' and cb.pair_verdict is null
+                               and coalesce(cb.pair_verdict_failures, 0) < training_verdict_failures_max()
+                               and (cb.pair_verdict_claimed_until is null or cb.pair_verdict_claimed_until <= now())
+        join sandbox_battles ab on ab.run_id = cb.run_id and ab.persona_id = cb.persona_id
+                               and ab.version_id = c.parent_id and ab.status = 'completed'
+        where c.status = 'candidate'
+        order by coalesce(cb.pair_verdict_failures, 0), greatest(cb.ended_at, ab.ended_at), cb.id
+        limit greatest(p_limit, 0)
+        for update of cb skip locked
+    ), claim as (
+        update sandbox_battles b set pair_verdict_claimed_until = now() + make_interval(secs => greatest(p_claim_seconds, 0))
+        from picked p where b.id = p.cid
+        returning b.id
+    )
     select coalesce(jsonb_agg(jsonb_build_object('candidateBattleId', p.cid, 'activeBattleId', p.aid,
                                                  'candidateTranscript', p.ct, 'activeTranscript', p.at)
                               order by p.failures, p.ended_at, p.cid), '[]')
-    from (select cb.id as cid, ab.id as aid, cb.transcript as ct, ab.transcript as at,
-                 coalesce(cb.pair_verdict_failures, 0) as failures, greatest(cb.ended_at, ab.ended_at) as ended_at
-          from training_versions c
-          join sandbox_battles cb on cb.version_id = c.id and cb.status = 'completed' and cb.pair_verdict is null
-                                 and coalesce(cb.pair_verdict_failures, 0) < training_verdict_failures_max()
-          join sandbox_battles ab on ab.run_id = cb.run_id and ab.persona_id = cb.persona_id
-                                 and ab.version_id = c.parent_id and ab.status = 'completed'
-          where c.status = 'candidate'
-          order by coalesce(cb.pair_verdict_failures, 0), greatest(cb.ended_at, ab.ended_at), cb.id
-          limit greatest(p_limit, 0)) p;
+    into claimed
+    from picked p join claim k on k.id = p.cid;
+    return claimed;
+end;
 $$;
 
--- A head-to-head call that failed on this pair (the candidate's battle): counted, so the pair
--- waits at the back of the queue and, after training_verdict_failures_max() failures, is left
--- out. Returns the pair's failures so far (0: no such unjudged pair).
-create or replace function training_record_pair_verdict_failure(p_battle_id uuid)
+-- A head-to-head call on this pair (the candidate's battle) ended without a verdict: its claim is
+-- released for the next look, and with p_failed (a failure of the pair's own) it is counted, so
+-- the pair waits at the back of the queue and, after training_verdict_failures_max() failures, is
+-- left out. Returns the pair's failures so far.
+create or replace function training_release_pair(p_battle_id uuid, p_failed boolean)
 returns integer
 language plpgsql as $$
 declare
     failures integer;
 begin
-    update sandbox_battles set pair_verdict_failures = coalesce(pair_verdict_failures, 0) + 1, updated_at = now()
+    update sandbox_battles
+    set pair_verdict_failures = case when p_failed then coalesce(pair_verdict_failures, 0) + 1
+                                     else pair_verdict_failures end,
+        pair_verdict_claimed_until = null, updated_at = now()
     where id = p_battle_id and status = 'completed' and pair_verdict is null
     returning pair_verdict_failures into failures;
     return coalesce(failures, 0);

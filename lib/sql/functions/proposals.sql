@@ -461,7 +461,7 @@ begin
 end;
 $$;
 
--- A turn that recorded no proposal (its call failed, or its answer could not be used) is given
+-- A turn whose call brought no answer (the call failed; lib/proposer.py) is given
 -- back: proposer_turn_at returns to p_since, so the next run takes the turn again, but only while
 -- it still holds this claim's p_claimed_at (a newer claim is never undone). True when given back.
 create or replace function training_give_back_proposer_turn(p_claimed_at timestamptz, p_since timestamptz)
