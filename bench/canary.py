@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
           f"margin (2 s.e.) at 2.5%: ±{margin:.1%}\n")
     names = list(shape_streams(simulator))
     checks = min(20, canaries)
-    with multiprocessing.Pool(2) as pool:
+    with multiprocessing.get_context("spawn").Pool(2) as pool:  # no fork of a threaded process
         shapes = pool.map(shape_rows, [(name, simulator, canaries, checks, args.seed) for name in names])
     print(f"checked: {checks} canaries per shape and effect replayed through lib.canary.decide_from_wealth at "
           f"max 100 and 1,000, every run size: identical decisions")

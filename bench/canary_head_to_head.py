@@ -267,7 +267,7 @@ def verdict_shapes(simulator: list[float], canaries: int, long: int, seed: int, 
           "on scores: +5 ≤100 pairs, cost per decision |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     jobs = [(name, simulator, canaries, long, seed, sample_size) for name in shape_streams(simulator)]
-    with multiprocessing.Pool(2) as pool:
+    with multiprocessing.get_context("spawn").Pool(2) as pool:  # no fork of a threaded process
         rows = pool.map(verdict_shape_row, jobs)
     for row in rows:
         cells = []
@@ -414,7 +414,7 @@ def subscores(canaries: int, seed: int, pair_cost: float, null_limit: int = MAX_
           + "; ".join(f"{label} {', '.join(f'{s:+.1f}' for s in shift)}" for label, shift in shifts.items()))
     jobs = [("no effect", (0.0,) * len(CRITERIA), canaries, null_limit, seed)]
     jobs += [(label, shift, canaries, MAX_PAIRS[-1], seed) for label, shift in shifts.items()]
-    with multiprocessing.Pool(2) as pool:
+    with multiprocessing.get_context("spawn").Pool(2) as pool:  # no fork of a threaded process
         results = dict(zip([job[0] for job in jobs], pool.map(subscore_job, jobs)))
     print(f"\n| rule (valid for) | no effect adopted / both, max {null_limit:,} | "
           + " | ".join(f"+5 {label}: adopted ≤100 pairs | pairs to decision: median (mean) | cost per decision"
