@@ -1,4 +1,4 @@
-"""All benchmarks, one after another: `python -m bench` (about 30 minutes on 2 cores)."""
+"""All benchmarks, one after another: `python -m bench` (about 35 minutes on 2 cores)."""
 import time
 
 from bench import billing, canary, cold_start, dashboard_feed, fanout, makespan, pacing, resources
