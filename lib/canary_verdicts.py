@@ -21,7 +21,7 @@ from lib import head_to_head
 from lib.config import Settings
 from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, ProviderRefused, Stopped, Usage
 from lib.log import log
-from lib.spending import BudgetReached, spend
+from lib.spending import BudgetReached, Paused, spend
 from lib.store import Store, StoreError
 from lib.store.queries import Queries, UnjudgedPair
 
@@ -30,7 +30,7 @@ VERDICT_CAP_USD = Decimal("0.50")
 VERDICTS_PER_LOOK = 50
 PURPOSE = "canary_verdicts"
 # Failures that are the run's or the account's, not the pair's: they do not count against the pair.
-NOT_THE_PAIRS = (BudgetReached, BudgetExceeded, DeadlineExceeded, Stopped, ProviderRefused)
+NOT_THE_PAIRS = (BudgetReached, Paused, BudgetExceeded, DeadlineExceeded, Stopped, ProviderRefused)
 # A claim outlives the look's time by this much: a look that dies mid-call frees its pair after it.
 CLAIM_MARGIN_S = 30.0
 

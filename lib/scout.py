@@ -39,7 +39,7 @@ from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError
 from lib.log import log
 from lib.redact import redact
 from lib.referee import render_transcript
-from lib.spending import BudgetReached, spend
+from lib.spending import BudgetReached, Paused, spend
 from lib.store import JSONObject, Store, Unavailable
 from lib.store.queries import Queries
 from lib.store.scout_queries import Rescore, ScoutWork
@@ -102,7 +102,7 @@ def scan(settings: Settings, store: Store, llm: LLM, deadline: float) -> JSONObj
                 try:
                     work.hold(money.enter_context(spend(settings, store, "scout", work.block_cap, deadline,
                                                         llm.simulated)))
-                except BudgetReached as exc:
+                except (BudgetReached, Paused) as exc:
                     work.errors.append(f"{exc}: model work waits for the next scan (alerts still go out)")
             for index, battle in enumerate(lease["items"]):
                 if deadline - time.monotonic() < MIN_TIME_S:

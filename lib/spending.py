@@ -1,6 +1,8 @@
 """Model calls outside a run (a scout scan, a persona generation, a referee check, the proposer's
-turn) take a block of the daily and monthly budget, as a run does: under the same lock, refused with
-the same message.
+turn, the canary's verdicts) take a block of the daily and monthly budget, as a run does: under the
+same lock, refused with the same message. The training loop's own calls (the scout, the proposer,
+the canary's verdicts) are also refused while training is paused (`Paused`): a pause stops the
+loop's spending, not only its runs; a person's own commands (personas, referee check) still run.
 
 `spend(...)` takes the block (a `training_spends` row), yields the holder's `CostCap` (the block;
 inner limits such as a scan's re-score cap are `CostCap(…, parent=holder)`), writes its worst-case
@@ -20,6 +22,17 @@ from lib.store import Store
 from lib.store.money import BudgetGrant
 from lib.store.queries import Queries
 
+# The purposes that belong to the training loop: a pause stops them too.
+LOOP_PURPOSES = frozenset({"scout", "proposer", "canary_verdicts"})
+
+
+class Paused(LLMError):
+    """Training is paused: the loop's calls wait until it resumes."""
+
+    def __init__(self, reason: str | None):
+        super().__init__(f"Training paused ({reason or 'no reason given'}): its model calls wait until it resumes",
+                         billed=False)
+
 
 class BudgetReached(LLMError):
     """The daily or monthly budget has no block left for these calls (the run refusal's words)."""
@@ -32,8 +45,13 @@ class BudgetReached(LLMError):
 @contextmanager
 def spend(settings: Settings, store: Store, purpose: str, cap: Decimal, deadline: float,
           simulated: bool) -> Iterator[CostCap]:
-    """The block for `purpose`'s calls, at most `cap`; raises `BudgetReached` when the budget is spent."""
+    """The block for `purpose`'s calls, at most `cap`; raises `BudgetReached` when the budget is spent,
+    and `Paused` for a loop purpose while training is paused."""
     queries = Queries(store)
+    if purpose in LOOP_PURPOSES:
+        pause = queries.pause_state(deadline=deadline)
+        if pause["paused"]:
+            raise Paused(pause["reason"])
     grant = queries.take_budget(purpose, Decimal(cap), settings.daily_budget_usd, settings.monthly_budget_usd,
                                 max(1, int((deadline - time.monotonic()) * 1000)), simulated, deadline=deadline)
     if grant["status"] != "granted":

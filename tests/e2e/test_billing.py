@@ -236,3 +236,24 @@ def test_the_proposers_turn_is_refused_when_the_day_is_spent(make_settings, psyc
     assert errors == ["Proposer failed: Daily budget reached: $1.00 of $1.00; resets at 00:00 UTC"]
     assert db.execute("select proposer_turn_at from training_control").fetchone()[0] is None, \
         "the turn is given back: the next run takes it"
+
+
+def test_while_training_is_paused_the_loops_own_calls_send_nothing(make_settings, psycopg_store, db, fake_openai):
+    fake_openai.referee_score = 97  # every battle a breakthrough candidate: the scout has model work
+    seed_personas(psycopg_store, 2)
+    settings = make_settings(TRAINING_BATCH_SIZE=2, BATTLE_MAX_TURNS=1, PROPOSER_MODEL="gpt-4o-mini",
+                             PROPOSER_EVERY=1)
+    run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
+    Queries(psycopg_store).set_paused(True, "a person: stop spending")
+    sent = len(fake_openai.log)
+    scanned = scout.scan(settings, psycopg_store, make_llm(settings), deadline=time.monotonic() + 20)
+    assert any("Training paused (a person: stop spending)" in error for error in scanned["errors"]), scanned
+    errors: list[str] = []
+    assert proposer.take_turn(settings, ProposalQueries(psycopg_store), make_llm(settings),
+                              deadline=time.monotonic() + 20, errors=errors) is None
+    assert errors == ["Proposer failed: Training paused (a person: stop spending): its model calls wait until it "
+                      "resumes"]
+    assert len(fake_openai.log) == sent, "nothing was sent"
+    # A person's own command still runs while training is paused.
+    assert generate_with_llm(settings, psycopg_store, make_llm(settings), 1)
+    assert len(fake_openai.log) > sent
