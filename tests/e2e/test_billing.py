@@ -182,6 +182,9 @@ def test_scout_scans_with_every_battle_audited_stay_inside_the_day(make_settings
                              KILL_SWITCH_THRESHOLD_USD="0.08", DAILY_BUDGET_USD="0.10", REFEREE_AUDIT_SHARE="1",
                              REFEREE_CONFIRM_MODEL="gpt-4o-mini")
     run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
+    # The run may reach its cost cap, which pauses training, and a paused loop's scout sends
+    # nothing (test_while_training_is_paused_the_loops_own_calls_send_nothing): resumed, as a person would.
+    Queries(psycopg_store).set_paused(False)
     results = [scout.scan(settings, psycopg_store, make_llm(settings), deadline=time.monotonic() + 20)
                for _ in range(3)]
     assert settled(fake_openai) <= Decimal("0.10")
