@@ -233,3 +233,22 @@ def lean_note(first_shown_won: int, decisive: int) -> str:
         note += ("; but it is strong: the verdicts follow the order more than the calls, so the canary needs more "
                  "pairs (a stronger REFEREE_MODEL, or CANARY_VERDICT=score, may decide sooner)")
     return note
+
+
+# Half-done pairs worth a warning: at least this many with the candidate's side missing, and at
+# least twice as many as with the active version's.
+LOPSIDED_PAIRS = 5
+
+
+def incomplete_note(candidate_missing: int, active_missing: int) -> str | None:
+    """What `versions` and the dashboard say of the pairs left out with one side completed (None
+    without any): a candidate that loses more of its pairs (its calls fail, run long or reach the
+    cost cap) is one the decision, which reads complete pairs only, cannot see."""
+    if not candidate_missing and not active_missing:
+        return None
+    note = (f"pairs left out with one side unfinished: the candidate's in {candidate_missing}, "
+            f"the active version's in {active_missing}")
+    if candidate_missing >= LOPSIDED_PAIRS and candidate_missing >= 2 * active_missing:
+        note += ("; the candidate loses more of its pairs, which the decision cannot see: look at its battles' "
+                 "errors before trusting an adoption")
+    return note

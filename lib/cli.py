@@ -464,6 +464,8 @@ def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
         lean = canary["positionBias"]
         if lean is not None and "note" in lean:
             print(f"head-to-head: {lean['note']}")
+        if canary["incomplete"].get("note"):
+            print(canary["incomplete"]["note"])
     return 0
 
 

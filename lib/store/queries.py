@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict, cast
 
-from lib.canary import lean_note, outlook
+from lib.canary import incomplete_note, lean_note, outlook
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
 from lib.store.money import BudgetGrant, BudgetPeriod, BudgetState, MoneyQueries, note_billing
 from lib.store.scout_queries import ScoutQueries
@@ -174,6 +174,14 @@ class PositionBias(TypedDict):
     note: NotRequired[str]  # lib.head_to_head.lean_note, added by Queries.versions
 
 
+class IncompletePairs(TypedDict):
+    """The canary's pairs with one side completed, by the side that is missing."""
+
+    candidateMissing: int
+    activeMissing: int
+    note: NotRequired[str | None]  # lib.canary.incomplete_note, added by Queries.versions
+
+
 class Canary(TypedDict):
     candidateId: int
     activeId: int
@@ -184,6 +192,7 @@ class Canary(TypedDict):
     spread: float | None
     unit: str  # CANARY_VERDICT: "score" (points) or "head_to_head" (verdicts × 100)
     positionBias: PositionBias | None
+    incomplete: IncompletePairs
     pairsFor5: NotRequired[int | None]  # lib.canary.outlook, added by Queries.versions
     morePairsFor5: NotRequired[int | None]
 
@@ -220,6 +229,7 @@ class CanaryPairs(TypedDict):
     skipped: int
     skippedReason: str | None
     positionBias: PositionBias | None
+    incomplete: IncompletePairs
 
 
 class CanaryRecord(TypedDict, total=False):
@@ -488,6 +498,8 @@ class Queries(MoneyQueries, ScoutQueries):
             lean = progress["positionBias"]
             if lean is not None:
                 lean["note"] = lean_note(lean["firstShownWon"], lean["decisive"])
+            half_done = progress["incomplete"]
+            half_done["note"] = incomplete_note(half_done["candidateMissing"], half_done["activeMissing"])
         return listing
 
     def tactics(self) -> ActiveTactics:

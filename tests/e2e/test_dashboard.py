@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from lib.app import make_llm
-from lib.canary import lean_note
+from lib.canary import incomplete_note, lean_note
 from lib.config import PROJECT_ROOT
 from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
@@ -413,7 +413,8 @@ VERSIONS = {"versions": [
      "unit": None, "decidedAt": None}],
     "canary": {"candidateId": 7, "activeId": 6, "pairs": 6, "maxPairs": 40, "diff": 2.5, "ci95": [-1.2, 6.2],
                "spread": 11.04, "pairsFor5": 106, "morePairsFor5": 100,
-               "positionBias": {"firstShownWon": 16, "decisive": 20, "note": lean_note(16, 20)}}}
+               "positionBias": {"firstShownWon": 16, "decisive": 20, "note": lean_note(16, 20)},
+               "incomplete": {"candidateMissing": 6, "activeMissing": 1, "note": incomplete_note(6, 1)}}}
 TACTICS = {"tactics": [{"id": "4f7e2d1c-0000-4000-8000-000000000001", "text": "Put the offer in writing <b>now</b>.",
                         "battleId": None, "promotedAt": "2026-11-28T09:00:00+00:00"}],
            "promptPreview": "You are the closer.\n\nActive tactics:\n- Put the offer in writing <b>now</b>."}
@@ -455,6 +456,7 @@ def test_versions_tactics_and_referee_panels_render_their_json_and_send_their_ac
     assert "adopted · 40 pairs · +38.0 head-to-head" in versions and "pending · 6 pairs · +2.5\t" in versions
     assert "Head-to-head: the judge chose the call it read first in 16 of 20 decisive verdicts (80%" in versions
     assert "but it is strong" in versions
+    assert "Pairs left out with one side unfinished: the candidate's in 6, the active version's in 1; the " in versions
     assert page.locator("#versions button").all_inner_texts() == ["Roll back to v5"], "only earlier versions"
     tactics = page.inner_text("#tactics")
     assert "Put the offer in writing <b>now</b>." in tactics and page.locator("#tactics b").count() == 0

@@ -24,7 +24,7 @@ from tests.conftest import child_env, seed_personas, wait_until
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
                   "pairs", "diff", "unit", "decidedAt"}
 CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "unit", "pairsFor5",
-                 "morePairsFor5", "positionBias"}
+                 "morePairsFor5", "positionBias", "incomplete"}
 
 
 def cli(*args, db_url, **env):
@@ -386,7 +386,8 @@ def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server,
     assert [v["status"] for v in listing["versions"]] == ["candidate", "active", "retired"]
     assert listing["canary"] == {"candidateId": 3, "activeId": 2, "pairs": 0, "maxPairs": 100, "diff": None,
                                  "ci95": None, "spread": None, "unit": "score", "pairsFor5": None,
-                                 "morePairsFor5": None, "positionBias": None}
+                                 "morePairsFor5": None, "positionBias": None,
+                                 "incomplete": {"candidateMissing": 0, "activeMissing": 0, "note": None}}
     rolled = post("rollback", {"versionId": 1})
     assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"
     assert get("tactics")["tactics"] == []
@@ -418,7 +419,8 @@ def test_the_version_functions_work_the_same_over_both_transports(store, db):
                "referee_score = case when version_id = 2 then 84.5 else 80 end where run_id = %s",
                (started["run"]["batchId"],))
     assert queries.canary_pairs() == {"candidateId": 2, "activeId": 1, "unit": "score", "diffs": [4.5, 4.5],
-                                      "skipped": 0, "skippedReason": None, "positionBias": None}
+                                      "skipped": 0, "skippedReason": None, "positionBias": None,
+                                      "incomplete": {"candidateMissing": 0, "activeMissing": 0}}
     first, second = (row[0] for row in db.execute("select id from sandbox_battles where version_id = 2 order by id"))
     assert queries.record_pair_verdict(str(first), 1, True) is True
     assert queries.record_pair_verdict(str(first), -1, False) is False, "a verdict is final"
@@ -450,3 +452,26 @@ def test_a_batch_of_one_cannot_pair_and_says_so(make_settings, psycopg_store, db
     assert "use a batch of 2 or more" in batch["canary"]["note"]
     assert db.execute("select version_id from sandbox_battles where run_id = %s", (batch["batchId"],)
                       ).fetchone() == (1,)
+
+
+def test_pairs_the_candidate_leaves_unfinished_are_counted_and_a_lopsided_share_is_flagged(canary_settings,
+                                                                                          psycopg_store, db,
+                                                                                          database_url):
+    assert cli("promote", breakthrough(db, "Ask about the timeline first. [fake-effect:+3]"),
+               db_url=database_url).returncode == 0
+    settings = canary_settings()
+    for _ in range(2):  # 6 pairs
+        trained_batch(settings, psycopg_store, make_llm(settings), trigger="manual")
+    # As if five of the candidate's calls had failed and one of the active version's.
+    db.execute("update sandbox_battles set status = 'failed', referee_score = null, scores = null "
+               "where id in (select id from sandbox_battles where version_id = 2 order by id limit 5)")
+    db.execute("update sandbox_battles set status = 'failed', referee_score = null, scores = null where id = "
+               "(select a.id from sandbox_battles a where a.version_id = 1 and a.pair_order is not null and exists "
+               "(select 1 from sandbox_battles c where c.run_id = a.run_id and c.persona_id = a.persona_id "
+               "and c.version_id = 2 and c.status = 'completed'))")
+    canary_now = versions_json(database_url)["canary"]
+    assert canary_now["incomplete"]["candidateMissing"] == 5 and canary_now["incomplete"]["activeMissing"] == 1
+    shown = cli("versions", db_url=database_url).stdout
+    assert ("pairs left out with one side unfinished: the candidate's in 5, the active version's in 1; the candidate "
+            "loses more of its pairs") in shown, shown
+    assert Queries(psycopg_store).canary_pairs()["diffs"] == [], "no complete pair is left"

@@ -154,3 +154,11 @@ def test_the_largest_bet_alone_is_measured_as_the_docs_cite_it(capsys):
     adopted = largest_bet_alone(200, 3)
     assert set(adopted) == {9.5, 12.0} and 0.5 < adopted[12.0] < adopted[9.5] < 0.95
     assert "the largest bet alone (c = 0.99)" in capsys.readouterr().out
+
+
+def test_pairs_left_half_done_are_said_and_a_lopsided_share_is_flagged():
+    assert canary.incomplete_note(0, 0) is None
+    assert canary.incomplete_note(2, 1) == ("pairs left out with one side unfinished: the candidate's in 2, "
+                                            "the active version's in 1")
+    assert "loses more of its pairs" in canary.incomplete_note(5, 2)
+    assert "loses more" not in canary.incomplete_note(5, 3) and "loses more" not in canary.incomplete_note(4, 0)

@@ -17,7 +17,10 @@ language sql immutable as $$ select 3 $$;
 -- the same [−100, 100] the rule bets on (lib/canary.py). Null without a candidate. A pair without
 -- its number (a side without a score, written before sandbox_battles_completed_has_score; a pair
 -- not judged yet, or that the judge failed on too often) is left out, and counted in `skipped`
--- with the reason. `positionBias` (null before a decisive verdict whose order was kept): of the
+-- with the reason. `incomplete`: the finished runs' pairs with one side completed, by the side
+-- that is missing (`candidateMissing`: the candidate's battle failed, timed out, was cut or never
+-- started; `activeMissing`); left out of the decision, shown because a candidate that loses
+-- more of its pairs is one the decision cannot see. `positionBias` (null before a decisive verdict whose order was kept): of the
 -- candidate's decisive verdicts, how many went to the call the judge read first; the fair-coin
 -- order cancels a lean that depends only on position.
 drop function if exists training_canary_pairs();
@@ -68,7 +71,18 @@ begin
                                  'decisive', count(*)) end
                              from sandbox_battles b
                              where b.version_id = candidate.id and b.pair_verdict <> 0
-                               and b.pair_verdict_candidate_first is not null))
+                               and b.pair_verdict_candidate_first is not null),
+            'incomplete', (select jsonb_build_object(
+                               'candidateMissing', count(*) filter (where b.version_id = candidate.parent_id),
+                               'activeMissing', count(*) filter (where b.version_id = candidate.id))
+                           from sandbox_battles b join training_runs r on r.id = b.run_id
+                           where b.pair_order is not null and b.status = 'completed'
+                             and b.version_id in (candidate.id, candidate.parent_id)
+                             and r.started_at >= candidate.created_at and r.status <> 'running'
+                             and not exists (select 1 from sandbox_battles o
+                                             where o.run_id = b.run_id and o.persona_id = b.persona_id
+                                               and o.id <> b.id and o.status = 'completed'
+                                               and o.version_id in (candidate.id, candidate.parent_id))))
         from missing m);
 end;
 $$;

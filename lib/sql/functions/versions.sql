@@ -288,7 +288,7 @@ begin
                        'ci95', case when c.ci_low is null then null else jsonb_build_array(c.ci_low, c.ci_high) end,
                        'spread', (select round(stddev_samp(d::numeric), 2)
                                   from jsonb_array_elements_text(so_far -> 'diffs') as d),
-                       'positionBias', so_far -> 'positionBias')
+                       'positionBias', so_far -> 'positionBias', 'incomplete', so_far -> 'incomplete')
                    from training_versions c where c.status = 'candidate'));
 end;
 $$;

@@ -20,7 +20,13 @@ const Versions = (() => {
     return el("div", { class: "canary" },
       el("p", {}, el("b", { text: `Canary: v${c.candidateId} against v${c.activeId}` })),
       el("p", { text: `${c.pairs} of ${c.maxPairs} persona pairs · ${measure(c)} ${signed(c.diff)} ` +
-                      `(95% CI ${ci(c.ci95)})` }), bar, outlook(c), lean(c));
+                      `(95% CI ${ci(c.ci95)})` }), bar, outlook(c), lean(c), halfDone(c));
+  }
+
+  // The pairs left out with one side unfinished (lib/canary.py incomplete_note).
+  function halfDone(c) {
+    const note = c.incomplete && c.incomplete.note;
+    return note ? el("p", { class: "incomplete muted", text: `${note[0].toUpperCase()}${note.slice(1)}.` }) : null;
   }
 
   // The head-to-head judge's lean to the call it reads first (lib/canary.py lean_note).
