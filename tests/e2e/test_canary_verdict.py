@@ -4,12 +4,9 @@ canary deciding on them, and a failed verdict call leaving its pair for the next
 import json
 import time
 
-import pytest
-
 from lib.app import make_llm
 from lib.canary_verdicts import judge_new_pairs
 from lib.store.queries import Queries
-from tests.conftest import seed_personas
 from tests.e2e.test_versions import (
     breakthrough,
     canary_until_decided,
@@ -24,17 +21,14 @@ PAIR_VERDICTS = ("select b.pair_verdict from sandbox_battles b where b.version_i
                  "and a.version_id = 1 and a.status = 'completed')")
 
 
-@pytest.fixture
-def canary_settings(make_settings, slack, fake_openai, psycopg_store):
-    """tests/e2e/test_versions.py's runs: 6 battles (3 persona pairs), one at a time, and Slack."""
-    fake_openai.referee_noise = 6
-    seed_personas(psycopg_store, 6)
-
-    def make(**env):
-        return make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=1, BATTLE_MAX_TURNS=1,
-                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x", **env)
-
-    return make
+def three_unjudged_pairs(canary_settings, psycopg_store, db, database_url) -> None:
+    """A candidate (+12) and one run in score mode: three complete pairs without a verdict, and
+    the canary's unit not yet fixed (as if that run's look had not happened)."""
+    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
+    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    plain = canary_settings()
+    trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
+    db.execute("update training_versions set canary_unit = null")
 
 
 def head_to_head_calls(fake_openai) -> list[dict]:
@@ -86,12 +80,8 @@ def test_with_the_setting_off_no_verdict_is_asked_and_the_canary_reads_points(ca
 
 def test_a_failed_verdict_call_leaves_the_pair_unjudged_and_the_next_look_judges_it(canary_settings, psycopg_store,
                                                                                     db, database_url, fake_openai):
-    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
-    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    three_unjudged_pairs(canary_settings, psycopg_store, db, database_url)
     settings = canary_settings(CANARY_VERDICT="head_to_head")
-    plain = canary_settings()  # a run in score mode leaves three pairs to judge
-    trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
-    db.execute("update training_versions set canary_unit = null")  # as if that look had not happened
     assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [None] * 3
     # The judge answers malformed twice: the pairs stay unjudged, and the errors say why.
     fake_openai.fail_next("malformed", count=2)
@@ -140,12 +130,8 @@ def failures_by_age(db) -> list:
 def test_a_pair_the_judge_keeps_failing_on_waits_at_the_back_and_is_left_out_after_three(canary_settings,
                                                                                          psycopg_store, db,
                                                                                          database_url, fake_openai):
-    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
-    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
+    three_unjudged_pairs(canary_settings, psycopg_store, db, database_url)
     settings = canary_settings(CANARY_VERDICT="head_to_head")
-    plain = canary_settings()  # a run in score mode leaves three pairs to judge (no look in head_to_head yet)
-    trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
-    db.execute("update training_versions set canary_unit = null")  # as if that look had not happened
     queries = Queries(psycopg_store)
 
     def judge(errors):
@@ -196,11 +182,7 @@ def test_the_canary_keeps_the_unit_of_its_first_look_when_the_setting_changes(ca
 
 def test_a_call_over_the_cost_cap_or_a_pair_another_look_holds_never_counts_against_a_pair(canary_settings, psycopg_store, db,
                                                                                  database_url, fake_openai):
-    tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
-    assert cli("promote", breakthrough(db, tactic), db_url=database_url).returncode == 0
-    plain = canary_settings()
-    trained_batch(plain, psycopg_store, make_llm(plain), trigger="manual")
-    db.execute("update training_versions set canary_unit = null")  # as if that look had not happened
+    three_unjudged_pairs(canary_settings, psycopg_store, db, database_url)
     queries = Queries(psycopg_store)
     # A judge priced so that one call's worst case does not fit the look's block: BudgetExceeded.
     dear = canary_settings(CANARY_VERDICT="head_to_head", MODEL_PRICES='{"gpt-4o": {"input": 1000, "output": 1000}}')

@@ -67,20 +67,6 @@ def canary_until_decided(settings, store, runs: int) -> list[dict | None]:
     return looks
 
 
-@pytest.fixture
-def canary_settings(make_settings, slack, fake_openai, psycopg_store):
-    """Runs of 6 battles (3 persona pairs while a candidate exists), one battle at a time so the
-    fake referee's noise falls on the same battles every time, and Slack."""
-    fake_openai.referee_noise = 6
-    seed_personas(psycopg_store, 6)
-
-    def make(**env):
-        return make_settings(TRAINING_BATCH_SIZE=6, MAX_CONCURRENT_BATTLES=1, BATTLE_MAX_TURNS=1,
-                             SLACK_WEBHOOK_URL=slack.url + "/services/T0/B0/x", **env)
-
-    return make
-
-
 def decisions_in_slack(slack) -> list[dict]:
     return [body for body in slack.bodies() if body["text"].startswith((":white_check_mark:", ":leftwards",
                                                                          ":grey_question:"))]
