@@ -33,6 +33,9 @@ def seed_with_first_release(conn) -> None:
         transcript = Jsonb([{"speaker": "closer", "text": "Hello"}, {"speaker": "persona", "text": "Hi"}])
         conn.execute("select finish_battle(%s, 'completed', %s, 1, 100, 0, 50, 0.001234, %s, %s, 'ok', 'line', %s)",
                      (battle_id, transcript, 97 - index * 20, Jsonb({"rapport": 90}), index == 0))
+    # Each battle took 2 s (started and finished a fraction of a millisecond apart here): the new
+    # release's runs then expect a simulated battle to take that long.
+    conn.execute("update sandbox_battles set started_at = ended_at - interval '2 seconds'")
     conn.execute("select finish_training_run(%s, 'completed', 'failed', false, false, '[]', 95, 1234)", (run_id,))
     work = conn.execute("select claim_scout_work(95, 20, 120)").fetchone()[0]
     assert len(work) == 1
@@ -107,7 +110,7 @@ def test_upgrade_keeps_every_row_and_every_function_works(pg_server, release):
         started = queries.start_run(trigger=Trigger.CLI, requested_batch_size=None, batch_size=1, cost_cap=Decimal(5),
                                     max_concurrent_runs=1, deadline_ms=50_000, simulated=True,
                                     default_battle_ms=15_000, daily_budget=Decimal("1"))
-        assert started["status"] == "started" and started["expectedBattleMs"] > 0
+        assert started["status"] == "started" and started["expectedBattleMs"] == 2000
         assert Decimal(str(started["budget"]["block"])) == Decimal("1") - Decimal("0.003702")
         run_id = started["run"]["batchId"]
         battle_id = queries.start_battle(run_id, started["personas"][0]["id"])
