@@ -220,6 +220,19 @@ def outlook(pairs: int, spread: float | None) -> tuple[int | None, int | None]:
     return needed, None if needed is None else max(0, needed - pairs)
 
 
+def outlook_note(spread: float | None, needed: int | None, more: int | None, max_pairs: int) -> str | None:
+    """The outlook as `versions` and the dashboard say it (None below 2 pairs), with advice when a
+    5-point difference needs more pairs than CANARY_MAX_PAIRS (`max_pairs`) allows."""
+    if spread is None:
+        return None
+    note = (f"at this spread ({spread:.1f} points), a 5-point difference takes "
+            + (f"about {needed} pairs in all ({more} more)" if needed is not None else "more than 100,000 pairs"))
+    if needed is None or needed > max_pairs:
+        note += ("; raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts "
+                 "(CANARY_VERDICT=head_to_head), which need far fewer pairs on wide spreads")
+    return note
+
+
 # A lean worth a warning: this share of decisive verdicts to one position, over at least this many.
 STRONG_LEAN, STRONG_LEAN_VERDICTS = 0.7, 20
 

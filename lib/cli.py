@@ -34,11 +34,6 @@ from lib.store.queries import MAX_VERSION_ID, Queries
 from lib.text import unstorable
 from lib.training import train_once
 
-# What the outlook advises when a 5-point difference needs more pairs than CANARY_MAX_PAIRS allows
-# (the dashboard's Versions panel says the same).
-BEYOND_MAX_PAIRS = ("raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts "
-                    "(CANARY_VERDICT=head_to_head), which need far fewer pairs on wide spreads")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description=(
@@ -456,11 +451,8 @@ def cmd_versions(settings: Settings, args: argparse.Namespace) -> int:
               f"{canary['maxPairs']} pairs, measured in {unit}"
               + (f" (its first look's unit; CANARY_VERDICT={settings.canary_verdict} applies from the next candidate)"
                  if canary["unit"] != settings.canary_verdict else ""))
-        if canary["spread"] is not None and canary["unit"] == "score":
-            needed = canary["pairsFor5"]
-            print(f"at this spread ({canary['spread']:.1f} points), a 5-point difference takes about "
-                  + (f"{needed} pairs in all ({canary['morePairsFor5']} more)" if needed else "more than 100,000 pairs")
-                  + (f"; {BEYOND_MAX_PAIRS}" if not needed or needed > canary["maxPairs"] else ""))
+        if canary.get("outlookNote"):
+            print(canary["outlookNote"])
         lean = canary["positionBias"]
         if lean is not None and "note" in lean:
             print(f"head-to-head: {lean['note']}")

@@ -17,7 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict, cast
 
-from lib.canary import incomplete_note, lean_note, outlook
+from lib.canary import incomplete_note, lean_note, outlook, outlook_note
 from lib.store import SCHEMA_HINT, JSONObject, Store, StoreError
 from lib.store.money import BudgetGrant, BudgetPeriod, BudgetState, MoneyQueries, note_billing
 from lib.store.scout_queries import ScoutQueries
@@ -195,6 +195,7 @@ class Canary(TypedDict):
     incomplete: IncompletePairs
     pairsFor5: NotRequired[int | None]  # lib.canary.outlook, added by Queries.versions
     morePairsFor5: NotRequired[int | None]
+    outlookNote: NotRequired[str | None]  # lib.canary.outlook_note, added by Queries.versions
 
 
 class UnjudgedPair(TypedDict):
@@ -488,13 +489,16 @@ class Queries(MoneyQueries, ScoutQueries):
     def versions(self, max_pairs: int, unit: str = "score") -> VersionList:
         """Every version, newest first, and the canary in progress (`maxPairs` = `max_pairs`; its
         `unit` fixed at its first look, before it `unit`, CANARY_VERDICT's) with its outlook
-        (`pairsFor5`, `morePairsFor5`; on score points only, where lib.canary.outlook is
-        calibrated, else None)."""
+        (`pairsFor5`, `morePairsFor5`, `outlookNote`; on score points only, where lib.canary.outlook
+        is calibrated, else None)."""
         listing = self._one(VersionList, "training_version_list", p_max_pairs=max_pairs, p_unit=unit)
         progress = listing["canary"]
         if progress is not None:
-            progress["pairsFor5"], progress["morePairsFor5"] = (
-                outlook(progress["pairs"], progress["spread"]) if progress["unit"] == "score" else (None, None))
+            on_scores = progress["unit"] == "score"
+            needed, more = outlook(progress["pairs"], progress["spread"]) if on_scores else (None, None)
+            progress["pairsFor5"], progress["morePairsFor5"] = needed, more
+            progress["outlookNote"] = (outlook_note(progress["spread"], needed, more, progress["maxPairs"])
+                                       if on_scores else None)
             lean = progress["positionBias"]
             if lean is not None:
                 lean["note"] = lean_note(lean["firstShownWon"], lean["decisive"])

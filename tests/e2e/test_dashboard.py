@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from lib.app import make_llm
-from lib.canary import incomplete_note, lean_note
+from lib.canary import incomplete_note, lean_note, outlook_note
 from lib.config import PROJECT_ROOT
 from lib.runner import run_batch
 from lib.store.psycopg import PsycopgStore
@@ -412,7 +412,7 @@ VERSIONS = {"versions": [
      "battles": 300, "meanScore": 75.9, "ci95": None, "decision": "direct", "pairs": 0, "diff": None,
      "unit": None, "decidedAt": None}],
     "canary": {"candidateId": 7, "activeId": 6, "pairs": 6, "maxPairs": 40, "diff": 2.5, "ci95": [-1.2, 6.2],
-               "spread": 11.04, "pairsFor5": 106, "morePairsFor5": 100,
+               "spread": 11.04, "pairsFor5": 106, "morePairsFor5": 100, "outlookNote": outlook_note(11.04, 106, 100, 40),
                "positionBias": {"firstShownWon": 16, "decisive": 20, "note": lean_note(16, 20)},
                "incomplete": {"candidateMissing": 6, "activeMissing": 1, "note": incomplete_note(6, 1)}}}
 TACTICS = {"tactics": [{"id": "4f7e2d1c-0000-4000-8000-000000000001", "text": "Put the offer in writing <b>now</b>.",

@@ -24,7 +24,7 @@ from tests.conftest import child_env, seed_personas, wait_until
 VERSION_FIELDS = {"id", "status", "parentId", "change", "createdAt", "battles", "meanScore", "ci95", "decision",
                   "pairs", "diff", "unit", "decidedAt"}
 CANARY_FIELDS = {"candidateId", "activeId", "pairs", "maxPairs", "diff", "ci95", "spread", "unit", "pairsFor5",
-                 "morePairsFor5", "positionBias", "incomplete"}
+                 "morePairsFor5", "outlookNote", "positionBias", "incomplete"}
 
 
 def cli(*args, db_url, **env):
@@ -372,7 +372,7 @@ def test_the_dashboard_shows_versions_and_tactics_and_changes_them(start_server,
     assert [v["status"] for v in listing["versions"]] == ["candidate", "active", "retired"]
     assert listing["canary"] == {"candidateId": 3, "activeId": 2, "pairs": 0, "maxPairs": 100, "diff": None,
                                  "ci95": None, "spread": None, "unit": "score", "pairsFor5": None,
-                                 "morePairsFor5": None, "positionBias": None,
+                                 "morePairsFor5": None, "outlookNote": None, "positionBias": None,
                                  "incomplete": {"candidateMissing": 0, "activeMissing": 0, "note": None}}
     rolled = post("rollback", {"versionId": 1})
     assert rolled.json()["result"]["message"] == "rolled back to v1: v4 is active"

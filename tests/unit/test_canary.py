@@ -162,3 +162,14 @@ def test_pairs_left_half_done_are_said_and_a_lopsided_share_is_flagged():
                                             "the active version's in 1")
     assert "loses more of its pairs" in canary.incomplete_note(5, 2)
     assert "loses more" not in canary.incomplete_note(5, 3) and "loses more" not in canary.incomplete_note(4, 0)
+
+
+def test_the_outlook_is_said_from_2_pairs_and_advises_when_the_limit_is_too_low():
+    assert canary.outlook_note(None, None, None, 100) is None
+    assert canary.outlook_note(9.54, 105, 95, 200) == (
+        "at this spread (9.5 points), a 5-point difference takes about 105 pairs in all (95 more)")
+    assert canary.outlook_note(9.54, 105, 95, 100).endswith(
+        "(95 more); raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts "
+        "(CANARY_VERDICT=head_to_head), which need far fewer pairs on wide spreads")
+    assert canary.outlook_note(80.0, None, None, 100_000).startswith(
+        "at this spread (80.0 points), a 5-point difference takes more than 100,000 pairs; raise")

@@ -40,17 +40,11 @@ const Versions = (() => {
     return c.unit === "head_to_head" ? "head-to-head verdicts (wins − losses per 100 pairs)" : "score difference in points";
   }
 
-  // How many pairs a 5-point difference needs at the spread seen so far (lib/canary.py outlook).
+  // How many pairs a 5-point difference needs at the spread seen so far (lib/canary.py outlook_note).
   function outlook(c) {
     if (c.unit === "head_to_head") return el("p", { class: "muted", text: "Pairs needed: estimated for score points only." });
-    if (c.spread == null) return el("p", { class: "muted", text: "Pairs needed: shown from 2 scored pairs." });
-    const needed = c.pairsFor5 == null ? "more than 100,000 pairs"
-      : `about ${c.pairsFor5} pairs in all (${c.morePairsFor5} more)`;
-    const short = c.pairsFor5 == null || c.pairsFor5 > c.maxPairs
-      ? "; raise CANARY_MAX_PAIRS to reach it, or decide on head-to-head verdicts (CANARY_VERDICT=head_to_head), " +
-        "which need far fewer pairs on wide spreads" : "";
-    return el("p", { class: "outlook", text: `At this spread (${Number(c.spread).toFixed(1)} points), a 5-point ` +
-                                             `difference takes ${needed}${short}.` });
+    if (!c.outlookNote) return el("p", { class: "muted", text: "Pairs needed: shown from 2 scored pairs." });
+    return el("p", { class: "outlook", text: `${c.outlookNote[0].toUpperCase()}${c.outlookNote.slice(1)}.` });
   }
 
   function row(version, active) {
