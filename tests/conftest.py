@@ -30,7 +30,10 @@ TABLES = ("training_runs, sandbox_personas, sandbox_battles, sandbox_tactics, tr
 
 @pytest.fixture(scope="session")
 def pg_server():
-    server = EmbeddedPostgres(Path(os.environ.get("TEST_PG_DIR", PROJECT_ROOT / ".data" / "pg-test"))).start()
+    # One server per pytest-xdist worker (gw0, gw1, …): each its own data directory and port.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    base = Path(os.environ.get("TEST_PG_DIR", PROJECT_ROOT / ".data" / "pg-test"))
+    server = EmbeddedPostgres(base.with_name(f"{base.name}-{worker}") if worker else base).start()
     yield server
     server.stop()
 
