@@ -5,9 +5,11 @@ Before the canary's look, each complete pair without a verdict gets one `lib.hea
 (`lib.spending.spend`), and its verdict (+1, 0, −1 from the candidate's side) is stored on the
 candidate's battle with the order the calls were shown in. A call that fails ends the judging
 for this look (the pairs left are judged at the next); a failure that is the pair's own (the
-judge's answer, or the provider refusing that request) is also counted on the pair, which then
+judge's answer, or the provider rejecting that request) is also counted on the pair, which then
 waits behind the pairs the judge has not failed on, and after three failures is left out
-(the database's limit), so one pair the judge cannot judge never blocks the others.
+(the database's limit), so one pair the judge cannot judge never blocks the others. An outage
+(every attempt refused with a connection error, 429 or 5xx), the budget, the deadline or a pause
+is not the pair's: however long it lasts, no pair is left out for it.
 The look decides on the verdicts judged so far.
 """
 from __future__ import annotations
@@ -19,7 +21,17 @@ from decimal import Decimal
 
 from lib import head_to_head
 from lib.config import Settings
-from lib.llm import LLM, BudgetExceeded, CallContext, DeadlineExceeded, LLMError, ProviderRefused, Stopped, Usage
+from lib.llm import (
+    LLM,
+    BudgetExceeded,
+    CallContext,
+    DeadlineExceeded,
+    LLMError,
+    ProviderRefused,
+    ProviderUnavailable,
+    Stopped,
+    Usage,
+)
 from lib.log import log
 from lib.spending import BudgetReached, Paused, spend
 from lib.store import Store, StoreError
@@ -30,7 +42,7 @@ VERDICT_CAP_USD = Decimal("0.50")
 VERDICTS_PER_LOOK = 50
 PURPOSE = "canary_verdicts"
 # Failures that are the run's or the account's, not the pair's: they do not count against the pair.
-NOT_THE_PAIRS = (BudgetReached, Paused, BudgetExceeded, DeadlineExceeded, Stopped, ProviderRefused)
+NOT_THE_PAIRS = (BudgetReached, Paused, BudgetExceeded, DeadlineExceeded, Stopped, ProviderRefused, ProviderUnavailable)
 # A claim outlives the look's time by this much: a look that dies mid-call frees its pair after it.
 CLAIM_MARGIN_S = 30.0
 

@@ -81,6 +81,11 @@ class ProviderRefused(LLMError):
     run stops at once, with the provider's words and what to do, instead of failing each battle."""
 
 
+class ProviderUnavailable(LLMError):
+    """Every attempt failed with an error worth retrying (no connection, HTTP 429 or 5xx): the
+    provider's trouble, not the request's."""
+
+
 class BudgetExceeded(LLMError):
     """The call's worst case does not fit under the batch's cost cap."""
 
@@ -321,7 +326,7 @@ class LLM:
             text = clean_model_text(done.text, json_escapes=response_format is not None)
             return Reply(text, Usage(done.prompt_tokens, done.cached_tokens, done.completion_tokens, cost),
                          done.finish_reason)
-        raise LLMError(f"{model}: {last_error} after {MAX_ATTEMPTS} attempts")
+        raise ProviderUnavailable(f"{model}: {last_error} after {MAX_ATTEMPTS} attempts")
 
 
 def _end_unanswered(cap: CostCap, worst: Decimal, billed: bool) -> None:

@@ -159,6 +159,25 @@ def test_a_pair_the_judge_keeps_failing_on_waits_at_the_back_and_is_left_out_aft
     assert pairs["skippedReason"] == "1 the judge failed on 3 times (left out)"
 
 
+def test_an_outage_longer_than_three_looks_leaves_no_pair_out(canary_settings, psycopg_store, db, database_url,
+                                                               fake_openai):
+    three_unjudged_pairs(canary_settings, psycopg_store, db, database_url)
+    settings = canary_settings(CANARY_VERDICT="head_to_head")
+    for _ in range(4):  # more looks than the failures that leave a pair out
+        fake_openai.fail_next("500", count=3)  # every attempt of the look's first call
+        errors: list[str] = []
+        assert judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
+                               simulated=False, errors=errors) == 0
+        assert len(errors) == 1 and "HTTP 500 after 3 attempts" in errors[0] and "failed on this pair" not in errors[0]
+    assert failures_by_age(db) == [None, None, None]
+    assert db.execute("select count(*) from sandbox_battles where pair_verdict_claimed_until is not null"
+                      ).fetchone()[0] == 0, "released for the next look"
+    # The provider is back: the next look judges all three.
+    assert judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
+                           simulated=False, errors=[]) == 3
+    assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [1] * 3
+
+
 def test_the_canary_keeps_the_unit_of_its_first_look_when_the_setting_changes(canary_settings, psycopg_store, db,
                                                                               database_url, fake_openai):
     tactic = "Confirm every promise in writing before the seller asks. [fake-effect:+12]"
