@@ -119,16 +119,24 @@ def at_the_deadline(url, store) -> list:
 def killed_every_run(url, store) -> list:
     fake = FakeOpenAI(latency=0.4, usage="max").start()
     try:
-        budget = dict(DAILY_BUDGET_USD="0.30", KILL_SWITCH_THRESHOLD_USD="0.15", MAX_TOKENS_PER_TURN=4000,
+        # Calls small enough that a run's cap ($0.15) outlasts 1.8 s: the day's budget is what is at stake.
+        budget = dict(DAILY_BUDGET_USD="0.30", KILL_SWITCH_THRESHOLD_USD="0.15", MAX_TOKENS_PER_TURN=1500,
                       BATTLE_MAX_TURNS=6)
+        mid_call = 0
         for _ in range(6):
             process = train(url, fake, MAX_TRAINING_EXECUTION_TIME_MS=3000, **budget)
-            time.sleep(1.8)  # the case: SIGKILL at 1.8 s in every run
-            os.kill(process.pid, signal.SIGKILL)
+            started = time.monotonic()
+            # The case: SIGKILL at 1.8 s in every run, here at the first moment from 1.8 s on
+            # with a call in flight (a run refused by the spent day exits before).
+            wait_until(lambda started=started, process=process: process.poll() is not None or (
+                time.monotonic() - started >= 1.8 and fake.in_flight > 0), 30, "a call in flight from 1.8 s on")
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                mid_call += 1
             process.wait()
         close_orphans(url, settings_for(fake, TRAINING_BATCH_SIZE=2, **budget), store)
-        return row("the process SIGKILLed at 1.8 s in every run (DAILY_BUDGET_USD=0.30)", fake, url, store,
-                   Decimal("0.30"), None)
+        return row(f"the process SIGKILLed mid-call from 1.8 s on in every run that started ({mid_call} of 6; "
+                   "DAILY_BUDGET_USD=0.30)", fake, url, store, Decimal("0.30"), None)
     finally:
         fake.stop()
 
@@ -171,6 +179,9 @@ def scans(url, store) -> list:
         settings = settings_for(fake, TRAINING_BATCH_SIZE=10, BATTLE_MAX_TURNS=2, MAX_TOKENS_PER_TURN=300,
                                 KILL_SWITCH_THRESHOLD_USD="0.05", DAILY_BUDGET_USD="0.10", REFEREE_AUDIT_SHARE="1")
         run_batch(settings, store, make_llm(settings), trigger="cron")
+        # A run that reaches its cap pauses training, and a paused loop's scout sends nothing:
+        # resumed, as a person would, so the scans below spend.
+        Queries(store).set_paused(False)
         for _ in range(4):
             scout.scan(settings, store, make_llm(settings), deadline=time.monotonic() + 30)
         return row("a run, then scout scans (confirmations, audits; REFEREE_AUDIT_SHARE=1, DAILY_BUDGET_USD=0.10)",
