@@ -1,8 +1,9 @@
 """Model calls outside a run (a scout scan, a persona generation, a referee check, the proposer's
 turn, the canary's verdicts) take a block of the daily and monthly budget, as a run does: under the
 same lock, refused with the same message. The training loop's own calls (the scout, the proposer,
-the canary's verdicts) are also refused while training is paused (`Paused`): a pause stops the
-loop's spending, not only its runs; a person's own commands (personas, referee check) still run.
+the canary's verdicts) are also refused while training is paused (`Paused`; read in the same call,
+under the same lock, that takes the block): a pause stops the loop's spending, not only its runs; a
+person's own commands (personas, referee check) still run.
 
 `spend(...)` takes the block (a `training_spends` row), yields the holder's `CostCap` (the block;
 inner limits such as a scan's re-score cap are `CostCap(…, parent=holder)`), writes its worst-case
@@ -48,12 +49,11 @@ def spend(settings: Settings, store: Store, purpose: str, cap: Decimal, deadline
     """The block for `purpose`'s calls, at most `cap`; raises `BudgetReached` when the budget is spent,
     and `Paused` for a loop purpose while training is paused."""
     queries = Queries(store)
-    if purpose in LOOP_PURPOSES:
-        pause = queries.pause_state(deadline=deadline)
-        if pause["paused"]:
-            raise Paused(pause["reason"])
     grant = queries.take_budget(purpose, Decimal(cap), settings.daily_budget_usd, settings.monthly_budget_usd,
-                                max(1, int((deadline - time.monotonic()) * 1000)), simulated, deadline=deadline)
+                                max(1, int((deadline - time.monotonic()) * 1000)), simulated,
+                                refuse_when_paused=purpose in LOOP_PURPOSES, deadline=deadline)
+    if grant["status"] == "paused":
+        raise Paused(grant.get("reason"))
     if grant["status"] != "granted":
         raise BudgetReached(grant)
     holder = CostCap(Decimal(str(grant["block"])), grant.get("exhausted"),

@@ -39,7 +39,7 @@ class BudgetGrant(BudgetState, total=False):
     exhausted: str | None
     id: str  # the spend's id (`take_budget` only)
     error: str  # a refusal's ("Daily budget reached") and its `reason` (the figures and the reset)
-    reason: str
+    reason: str | None  # and a `paused` answer's: the pause's reason
 
 
 def note_billing(state: BudgetState) -> None:
@@ -64,12 +64,13 @@ class MoneyQueries:
 
     def take_budget(self, purpose: str, cap: Decimal, daily_budget: Decimal | None,
                     monthly_budget: Decimal | None, deadline_ms: int, simulated: bool, *,
-                    deadline: float | None = None) -> BudgetGrant:
+                    refuse_when_paused: bool = False, deadline: float | None = None) -> BudgetGrant:
         """A block of the day's and month's budget for model calls outside a run (`purpose`: scout,
-        personas, referee_check), under the runs' lock; the grant (with the spend's `id`) or the refusal."""
+        personas, referee_check, …), under the runs' lock; the grant (with the spend's `id`) or the
+        refusal; with `refuse_when_paused`, status `paused` (and its `reason`) while training is paused."""
         return self._one(BudgetGrant, "training_take_budget", deadline=deadline, p_purpose=purpose, p_cap=cap,
                          p_daily_budget=daily_budget, p_monthly_budget=monthly_budget,
-                         p_deadline_ms=deadline_ms, p_simulated=simulated)
+                         p_deadline_ms=deadline_ms, p_simulated=simulated, p_refuse_when_paused=refuse_when_paused)
 
     def close_spend(self, spend_id: str, committed: Decimal, recorded: Decimal, *,
                     deadline: float | None = None) -> None:

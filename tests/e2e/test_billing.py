@@ -249,6 +249,7 @@ def test_while_training_is_paused_the_loops_own_calls_send_nothing(make_settings
     run_batch(settings, psycopg_store, make_llm(settings), trigger="cron")
     Queries(psycopg_store).set_paused(True, "a person: stop spending")
     sent = len(fake_openai.log)
+    blocks = db.execute("select count(*) from training_spends").fetchone()[0]
     scanned = scout.scan(settings, psycopg_store, make_llm(settings), deadline=time.monotonic() + 20)
     assert any("Training paused (a person: stop spending)" in error for error in scanned["errors"]), scanned
     errors: list[str] = []
@@ -257,6 +258,7 @@ def test_while_training_is_paused_the_loops_own_calls_send_nothing(make_settings
     assert errors == ["Proposer failed: Training paused (a person: stop spending): its model calls wait until it "
                       "resumes"]
     assert len(fake_openai.log) == sent, "nothing was sent"
+    assert db.execute("select count(*) from training_spends").fetchone()[0] == blocks, "no block was taken"
     # A person's own command still runs while training is paused.
     assert generate_with_llm(settings, psycopg_store, make_llm(settings), 1)
     assert len(fake_openai.log) > sent

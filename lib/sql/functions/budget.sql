@@ -31,19 +31,26 @@ $$;
 
 -- Takes a block for a holder other than a run (`p_purpose`: scout, personas, referee_check, proposer), under
 -- the runs' lock, as training_start_run does. Returns the grant with the spend's `id`, or the
--- refusal (see training_budget_grant).
+-- refusal (see training_budget_grant); with `p_refuse_when_paused` (the training loop's own
+-- calls), status "paused" and its `reason` while training is paused, read under the same lock.
+drop function if exists training_take_budget(text, numeric, numeric, numeric, integer, boolean);
 create or replace function training_take_budget(p_purpose text, p_cap numeric, p_daily_budget numeric,
                                                 p_monthly_budget numeric, p_deadline_ms integer,
-                                                p_simulated boolean)
+                                                p_simulated boolean, p_refuse_when_paused boolean default false)
 returns jsonb
 language plpgsql as $$
 declare
     grant_ jsonb;
     spend_id uuid;
+    control training_control%rowtype;
 begin
     perform pg_advisory_xact_lock(hashtext('training_run_start'));
     perform training_close_orphaned_runs();
     grant_ := training_budget_grant(p_cap, p_daily_budget, p_monthly_budget, p_simulated);
+    select * into control from training_control;
+    if p_refuse_when_paused and control.paused then
+        return grant_ || jsonb_build_object('status', 'paused', 'reason', control.reason);
+    end if;
     if grant_ ->> 'status' <> 'granted' then
         return grant_;
     end if;
