@@ -59,7 +59,8 @@ def db(database_url):
     """A direct connection to the test database, emptied before the test."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f"truncate {TABLES} restart identity cascade")
-        conn.execute("update training_control set paused = false, reason = null, proposer_turn_at = null")
+        conn.execute("update training_control set paused = false, reason = null, paused_by = null, "
+                     "budget_alerted_on = null, proposer_turn_at = null")
         yield conn
 
 

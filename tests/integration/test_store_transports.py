@@ -23,6 +23,16 @@ def rest(fake, key=None):
     return PostgrestStore(f"{fake.base_url}/rest/v1", key or fake.key)
 
 
+@pytest.fixture
+def scratch(db):
+    """The test database, and the test's own functions and sequence dropped after it: the tests that
+    read the schema may run later in the same database (in any order, under pytest-xdist)."""
+    yield db
+    for name in ("function if exists test_void()", "function if exists flaky()", "sequence if exists flaky_attempts",
+                 "function if exists insert_twice()", "function if exists slow_call(float)"):
+        db.execute(f"drop {name}")
+
+
 def test_secret_key_goes_in_apikey_only(fake_postgrest):
     rest(fake_postgrest).call_one("training_status")
     headers = fake_postgrest.headers[-1]
@@ -43,8 +53,8 @@ def test_wrong_key_is_named_without_echoing_it(fake_postgrest):
     assert "sb_secret_wrong_key_value" not in str(err.value)
 
 
-def test_void_answer_is_none_and_set_answer_is_a_list(fake_postgrest, db):
-    db.execute("create or replace function test_void() returns void language sql as 'select'")
+def test_void_answer_is_none_and_set_answer_is_a_list(fake_postgrest, scratch):
+    scratch.execute("create or replace function test_void() returns void language sql as 'select'")
     store = rest(fake_postgrest)
     assert store.call_void("test_void") is None
     assert store.call_all("training_upsert_personas", p_personas=[]) == []
@@ -129,12 +139,10 @@ def test_psycopg_sends_no_prepared_statements(database_url, db):
     store.close()
 
 
-def test_serialization_failures_are_retried_on_both_transports(store, db):
-    db.execute("create table if not exists flaky_calls (n integer)")
-    db.execute("truncate flaky_calls")
-    db.execute("create sequence if not exists flaky_attempts")
-    db.execute("select setval('flaky_attempts', 1, false)")
-    db.execute("""create or replace function flaky() returns bigint language plpgsql as $$
+def test_serialization_failures_are_retried_on_both_transports(store, scratch):
+    scratch.execute("create sequence if not exists flaky_attempts")
+    scratch.execute("select setval('flaky_attempts', 1, false)")
+    scratch.execute("""create or replace function flaky() returns bigint language plpgsql as $$
         declare attempt bigint := nextval('flaky_attempts');  -- sequences survive a rollback
         begin
             if attempt <= 2 then
@@ -145,17 +153,17 @@ def test_serialization_failures_are_retried_on_both_transports(store, db):
     assert store.call_one("flaky", deadline=time.monotonic() + 5) == 3
 
 
-def test_a_unique_violation_is_a_conflict_on_both_transports(store, db):
+def test_a_unique_violation_is_a_conflict_on_both_transports(store, scratch):
     from lib.store import Conflict
 
-    db.execute("""create or replace function insert_twice() returns void language sql as $$
+    scratch.execute("""create or replace function insert_twice() returns void language sql as $$
         insert into sandbox_tactics (id, tactic_text) values ('00000000-0000-0000-0000-000000000001', 'x');
         insert into sandbox_tactics (id, tactic_text) values ('00000000-0000-0000-0000-000000000001', 'x');
     $$""")
     with pytest.raises(Conflict) as err:
         store.call_void("insert_twice")
     assert err.value.code == "23505"
-    assert db.execute("select count(*) from sandbox_tactics").fetchone()[0] == 0
+    assert scratch.execute("select count(*) from sandbox_tactics").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("public_key", [jwt("anon"), "sb_publishable_AbCdEf0123456789"])
@@ -194,10 +202,11 @@ def test_a_login_failure_is_an_auth_rejection_on_psycopg_too(code):
     assert isinstance(error_for(code, "password authentication failed for user \"x\""), AuthRejected)
 
 
-def test_psycopg_threads_get_connections_of_their_own_up_to_the_pool_size(database_url, db):
+def test_psycopg_threads_get_connections_of_their_own_up_to_the_pool_size(database_url, scratch):
     """Calls from several threads run at once in the database, never more than the pool allows."""
     import threading
 
+    db = scratch
     db.execute("create or replace function slow_call(p_seconds float) returns integer language sql as "
                "$$ select 1 from pg_sleep(p_seconds) $$")
     store = PsycopgStore(database_url, max_connections=3)
