@@ -197,6 +197,22 @@ def test_a_budget_alert_slack_refused_is_sent_by_the_next_refusal(start_server, 
     assert db.execute(alerted_on).fetchone()[0] is True
 
 
+def test_a_paused_loops_call_on_a_spent_day_leaves_the_days_alert_to_the_next_refused_run(make_settings, psycopg_store,
+                                                                                         db):
+    import time
+
+    from lib.spending import Paused, spend
+
+    spent_today(db, "1.00")
+    Queries(psycopg_store).set_paused(True, "a person")
+    settings = make_settings(DAILY_BUDGET_USD="1.00")
+    with pytest.raises(Paused), spend(settings, psycopg_store, "scout", Decimal("0.10"), time.monotonic() + 10,
+                                      simulated=False):
+        pass
+    assert db.execute("select budget_alerted_on from training_control").fetchone()[0] is None
+    assert db.execute("select count(*) from training_spends").fetchone()[0] == 0
+
+
 def test_status_shows_the_days_and_months_spend_against_the_budgets(database_url, psycopg_store, db):
     spent_today(db, "0.25")
     env = child_env(USE_LOCAL_DB="true", LOCAL_DB_URL=database_url, DAILY_BUDGET_USD="2", MONTHLY_BUDGET_USD="40")

@@ -46,11 +46,13 @@ declare
 begin
     perform pg_advisory_xact_lock(hashtext('training_run_start'));
     perform training_close_orphaned_runs();
-    grant_ := training_budget_grant(p_cap, p_daily_budget, p_monthly_budget, p_simulated);
     select * into control from training_control;
+    -- Before the grant, whose refusal would use up the day's budget alert (as training_start_run).
     if p_refuse_when_paused and control.paused then
-        return grant_ || jsonb_build_object('status', 'paused', 'reason', control.reason);
+        return training_budget_state(p_daily_budget, p_monthly_budget)
+               || jsonb_build_object('status', 'paused', 'reason', control.reason);
     end if;
+    grant_ := training_budget_grant(p_cap, p_daily_budget, p_monthly_budget, p_simulated);
     if grant_ ->> 'status' <> 'granted' then
         return grant_;
     end if;
