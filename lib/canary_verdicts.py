@@ -7,9 +7,12 @@ candidate's battle with the order the calls were shown in. A call that fails end
 for this look (the pairs left are judged at the next); a failure that is the pair's own (the
 judge's answer, or the provider rejecting that request) is also counted on the pair, which then
 waits behind the pairs the judge has not failed on, and after three failures is left out
-(the database's limit), so one pair the judge cannot judge never blocks the others. An outage
-(every attempt refused with a connection error, 429 or 5xx), the budget, the deadline or a pause
-is not the pair's: however long it lasts, no pair is left out for it.
+(the database's limit), so one pair the judge cannot judge never blocks the others. The budget,
+the deadline or a pause is not the pair's. Nor is an outage: a call whose every attempt failed
+with an error worth retrying (`ProviderUnavailable`: no connection, 408, 409, 429, 5xx) counts
+against its pair only when the provider answered another pair's call in the same look (before
+it, or the next pair's, which such a failure then goes on to), so an outage, however long, leaves
+no pair out, and a request the provider keeps failing on still does not block the others.
 The look decides on the verdicts judged so far.
 """
 from __future__ import annotations
@@ -52,7 +55,9 @@ def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: flo
     """Judges the candidate's complete pairs that have no verdict yet, one claimed pair at a time
     (runs finishing together never judge the same pair), until `judge_by` (time.monotonic()) or
     VERDICTS_PER_LOOK; returns how many verdicts were stored. A failure ends the judging (the pairs
-    left wait for the next look) and is added to `errors`."""
+    left wait for the next look) and is added to `errors`; but the look's first ProviderUnavailable,
+    before any answer, goes on to the next pair, whose call tells an outage from the pair's own trouble
+    (an outage is said once)."""
     queries = Queries(store)
 
     def claim_next() -> UnjudgedPair | None:
@@ -64,6 +69,10 @@ def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: flo
     if pair is None:
         return 0
     judged = 0
+    # The pair whose call failed for want of the provider before any call of this look was answered:
+    # kept claimed to the end of the look, and then counted against only if another call was answered.
+    suspect: tuple[UnjudgedPair, ProviderUnavailable] | None = None
+    ended_by: LLMError | None = None
     try:
         with spend(settings, store, PURPOSE, VERDICT_CAP_USD, judge_by, simulated) as block:
             ctx = CallContext.for_cap(block, judge_by)
@@ -71,27 +80,42 @@ def judge_new_pairs(settings: Settings, store: Store, llm: LLM, *, judge_by: flo
                 candidate_first = secrets.randbelow(2) == 1
                 ids = (pair["candidateBattleId"], pair["activeBattleId"])
                 shown = ids if candidate_first else ids[::-1]
-                result = head_to_head.judge(llm, ctx, settings.referee_model, pair["candidateTranscript"],
-                                            pair["activeTranscript"], candidate_first, Usage(), seed="|".join(shown))
+                try:
+                    result = head_to_head.judge(llm, ctx, settings.referee_model, pair["candidateTranscript"],
+                                                pair["activeTranscript"], candidate_first, Usage(),
+                                                seed="|".join(shown))
+                except ProviderUnavailable as exc:
+                    if judged or suspect:
+                        raise  # an answer this look: this pair's own; two in a row: the provider is down
+                    suspect, pair = (pair, exc), claim_next()
+                    continue
                 queries.record_pair_verdict(pair["candidateBattleId"], result.verdict, candidate_first,
                                             deadline=judge_by + 1)
                 judged += 1
                 pair = claim_next() if judged < VERDICTS_PER_LOOK else None
     except LLMError as exc:  # BudgetReached included: the spend's refusal in the run's words
+        ended_by = exc
+        own = not isinstance(exc, NOT_THE_PAIRS) or (isinstance(exc, ProviderUnavailable) and judged > 0)
         errors.append(f"Canary verdicts: {exc} ({judged} judged this look; the pairs left are judged at the next "
-                      f"look{_released(queries, pair, exc, judge_by)})")
+                      f"look{_released(queries, pair, own, judge_by)})")
         log("canary_verdicts_failed", level=logging.WARNING, judged=judged, error=type(exc).__name__)
+    if suspect is not None:
+        said = _released(queries, suspect[0], judged > 0, judge_by)
+        if judged:
+            errors.append(f"Canary verdicts: {suspect[1]} (the provider answered this look's other calls{said})")
+        elif ended_by is None:  # no other pair to tell by: an outage as far as this look can tell
+            errors.append(f"Canary verdicts: {suspect[1]} (0 judged this look; the pairs left are judged at the "
+                          f"next look{said})")
     if judged:
         log("canary_verdicts", judged=judged)
     return judged
 
 
-def _released(queries: Queries, pair: UnjudgedPair | None, exc: LLMError, judge_by: float) -> str:
+def _released(queries: Queries, pair: UnjudgedPair | None, own: bool, judge_by: float) -> str:
     """Frees the pair whose call failed for the next look, counting the failure when it is the
-    pair's own; says so for the run's errors. A database failure here only delays the pair."""
+    pair's `own`; says so for the run's errors. A database failure here only delays the pair."""
     if pair is None:
         return ""
-    own = not isinstance(exc, NOT_THE_PAIRS)
     try:
         failures = queries.release_pair(pair["candidateBattleId"], failed=own,
                                         deadline=max(judge_by, time.monotonic()) + 1)

@@ -82,8 +82,8 @@ class ProviderRefused(LLMError):
 
 
 class ProviderUnavailable(LLMError):
-    """Every attempt failed with an error worth retrying (no connection, HTTP 429 or 5xx): the
-    provider's trouble, not the request's."""
+    """Every attempt failed with an error worth retrying (no connection, or an HTTP status in
+    RETRYABLE_STATUS): most often the provider's trouble, though it may be the request's."""
 
 
 class BudgetExceeded(LLMError):

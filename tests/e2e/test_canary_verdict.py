@@ -159,22 +159,32 @@ def test_a_pair_the_judge_keeps_failing_on_waits_at_the_back_and_is_left_out_aft
     assert pairs["skippedReason"] == "1 the judge failed on 3 times (left out)"
 
 
-def test_an_outage_longer_than_three_looks_leaves_no_pair_out(canary_settings, psycopg_store, db, database_url,
-                                                               fake_openai):
+def test_an_outage_leaves_no_pair_out_and_a_request_the_provider_keeps_failing_is_the_pairs_own(
+        canary_settings, psycopg_store, db, database_url, fake_openai):
     three_unjudged_pairs(canary_settings, psycopg_store, db, database_url)
     settings = canary_settings(CANARY_VERDICT="head_to_head")
-    for _ in range(4):  # more looks than the failures that leave a pair out
-        fake_openai.fail_next("500", count=3)  # every attempt of the look's first call
+
+    def judge(errors):
+        return judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
+                               simulated=False, errors=errors)
+
+    for _ in range(3):  # as many looks as the failures that leave a pair out
+        fake_openai.fail_next("500", count=6)  # every attempt of the first pair's call, and of the next pair's
         errors: list[str] = []
-        assert judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
-                               simulated=False, errors=errors) == 0
+        assert judge(errors) == 0
         assert len(errors) == 1 and "HTTP 500 after 3 attempts" in errors[0] and "failed on this pair" not in errors[0]
-    assert failures_by_age(db) == [None, None, None]
+    assert failures_by_age(db) == [None, None, None], "an outage is not the pairs'"
     assert db.execute("select count(*) from sandbox_battles where pair_verdict_claimed_until is not null"
                       ).fetchone()[0] == 0, "released for the next look"
-    # The provider is back: the next look judges all three.
-    assert judge_new_pairs(settings, psycopg_store, make_llm(settings), judge_by=time.monotonic() + 30,
-                           simulated=False, errors=[]) == 3
+
+    # The provider fails only the first pair's call: the next pair's answer makes that failure the pair's own.
+    fake_openai.fail_next("500", count=3)
+    errors = []
+    assert judge(errors) == 2
+    assert errors == ["Canary verdicts: gpt-4o: HTTP 500 after 3 attempts (the provider answered this look's other "
+                      "calls; the judge has failed on this pair 1 time(s))"]
+    assert failures_by_age(db) == [1, None, None]
+    assert judge([]) == 1, "the provider is back"
     assert [row[0] for row in db.execute(PAIR_VERDICTS)] == [1] * 3
 
 
