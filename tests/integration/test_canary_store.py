@@ -49,14 +49,21 @@ def test_a_completed_battle_without_a_score_is_refused(candidate, db):
         db.execute("update sandbox_battles set status = 'completed', ended_at = now() where id = %s", (battle_id,))
 
 
+def unscored_row_from_before_the_rule(db) -> None:
+    """A completed candidate battle without a score, as a database from before the rule could hold:
+    written with the check dropped and put back NOT VALID, in one transaction (a failure leaves the
+    check in place for the tests after)."""
+    with db.transaction():
+        db.execute("alter table sandbox_battles drop constraint sandbox_battles_completed_has_score")
+        db.execute("update sandbox_battles set referee_score = null where id = (select id from sandbox_battles "
+                   "where version_id = 2 order by id limit 1)")
+        db.execute("alter table sandbox_battles add constraint sandbox_battles_completed_has_score "
+                   "check (status <> 'completed' or referee_score is not null) not valid")
+
+
 def test_an_unscored_pair_from_before_the_rule_is_skipped_with_its_reason(candidate, db):
     run_pairs(candidate, db, {1: 80, 2: 84.5})
-    # A row written before the rule existed: the constraint is NOT VALID, so it stays, unscored.
-    db.execute("alter table sandbox_battles drop constraint sandbox_battles_completed_has_score")
-    db.execute("update sandbox_battles set referee_score = null where id = (select id from sandbox_battles "
-               "where version_id = 2 order by id limit 1)")
-    db.execute("alter table sandbox_battles add constraint sandbox_battles_completed_has_score "
-               "check (status <> 'completed' or referee_score is not null) not valid")
+    unscored_row_from_before_the_rule(db)
     pairs = candidate.canary_pairs()
     assert pairs["diffs"] == [4.5] and pairs["skipped"] == 1
     assert "without a score" in pairs["skippedReason"]
@@ -67,11 +74,7 @@ def test_an_unscored_pair_from_before_the_rule_is_skipped_with_its_reason(candid
 def test_triage_leaves_an_unscored_row_alone_and_sees_the_rest(candidate, db):
     """Only a database from before the score rule could hold one; updating it would fail the check."""
     run_pairs(candidate, db, {1: 80, 2: 84.5})
-    db.execute("alter table sandbox_battles drop constraint sandbox_battles_completed_has_score")
-    db.execute("update sandbox_battles set referee_score = null where id = (select id from sandbox_battles "
-               "where version_id = 2 order by id limit 1)")
-    db.execute("alter table sandbox_battles add constraint sandbox_battles_completed_has_score "
-               "check (status <> 'completed' or referee_score is not null) not valid")
+    unscored_row_from_before_the_rule(db)
     completed = db.execute("select count(*) from sandbox_battles where status = 'completed'").fetchone()[0]
     assert candidate.triage_battles(95, Decimal("0.1"), 7)["triaged"] == completed - 1
     assert db.execute("select scout_seen_at from sandbox_battles where referee_score is null "
