@@ -23,10 +23,15 @@ const Versions = (() => {
                       `(95% CI ${ci(c.ci95)})` }), bar, outlook(c), lean(c), halfDone(c));
   }
 
+  // A note from lib/canary.py (a clause in lower case) shown as a sentence.
+  function sentence(note) {
+    return `${note[0].toUpperCase()}${note.slice(1)}.`;
+  }
+
   // The pairs left out with one side unfinished (lib/canary.py incomplete_note).
   function halfDone(c) {
     const note = c.incomplete && c.incomplete.note;
-    return note ? el("p", { class: "incomplete muted", text: `${note[0].toUpperCase()}${note.slice(1)}.` }) : null;
+    return note ? el("p", { class: "incomplete muted", text: sentence(note) }) : null;
   }
 
   // The head-to-head judge's lean to the call it reads first (lib/canary.py lean_note).
@@ -44,7 +49,7 @@ const Versions = (() => {
   function outlook(c) {
     if (c.unit === "head_to_head") return el("p", { class: "muted", text: "Pairs needed: estimated for score points only." });
     if (!c.outlookNote) return el("p", { class: "muted", text: "Pairs needed: shown from 2 scored pairs." });
-    return el("p", { class: "outlook", text: `${c.outlookNote[0].toUpperCase()}${c.outlookNote.slice(1)}.` });
+    return el("p", { class: "outlook", text: sentence(c.outlookNote) });
   }
 
   function row(version, active) {
