@@ -94,12 +94,18 @@ def test_quality_over_time_and_the_proposal_queue_with_its_actions(browser, dash
                "the fast-tracked proposal comes first")
     page.locator("#proposal-queue li.proposal[data-id='3']").get_by_role("button", name="Veto").click()
     wait_until(lambda: page.locator("#proposal-queue li.proposal").count() == 1, 10, "the vetoed one leaves")
-    page.fill("#propose-text", "Thank the seller for every hard question, then answer it plainly!")
+    repeated = "Thank the seller for every hard question, then answer it plainly!"
+    page.fill("#propose-text", repeated)
+    page.eval_on_selector("#propose-text", "input => { input.dataset.before = 'yes'; }")
     page.get_by_role("button", name="Propose").click()
     page.wait_for_selector("text=/repeats proposal #4/", timeout=10_000)
+    # The panel re-renders after the action (a new box): the refused text is still there to fix.
+    box_after = "() => { const box = document.querySelector('#propose-text'); return box.dataset.before ? null : box.value; }"
+    assert wait_until(lambda: page.evaluate(box_after), 10, "the panel re-rendered") == repeated
     page.fill("#propose-text", "Offer the seller a call with the title company before signing.")
     page.get_by_role("button", name="Propose").click()
     wait_until(lambda: page.locator("#proposal-queue li.proposal").count() == 2, 10, "the new proposal is queued")
+    assert page.input_value("#propose-text") == "", "cleared once queued"
     context.close()
     listing = proposals.listing()
     assert [p["id"] for p in listing["queue"]] == [4, 5]

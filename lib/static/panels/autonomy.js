@@ -46,9 +46,10 @@ const Autonomy = (() => {
     return root;
   }
 
-  async function act(action, body, done) {
+  async function act(action, body, done, succeeded = () => {}) {
     try {
       const answer = await post(action, body);
+      succeeded();
       showAlert((answer && answer.result && answer.result.message) || done, "info");
     } catch (error) {
       showAlert(`${done.split(":")[0]} failed: ${error.message}`);
@@ -84,13 +85,19 @@ const Autonomy = (() => {
       el("div", { class: "actions" }, ...buttons));
   }
 
+  // What is typed in the propose box: the panel re-renders after every action and when a poll sees a
+  // change, and the text (and the focus) must outlive that; cleared once the proposal is queued.
+  let draft = "";
+
   function proposeForm() {
     const input = el("input", { type: "text", id: "propose-text", maxlength: "1000", placeholder: "A tactic to add",
-      "aria-label": "A tactic to propose" });
+      "aria-label": "A tactic to propose", "data-focus-key": "propose-text" });
+    input.value = draft;
+    input.addEventListener("input", () => { draft = input.value; });
     const form = el("form", { class: "propose" }, input, el("button", { type: "submit", text: "Propose" }));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      if (input.value.trim()) act("propose", { tacticText: input.value }, "Proposed");
+      if (input.value.trim()) act("propose", { tacticText: input.value }, "Proposed", () => { draft = ""; });
     });
     return form;
   }
@@ -100,7 +107,7 @@ const Autonomy = (() => {
     const queue = proposals.queue || [];
     const canary = proposals.canary;
     const decided = (proposals.decided || []).slice(0, 5);
-    box.replaceChildren(
+    keepingFocus(box, () => box.replaceChildren(
       el("h3", { text: "Closer quality (mean score by version, last 7 days)" }),
       el("div", { class: "scroll" }, chart(quality)),
       el("h3", { text: `Proposal queue (${queue.length})` }),
@@ -111,7 +118,7 @@ const Autonomy = (() => {
       proposeForm(),
       decided.length ? el("details", {}, el("summary", { text: "Recently decided" }),
         el("ul", { class: "plain" }, ...decided.map((p) => el("li", { text: `#${p.id} ${p.status.replace("_", " ")}: ${describe(p)}` +
-          (p.outcome ? ` (${p.outcome})` : "") })))) : "");
+          (p.outcome ? ` (${p.outcome})` : "") })))) : ""));
   }
 
   async function load() {
